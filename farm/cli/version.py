@@ -1,0 +1,16 @@
+"""``lanfarm version``."""
+
+from __future__ import annotations
+
+import argparse
+
+from farm.version import PROTOCOL_VERSION, __version__
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(handler=handle)
+
+
+def handle(_args: argparse.Namespace) -> int:
+    print(f"lanfarm {__version__} (protocol {PROTOCOL_VERSION})")
+    return 0

@@ -1,0 +1,81 @@
+"""A registry of engine entries: descriptor + factory. Loaded engines stay loaded between jobs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from farm.engines.base import Engine, EngineDescriptor
+from farm.errors import EngineError, SpecError
+from farm.params import ParamValue
+from farm.spec import EditSpec
+
+EngineFactory = Callable[[str | None], Engine]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineEntry:
+    """One engine kind: what it can do, and how to build (load) it for a model."""
+
+    descriptor: EngineDescriptor
+    factory: EngineFactory
+
+
+class Registry:
+    """Engines by id. Duplicate ids raise; built engines are cached per (engine, model)."""
+
+    def __init__(self, entries: Iterable[EngineEntry] = ()) -> None:
+        self._entries: dict[str, EngineEntry] = {}
+        self._loaded: dict[tuple[str, str | None], Engine] = {}
+        self._lock = threading.Lock()
+        for entry in entries:
+            self.add(entry)
+
+    def add(self, entry: EngineEntry) -> None:
+        if entry.descriptor.id in self._entries:
+            raise ValueError(f"engine id {entry.descriptor.id!r} registered twice")
+        self._entries[entry.descriptor.id] = entry
+
+    def ids(self) -> list[str]:
+        return list(self._entries)
+
+    def descriptors(self) -> list[EngineDescriptor]:
+        return [e.descriptor for e in self._entries.values()]
+
+    def descriptor(self, engine_id: str) -> EngineDescriptor:
+        try:
+            return self._entries[engine_id].descriptor
+        except KeyError:
+            known = ", ".join(self._entries) or "none"
+            raise EngineError(f"unknown engine {engine_id!r} (this machine has: {known})") from None
+
+    def resolve(self, spec: EditSpec) -> tuple[EngineDescriptor, dict[str, ParamValue]]:
+        """Check that ``spec`` can run here; return the descriptor and the full, typed params."""
+        desc = self.descriptor(spec.engine)
+        if spec.op not in desc.operations:
+            raise SpecError(f"engine {desc.id!r} cannot {spec.op} "
+                            f"(it does: {', '.join(sorted(desc.operations))})")
+        if not desc.available:
+            raise EngineError(f"engine {desc.id!r} is not available here: {desc.unavailable_reason}")
+        if spec.model is not None and desc.models and spec.model not in desc.models:
+            raise EngineError(f"model {spec.model!r} is not in this machine's models folder "
+                              f"(found: {', '.join(desc.models)})")
+        return desc, desc.params.validate(spec.params)
+
+    def engine(self, engine_id: str, model: str | None = None) -> Engine:
+        """The loaded engine, building it on first use (model loading happens here, once)."""
+        entry = self._entries.get(engine_id)
+        if entry is None:
+            self.descriptor(engine_id)  # raises the friendly error
+            raise AssertionError("unreachable")
+        key = (engine_id, model)
+        with self._lock:
+            engine = self._loaded.get(key)
+            if engine is None:
+                engine = entry.factory(model)
+                self._loaded[key] = engine
+            return engine
+
+    def to_dict(self) -> Mapping[str, object]:
+        return {d.id: d.to_dict() for d in self.descriptors()}

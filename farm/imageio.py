@@ -1,0 +1,283 @@
+"""Image and mask decoding with validation, result encoding, and atomic output writes.
+
+Pixels are held in OpenCV's order (BGR), 8 or 16 bits; alpha apart. Pillow reads the header first
+(format, size, EXIF orientation, ICC profile) so a decompression bomb is refused before any pixel is
+decoded; OpenCV decodes the pixels where it can because it is several times faster than Pillow.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from farm.errors import ImageError, OutputError
+from farm.spec import OutputSpec
+
+# LAN Farm enforces its own limit (max_pixels) from the header before decoding; Pillow's global
+# bomb check would only warn in threads or raise with a less useful message.
+Image.MAX_IMAGE_PIXELS = None
+
+DEFAULT_MAX_PIXELS = 100_000_000
+SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"})
+_CV2_MODES = frozenset({"RGB", "RGBA", "L", "I;16", "I;16B", "I;16L"})
+_CV2_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP"})
+_EXIF_ORIENTATION = 0x0112
+
+
+@dataclass(slots=True)
+class Picture:
+    """Decoded pixels: ``color`` HxWx3 BGR (uint8 or uint16), optional ``alpha`` HxW of the same dtype."""
+
+    color: np.ndarray
+    alpha: np.ndarray | None = None
+    icc: bytes | None = None
+    grey: bool = False
+
+    @property
+    def width(self) -> int:
+        return int(self.color.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.color.shape[0])
+
+    @property
+    def megapixels(self) -> float:
+        return self.width * self.height / 1e6
+
+    def with_color(self, color: np.ndarray) -> Picture:
+        return replace(self, color=color)
+
+
+def read_bytes(path: Path) -> bytes:
+    """Read a file, turning OS errors into ImageError naming the file."""
+    try:
+        return path.read_bytes()
+    except IsADirectoryError:
+        raise ImageError(f"{path.name}: is a folder, not an image") from None
+    except OSError as exc:
+        raise ImageError(f"{path.name}: cannot read ({exc.strerror or exc})") from None
+
+
+def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
+    """Decode an encoded image; raises ImageError for empty, corrupt, unsupported or oversized data."""
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    try:
+        header = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageError("not an image, or a format LAN Farm cannot read "
+                         f"(supported: {', '.join(sorted(SUPPORTED_FORMATS))})") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"corrupt image header ({exc})") from None
+    fmt = header.format or "?"
+    if fmt not in SUPPORTED_FORMATS:
+        raise ImageError(f"unsupported image format {fmt} "
+                         f"(supported: {', '.join(sorted(SUPPORTED_FORMATS))})")
+    width, height = header.size
+    if width <= 0 or height <= 0:
+        raise ImageError(f"image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageError(f"image is {width}x{height} ({width * height / 1e6:.1f} MP), over the "
+                         f"{max_pixels / 1e6:g} MP limit")
+    icc = header.info.get("icc_profile") or None
+    orientation = _orientation(header, fmt)
+    if fmt in _CV2_FORMATS and header.mode in _CV2_MODES:
+        pic = _decode_cv2(data)
+    else:
+        pic = _decode_pillow(header)
+    if pic.width * pic.height != width * height:
+        raise ImageError("corrupt image: decoded size differs from its header")
+    pic.icc = icc
+    return _apply_orientation(pic, orientation)
+
+
+def decode_mask(data: bytes, width: int, height: int, *, resize: bool = False,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a mask to HxW uint8 with 255 where the edit goes.
+
+    White (grey level > 127) marks the area; a transparent pixel never does. The mask must have the
+    image's size; with ``resize`` a mask of another size is scaled to it (nearest neighbour).
+    """
+    try:
+        pic = decode_image(data, max_pixels=max_pixels)
+    except ImageError as exc:
+        raise ImageError(f"mask: {exc}") from None
+    if (pic.width, pic.height) != (width, height):
+        if not resize:
+            raise ImageError(f"mask is {pic.width}x{pic.height} but the image is {width}x{height} "
+                             "(make them the same size, or allow mask resizing)")
+    grey = pic.color[:, :, 0] if pic.grey else cv2.cvtColor(pic.color, cv2.COLOR_BGR2GRAY)
+    half = 127 if grey.dtype == np.uint8 else 32767
+    mask = np.where(grey > half, np.uint8(255), np.uint8(0))
+    if pic.alpha is not None:
+        mask[pic.alpha == 0] = 0
+    if mask.shape != (height, width):
+        mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    return mask
+
+
+def encode_image(pic: Picture, output: OutputSpec) -> bytes:
+    """Encode as PNG (lossless, alpha and 16 bits kept), JPEG or WebP; the ICC profile is kept."""
+    arr = _compose(pic, output)
+    if output.format == "png":
+        ok, buf = cv2.imencode(".png", arr)
+        data = buf.tobytes()
+        return _png_with_icc(data, pic.icc) if ok and pic.icc else _checked(ok, data)
+    if pic.icc is None:
+        params = ([cv2.IMWRITE_JPEG_QUALITY, output.quality] if output.format == "jpeg"
+                  else [cv2.IMWRITE_WEBP_QUALITY, output.quality])
+        ok, buf = cv2.imencode(output.suffix, arr, params)
+        return _checked(ok, buf.tobytes())
+    rgb = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA if arr.ndim == 3 and arr.shape[2] == 4
+                       else cv2.COLOR_BGR2RGB) if arr.ndim == 3 else arr
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, format=output.format.upper(), quality=output.quality,
+                              icc_profile=pic.icc)
+    return out.getvalue()
+
+
+def write_atomic(path: Path, data: bytes, *, overwrite: bool = False) -> None:
+    """Write ``data`` to ``path`` so that readers see all of it or nothing.
+
+    The bytes go to a hidden temp file in the same folder, then are linked into place: without
+    ``overwrite`` an existing file is never replaced (FileExistsError), with it the rename is atomic.
+    """
+    folder = path.parent
+    tmp = folder / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.part"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except NotADirectoryError:
+        raise OutputError(f"{folder} is not a folder") from None
+    except OSError as exc:
+        raise OutputError(f"cannot write into {folder}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write {path.name}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def to_uint8(color: np.ndarray) -> np.ndarray:
+    """8-bit view of pixels for engines: uint16 is rounded down to 8 bits."""
+    if color.dtype == np.uint8:
+        return color
+    return ((color.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def _orientation(header: Image.Image, fmt: str) -> int:
+    try:
+        if fmt == "PNG":  # getexif() on PNG may decode the whole image to find a late eXIf chunk
+            raw = header.info.get("exif")
+            if not raw:
+                return 1
+            exif = Image.Exif()
+            exif.load(raw)
+        else:
+            exif = header.getexif()
+        value = exif.get(_EXIF_ORIENTATION, 1)
+        return value if isinstance(value, int) and 1 <= value <= 8 else 1
+    except Exception:  # a broken EXIF block must not make a good image unreadable
+        return 1
+
+
+def _decode_cv2(data: bytes) -> Picture:
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ImageError("corrupt image data (could not decode pixels)")
+    if arr.ndim == 2:
+        return Picture(color=cv2.cvtColor(arr, cv2.COLOR_GRAY2BGR), grey=True)
+    if arr.shape[2] == 4:
+        return Picture(color=np.ascontiguousarray(arr[:, :, :3]), alpha=np.ascontiguousarray(arr[:, :, 3]))
+    return Picture(color=arr)
+
+
+def _decode_pillow(header: Image.Image) -> Picture:
+    try:
+        header.load()
+        im = header
+        if im.mode in ("P", "PA"):
+            im = im.convert("RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB")
+        elif im.mode == "LA":
+            im = im.convert("RGBA")
+        elif im.mode in ("I", "I;16", "I;16B", "I;16L"):
+            grey16 = np.clip(np.asarray(im, dtype=np.int64), 0, 65535).astype(np.uint16)
+            return Picture(color=cv2.cvtColor(grey16, cv2.COLOR_GRAY2BGR), grey=True)
+        elif im.mode == "1":
+            im = im.convert("L")
+        elif im.mode not in ("RGB", "RGBA", "L"):
+            im = im.convert("RGB")
+        arr = np.asarray(im)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"corrupt image data ({exc})") from None
+    if arr.ndim == 2:
+        return Picture(color=cv2.cvtColor(arr, cv2.COLOR_GRAY2BGR), grey=True)
+    if arr.shape[2] == 4:
+        return Picture(color=cv2.cvtColor(arr[:, :, :3], cv2.COLOR_RGB2BGR),
+                       alpha=np.ascontiguousarray(arr[:, :, 3]))
+    return Picture(color=cv2.cvtColor(arr, cv2.COLOR_RGB2BGR))
+
+
+def _apply_orientation(pic: Picture, orientation: int) -> Picture:
+    if orientation == 1:
+        return pic
+
+    def turn(a: np.ndarray) -> np.ndarray:
+        if orientation in (2, 4):
+            a = a[:, ::-1] if orientation == 2 else a[::-1]
+        elif orientation == 3:
+            a = a[::-1, ::-1]
+        elif orientation == 5:
+            a = np.swapaxes(a, 0, 1)
+        elif orientation == 6:
+            a = np.swapaxes(a, 0, 1)[:, ::-1]
+        elif orientation == 7:
+            a = np.swapaxes(a, 0, 1)[::-1, ::-1]
+        elif orientation == 8:
+            a = np.swapaxes(a, 0, 1)[::-1]
+        return np.ascontiguousarray(a)
+
+    return replace(pic, color=turn(pic.color), alpha=None if pic.alpha is None else turn(pic.alpha))
+
+
+def _compose(pic: Picture, output: OutputSpec) -> np.ndarray:
+    color, alpha = pic.color, pic.alpha
+    if output.format != "png":  # JPEG and WebP here are 8-bit; JPEG has no alpha
+        color = to_uint8(color)
+        alpha = None if alpha is None or output.format == "jpeg" else to_uint8(alpha)
+    if alpha is not None:
+        return np.dstack([color, alpha.astype(color.dtype)])
+    if pic.grey:
+        return np.ascontiguousarray(color[:, :, 0])
+    return color
+
+
+def _checked(ok: bool, data: bytes) -> bytes:
+    if not ok or not data:
+        raise ImageError("could not encode the result")
+    return data
+
+
+def _png_with_icc(png: bytes, icc: bytes) -> bytes:
+    """Insert an iCCP chunk right after IHDR (OpenCV's PNG writer drops ICC profiles)."""
+    ihdr_end = 8 + 4 + 4 + 13 + 4
+    body = b"icc\x00\x00" + zlib.compress(icc)
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body
+    chunk += struct.pack(">I", zlib.crc32(b"iCCP" + body) & 0xFFFFFFFF)
+    return png[:ihdr_end] + chunk + png[ihdr_end:]

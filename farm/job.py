@@ -1,0 +1,70 @@
+"""A job record and its state machine: queued -> dispatched -> running -> done | failed | cancelled."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from farm.errors import IllegalTransition
+from farm.spec import EditSpec
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    DISPATCHED = "dispatched"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+_S = JobState
+#: Allowed moves. Dispatched/running may fall back to queued when a worker fails or vanishes;
+#: failed and cancelled jobs may be queued again by a person (retry). Done is final.
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    _S.QUEUED: frozenset({_S.DISPATCHED, _S.CANCELLED, _S.FAILED}),
+    _S.DISPATCHED: frozenset({_S.RUNNING, _S.QUEUED, _S.DONE, _S.FAILED, _S.CANCELLED}),
+    _S.RUNNING: frozenset({_S.DONE, _S.FAILED, _S.CANCELLED, _S.QUEUED}),
+    _S.DONE: frozenset(),
+    _S.FAILED: frozenset({_S.QUEUED}),
+    _S.CANCELLED: frozenset({_S.QUEUED}),
+}
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(slots=True)
+class Job:
+    """One edit of one input image. ``state`` only changes through :meth:`move`."""
+
+    input: Path
+    spec: EditSpec
+    output: Path
+    mask: Path | None = None
+    id: str = field(default_factory=new_job_id)
+    priority: int = 0
+    attempts: int = 0
+    state: JobState = JobState.QUEUED
+    error: str | None = None
+    worker: str | None = None
+
+    def move(self, to: JobState, *, error: str | None = None) -> None:
+        """Change state, or raise IllegalTransition naming both states."""
+        if to not in TRANSITIONS[self.state]:
+            raise IllegalTransition(f"job {self.id[:8]} cannot go from {self.state} to {to}")
+        if to is JobState.DISPATCHED:
+            self.attempts += 1
+        self.state = to
+        self.error = error if to is JobState.FAILED else None
+
+    @property
+    def name(self) -> str:
+        return self.input.name

@@ -1,0 +1,131 @@
+"""One edit from encoded bytes to encoded bytes: decode, HD strategy, engine, paste-back, encode.
+
+This is the single place the HD strategies live, so every engine gets them; the local worker and
+the node both call :func:`execute`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from farm.engines.base import CancelToken, Engine, EngineDescriptor, ProgressFn, no_progress
+from farm.engines.registry import Registry
+from farm.errors import ImageError
+from farm.imageio import DEFAULT_MAX_PIXELS, Picture, decode_image, decode_mask, encode_image, to_uint8
+from farm.params import ParamValue
+from farm.spec import EditSpec, HdStrategy
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A pixel rectangle [x0, x1) x [y0, y1)."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+
+def execute(image: bytes, mask: bytes | None, spec: EditSpec, registry: Registry, *,
+            progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
+            max_pixels: int = DEFAULT_MAX_PIXELS, resize_mask: bool = False) -> bytes:
+    """Run ``spec`` on an encoded image (and mask); return the encoded result."""
+    cancel = cancel or CancelToken()
+    desc, params = registry.resolve(spec)
+    pic = decode_image(image, max_pixels=max_pixels)
+    mask_arr = None
+    if desc.needs_mask:
+        if mask is None:
+            raise ImageError(f"{spec.op} with {desc.id} needs a mask")
+        mask_arr = decode_mask(mask, pic.width, pic.height, resize=resize_mask, max_pixels=max_pixels)
+    cancel.check()
+    engine = registry.engine(spec.engine, spec.model)
+    result = apply(pic, mask_arr, spec, engine, params, progress=progress, cancel=cancel)
+    cancel.check()
+    return encode_image(result, spec.output)
+
+
+def apply(pic: Picture, mask: np.ndarray | None, spec: EditSpec, engine: Engine,
+          params: Mapping[str, ParamValue], *, progress: ProgressFn = no_progress,
+          cancel: CancelToken | None = None) -> Picture:
+    """Run an engine on decoded pixels; for inpainting, only masked pixels change."""
+    cancel = cancel or CancelToken()
+    desc = engine.descriptor
+    if mask is None:
+        out = _run_padded(engine, to_uint8(pic.color), None, params, progress, cancel)
+        return _scaled(pic, out)
+    if not mask.any():
+        progress(1.0)
+        return pic
+    box, scale = plan_region(pic.width, pic.height, mask, spec.hd)
+    region = to_uint8(pic.color[box.y0:box.y1, box.x0:box.x1])
+    region_mask = mask[box.y0:box.y1, box.x0:box.x1]
+    if scale != 1.0:
+        size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
+        small = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+        small_mask = cv2.resize(region_mask, size, interpolation=cv2.INTER_NEAREST)
+        done = _run_padded(engine, small, small_mask, params, progress, cancel)
+        done = cv2.resize(done, (region.shape[1], region.shape[0]), interpolation=cv2.INTER_CUBIC)
+    else:
+        done = _run_padded(engine, region, region_mask, params, progress, cancel)
+    if done.shape != region.shape:
+        raise ImageError(f"engine {desc.id} returned {done.shape}, expected {region.shape}")
+    return paste_back(pic, done, region_mask, box)
+
+
+def plan_region(width: int, height: int, mask: np.ndarray, hd: HdStrategy) -> tuple[Box, float]:
+    """The box the engine sees and the scale it sees it at, per the HD strategy."""
+    full = Box(0, 0, width, height)
+    long_side = max(width, height)
+    if hd.strategy == "original" or long_side <= hd.trigger:
+        return full, 1.0
+    if hd.strategy == "resize":
+        return full, min(1.0, hd.resize_limit / long_side)
+    ys, xs = np.nonzero(mask)
+    box = Box(max(0, int(xs.min()) - hd.margin), max(0, int(ys.min()) - hd.margin),
+              min(width, int(xs.max()) + 1 + hd.margin), min(height, int(ys.max()) + 1 + hd.margin))
+    crop_long = max(box.x1 - box.x0, box.y1 - box.y0)
+    return box, min(1.0, hd.resize_limit / crop_long)
+
+
+def paste_back(pic: Picture, done: np.ndarray, region_mask: np.ndarray, box: Box) -> Picture:
+    """Copy only the masked pixels of ``done`` (8-bit) into a copy of ``pic`` at ``box``."""
+    color = pic.color.copy()
+    target = color[box.y0:box.y1, box.x0:box.x1]
+    sel = region_mask > 0
+    values = done[sel]
+    if color.dtype == np.uint16:
+        values = values.astype(np.uint16) * 257
+    target[sel] = values
+    return pic.with_color(color)
+
+
+def _run_padded(engine: Engine, image: np.ndarray, mask: np.ndarray | None,
+                params: Mapping[str, ParamValue], progress: ProgressFn,
+                cancel: CancelToken) -> np.ndarray:
+    desc: EngineDescriptor = engine.descriptor
+    m = desc.size_multiple
+    h, w = image.shape[:2]
+    ph, pw = (-h) % m, (-w) % m
+    if ph or pw:
+        image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_REFLECT_101 if min(h, w) > 1
+                                   else cv2.BORDER_REPLICATE)
+        if mask is not None:
+            mask = cv2.copyMakeBorder(mask, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0)
+    out = engine.run(image, mask, params, progress, cancel)
+    s = desc.scale
+    return out[: h * s, : w * s] if (ph or pw) else out
+
+
+def _scaled(pic: Picture, out: np.ndarray) -> Picture:
+    """The result of a whole-image op (upscale): alpha follows the new size; pixels are 8-bit."""
+    alpha = pic.alpha
+    if alpha is not None and alpha.shape[:2] != out.shape[:2]:
+        alpha = cv2.resize(to_uint8(alpha), (out.shape[1], out.shape[0]), interpolation=cv2.INTER_CUBIC)
+    elif alpha is not None:
+        alpha = to_uint8(alpha)
+    return Picture(color=out, alpha=alpha, icc=pic.icc, grey=pic.grey)
