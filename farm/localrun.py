@@ -62,7 +62,7 @@ def run_local(items: Sequence[Planned], spec: EditSpec, registry: Registry, *, j
         try:
             process(item, spec, registry, **options)  # type: ignore[arg-type]
             error = None
-        except Exception as exc:  # noqa: BLE001 - each input fails alone, with its reason
+        except Exception as exc:
             if not isinstance(exc, FarmError | FileExistsError):
                 log.exception("unexpected failure on %s", item.input)
             error = describe_failure(exc)

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from farm.version import __version__
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _missing(name: str, exc: ImportError):  # type: ignore[no-untyped-def]
+def _missing(name: str, exc: ImportError) -> Callable[[argparse.Namespace], int]:
     def handler(_args: argparse.Namespace) -> int:
         print(f"lanfarm {name}: needs {exc.name}, which is not installed ({exc})", file=sys.stderr)
         return 2
