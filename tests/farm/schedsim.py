@@ -79,7 +79,7 @@ class Simulation:
                 next_tick += self.tick
                 self.apply(self.s.tick(self.now))
                 continue
-            self.now, _, kind, job, wid = heapq.heappop(self.events)
+            self.now, _, _kind, job, wid = heapq.heappop(self.events)
             w = self.workers[wid]
             if job not in w.running:
                 continue  # cancelled meanwhile

@@ -122,7 +122,7 @@ def test_retry_goes_to_another_peer_local_last() -> None:
     assert out == []  # excluded from a; b busy; local only as last resort... and b can still take it
     won, more = s.succeeded("j002", LOCAL, 3.0)
     assert dispatched(more) == []  # local frees up but the retry waits for peer b
-    won, more = s.succeeded("j001", "b", 4.0)
+    _won, more = s.succeeded("j001", "b", 4.0)
     assert dispatched(more) == [("j000", "b")]
 
 
@@ -161,11 +161,11 @@ def test_blocklist_and_forgiveness() -> None:
     s.failed("j000", "bad", FailureKind.ENGINE, "x", 1)
     assert s.workers()[0].blocked == ()
     out = s.failed("j002", "bad", FailureKind.ENGINE, "x", 2)
-    assert [w for w in s.workers() if w.id == "bad"][0].blocked == ("cv2",)
+    assert next(w for w in s.workers() if w.id == "bad").blocked == ("cv2",)
     assert all(w != "bad" for _, w in dispatched(out))
     assert all(w != "bad" for _, w in dispatched(s.tick(30)))
     back = dispatched(s.tick(62))
-    assert [w for w in s.workers() if w.id == "bad"][0].blocked == ()
+    assert next(w for w in s.workers() if w.id == "bad").blocked == ()
     assert ("bad" in {w for _, w in back})
 
 
@@ -246,6 +246,6 @@ def test_a_node_that_fails_everything_is_blocklisted_and_the_batch_completes() -
     sim.add(jobs(30))
     sim.run()
     assert len(sim.finished) == 30 and all(f.state == "done" for f in sim.finished.values())
-    broken = [w for w in s.workers() if w.id == "broken"][0]
+    broken = next(w for w in s.workers() if w.id == "broken")
     assert broken.blocked == ("cv2",)
     assert broken.failed <= Policy().blocklist_after + 1  # + the one job queued ahead on it
