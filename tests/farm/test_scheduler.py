@@ -120,9 +120,9 @@ def test_retry_goes_to_another_peer_local_last() -> None:
     assert out == [("j000", "a")]  # only a had room; LOST does not exclude at first
     out = dispatched(s.failed("j000", "a", FailureKind.ENGINE, "CUDA error", 2.0))
     assert out == []  # excluded from a; b busy; local only as last resort... and b can still take it
-    won, more = s.succeeded("j002", LOCAL, 3.0)
+    _, more = s.succeeded("j002", LOCAL, 3.0)
     assert dispatched(more) == []  # local frees up but the retry waits for peer b
-    _won, more = s.succeeded("j001", "b", 4.0)
+    _, more = s.succeeded("j001", "b", 4.0)
     assert dispatched(more) == [("j000", "b")]
 
 
