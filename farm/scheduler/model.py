@@ -88,8 +88,8 @@ class Finished:
 
     @property
     def message(self) -> str:
-        if not self.errors:
-            return ""
+        if len(self.errors) <= 1:
+            return next(iter(self.errors.values()), "")
         return "; ".join(f"{w}: {e}" for w, e in self.errors.items())
 
 
