@@ -5,7 +5,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import select
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +72,38 @@ def node_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 NODE_CMD = [sys.executable, "-m", "farm.cli", "node"]
+
+
+def start_node(home: Path, *args: str, env: dict[str, str] | None = None, verbose: bool = False,
+               timeout: float = 20.0) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``lanfarm node ARGS`` and wait for its ``listening on`` line; return it and its base URL."""
+    cmd = [*NODE_CMD[:-1], "-v", NODE_CMD[-1]] if verbose else NODE_CMD
+    proc = subprocess.Popen([*cmd, *args], env=env or node_env(home), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            line = proc.stdout.readline()
+            if line.startswith(b"lanfarm node listening on ") or not line:
+                break
+        if proc.poll() is not None:
+            break
+    if not line.startswith(b"lanfarm node listening on "):
+        stop_node(proc)
+        raise AssertionError(f"node did not start: {line!r}")
+    return proc, line.decode().strip().rsplit(" ", 1)[1]
+
+
+def stop_node(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> tuple[int, str]:
+    """SIGTERM the node and wait; return its exit code and stderr."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        _out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _out, err = proc.communicate()
+    return proc.returncode, err.decode(errors="replace")
