@@ -133,12 +133,19 @@ class BlobStore:
         digest = hashlib.sha256()
         size = 0
         ok = False
+        pending: list[bytes] = []
+        buffered = 0
         try:
             async for chunk in chunks:
                 size += len(chunk)
                 if size > self.max_size:
                     raise TooLarge(self._too_large(size, streaming=True))
-                await run_io(_write_hashed, fh, digest, chunk)
+                pending.append(chunk)
+                buffered += len(chunk)
+                if buffered >= CHUNK:  # one thread hop per MB, not per network read
+                    await run_io(_write_hashed, fh, digest, b"".join(pending))
+                    pending, buffered = [], 0
+            await run_io(_write_hashed, fh, digest, b"".join(pending))
             await run_io(_close_synced, fh)
             got = digest.hexdigest()
             if got != sha:

@@ -16,7 +16,7 @@ from farm import hardware as hw
 from farm.version import PROTOCOL_VERSION, __version__
 from node import keys
 from node.auth import request_authorised
-from node.blobs import CHUNK, check_sha
+from node.blobs import check_sha
 from node.errors import NotDone, NotFound
 from node.events import heartbeat
 from node.jobs import NodeJob
@@ -99,7 +99,7 @@ async def put_blob(request: web.Request) -> web.Response:
     sha = check_sha(request.match_info["sha"])
     if blobs.has(sha):
         return web.json_response({"sha256": sha, "size": blobs.size(sha), "stored": False}, status=200)
-    size = await blobs.receive(sha, request.content.iter_chunked(CHUNK), declared=request.content_length,
+    size = await blobs.receive(sha, request.content.iter_any(), declared=request.content_length,
                                run_io=_io)
     return web.json_response({"sha256": sha, "size": size, "stored": True}, status=201)
 
