@@ -96,5 +96,6 @@ async def _tick(app: web.Application) -> None:
 
 
 async def _close_sockets(app: web.Application) -> None:
-    for ws in list(app[keys.SOCKETS]):
+    sockets = app[keys.SOCKETS]
+    for ws in list(sockets):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"node shutting down")

@@ -91,7 +91,7 @@ async def expect_blob(request: web.Request) -> None:
     sha = request.match_info["sha"].lower()
     length = request.content_length
     if request_authorised(request) and (length is None or length <= blobs.max_size) and sha not in blobs:
-        request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
 
 async def put_blob(request: web.Request) -> web.Response:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,18 @@ from node.config import NodeConfig
 from tests.node.helpers import AUTH, TOKEN
 
 FAKE_HW = Hardware(cpu="Test CPU", cpu_count=2, ram_total=1 << 33)
+
+
+def _slot_threads() -> int:
+    return sum(t.name.startswith("lanfarm-slot") for t in threading.enumerate())
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_slot_threads() -> Iterator[None]:
+    """Every app a test starts must join its job-slot threads when it stops."""
+    before = _slot_threads()
+    yield
+    assert _slot_threads() <= before, "job slot threads outlived their app"
 
 
 @pytest.fixture(autouse=True)

@@ -96,14 +96,25 @@ async def test_blob_hash_mismatch_is_refused(http: aiohttp.ClientSession) -> Non
         assert resp.status == 404
 
 
-def _raw_put(url: str, headers: str, body: bytes) -> tuple[bytes, float]:
+def _raw_put(url: str, headers: str, body: bytes, name: str = "ab" * 32) -> tuple[bytes, float]:
     parts = urlsplit(url)
     t0 = time.monotonic()
     with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
-        sock.sendall(f"PUT /v1/blobs/{'ab' * 32} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+        sock.sendall(f"PUT /v1/blobs/{name} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
                      f"{headers}\r\n".encode() + body)
         data = sock.recv(65536)
     return data, time.monotonic() - t0
+
+
+def test_expect_continue_invites_an_acceptable_body(node: str) -> None:
+    body = b"invited body"
+    parts = urlsplit(node)
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+        sock.sendall(f"PUT /v1/blobs/{sha(body)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                     f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(body)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 201")
 
 
 def test_oversized_upload_is_refused_before_the_body(node: str) -> None:
@@ -214,15 +225,22 @@ def test_sigterm_while_running_drains_and_exits_zero(tmp_path: Path) -> None:
     proc, url = start_node(tmp_path, "--host", "127.0.0.1", "--port", "0", "--no-advertise", "--simulate",
                            verbose=True)
 
-    async def scenario() -> None:
+    async def scenario() -> tuple[int, str, float, list[str]]:
         async with aiohttp.ClientSession(url, headers=AUTH) as http:
             await upload(http)
-            await post(http, "term-job-1", seconds_per_mp=100.0)
-            await wait_state(http, "term-job-1", "running")
+            async with http.ws_connect("/v1/events") as ws:
+                await post(http, "term-job-1", seconds_per_mp=100.0)
+                await wait_state(http, "term-job-1", "running")
+                t0 = time.monotonic()
+                stopped = asyncio.create_task(asyncio.to_thread(stop_node, proc))
+                states = []
+                async for msg in ws:  # the node finishes the job, then closes the stream
+                    if msg.type == aiohttp.WSMsgType.TEXT and msg.json()["type"] == "job":
+                        states.append(msg.json()["job"]["state"])
+                code, err = await stopped
+                return code, err, time.monotonic() - t0, states
 
-    asyncio.run(scenario())
-    t0 = time.monotonic()
-    code, err = stop_node(proc)
+    code, err, took, states = asyncio.run(scenario())
     assert code == 0, err
-    assert time.monotonic() - t0 < 5
+    assert took < 5 and states == ["queued", "running", "done"]
     assert TOKEN not in err

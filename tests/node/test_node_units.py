@@ -13,6 +13,7 @@ from farm import hardware
 from farm.cli import main
 from farm.job import JobState
 from farm.spec import EditSpec
+from node.advertiser import advert_addresses, host_label, instance_label
 from node.blobs import BlobStore, write_blob
 from node.config import ConfigError, NodeConfig, describe, load_or_create_node_id, read_file, resolve
 from node.jobs import FairQueue, JobBook, NodeJob, ProgressThrottle, ResultInfo
@@ -200,3 +201,13 @@ def test_hardware_survives_a_broken_nvml(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(sys.modules, "pynvml", _fake_module("pynvml", nvmlInit=boom))
     monkeypatch.setattr(hardware, "_torch_gpus", lambda: None)
     assert hardware.probe_gpus() == ("cpu", [])
+
+
+def test_advert_names_and_addresses() -> None:
+    assert instance_label("studio.pc") == "studio-pc" and instance_label("") == "lanfarm-node"
+    assert len(instance_label("é" * 64).encode()) <= 63
+    assert host_label("Studio PC!", "0123456789abcdef") == "Studio-PC-01234567.local."
+    assert advert_addresses("0.0.0.0", ["10.0.0.2"]) == ["10.0.0.2"]
+    assert advert_addresses("192.168.1.5", []) == ["192.168.1.5"]
+    assert all(not a.startswith("127.") for a in advert_addresses("0.0.0.0", [])) or \
+        advert_addresses("0.0.0.0", []) == ["127.0.0.1"]
