@@ -109,7 +109,7 @@ def _str(value: Any) -> str:
 
 
 def _path(value: Any) -> Path:
-    return Path(_str(value)).expanduser()
+    return (value if isinstance(value, Path) else Path(_str(value))).expanduser()
 
 
 _CONVERT: dict[str, Callable[[Any], Any]] = {

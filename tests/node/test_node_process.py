@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -244,3 +248,22 @@ def test_sigterm_while_running_drains_and_exits_zero(tmp_path: Path) -> None:
     assert code == 0, err
     assert took < 5 and states == ["queued", "running", "done"]
     assert TOKEN not in err
+
+
+def test_tls_with_cert_and_key(tmp_path: Path) -> None:
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "node.pem", tmp_path / "node-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    proc, url = start_node(tmp_path, "--host", "127.0.0.1", "--port", "0", "--no-advertise",
+                           "--cert", str(cert), "--key", str(key))
+    try:
+        assert url.startswith("https://127.0.0.1:")
+        ctx = ssl.create_default_context(cafile=str(cert))
+        ctx.check_hostname = False
+        with urllib.request.urlopen(f"{url}/v1/health", context=ctx, timeout=5) as resp:
+            assert json.load(resp)["ok"] is True
+    finally:
+        code, err = stop_node(proc)
+    assert code == 0, err

@@ -109,10 +109,11 @@ def test_blob_cache_rescans_and_drops_partial_writes(tmp_path: Path) -> None:
 def test_config_precedence_cli_env_file_default() -> None:
     file = {"port": 1111, "name": "from-file", "slots": 3, "job_timeout": 5}
     env = {"LANFARM_PORT": "2222", "LANFARM_NAME": "from-env", "LANFARM_INTERFACES": "10.0.0.2, 10.0.0.3"}
-    cli = {"port": 3333, "name": None}
+    cli = {"port": 3333, "name": None, "models_dir": Path("~/models")}
     config, origin = resolve(cli, env, file)
     assert (config.port, config.name, config.slots, config.host) == (3333, "from-env", 3, "0.0.0.0")
     assert config.interfaces == ("10.0.0.2", "10.0.0.3")
+    assert config.models_dir == Path("~/models").expanduser()
     assert origin["port"] == "cli" and origin["name"] == "env" and origin["slots"] == "file"
     assert origin["host"] == "default"
     text = describe(config, origin)
