@@ -76,11 +76,24 @@ class Advertiser:
                                 parsed_addresses=self._addresses)
 
     async def start(self) -> None:
-        self._zc = AsyncZeroconf(interfaces=self._interfaces or InterfaceChoice.All,
-                                 ip_version=IPVersion.V4Only)
+        """Start zeroconf and register in the background; without a usable network the node still serves."""
+        try:
+            self._zc = AsyncZeroconf(interfaces=self._interfaces or InterfaceChoice.All,
+                                     ip_version=IPVersion.V4Only)
+        except (OSError, ValueError) as exc:
+            log.warning("no mDNS advert (add this node in the app by address): %s", exc)
+            return
         self._task = asyncio.get_running_loop().create_task(self._run(), name="mdns advert")
 
     async def _run(self) -> None:
+        try:
+            await self._advertise()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the advert is a convenience: HTTP must keep serving without it
+            log.exception("mDNS advert failed; add this node in the app by address")
+
+    async def _advertise(self) -> None:
         assert self._zc is not None
         self.current = self._advert()
         self._info = self._service_info(self.current)
