@@ -18,7 +18,7 @@ from farm import EditSpec, default_registry
 from farm.batch import plan
 from farm.client import NodeUnauthorised
 from farm.job import JobState
-from farm.runtime import Farm, FarmOptions, JobEvent
+from farm.runtime import Farm, JobEvent
 from tests.conftest import box_mask, png_bytes, scene
 from tests.node.helpers import TOKEN, node_env, start_node, stop_node
 
