@@ -220,6 +220,7 @@ class MainWindow(QMainWindow):
     def open_mask_editor(self, image: Path) -> MaskEditor:
         existing = mask_path_for(image, self.controller.settings.output_dir)
         editor = MaskEditor(image, existing if existing.exists() else None, parent=self)
+        editor.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # freed on the GUI thread once closed
         spec = self.current_spec()
         editor.accepted.connect(lambda: self._mask_accepted(editor, spec))
         editor.finished.connect(lambda _r: self.mask_editors.remove(editor) if editor in self.mask_editors else None)

@@ -8,6 +8,7 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before anything imports Qt
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ import pytest
 pytest.importorskip("PySide6")
 qasync = pytest.importorskip("qasync")
 
+from PySide6.QtCore import QEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from gui.app import LanFarmApp  # noqa: E402
@@ -49,6 +51,11 @@ def qloop(qapp: QApplication) -> Iterator[Callable[[Coroutine[Any, Any, T]], T]]
     loop.run_until_complete(loop.shutdown_asyncgens())
     loop.close()
     asyncio.set_event_loop(None)
+    # Free this test's widgets here, on the GUI thread: left to a later garbage collection that happens
+    # to run on a worker thread, shiboken defers their deletion and a widget tree can die out of order.
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 async def until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
@@ -68,6 +75,7 @@ async def running(app: LanFarmApp, files: Sequence[Path] = ()) -> AsyncIterator[
         yield app
     finally:
         await app.stop()
+        app.window.deleteLater()
 
 
 @pytest.fixture
