@@ -68,16 +68,15 @@ class NodesModel(QAbstractTableModel):
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
+        if not index.isValid() or index.row() >= len(self._rows):
             return None
         row = self._rows[index.row()]
         col = index.column()
         if role == NODE_ROLE:
             return row
-        if role == Qt.ItemDataRole.DisplayRole:
-            return (f"{row.name}\n{row.address}" if col == 0 else row.state if col == 1 else row.gpu if col == 2
-                    else row.vram_text if col == 3 else row.job if col == COL_JOB else str(row.done) if col == 5
-                    else str(row.failed) if col == 6 else row.speed_text if col == 7 else None)
+        if role == Qt.ItemDataRole.DisplayRole and col < COL_SPARK:
+            return (f"{row.name}\n{row.address}", row.state, row.gpu, row.vram_text, row.job, str(row.done),
+                    str(row.failed), row.speed_text)[col]
         if role == Qt.ItemDataRole.DecorationRole and col == 1:
             return QColor(STATE_COLOURS[row.state])
         if role == Qt.ItemDataRole.ToolTipRole:

@@ -18,6 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+import gui.qtcompat  # noqa: F401 - before any Qt call: the binding's None references
 from farm.batch import OutputNamer, Planned, plan
 from farm.engines import Registry
 from farm.errors import FarmError
