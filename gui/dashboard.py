@@ -75,11 +75,14 @@ class NodesModel(QAbstractTableModel):
         if role == NODE_ROLE:
             return row
         if role == Qt.ItemDataRole.DisplayRole and col < COL_SPARK:
-            return (f"{row.name}\n{row.address}", row.state, row.gpu, row.vram_text, row.job, str(row.done),
-                    str(row.failed), row.speed_text)[col]
+            title = f"{row.name}\n{row.address}" if row.address else row.name
+            return (title, row.state, row.gpu, row.vram_text, row.job, str(row.done), str(row.failed),
+                    row.speed_text)[col]
         if role == Qt.ItemDataRole.DecorationRole and col == 1:
             return QColor(STATE_COLOURS[row.state])
         if role == Qt.ItemDataRole.ToolTipRole:
+            if col == COL_SPARK:
+                return f"{sum(list(row.history)[-60:])} jobs in the last minute"
             return row.error or f"{row.name} ({row.id})"
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (5, 6):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -98,7 +101,7 @@ class NodesModel(QAbstractTableModel):
         if row is None:
             row = NodeRow(node_id, name, address)
             if node_id == LOCAL:
-                row.gpu = "CPU"
+                row.gpu, row.address = "CPU (this PC)", ""
             first = 0 if node_id == LOCAL else len(self._rows)
             self.beginInsertRows(QModelIndex(), first, first)
             self._rows.insert(first, row)
@@ -254,7 +257,8 @@ class Dashboard(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for col, width in enumerate((190, 110, 150, 110, 190, 55, 55, 120)):
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        for col, width in enumerate((150, 95, 105, 85, 160, 45, 50, 80)):
             self.table.setColumnWidth(col, width)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         layout.addWidget(self.table, 1)

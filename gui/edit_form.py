@@ -80,6 +80,8 @@ class EditForm(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         top = QFormLayout()
         self.engine = QComboBox()
+        self.engine.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.engine.setMinimumContentsLength(14)
         for d in descriptors:
             label = d.title + ("" if d.available else f" — unavailable: {d.unavailable_reason}")
             self.engine.addItem(label, d.id)

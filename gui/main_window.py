@@ -82,6 +82,7 @@ class MainWindow(QMainWindow):
         left_layout.addWidget(out_box)
         left_layout.addStretch(1)
         scroll = QScrollArea(widgetResizable=True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(left)
         scroll.setMinimumWidth(320)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)

@@ -239,6 +239,6 @@ class QueueDelegate(QStyledItemDelegate):
             badge.setAlpha(38)
             painter.setBrush(badge)
             painter.drawRoundedRect(bar_rect, 9, 9)
-            painter.setPen(colour)
+            painter.setPen(text_colour if selected else colour)
             painter.drawText(bar_rect, Qt.AlignmentFlag.AlignCenter, job.state.value)
         painter.restore()

@@ -150,10 +150,8 @@ class NodeRow:
 
     @property
     def speed_text(self) -> str:
-        recent = sum(list(self.history)[-30:])
-        rate = f"{recent * 2}/min" if recent else ""
-        mp = f"{self.seconds_per_mp:.2f} s/MP" if self.seconds_per_mp else ""
-        return " · ".join(p for p in (mp, rate) if p) or "—"
+        """Seconds per megapixel as the scheduler measured it (the sparkline shows jobs over time)."""
+        return f"{self.seconds_per_mp:.2f} s/MP" if self.seconds_per_mp else "—"
 
     def apply_info(self, info: Mapping[str, Any]) -> None:
         """Take name, GPU and VRAM from a node's /v1/info answer."""
@@ -166,7 +164,7 @@ class NodeRow:
             self.gpu = str(g.get("name") or "GPU")
             self.vram_total_mb, self.vram_used_mb = total >> 20, max(0, total - free) >> 20
         elif hardware:
-            self.gpu = f"CPU ({hardware.get('backend') or 'cpu'})"
+            self.gpu = "CPU only"
 
     def sample(self, status: WorkerStatus | None, done: int, failed: int, job: str, progress: float) -> None:
         """Once a second: the scheduler's view of this worker; the sparkline gets jobs done since last."""
@@ -263,6 +261,7 @@ class FarmController(QObject):
         options = FarmOptions(use_local=self.settings.local_worker, local_slots=self.settings.local_slots)
         self.farm = Farm(self.registry, token=self.token, options=options)
         self.farm.subscribe(self.on_event)
+        self.tokenChanged.emit(self.token)
         await self.farm.start()
         self._monitor = PeerMonitor(self.farm, self.nodes, interval=self.monitor_interval)
         for address in self.settings.peers:
@@ -446,6 +445,7 @@ class FarmController(QObject):
             if event.progress is None and event.job.state.finished:
                 self._job_ended(event.job)
         elif isinstance(event, NodeEvent):
+            self.queue.worker_names[event.worker_id] = event.name
             if event.online:
                 worker = self.farm.workers.get(event.worker_id) if self.farm else None
                 info = getattr(worker, "info", {}) or {}
@@ -498,7 +498,7 @@ class FarmController(QObject):
         statuses = {s.id: s for s in farm.scheduler.workers()}
         for worker_id, worker in farm.workers.items():
             if self.nodes.row(worker_id) is None:
-                address = worker.client.base_url if hasattr(worker, "client") else "this PC"  # type: ignore[union-attr]
+                address = worker.client.base_url if hasattr(worker, "client") else ""  # type: ignore[union-attr]
                 self.nodes.node_up(worker_id, worker.name, address, getattr(worker, "info", {}) or {})
         for row in self.nodes.rows():
             status = statuses.get(row.id)
