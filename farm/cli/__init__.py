@@ -13,6 +13,7 @@ from farm.version import __version__
 # name -> (module, help). Modules outside farm/ are imported by name so farm never depends on them.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("farm.cli.run", "edit images in a batch (files or folders)"),
+    "models": ("farm.cli.models", "list or add AI models"),
     "version": ("farm.cli.version", "print the version"),
 }
 
