@@ -77,7 +77,7 @@ def _list(args: argparse.Namespace, folder: Path) -> int:
         print(json.dumps({"models_dir": str(folder), "ai_installed": not missing,
                           "models": [d.to_dict() for d in details], "hints": hints}, indent=2))
         return 0
-    out = Console(highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True, markup=False)  # "lanfarm[ai]" is no markup
     out.print(f"models folder: {folder}")
     if details:
         problems = any(d.to_dict()["error"] for d in details)
