@@ -9,6 +9,7 @@ Prints ms per image for each and the pipeline's overhead over the bare loop.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import subprocess
@@ -62,15 +63,21 @@ def in_process(src: Path, masks: Path, out: Path, hd: str) -> float:
     sys.path.insert(0, str(REPO))
     from farm.batch import plan
     from farm.engines import default_registry
-    from farm.localrun import run_local
+    from farm.job import JobState
+    from farm.runtime import Farm, FarmOptions
     from farm.spec import EditSpec, HdStrategy
 
     spec = EditSpec(params={"method": "ns", "radius": 4}, hd=HdStrategy(hd))  # type: ignore[arg-type]
     registry = default_registry()
+
+    async def run() -> None:
+        async with Farm(registry, options=FarmOptions(local_slots=1)) as farm:
+            jobs = await farm.submit(plan([src], masks, out, ".png")[0], spec)
+            await farm.wait()
+        assert all(j.state is JobState.DONE for j in jobs)
+
     start = time.perf_counter()
-    items, _ = plan([src], masks, out, ".png")
-    outcomes = run_local(items, spec, registry, jobs=1)
-    assert all(o.ok for o in outcomes)
+    asyncio.run(run())
     return time.perf_counter() - start
 
 
@@ -92,7 +99,7 @@ def main() -> None:
 
         for _ in range(args.repeat):  # interleaved, so machine noise hits every variant alike
             timed("bare loop (imread+inpaint+imwrite)", lambda o: bare_loop(src, masks, o))
-            timed("pipeline in-process, hd=original", lambda o: in_process(src, masks, o, "original"))
+            timed("farm runtime in-process, hd=original", lambda o: in_process(src, masks, o, "original"))
             timed("lanfarm run --jobs 1 --hd original", lambda o: cli(src, masks, o, "--jobs", "1", "--hd", "original"))
             timed("lanfarm run --jobs 1 (hd=crop, default)", lambda o: cli(src, masks, o, "--jobs", "1"))
             timed("lanfarm run --jobs 2 --hd original", lambda o: cli(src, masks, o, "--jobs", "2", "--hd", "original"))

@@ -21,6 +21,8 @@ from PIL import Image, UnidentifiedImageError
 from farm.errors import ImageError, OutputError
 from farm.spec import OutputSpec
 
+# A corrupt file is reported once, as an ImageError; OpenCV's own warnings on stderr would repeat it.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 # LAN Farm enforces its own limit (max_pixels) from the header before decoding; Pillow's global
 # bomb check would only warn in threads or raise with a less useful message.
 Image.MAX_IMAGE_PIXELS = None

@@ -15,6 +15,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("farm.cli.run", "edit images in a batch (files or folders)"),
     "models": ("farm.cli.models", "list or add AI models"),
     "version": ("farm.cli.version", "print the version"),
+    "node": ("node.cli", "run this PC as a farm node (headless)"),
+    "token": ("farm.cli.token", "print this PC's farm token (share it with the farm's other PCs)"),
 }
 
 
