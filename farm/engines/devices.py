@@ -1,13 +1,14 @@
 """Which torch device an engine runs on (cuda > mps > cpu, or LANFARM_DEVICE), and how much memory it has.
 
-Only the engines' load paths call into this module's torch functions; :func:`device_override` and the
+Only the engines' load and run paths call into this module's torch functions; :func:`device_override` and the
 constants are torch-free so descriptors can be built without importing torch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from farm.errors import EngineError
@@ -20,8 +21,6 @@ KNOWN_DEVICES = ("cuda", "mps", "cpu")
 # What AI engines can run on; a node states what it has in its own info, not here.
 AI_DEVICES: tuple[str, ...] = KNOWN_DEVICES
 CPU_FALLBACK_FREE_MB = 4096
-
-_prepared = threading.Event()
 
 
 def device_override(explicit: str | None = None) -> str | None:
@@ -54,18 +53,22 @@ def pick_device(explicit: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def prepare_torch() -> None:
-    """Once per process, before the first model runs: settings every engine wants.
+@contextlib.contextmanager
+def flushed_denormals() -> Iterator[None]:
+    """Run model code with denormal floats flushed to zero, then give the thread its default back.
 
-    Flush-denormal matters on CPU: random or fine-tuned weights produce denormal floats that make
-    x86 arithmetic about ten times slower (LaMa 256x256: 11 s without, 1 s with).
+    On x86 CPUs, the denormal floats that random or fine-tuned weights produce make arithmetic about
+    ten times slower (LaMa 256x256: 11 s without, 1 s with). The flag is per thread (job slots are
+    threads), so it is set around each load and run; it is restored after, so that other code in the
+    thread (which may rely on IEEE subnormals) is not affected.
     """
-    if _prepared.is_set():
-        return
     import torch
 
     torch.set_flush_denormal(True)
-    _prepared.set()
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def free_memory_mb(device: torch.device) -> int:

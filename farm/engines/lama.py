@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from farm.engines.base import CancelToken, Engine, EngineDescriptor, ProgressFn
-from farm.engines.devices import AI_DEVICES, pick_device, prepare_torch
+from farm.engines.devices import AI_DEVICES, flushed_denormals, pick_device
 from farm.errors import EngineError
 from farm.models import IOPAINT_LAMA_NAME, ModelFile, estimate_memory_mb, iopaint_lama_path
 from farm.params import ParamValue
@@ -67,7 +67,6 @@ def factory(descriptor: EngineDescriptor, models: Sequence[ModelFile],
 
 def load_lama(model: ModelFile, device: torch.device | str) -> LamaNet:
     """A callable ``(image 1x3xHxW, mask 1x1xHxW) -> 1x3xHxW`` for ``model``; raises EngineError."""
-    prepare_torch()
     if model.format == "torchscript":
         return _load_torchscript(model.path, device)
     from spandrel import MaskedImageModelDescriptor
@@ -122,7 +121,7 @@ class LamaEngine:
         h, w = image.shape[:2]
         padded, padded_mask = pad_to(image, mask, MIN_SIDE, SIZE_MULTIPLE)
         assert padded_mask is not None
-        with self._lock, torch.inference_mode():
+        with self._lock, flushed_denormals(), torch.inference_mode():
             out = self._net(to_tensor(padded, self._device, torch.float32),
                             mask_to_tensor(padded_mask, self._device, torch.float32))
         progress(1.0)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from farm.engines.base import CancelToken, Engine, EngineDescriptor, ProgressFn
-from farm.engines.devices import AI_DEVICES, free_memory_mb, pick_device, prepare_torch
+from farm.engines.devices import AI_DEVICES, flushed_denormals, free_memory_mb, pick_device
 from farm.errors import EngineError, JobCancelled
 from farm.models import ModelFile, estimate_memory_mb, single_file_config_dir
 from farm.params import ParamSchema, ParamSpec, ParamValue
@@ -98,7 +98,6 @@ def is_sdxl(folder: Path) -> bool:
 def load_pipeline(model: ModelFile, device: torch.device | str) -> DiffusionPipeline:
     """The inpainting pipeline for ``model``, on the CPU, fp16 when it will run on CUDA."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before diffusers reads it: never touch the network
-    prepare_torch()
     import diffusers.utils.logging
     import torch
     import transformers.utils.logging
@@ -197,7 +196,7 @@ class SdInpaintEngine:
                 raise JobCancelled("cancelled")
             return tensors
 
-        with self._lock:
+        with self._lock, flushed_denormals():
             self._pipe.scheduler = self._scheduler(str(params["scheduler"]))
             try:
                 result = self._pipe(

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from farm.engines.devices import prepare_torch
 from farm.errors import EngineError
 
 if TYPE_CHECKING:
@@ -25,7 +24,6 @@ def load_spandrel(path: Path, device: torch.device | str) -> ModelDescriptor:
         raise EngineError(f"{path}: only {', '.join(SPANDREL_SUFFIXES)} weights load here")
     if not path.is_file():
         raise EngineError(f"model file {path} is missing (was it moved or deleted?)")
-    prepare_torch()
     from spandrel import ModelLoader, UnsupportedModelError
 
     try:

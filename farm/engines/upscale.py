@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from farm.engines.base import CancelToken, Engine, EngineDescriptor, ProgressFn
-from farm.engines.devices import AI_DEVICES, free_memory_mb, is_half_safe, pick_device
+from farm.engines.devices import AI_DEVICES, flushed_denormals, free_memory_mb, is_half_safe, pick_device
 from farm.errors import EngineError
 from farm.models import ModelFile, ModelIndex, estimate_memory_mb, known_scale
 from farm.params import ParamSchema, ParamSpec, ParamValue
@@ -145,7 +145,7 @@ class UpscaleEngine:
         rows, cols = tile_windows(h, tile, overlap), tile_windows(w, tile, overlap)
         out = np.empty((h * scale, w * scale, 3), np.uint8)
         done, total = 0, len(rows) * len(cols)
-        with self._lock, torch.inference_mode():
+        with self._lock, flushed_denormals(), torch.inference_mode():
             for y0, y1, wy0, wy1 in rows:
                 for x0, x1, wx0, wx1 in cols:
                     cancel.check()

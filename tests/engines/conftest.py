@@ -21,11 +21,8 @@ def model_folders(tmp_path_factory: pytest.TempPathFactory) -> ModelFolders:
     pytest.importorskip("torch")
     pytest.importorskip("spandrel")
     pytest.importorskip("diffusers")
-    import torch
-
     from tests.engines import builders as b
 
-    torch.set_flush_denormal(True)
     good = tmp_path_factory.mktemp("models")
     bad = tmp_path_factory.mktemp("bad-models")
     spare = tmp_path_factory.mktemp("spare-models")
