@@ -144,8 +144,23 @@ def test_a_malicious_pth_is_read_without_running_it(tmp_path) -> None:  # type: 
     assert "model.model.1.bn_l.running_mean" in (read_tensor_names(evil) or set())
     model = classify(evil)
     assert model is not None and model.kind == "lama"
+    pytest.importorskip("spandrel")
     from farm.models import check_loads
 
     with pytest.raises(EngineError, match=r"evil\.pth: cannot load the model"):
         check_loads(model)
     assert not marker.exists()
+
+
+def test_listing_without_the_ai_stack_still_lists_files(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import farm.cli.models
+    from tests.engines.test_registry_ai import fake_safetensors
+
+    monkeypatch.setattr(farm.cli.models, "missing_modules", lambda names: list(names))
+    fake_safetensors(tmp_path / "big-lama.safetensors", ["model.model.1.bn_l.running_mean"])
+    data = listing(capsys, tmp_path)
+    assert data["ai_installed"] is False and "lanfarm[ai]" in data["hints"][0]
+    assert [(m["name"], m["engine"]) for m in data["models"]] == [("big-lama.safetensors", "lama")]
+    assert main(["models", "add", str(tmp_path / "big-lama.safetensors"),
+                 "--models-dir", str(tmp_path / "m")]) == 2
+    assert "lanfarm[ai]" in capsys.readouterr().err

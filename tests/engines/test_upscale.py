@@ -66,7 +66,7 @@ def test_tile_windows_cover_the_axis_once() -> None:
 
 
 def test_tile_size_comes_from_free_gpu_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    import torch
+    torch = pytest.importorskip("torch")
 
     import farm.engines.upscale as up
 
