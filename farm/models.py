@@ -190,7 +190,8 @@ def read_tensor_names(path: Path) -> set[str] | None:
         raise ValueError(f"corrupt torch file ({exc})") from None
 
 
-def models_for(models: Iterable[ModelFile], kind: ModelKind) -> list[ModelFile]:
+def models_for(models: Iterable[ModelFile], kind: str) -> list[ModelFile]:
+    """The usable models of one engine kind, in folder order."""
     return [m for m in models if m.kind == kind and not m.note]
 
 

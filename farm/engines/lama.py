@@ -95,7 +95,7 @@ def _load_torchscript(path: Path, device: torch.device | str) -> LamaNet:
     except Exception as exc:
         raise EngineError(f"{path.name}: cannot load IOPaint's TorchScript LaMa ({type(exc).__name__}: "
                           f"{exc}); the file may be corrupt or incomplete") from None
-    return net.to(device)  # type: ignore[no-any-return]
+    return net.to(device)
 
 
 class LamaEngine:

@@ -27,7 +27,6 @@ from farm.params import ParamSchema, ParamSpec, ParamValue
 
 if TYPE_CHECKING:
     import torch
-    from diffusers import DiffusionPipeline
 
 ENGINE_ID = "sd-inpaint"
 SIZE_MULTIPLE = 8
@@ -95,7 +94,7 @@ def is_sdxl(folder: Path) -> bool:
     return isinstance(index, dict) and "XL" in str(index.get("_class_name", ""))
 
 
-def load_pipeline(model: ModelFile, device: torch.device | str) -> DiffusionPipeline:
+def load_pipeline(model: ModelFile, device: torch.device | str) -> Any:
     """The inpainting pipeline for ``model``, on the CPU, fp16 when it will run on CUDA."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before diffusers reads it: never touch the network
     import diffusers.utils.logging
@@ -142,7 +141,7 @@ class SdInpaintEngine:
 
     def __init__(self, model: ModelFile, descriptor: EngineDescriptor, *, device: str | None = None):
         self._device = pick_device(device)
-        self._pipe = load_pipeline(model, self._device)
+        self._pipe: Any = load_pipeline(model, self._device)  # diffusers' pipelines are loosely typed
         self._place(estimate_memory_mb(model))
         self._schedulers: dict[str, Any] = {"default": self._pipe.scheduler}
         self._lock = threading.Lock()

@@ -5,6 +5,8 @@ Imported only from the engines' load/run paths, never at ``import farm`` time.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
 
@@ -34,7 +36,7 @@ def pad_to(image: np.ndarray, mask: np.ndarray | None, minimum: int,
     tw = -(-max(w, minimum) // multiple) * multiple
     if (th, tw) == (h, w):
         return image, mask
-    mode = "reflect" if th - h < h and tw - w < w else "edge"
+    mode: Literal["reflect", "edge"] = "reflect" if th - h < h and tw - w < w else "edge"
     image = np.pad(image, ((0, th - h), (0, tw - w), (0, 0)), mode=mode)
     if mask is not None:
         mask = np.pad(mask, ((0, th - h), (0, tw - w)), mode="constant")
