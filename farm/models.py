@@ -14,6 +14,7 @@ import os
 import pickletools
 import shutil
 import struct
+import threading
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -247,7 +248,8 @@ class ModelIndex:
         if not self._dirty:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        # A name per process and thread: a listing and a node may save at the same moment.
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps({"version": _INDEX_VERSION, "entries": self._entries}, indent=1),
                        "utf-8")
         os.replace(tmp, self.path)
