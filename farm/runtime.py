@@ -38,6 +38,7 @@ from farm.scheduler import (
     Scheduler,
 )
 from farm.spec import EditSpec
+from farm.store import QueueStore
 from farm.workers import LocalWorker, RemoteWorker, Task, Worker, WorkerFailure
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,11 @@ class Farm:
     """Runs jobs across this PC and the nodes it is told about. Use as ``async with Farm(...)``."""
 
     def __init__(self, registry: Registry, *, token: str = "", options: FarmOptions | None = None,
-                 policy: Policy | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 policy: Policy | None = None, clock: Callable[[], float] = time.monotonic,
+                 store: QueueStore | None = None) -> None:
         self.registry = registry
+        self.store = store
+        self._dirty: dict[str, Job] = {}
         self.token = token
         self.options = options or FarmOptions()
         self.scheduler = Scheduler(policy)
@@ -141,6 +145,7 @@ class Farm:
         await asyncio.gather(*attempts, return_exceptions=True)
         for worker in list(self.workers.values()):
             await worker.close()
+        await self._flush()
         if self._session is not None:
             await self._session.close()
 
@@ -206,23 +211,29 @@ class Farm:
         self._apply(self.scheduler.worker_up(worker.caps(), self.clock()))
 
     # ----------------------------------------------------------------------- jobs
-    async def submit(self, items: Sequence[Planned], spec: EditSpec, *, priority: int = 0) -> list[Job]:
-        """Queue one job per planned input; image sizes are read (headers only) off the loop."""
-        sizes = await asyncio.to_thread(lambda: [_megapixels(i.input) for i in items])
-        memory = self._memory_need(spec)
-        jobs, requests = [], []
-        for item, mp in zip(items, sizes, strict=True):
-            job = Job(input=item.input, spec=spec, output=item.output, mask=item.mask, priority=priority)
+    async def submit(self, items: Sequence[Planned], spec: EditSpec, *, priority: int = 0,
+                     batch: int | None = None) -> list[Job]:
+        """Queue one job per planned input (recorded in the store's ``batch`` first, if any)."""
+        jobs = [Job(input=i.input, spec=spec, output=i.output, mask=i.mask, priority=priority) for i in items]
+        await self.enqueue(jobs, batch=batch)
+        return jobs
+
+    async def enqueue(self, jobs: Sequence[Job], *, batch: int | None = None) -> None:
+        """Queue jobs made elsewhere (resumed from the store, or built by the app)."""
+        if self.store is not None and batch is not None:
+            await asyncio.to_thread(self.store.add_jobs, batch, jobs)
+        sizes = await asyncio.to_thread(lambda: [_megapixels(j.input) for j in jobs])
+        requests = []
+        for job, mp in zip(jobs, sizes, strict=True):
             self.jobs[job.id] = job
-            self._specs[job.id] = spec
-            jobs.append(job)
-            requests.append(JobRequest(job.id, spec.engine, mp, spec.model, memory, priority))
+            self._specs[job.id] = job.spec
+            requests.append(JobRequest(job.id, job.spec.engine, mp, job.spec.model,
+                                       self._memory_need(job.spec), job.priority))
         if jobs:
             self._idle.clear()
         for job in jobs:
             self._emit(JobEvent(job))
         self._apply(self.scheduler.add_jobs(requests, self.clock()))
-        return jobs
 
     def cancel(self, job_id: str) -> None:
         self._apply(self.scheduler.cancel(job_id, self.clock()))
@@ -368,8 +379,18 @@ class Farm:
         while True:
             await asyncio.sleep(self.options.tick_seconds)
             self._apply(self.scheduler.tick(self.clock()))
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Write the jobs whose state changed since the last flush to the durable queue."""
+        if self.store is None or not self._dirty:
+            return
+        changed, self._dirty = list(self._dirty.values()), {}
+        await asyncio.to_thread(self.store.update, changed)
 
     def _emit(self, event: FarmEvent) -> None:
+        if self.store is not None and isinstance(event, JobEvent) and event.progress is None:
+            self._dirty[event.job.id] = event.job
         for listener in self._listeners:
             try:
                 listener(event)

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from farm.engines import Registry
-from farm.errors import FarmError, JobCancelled
+from farm.errors import FarmError, ImageError, JobCancelled, SpecError
 from farm.imageio import DEFAULT_MAX_PIXELS
 from farm.pipeline import execute
 from node.blobs import BlobStore, read_blob, write_blob
@@ -156,7 +156,8 @@ class JobRunner:
             if self.book.cancelled(job, self.clock()):
                 self._publish(job)
         except FarmError as exc:
-            if self.book.fail(job, str(exc), self.clock()):
+            kind = "input" if isinstance(exc, ImageError | SpecError) else "engine"
+            if self.book.fail(job, str(exc), self.clock(), kind=kind):
                 self._publish(job)
         except Exception as exc:  # an engine bug fails its job, never the node
             log.exception("job %s: engine crashed", job.id)

@@ -56,6 +56,7 @@ class NodeJob:
     state: JobState = JobState.QUEUED
     progress: float = 0.0
     error: str | None = None
+    error_kind: str | None = None  # "input": the job's own fault (bad image/mask/spec); "engine": this node's
     result: ResultInfo | None = None
     started: float | None = None
     finished: float | None = None
@@ -74,7 +75,7 @@ class NodeJob:
     def to_dict(self) -> dict[str, Any]:
         """The wire form (docs/protocol.md, "A job")."""
         return {"id": self.id, "state": str(self.state), "progress": self.progress, "error": self.error,
-                "engine": self.spec.engine, "client": self.client,
+                "error_kind": self.error_kind, "engine": self.spec.engine, "client": self.client,
                 "result": self.result.to_dict() if self.result else None,
                 "created": self.created, "started": self.started, "finished": self.finished}
 
@@ -181,12 +182,13 @@ class JobBook:
         self._move(job, JobState.DONE, now)
         return True
 
-    def fail(self, job: NodeJob, error: str, now: float) -> bool:
+    def fail(self, job: NodeJob, error: str, now: float, *, kind: str = "engine") -> bool:
         if job.state.finished:
             return False
         if job.state is JobState.QUEUED:
             self.queue.remove(job)
         job.error = error
+        job.error_kind = kind
         self._move(job, JobState.FAILED, now)
         return True
 

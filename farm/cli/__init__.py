@@ -12,6 +12,7 @@ from farm.version import __version__
 
 # name -> (module, help). Modules outside farm/ are imported by name so farm never depends on them.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("farm.cli.demo", "a whole farm on this PC (2 nodes on 127.0.0.1 + this PC) editing the samples"),
     "run": ("farm.cli.run", "edit images in a batch (files or folders)"),
     "models": ("farm.cli.models", "list or add AI models"),
     "version": ("farm.cli.version", "print the version"),

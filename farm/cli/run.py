@@ -13,13 +13,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from farm.auth import load_or_create_token, read_token
-from farm.batch import Planned, plan
+from farm.batch import Problem, plan
 from farm.engines import Registry, default_registry
 from farm.errors import FarmError
 from farm.job import Job, JobState
 from farm.params import ParamValue
 from farm.runtime import Farm, FarmEvent, FarmOptions, JobEvent, WorkerStats
 from farm.spec import EditSpec, HdStrategy, OutputSpec
+from farm.store import QueueStore, batch_key
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +51,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     farm.add_argument("--no-local", action="store_true", help="do not edit on this PC, only on nodes")
     farm.add_argument("--local-only", action="store_true", help="use no nodes, only this PC")
     farm.add_argument("--token-file", type=Path, help="file holding the farm token")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start over even if the same run was interrupted before (default: resume it)")
     parser.set_defaults(handler=handle)
 
 
@@ -85,13 +88,34 @@ def handle(args: argparse.Namespace) -> int:
     except (FarmError, OSError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
-    items, problems = plan(args.inputs, args.mask, out_dir, spec.output.suffix, overwrite=args.overwrite)
     options = FarmOptions(use_local=not args.no_local, local_slots=max(1, args.jobs), overwrite=args.overwrite,
                           resize_mask=args.resize_mask, max_pixels=int(args.max_megapixels * 1e6))
-    jobs, stats = asyncio.run(_run(items, spec, registry, token, options, args.peer, err))
+    store = QueueStore()
+    key = batch_key(*sorted(p.resolve() for p in args.inputs), args.mask and args.mask.resolve(),
+                    out_dir.resolve(), spec.to_json(), args.overwrite, args.resize_mask)
+    batch = None if args.fresh else store.unfinished_batch(key)
+    resuming = batch is not None
+    problems: list[Problem] = []
+    earlier: list[Job] = []
+    if batch is not None:
+        resumed = store.resume(batch)
+        todo, earlier = resumed.todo, resumed.done
+        err.print(f"resuming an interrupted run: {len(earlier)} already done, {len(todo)} to do", highlight=False)
+    else:
+        items, problems = plan(args.inputs, args.mask, out_dir, spec.output.suffix, overwrite=args.overwrite)
+        batch = store.new_batch(key)
+        todo = [Job(input=i.input, spec=spec, output=i.output, mask=i.mask) for i in items]
+    try:
+        # resumed jobs are in the store already; new ones are recorded before any work starts
+        jobs, stats = asyncio.run(_run(todo, None if resuming else batch, store, registry, token, options,
+                                       args.peer, err))
+        if all(j.state is JobState.DONE for j in jobs):
+            store.finish_batch(batch)
+    finally:
+        store.close()
     failed = [(str(j.input), j.error or j.state.value) for j in jobs if j.state is not JobState.DONE]
     failed += [(str(p.path), p.reason) for p in problems]
-    done = [j for j in jobs if j.state is JobState.DONE]
+    done = earlier + [j for j in jobs if j.state is JobState.DONE]
     if args.json:
         print(json.dumps({"done": [str(j.output) for j in done],
                           "failed": [{"input": i, "error": e} for i, e in failed],
@@ -111,9 +135,9 @@ def _token(args: argparse.Namespace) -> str:
     return read_token(args.token_file) if args.token_file else load_or_create_token()
 
 
-async def _run(items: list[Planned], spec: EditSpec, registry: Registry, token: str, options: FarmOptions,
-               peers: list[str], err: Console) -> tuple[list[Job], dict[str, WorkerStats]]:
-    async with Farm(registry, token=token, options=options) as farm:
+async def _run(jobs: list[Job], batch: int | None, store: QueueStore, registry: Registry, token: str,
+               options: FarmOptions, peers: list[str], err: Console) -> tuple[list[Job], dict[str, WorkerStats]]:
+    async with Farm(registry, token=token, options=options, store=store) as farm:
         for peer in peers:
             url = peer if "://" in peer else f"http://{peer}"
             try:
@@ -122,7 +146,7 @@ async def _run(items: list[Planned], spec: EditSpec, registry: Registry, token: 
                 err.print(f"[yellow]warning:[/yellow] peer {peer} not used: {exc}", highlight=False)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:
-            task = bar.add_task("editing", total=len(items))
+            task = bar.add_task("editing", total=len(jobs))
 
             def on_event(event: FarmEvent) -> None:
                 if isinstance(event, JobEvent) and event.progress is None and event.job.state.finished:
@@ -134,7 +158,7 @@ async def _run(items: list[Planned], spec: EditSpec, registry: Registry, token: 
                     bar.update(task, description=f"editing ({per_node})")
 
             farm.subscribe(on_event)
-            jobs = await farm.submit(items, spec)
+            await farm.enqueue(jobs, batch=batch)
             farm.fail_unrunnable()
             await farm.wait()
         return jobs, dict(farm.stats)
