@@ -1,8 +1,15 @@
 """LAN Farm core: edit specs, jobs, image I/O, engines, the pipeline. Importable without Qt or torch."""
 
 from farm.engines import CancelToken, EngineDescriptor, Registry, default_registry
-from farm.errors import (EngineError, FarmError, IllegalTransition, ImageError, JobCancelled,
-                         OutputError, SpecError)
+from farm.errors import (
+                         EngineError,
+                         FarmError,
+                         IllegalTransition,
+                         ImageError,
+                         JobCancelled,
+                         OutputError,
+                         SpecError,
+)
 from farm.job import Job, JobState
 from farm.pipeline import execute
 from farm.spec import EditSpec, HdStrategy, OutputSpec

@@ -84,7 +84,7 @@ def _walk(folder: Path, files: list[Path], problems: list[Problem], skip: set[Pa
             files.append(path)
 
 
-def match_mask(image: Path, mask: Path | None) -> Path | None | Problem:
+def match_mask(image: Path, mask: Path | None) -> Path | Problem | None:
     """The mask for ``image`` under the convention above; a Problem when a mask folder lacks it."""
     if mask is None:
         return _find_by_stem(image.parent, image.stem + MASK_SUFFIX)

@@ -21,6 +21,8 @@ from PIL import Image, UnidentifiedImageError
 from farm.errors import ImageError, OutputError
 from farm.spec import OutputSpec
 
+# A corrupt file is reported once, as an ImageError; OpenCV's own warnings on stderr would repeat it.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 # LAN Farm enforces its own limit (max_pixels) from the header before decoding; Pillow's global
 # bomb check would only warn in threads or raise with a less useful message.
 Image.MAX_IMAGE_PIXELS = None
@@ -90,10 +92,7 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pictur
                          f"{max_pixels / 1e6:g} MP limit")
     icc = header.info.get("icc_profile") or None
     orientation = _orientation(header, fmt)
-    if fmt in _CV2_FORMATS and header.mode in _CV2_MODES:
-        pic = _decode_cv2(data)
-    else:
-        pic = _decode_pillow(header)
+    pic = _decode_cv2(data) if fmt in _CV2_FORMATS and header.mode in _CV2_MODES else _decode_pillow(header)
     if pic.width * pic.height != width * height:
         raise ImageError("corrupt image: decoded size differs from its header")
     pic.icc = icc
@@ -107,22 +106,42 @@ def decode_mask(data: bytes, width: int, height: int, *, resize: bool = False,
     White (grey level > 127) marks the area; a transparent pixel never does. The mask must have the
     image's size; with ``resize`` a mask of another size is scaled to it (nearest neighbour).
     """
-    try:
-        pic = decode_image(data, max_pixels=max_pixels)
-    except ImageError as exc:
-        raise ImageError(f"mask: {exc}") from None
-    if (pic.width, pic.height) != (width, height):
-        if not resize:
-            raise ImageError(f"mask is {pic.width}x{pic.height} but the image is {width}x{height} "
-                             "(make them the same size, or allow mask resizing)")
-    grey = pic.color[:, :, 0] if pic.grey else cv2.cvtColor(pic.color, cv2.COLOR_BGR2GRAY)
-    half = 127 if grey.dtype == np.uint8 else 32767
-    mask = np.where(grey > half, np.uint8(255), np.uint8(0))
-    if pic.alpha is not None:
-        mask[pic.alpha == 0] = 0
+    grey = _fast_grey_mask(data, max_pixels)
+    alpha = None
+    if grey is None:
+        try:
+            pic = decode_image(data, max_pixels=max_pixels)
+        except ImageError as exc:
+            raise ImageError(f"mask: {exc}") from None
+        grey = to_uint8(pic.color[:, :, 0] if pic.grey else cv2.cvtColor(pic.color, cv2.COLOR_BGR2GRAY))
+        alpha = pic.alpha
+    mh, mw = grey.shape
+    if (mw, mh) != (width, height) and not resize:
+        raise ImageError(f"mask is {mw}x{mh} but the image is {width}x{height} "
+                         "(make them the same size, or allow mask resizing)")
+    _, mask = cv2.threshold(grey, 127, 255, cv2.THRESH_BINARY)
+    if alpha is not None:
+        mask[alpha == 0] = 0
     if mask.shape != (height, width):
         mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
     return mask
+
+
+def _fast_grey_mask(data: bytes, max_pixels: int) -> np.ndarray | None:
+    """The common case, an 8-bit greyscale or RGB PNG/JPEG/WebP mask without orientation, decoded
+    straight to grey; None sends the mask through the general path."""
+    try:
+        header = Image.open(io.BytesIO(data))
+    except Exception:  # the general path reports it properly
+        return None
+    fmt = header.format or ""
+    if (fmt not in _CV2_FORMATS or header.mode not in ("L", "RGB")
+            or header.size[0] * header.size[1] > max_pixels or _orientation(header, fmt) != 1):
+        return None
+    grey = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if grey is None or grey.shape != (header.size[1], header.size[0]):
+        return None
+    return grey
 
 
 def encode_image(pic: Picture, output: OutputSpec) -> bytes:

@@ -58,7 +58,7 @@ def apply(pic: Picture, mask: np.ndarray | None, spec: EditSpec, engine: Engine,
     if mask is None:
         out = _run_padded(engine, to_uint8(pic.color), None, params, progress, cancel)
         return _scaled(pic, out)
-    if not mask.any():
+    if not cv2.countNonZero(mask):
         progress(1.0)
         return pic
     box, scale = plan_region(pic.width, pic.height, mask, spec.hd)
@@ -96,11 +96,9 @@ def paste_back(pic: Picture, done: np.ndarray, region_mask: np.ndarray, box: Box
     """Copy only the masked pixels of ``done`` (8-bit) into a copy of ``pic`` at ``box``."""
     color = pic.color.copy()
     target = color[box.y0:box.y1, box.x0:box.x1]
-    sel = region_mask > 0
-    values = done[sel]
     if color.dtype == np.uint16:
-        values = values.astype(np.uint16) * 257
-    target[sel] = values
+        done = done.astype(np.uint16) * 257
+    target[...] = cv2.copyTo(done, region_mask, target)
     return pic.with_color(color)
 
 

@@ -6,14 +6,17 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from farm.version import __version__
 
 # name -> (module, help). Modules outside farm/ are imported by name so farm never depends on them.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("farm.cli.demo", "a whole farm on this PC (2 nodes on 127.0.0.1 + this PC) editing the samples"),
     "run": ("farm.cli.run", "edit images in a batch (files or folders)"),
     "version": ("farm.cli.version", "print the version"),
+    "node": ("node.cli", "run this PC as a farm node (headless)"),
+    "token": ("farm.cli.token", "print this PC's farm token (share it with the farm's other PCs)"),
 }
 
 
@@ -35,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _missing(name: str, exc: ImportError):  # type: ignore[no-untyped-def]
+def _missing(name: str, exc: ImportError) -> Callable[[argparse.Namespace], int]:
     def handler(_args: argparse.Namespace) -> int:
         print(f"lanfarm {name}: needs {exc.name}, which is not installed ({exc})", file=sys.stderr)
         return 2

@@ -1,0 +1,176 @@
+"""An async client for one node's HTTP API (docs/protocol.md): blobs, jobs, results, events."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+
+from farm.errors import FarmError
+from farm.spec import EditSpec
+
+log = logging.getLogger(__name__)
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=3, sock_connect=3, sock_read=30)
+
+
+class NodeError(FarmError):
+    """A node could not be used for a request."""
+
+
+class NodeUnavailable(NodeError):
+    """The node did not answer (refused, timed out, reset, 5xx): it may be gone."""
+
+
+class NodeUnauthorised(NodeError):
+    """The node refused our farm token (401)."""
+
+
+class NodeRejected(NodeError):
+    """The node answered the request with a 4xx error that is about the request itself."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class NodeClient:
+    """Requests to one node over a shared, pooled ``aiohttp.ClientSession``."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, token: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._session = session
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    def __repr__(self) -> str:
+        return f"NodeClient({self.base_url})"
+
+    async def health(self) -> dict[str, Any]:
+        return await self._json("GET", "/v1/health", auth=False)
+
+    async def info(self) -> dict[str, Any]:
+        return await self._json("GET", "/v1/info")
+
+    async def has_blob(self, sha: str) -> bool:
+        async with self._request("HEAD", f"/v1/blobs/{sha}") as resp:
+            if resp.status == 200:
+                return True
+            if resp.status == 404:
+                return False
+            await self._raise_for(resp)
+        raise AssertionError("unreachable")
+
+    async def put_blob(self, data: bytes, sha: str | None = None) -> str:
+        """Upload ``data`` unless the node already has it; returns its sha256."""
+        sha = sha or sha256_hex(data)
+        if await self.has_blob(sha):
+            return sha
+        async with self._request("PUT", f"/v1/blobs/{sha}", data=data,
+                                 headers={"Content-Type": "application/octet-stream"}) as resp:
+            if resp.status not in (200, 201):
+                await self._raise_for(resp)
+        return sha
+
+    async def submit(self, job_id: str, spec: EditSpec, image: str, mask: str | None, *,
+                     client: str = "", priority: int = 0) -> dict[str, Any]:
+        body = {"id": job_id, "spec": spec.to_dict(), "image": image, "mask": mask, "client": client,
+                "priority": priority}
+        return await self._json("POST", "/v1/jobs", json=body)
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        return await self._json("GET", f"/v1/jobs/{job_id}")
+
+    async def cancel(self, job_id: str) -> None:
+        with contextlib.suppress(NodeRejected):
+            await self._json("DELETE", f"/v1/jobs/{job_id}")
+
+    async def result(self, job_id: str) -> bytes:
+        """The encoded result, checked against the hash the node sent."""
+        async with self._request("GET", f"/v1/jobs/{job_id}/result") as resp:
+            if resp.status != 200:
+                await self._raise_for(resp)
+            try:
+                data = await resp.read()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise NodeUnavailable(f"{self.base_url}: result download broke off ({exc})") from None
+            expected = resp.headers.get("X-Content-SHA256", "")
+        if sha256_hex(data) != expected:
+            raise NodeUnavailable(f"{self.base_url}: result of {job_id[:8]} arrived corrupt (hash mismatch)")
+        return data
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """The node's event stream until it closes; raises NodeUnavailable if it cannot connect."""
+        try:
+            ws = await self._session.ws_connect(f"{self.base_url}/v1/events", headers=self._headers,
+                                                heartbeat=10, timeout=aiohttp.ClientWSTimeout(ws_close=2))
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status == 401:
+                raise NodeUnauthorised(f"{self.base_url}: missing or wrong farm token") from None
+            raise NodeUnavailable(f"{self.base_url}: events refused ({exc.status})") from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise NodeUnavailable(f"{self.base_url}: cannot open events ({exc})") from None
+        try:
+            async for msg in ws:
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    with contextlib.suppress(ValueError):
+                        yield json.loads(msg.data)
+                elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                    break
+        finally:
+            await ws.close()
+
+    # ------------------------------------------------------------------ internals
+    @contextlib.asynccontextmanager
+    async def _request(self, method: str, path: str, *, auth: bool = True,
+                       **kwargs: Any) -> AsyncIterator[aiohttp.ClientResponse]:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if auth:
+            headers.update(self._headers)
+        try:
+            async with self._session.request(method, self.base_url + path, headers=headers,
+                                             timeout=kwargs.pop("timeout", DEFAULT_TIMEOUT),
+                                             **kwargs) as resp:
+                if resp.status == 401:
+                    raise NodeUnauthorised(f"{self.base_url}: missing or wrong farm token")
+                if resp.status >= 500:
+                    raise NodeUnavailable(f"{self.base_url}: {method} {path} answered {resp.status}"
+                                          f"{await _message(resp)}")
+                yield resp
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise NodeUnavailable(f"{self.base_url}: {method} {path} failed ({type(exc).__name__}: {exc})") from None
+
+    async def _json(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> dict[str, Any]:
+        async with self._request(method, path, auth=auth, **kwargs) as resp:
+            if resp.status >= 400:
+                await self._raise_for(resp)
+            try:
+                data = await resp.json()
+            except (aiohttp.ContentTypeError, ValueError):
+                raise NodeUnavailable(f"{self.base_url}: {path} did not answer JSON") from None
+            if not isinstance(data, dict):
+                raise NodeUnavailable(f"{self.base_url}: {path} answered an unexpected shape")
+            return data
+
+    async def _raise_for(self, resp: aiohttp.ClientResponse) -> None:
+        code, message = "error", f"HTTP {resp.status}"
+        with contextlib.suppress(Exception):
+            body = await resp.json()
+            err = body.get("error", {}) if isinstance(body, Mapping) else {}
+            code, message = str(err.get("code", code)), str(err.get("message", message))
+        raise NodeRejected(resp.status, code, f"{self.base_url}: {message}")
+
+
+async def _message(resp: aiohttp.ClientResponse) -> str:
+    with contextlib.suppress(Exception):
+        body = await resp.json()
+        return f": {body['error']['message']}"
+    return ""

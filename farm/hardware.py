@@ -1,0 +1,163 @@
+"""What this PC has to offer: CPU, RAM and GPUs. torch and pynvml are imported lazily, never required.
+
+GPUs come from torch.cuda when torch imports, else from NVML (package ``nvidia-ml-py``) when it
+imports and finds a driver, else there are none and the backend is ``cpu``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import importlib.util
+import logging
+import os
+import platform
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+AI_MODULES = ("torch", "spandrel", "diffusers")
+
+
+@dataclass(frozen=True, slots=True)
+class Gpu:
+    """One GPU; sizes in bytes."""
+
+    index: int
+    name: str
+    vram_total: int
+    vram_free: int
+    driver: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "name": self.name, "vram_total": self.vram_total,
+                "vram_free": self.vram_free, "driver": self.driver}
+
+
+@dataclass(frozen=True, slots=True)
+class Hardware:
+    """The machine, as /v1/info reports it."""
+
+    cpu: str
+    cpu_count: int
+    ram_total: int
+    backend: str = "cpu"
+    gpus: tuple[Gpu, ...] = field(default_factory=tuple)
+
+    @property
+    def gpu_label(self) -> str:
+        """Short GPU name for the mDNS advert, ``cpu`` when there is none."""
+        return self.gpus[0].name if self.gpus else "cpu"
+
+    @property
+    def vram_mb(self) -> int:
+        return self.gpus[0].vram_total // (1 << 20) if self.gpus else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cpu": self.cpu, "cpu_count": self.cpu_count, "ram_total": self.ram_total,
+                "backend": self.backend, "gpus": [g.to_dict() for g in self.gpus]}
+
+
+def probe() -> Hardware:
+    """Look at this PC. Never raises: every failed probe degrades to less information."""
+    backend, gpus = probe_gpus()
+    return Hardware(cpu=cpu_name(), cpu_count=os.cpu_count() or 1, ram_total=ram_total(),
+                    backend=backend, gpus=tuple(gpus))
+
+
+def refresh(hw: Hardware) -> Hardware:
+    """The same machine with current free VRAM (cheap; a no-op without GPUs)."""
+    if not hw.gpus:
+        return hw
+    backend, gpus = probe_gpus()
+    return replace(hw, backend=backend, gpus=tuple(gpus)) if gpus else hw
+
+
+def lite() -> bool:
+    """True when the AI engines' libraries are not installed (only OpenCV engines can run)."""
+    return not all(importlib.util.find_spec(m) is not None for m in AI_MODULES)
+
+
+def probe_gpus() -> tuple[str, list[Gpu]]:
+    """``(backend, gpus)``: torch first, then NVML, else ``("cpu", [])``."""
+    for probe_fn in (_torch_gpus, _nvml_gpus):
+        try:
+            found = probe_fn()
+        except Exception as exc:  # a broken driver must not stop the node; we fall back to CPU
+            log.debug("GPU probe %s failed: %s", probe_fn.__name__, exc)
+            continue
+        if found is not None:
+            return found
+    return "cpu", []
+
+
+def _torch_gpus() -> tuple[str, list[Gpu]] | None:
+    if importlib.util.find_spec("torch") is None:
+        return None
+    torch = importlib.import_module("torch")
+    if torch.cuda.is_available():
+        backend = "rocm" if getattr(torch.version, "hip", None) else "cuda"
+        driver = str(getattr(torch.version, "hip", None) or torch.version.cuda or "")
+        gpus = []
+        for i in range(torch.cuda.device_count()):
+            free, total = torch.cuda.mem_get_info(i)
+            gpus.append(Gpu(i, torch.cuda.get_device_name(i), int(total), int(free), driver))
+        return backend, gpus
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps", [Gpu(0, "Apple GPU", ram_total(), 0, "mps")]
+    return None
+
+
+def _nvml_gpus() -> tuple[str, list[Gpu]] | None:
+    if importlib.util.find_spec("pynvml") is None:
+        return None
+    nvml = importlib.import_module("pynvml")
+    nvml.nvmlInit()
+    try:
+        driver = _text(nvml.nvmlSystemGetDriverVersion())
+        gpus = []
+        for i in range(nvml.nvmlDeviceGetCount()):
+            handle = nvml.nvmlDeviceGetHandleByIndex(i)
+            mem = nvml.nvmlDeviceGetMemoryInfo(handle)
+            gpus.append(Gpu(i, _text(nvml.nvmlDeviceGetName(handle)), int(mem.total), int(mem.free), driver))
+    finally:
+        nvml.nvmlShutdown()
+    return ("cuda", gpus) if gpus else None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def ram_total() -> int:
+    """Physical memory in bytes, 0 when unknown."""
+    if sys.platform == "win32":
+        class _MemStatus(ctypes.Structure):
+            _fields_ = [("dwLength", ctypes.c_ulong), ("dwMemoryLoad", ctypes.c_ulong),
+                        ("ullTotalPhys", ctypes.c_ulonglong), ("ullAvailPhys", ctypes.c_ulonglong),
+                        ("ullTotalPageFile", ctypes.c_ulonglong), ("ullAvailPageFile", ctypes.c_ulonglong),
+                        ("ullTotalVirtual", ctypes.c_ulonglong), ("ullAvailVirtual", ctypes.c_ulonglong),
+                        ("ullAvailExtendedVirtual", ctypes.c_ulonglong)]
+        status = _MemStatus()
+        status.dwLength = ctypes.sizeof(_MemStatus)
+        if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):  # type: ignore[attr-defined]
+            return int(status.ullTotalPhys)
+        return 0
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0

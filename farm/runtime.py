@@ -1,0 +1,418 @@
+"""The farm runtime: the async glue that feeds the pure scheduler events and carries out its decisions.
+
+It owns the workers (this PC and the nodes), one pooled HTTP session, the clock tick, and the
+attempt tasks. Outputs are written here, once per job: the scheduler says which result wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from PIL import Image
+
+from farm.batch import Planned
+from farm.client import NodeClient
+from farm.engines.registry import Registry
+from farm.errors import EngineError, FarmError, OutputError
+from farm.imageio import DEFAULT_MAX_PIXELS, read_bytes, write_atomic
+from farm.job import Job, JobState
+from farm.scheduler import (
+    LOCAL,
+    Cancel,
+    Decision,
+    Dispatch,
+    FailureKind,
+    Finished,
+    JobRequest,
+    Policy,
+    Scheduler,
+)
+from farm.spec import EditSpec
+from farm.store import QueueStore
+from farm.workers import LocalWorker, RemoteWorker, Task, Worker, WorkerFailure
+
+log = logging.getLogger(__name__)
+_STATES = {"done": JobState.DONE, "failed": JobState.FAILED, "cancelled": JobState.CANCELLED}
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """What one worker did in this session (for summaries and the dashboard)."""
+
+    name: str
+    done: int = 0
+    failed: int = 0
+    busy_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """A job changed state, or made progress (``progress`` set); ``state`` is the state at that moment."""
+
+    job: Job
+    progress: float | None = None
+    state: JobState = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", self.job.state)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEvent:
+    """A worker appeared, changed or went away (``online`` False)."""
+
+    worker_id: str
+    name: str
+    online: bool
+    reason: str = ""
+
+
+FarmEvent = JobEvent | NodeEvent
+
+
+@dataclass
+class FarmOptions:
+    use_local: bool = True
+    local_slots: int = 1
+    overwrite: bool = False
+    resize_mask: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    tick_seconds: float = 0.25
+    client_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    payload_cache_bytes: int = 256 << 20
+
+
+class Farm:
+    """Runs jobs across this PC and the nodes it is told about. Use as ``async with Farm(...)``."""
+
+    def __init__(self, registry: Registry, *, token: str = "", options: FarmOptions | None = None,
+                 policy: Policy | None = None, clock: Callable[[], float] = time.monotonic,
+                 store: QueueStore | None = None) -> None:
+        self.registry = registry
+        self.store = store
+        self._dirty: dict[str, Job] = {}
+        self.token = token
+        self.options = options or FarmOptions()
+        self.scheduler = Scheduler(policy)
+        self.clock = clock
+        self.jobs: dict[str, Job] = {}
+        self.progress: dict[str, float] = {}
+        self.stats: dict[str, WorkerStats] = {}
+        self.workers: dict[str, Worker] = {}
+        self._specs: dict[str, EditSpec] = {}
+        self._attempts: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._started_at: dict[tuple[str, str], float] = {}
+        self._listeners: list[Callable[[FarmEvent], None]] = []
+        self._payloads: OrderedDict[Path, bytes] = OrderedDict()
+        self._payload_bytes = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._session: aiohttp.ClientSession | None = None
+        self._tick_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> Farm:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64, limit_per_host=8))
+        if self.options.use_local:
+            self._add_worker(LocalWorker(self.registry, self.options.local_slots))
+        self._tick_task = asyncio.create_task(self._ticker(), name="farm tick")
+
+    async def close(self) -> None:
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick_task
+        attempts = list(self._attempts.values())
+        for task in attempts:
+            task.cancel()
+        await asyncio.gather(*attempts, return_exceptions=True)
+        for worker in list(self.workers.values()):
+            await worker.close()
+        await self._flush()
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("Farm.start() was not awaited")
+        return self._session
+
+    def subscribe(self, listener: Callable[[FarmEvent], None]) -> None:
+        self._listeners.append(listener)
+
+    # ---------------------------------------------------------------------- nodes
+    def node_client(self, base_url: str) -> NodeClient:
+        return NodeClient(self.session, base_url, self.token)
+
+    def add_node(self, node_id: str, name: str, base_url: str, info: dict[str, Any]) -> None:
+        """A node is up (or its info changed): it becomes a worker."""
+        worker = self.workers.get(node_id)
+        if isinstance(worker, RemoteWorker):
+            worker.info = info
+            if worker.client.base_url != base_url.rstrip("/"):
+                worker.client = self.node_client(base_url)
+        else:
+            worker = RemoteWorker(node_id, name, self.node_client(base_url), info,
+                                  client_id=self.options.client_id)
+            worker.start()
+            self._add_worker(worker)
+            return
+        self._apply(self.scheduler.worker_up(worker.caps(), self.clock()))
+
+    async def add_peer(self, base_url: str) -> str:
+        """Add a node by address (no discovery); returns its id. Raises NodeError if unusable."""
+        client = self.node_client(base_url)
+        info = await client.info()
+        self.add_node(str(info["id"]), str(info.get("name") or base_url), base_url, info)
+        return str(info["id"])
+
+    def remove_node(self, node_id: str, reason: str = "went offline") -> None:
+        """A node went away: its jobs go back to the queue and run elsewhere."""
+        worker = self.workers.pop(node_id, None)
+        if worker is None:
+            return
+        lost = []
+        for (job_id, wid), task in list(self._attempts.items()):
+            if wid == node_id:
+                task.cancel()
+                del self._attempts[(job_id, wid)]
+                lost.append(job_id)
+        decisions = self.scheduler.worker_down(node_id, self.clock(), f"{worker.name} {reason}")
+        self._requeued(lost)
+        self._apply(decisions)
+        self._emit(NodeEvent(node_id, worker.name, False, reason))
+        _close_later(worker)
+
+    def set_worker_paused(self, worker_id: str, paused: bool) -> None:
+        self._apply(self.scheduler.set_worker_paused(worker_id, paused, self.clock()))
+
+    def _add_worker(self, worker: Worker) -> None:
+        self.workers[worker.id] = worker
+        self.stats.setdefault(worker.id, WorkerStats(worker.name))
+        self._emit(NodeEvent(worker.id, worker.name, True))
+        self._apply(self.scheduler.worker_up(worker.caps(), self.clock()))
+
+    # ----------------------------------------------------------------------- jobs
+    async def submit(self, items: Sequence[Planned], spec: EditSpec, *, priority: int = 0,
+                     batch: int | None = None) -> list[Job]:
+        """Queue one job per planned input (recorded in the store's ``batch`` first, if any)."""
+        jobs = [Job(input=i.input, spec=spec, output=i.output, mask=i.mask, priority=priority) for i in items]
+        await self.enqueue(jobs, batch=batch)
+        return jobs
+
+    async def enqueue(self, jobs: Sequence[Job], *, batch: int | None = None) -> None:
+        """Queue jobs made elsewhere (resumed from the store, or built by the app)."""
+        if self.store is not None and batch is not None:
+            await asyncio.to_thread(self.store.add_jobs, batch, jobs)
+        sizes = await asyncio.to_thread(lambda: [_megapixels(j.input) for j in jobs])
+        requests = []
+        for job, mp in zip(jobs, sizes, strict=True):
+            self.jobs[job.id] = job
+            self._specs[job.id] = job.spec
+            requests.append(JobRequest(job.id, job.spec.engine, mp, job.spec.model,
+                                       self._memory_need(job.spec), job.priority))
+        if jobs:
+            self._idle.clear()
+        for job in jobs:
+            self._emit(JobEvent(job))
+        self._apply(self.scheduler.add_jobs(requests, self.clock()))
+
+    def cancel(self, job_id: str) -> None:
+        self._apply(self.scheduler.cancel(job_id, self.clock()))
+
+    def retry(self, job_id: str) -> None:
+        job = self.jobs[job_id]
+        if job.state in (JobState.FAILED, JobState.CANCELLED):
+            job.move(JobState.QUEUED)
+            self._idle.clear()
+            self._emit(JobEvent(job))
+            self._apply(self.scheduler.retry(job_id, self.clock()))
+
+    def pause(self) -> None:
+        self.scheduler.pause()
+
+    def resume(self) -> None:
+        self._apply(self.scheduler.resume(self.clock()))
+
+    def fail_unrunnable(self, why: str = "no worker of the farm can run engine {engine}") -> None:
+        self._apply(self.scheduler.fail_unrunnable(self.clock(), why))
+
+    async def wait(self) -> None:
+        """Until every submitted job has finished (done, failed or cancelled)."""
+        await self._idle.wait()
+
+    # ------------------------------------------------------------------ internals
+    def _memory_need(self, spec: EditSpec) -> int:
+        try:
+            return self.registry.descriptor(spec.engine).memory_mb
+        except EngineError:
+            return 0
+
+    def _apply(self, decisions: Sequence[Decision]) -> None:
+        for d in decisions:
+            if isinstance(d, Dispatch):
+                job = self.jobs[d.job_id]
+                if job.state is JobState.QUEUED:
+                    job.move(JobState.DISPATCHED)
+                    job.worker = d.worker_id
+                    self._emit(JobEvent(job))
+                self._attempts[(d.job_id, d.worker_id)] = asyncio.create_task(
+                    self._attempt(d.job_id, d.worker_id), name=f"job {d.job_id[:8]} on {d.worker_id}")
+            elif isinstance(d, Cancel):
+                task = self._attempts.pop((d.job_id, d.worker_id), None)
+                if task is not None:
+                    task.cancel()
+            elif isinstance(d, Finished):
+                job = self.jobs[d.job_id]
+                job.worker = d.worker_id or job.worker
+                if job.state is not _STATES[d.state]:
+                    job.move(_STATES[d.state], error=d.message or None)
+                self._emit(JobEvent(job))
+        if self.scheduler.unfinished() == 0:
+            self._idle.set()
+
+    def _requeued(self, job_ids: Sequence[str]) -> None:
+        """After a failed attempt: a job the scheduler will run again goes back to queued."""
+        for job_id in job_ids:
+            job = self.jobs[job_id]
+            still_running = any(k[0] == job_id for k in self._attempts)
+            if (job.state in (JobState.DISPATCHED, JobState.RUNNING) and not still_running
+                    and self.scheduler.state(job_id) in ("queued", "active")):
+                job.move(JobState.QUEUED)
+                self.progress.pop(job_id, None)
+                self._emit(JobEvent(job))
+
+    async def _attempt(self, job_id: str, worker_id: str) -> None:
+        worker = self.workers.get(worker_id)
+        job = self.jobs[job_id]
+        key = (job_id, worker_id)
+        try:
+            if worker is None:
+                raise WorkerFailure(FailureKind.LOST, f"{worker_id} is gone")
+            task = await self._payload(job)
+            data = await worker.run(task, lambda f: self._on_progress(job, f),
+                                    lambda: self._on_started(job, worker_id))
+        except asyncio.CancelledError:
+            return
+        except WorkerFailure as exc:
+            self._attempts.pop(key, None)
+            self._count(worker_id, ok=False)
+            decisions = self.scheduler.failed(job_id, worker_id, exc.kind, str(exc), self.clock())
+            self._requeued([job_id])
+            self._apply(decisions)
+            return
+        except FarmError as exc:  # reading the input failed: the job's own fault
+            self._attempts.pop(key, None)
+            self._apply(self.scheduler.failed(job_id, worker_id, FailureKind.INPUT, str(exc), self.clock()))
+            return
+        self._attempts.pop(key, None)
+        won, decisions = self.scheduler.succeeded(job_id, worker_id, self.clock())
+        self._apply(decisions)
+        if not won:
+            return
+        error = None
+        try:
+            await asyncio.to_thread(write_atomic, job.output, data, overwrite=self.options.overwrite)
+            self._count(worker_id, ok=True)
+        except FileExistsError:
+            error = f"{job.output.name} appeared in the output folder meanwhile; not overwritten"
+        except OutputError as exc:
+            error = str(exc)
+        self._apply(self.scheduler.committed(job_id, self.clock(), error))
+
+    def _on_started(self, job: Job, worker_id: str) -> None:
+        self._started_at[(job.id, worker_id)] = self.clock()
+        self.scheduler.started(job.id, worker_id, self.clock())
+        if job.state is JobState.DISPATCHED:
+            job.move(JobState.RUNNING)
+            self._emit(JobEvent(job))
+
+    def _on_progress(self, job: Job, fraction: float) -> None:
+        self.progress[job.id] = fraction
+        self._emit(JobEvent(job, progress=fraction))
+
+    def _count(self, worker_id: str, *, ok: bool) -> None:
+        stats = self.stats.setdefault(worker_id, WorkerStats(worker_id))
+        if ok:
+            stats.done += 1
+        else:
+            stats.failed += 1
+
+    async def _payload(self, job: Job) -> Task:
+        image = await self._read(job.input)
+        mask = await self._read(job.mask) if job.mask is not None else None
+        return Task(job.id, self._specs[job.id], image, mask, priority=job.priority,
+                    resize_mask=self.options.resize_mask, max_pixels=self.options.max_pixels)
+
+    async def _read(self, path: Path) -> bytes:
+        data = self._payloads.get(path)
+        if data is not None:
+            self._payloads.move_to_end(path)
+            return data
+        data = await asyncio.to_thread(read_bytes, path)
+        self._payloads[path] = data
+        self._payload_bytes += len(data)
+        while self._payload_bytes > self.options.payload_cache_bytes and len(self._payloads) > 1:
+            _, old = self._payloads.popitem(last=False)
+            self._payload_bytes -= len(old)
+        return data
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.tick_seconds)
+            self._apply(self.scheduler.tick(self.clock()))
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Write the jobs whose state changed since the last flush to the durable queue."""
+        if self.store is None or not self._dirty:
+            return
+        changed, self._dirty = list(self._dirty.values()), {}
+        await asyncio.to_thread(self.store.update, changed)
+
+    def _emit(self, event: FarmEvent) -> None:
+        if self.store is not None and isinstance(event, JobEvent) and event.progress is None:
+            self._dirty[event.job.id] = event.job
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("farm listener failed")
+
+
+def _megapixels(path: Path) -> float:
+    try:
+        with Image.open(path) as im:
+            return im.size[0] * im.size[1] / 1e6
+    except Exception:  # unreadable: the attempt will report it properly
+        return 1.0
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _close_later(worker: Worker) -> None:
+    task = asyncio.ensure_future(worker.close())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+__all__ = ["LOCAL", "Farm", "FarmEvent", "FarmOptions", "JobEvent", "NodeEvent", "WorkerStats"]

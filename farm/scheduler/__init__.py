@@ -1,0 +1,18 @@
+"""The scheduler: a pure decision core (no I/O, time passed in) and its value types."""
+
+from farm.scheduler.core import Scheduler, WorkerStatus
+from farm.scheduler.model import (
+    LOCAL,
+    Cancel,
+    Decision,
+    Dispatch,
+    FailureKind,
+    Finished,
+    JobRequest,
+    Policy,
+    WorkerCaps,
+)
+from farm.scheduler.speed import SpeedEstimate
+
+__all__ = ["LOCAL", "Cancel", "Decision", "Dispatch", "FailureKind", "Finished", "JobRequest", "Policy",
+           "Scheduler", "SpeedEstimate", "WorkerCaps", "WorkerStatus"]

@@ -1,0 +1,148 @@
+"""The durable queue: batches and their jobs in SQLite (WAL), so a killed app or run resumes.
+
+An output path is chosen when a job is planned and recorded before any work starts; outputs are
+written atomically, so on resume a job whose output file exists is done, and every other unfinished
+job is queued again. Temp files a killed process left behind are removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from farm.job import Job, JobState
+from farm.paths import data_dir
+from farm.spec import EditSpec
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    created REAL NOT NULL,
+    finished REAL
+);
+CREATE INDEX IF NOT EXISTS batches_key ON batches(key, finished);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    batch INTEGER NOT NULL REFERENCES batches(id),
+    seq INTEGER NOT NULL,
+    input TEXT NOT NULL,
+    mask TEXT,
+    output TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    error TEXT,
+    worker TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_batch ON jobs(batch, seq);
+"""
+
+
+def default_store_path() -> Path:
+    return data_dir() / "queue.sqlite3"
+
+
+def batch_key(*parts: object) -> str:
+    """A stable key for "the same run": the same inputs, masks, output folder and edit."""
+    return hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """What an unfinished batch still holds, after checking the output folder."""
+
+    batch: int
+    todo: list[Job]
+    done: list[Job]
+
+
+class QueueStore:
+    """One SQLite file; safe to call from the loop or a worker thread (one lock serialises writes)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_store_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def new_batch(self, key: str) -> int:
+        with self._lock:
+            cur = self._db.execute("INSERT INTO batches (key, created) VALUES (?, ?)", (key, time.time()))
+            return int(cur.lastrowid or 0)
+
+    def unfinished_batch(self, key: str) -> int | None:
+        with self._lock:
+            row = self._db.execute("SELECT id FROM batches WHERE key = ? AND finished IS NULL "
+                                   "ORDER BY id DESC LIMIT 1", (key,)).fetchone()
+        return int(row[0]) if row else None
+
+    def unfinished_batches(self) -> list[int]:
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM batches WHERE finished IS NULL ORDER BY id").fetchall()
+        return [int(r[0]) for r in rows]
+
+    def add_jobs(self, batch: int, jobs: Sequence[Job]) -> None:
+        rows = [(j.id, batch, i, str(j.input), str(j.mask) if j.mask else None, str(j.output), j.spec.to_json(),
+                 j.priority, str(j.state), j.attempts, j.error, j.worker) for i, j in enumerate(jobs)]
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self._db.execute("COMMIT")
+
+    def update(self, jobs: Iterable[Job]) -> None:
+        """Record the current state of ``jobs`` in one transaction."""
+        rows = [(str(j.state), j.attempts, j.error, j.worker, j.id) for j in jobs]
+        if not rows:
+            return
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("UPDATE jobs SET state=?, attempts=?, error=?, worker=? WHERE id=?", rows)
+            self._db.execute("COMMIT")
+
+    def finish_batch(self, batch: int) -> None:
+        with self._lock:
+            self._db.execute("UPDATE batches SET finished = ? WHERE id = ?", (time.time(), batch))
+
+    def resume(self, batch: int) -> Resumed:
+        """The batch's jobs: done ones (recorded, or their output exists) and the rest, queued again."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, input, mask, output, spec, priority, state, attempts, worker "
+                                    "FROM jobs WHERE batch = ? ORDER BY seq", (batch,)).fetchall()
+        todo, done = [], []
+        for jid, inp, mask, out, spec, prio, state, attempts, worker in rows:
+            output = Path(out)
+            remove_partials(output)
+            job = Job(input=Path(inp), spec=EditSpec.from_json(spec), output=output,
+                      mask=Path(mask) if mask else None, id=jid, priority=prio, attempts=attempts,
+                      worker=worker)
+            if state == JobState.DONE or output.exists():
+                job.state = JobState.DONE
+                done.append(job)
+            else:
+                todo.append(job)
+        return Resumed(batch, todo, done)
+
+
+def remove_partials(output: Path) -> None:
+    """Delete temp files an interrupted atomic write of ``output`` left (see imageio.write_atomic)."""
+    try:
+        for part in output.parent.glob(f".{output.name}.*.part"):
+            part.unlink(missing_ok=True)
+    except OSError:
+        pass

@@ -1,0 +1,147 @@
+"""``lanfarm node``: run this PC as a headless farm node until SIGINT/SIGTERM (then drain and exit 0)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import ssl
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from farm.auth import TOKEN_ENV, load_or_create_token, read_token
+from farm.engines import default_registry
+from node import keys
+from node.app import create_app
+from node.config import (
+    SETTINGS,
+    ConfigError,
+    NodeConfig,
+    default_file,
+    describe,
+    load,
+    load_or_create_node_id,
+)
+
+log = logging.getLogger(__name__)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    a = parser.add_argument
+    a("--host", help="address to listen on (default 0.0.0.0: every interface)")
+    a("--port", type=int, help="TCP port (default 7788; 0 picks a free one)")
+    a("--name", help="name shown in the app (default: this PC's host name)")
+    a("--slots", type=int, help="jobs at once (default: one per GPU, else one)")
+    a("--models-dir", type=Path, help="folder of model files (default: the data folder's models/)")
+    a("--token-file", type=Path, help=f"file holding the farm token (default: ${TOKEN_ENV}, else the "
+      "token file of `lanfarm token --path`)")
+    a("--advertise", action=argparse.BooleanOptionalAction, default=None,
+      help="announce this node over mDNS (default: yes)")
+    a("--interface", dest="interfaces", action="append", metavar="ADDR",
+      help="IPv4 address of an interface to advertise on (repeatable; default: all)")
+    a("--simulate", action=argparse.BooleanOptionalAction, default=None,
+      help="add the SIMULATED GPU engine 'sim' (tests and benchmarks)")
+    a("--simulate-slowdown", type=float, help="make the simulated GPU this many times slower")
+    a("--simulate-failures", action=argparse.BooleanOptionalAction, default=None,
+      help="make the simulated GPU fail every job")
+    a("--max-upload-mb", type=float, help="largest upload accepted (default 256)")
+    a("--blob-cache-mb", type=float, help="disk budget of the upload cache (default 4096)")
+    a("--job-timeout", type=float, help="seconds before a job fails (default 1800; 0: never)")
+    a("--result-retention", type=float, help="seconds results are kept after a job ends (default 3600)")
+    a("--shutdown-grace", type=float, help="seconds running jobs may finish on shutdown (default 30)")
+    a("--cert", type=Path, help="TLS certificate (PEM); serve HTTPS")
+    a("--key", type=Path, help="TLS private key (PEM)")
+    a("--config", type=Path, help="settings file (default: node.toml in the config folder)")
+    a("--print-config", action="store_true", help="print the settings in effect and exit")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    cli = {name: getattr(args, name, None) for name in SETTINGS}
+    config_file = args.config or default_file()
+    try:
+        config, origin = load(cli, config_file=config_file)
+        if args.print_config:
+            print(f"# lanfarm node settings (file: {config_file})")
+            print(describe(config, origin))
+            return 0
+        token = node_token(config)
+        ssl_context = make_ssl_context(config)
+    except (ConfigError, OSError, ValueError, ssl.SSLError) as exc:
+        print(f"lanfarm node: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(serve(config, token=token, ssl_context=ssl_context))
+    except KeyboardInterrupt:  # Windows, where the loop has no signal handlers
+        return 0
+    except OSError as exc:
+        print(f"lanfarm node: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+
+
+def node_token(config: NodeConfig) -> str:
+    """--token-file, else LANFARM_TOKEN, else the farm's token file (created on first use)."""
+    if config.token_file is not None:
+        return read_token(config.token_file)
+    env = os.environ.get(TOKEN_ENV, "").strip()
+    return env or load_or_create_token()
+
+
+def make_ssl_context(config: NodeConfig) -> ssl.SSLContext | None:
+    if config.cert is None or config.key is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(config.cert, config.key)
+    return ctx
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready socket, bound now so that port 0 becomes a real port before the advert."""
+    family, kind, proto, _name, addr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                          flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    if os.name != "nt":  # on Windows SO_REUSEADDR would let two nodes share a port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def serve(config: NodeConfig, *, token: str, ssl_context: ssl.SSLContext | None = None) -> int:
+    sock = bind(config.host, config.port)
+    config = dataclasses.replace(config, port=sock.getsockname()[1])
+    registry = default_registry(simulate=config.simulate, sim_slowdown=config.simulate_slowdown,
+                                sim_fail=config.simulate_failures)
+    app = create_app(config, registry=registry, token=token, node_id=load_or_create_node_id())
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
+        scheme = "https" if ssl_context else "http"
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        print(f"lanfarm node listening on {scheme}://{host}:{config.port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # Windows has no loop signal handlers: Ctrl+C raises KeyboardInterrupt instead
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        jobs = app[keys.RUNNER]
+        jobs.drain()
+        if not await jobs.wait_idle(config.shutdown_grace):
+            log.warning("jobs still running after %g s; stopping them", config.shutdown_grace)
+    finally:
+        await runner.cleanup()
+    return 0

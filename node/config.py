@@ -1,0 +1,224 @@
+"""Node settings: CLI > env (``LANFARM_*``) > ``node.toml`` > defaults, resolved by a pure function."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from farm.errors import FarmError
+from farm.imageio import write_atomic
+from farm.paths import config_dir, data_dir, models_dir
+
+DEFAULT_PORT = 7788
+CONFIG_FILE = "node.toml"
+NODE_ID_FILE = "node-id"
+
+
+class ConfigError(FarmError):
+    """A setting has a value the node cannot use; the message names the setting and where it came from."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Everything ``lanfarm node`` runs with. ``slots`` None means one per GPU, else one."""
+
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_PORT
+    name: str = ""
+    slots: int | None = None
+    models_dir: Path | None = None
+    token_file: Path | None = None
+    advertise: bool = True
+    interfaces: tuple[str, ...] = ()
+    simulate: bool = False
+    simulate_slowdown: float = 1.0
+    simulate_failures: bool = False
+    max_upload_mb: float = 256.0
+    blob_cache_mb: float = 4096.0
+    job_timeout: float = 1800.0
+    result_retention: float = 3600.0
+    shutdown_grace: float = 30.0
+    cert: Path | None = None
+    key: Path | None = None
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * (1 << 20))
+
+    @property
+    def blob_cache_bytes(self) -> int:
+        return int(self.blob_cache_mb * (1 << 20))
+
+    @property
+    def display_name(self) -> str:
+        return self.name or socket.gethostname() or "lanfarm-node"
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_dir or models_dir()
+
+    @property
+    def tls(self) -> bool:
+        return self.cert is not None
+
+
+def _bool(text: Any) -> bool:
+    if isinstance(text, bool):
+        return text
+    low = str(text).strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _interfaces(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    return tuple(str(i).strip() for i in items if str(i).strip())
+
+
+def _positive(kind: Callable[[Any], Any], *, allow_zero: bool = True) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        out = kind(value)
+        if out < 0 or (out == 0 and not allow_zero):
+            raise ValueError(f"must be {'at least 0' if allow_zero else 'above 0'}, got {value!r}")
+        return out
+    return convert
+
+
+def _port(value: Any) -> int:
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"a port is 0-65535, got {value!r}")
+    return port
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {value!r}")
+    return value
+
+
+def _path(value: Any) -> Path:
+    return (value if isinstance(value, Path) else Path(_str(value))).expanduser()
+
+
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "host": _str, "port": _port, "name": _str, "slots": _positive(int, allow_zero=False),
+    "models_dir": _path, "token_file": _path, "advertise": _bool, "interfaces": _interfaces,
+    "simulate": _bool, "simulate_slowdown": _positive(float, allow_zero=False),
+    "simulate_failures": _bool, "max_upload_mb": _positive(float, allow_zero=False),
+    "blob_cache_mb": _positive(float, allow_zero=False), "job_timeout": _positive(float),
+    "result_retention": _positive(float), "shutdown_grace": _positive(float),
+    "cert": _path, "key": _path,
+}
+SETTINGS = tuple(f.name for f in fields(NodeConfig))
+assert set(SETTINGS) == set(_CONVERT)
+
+
+def env_name(setting: str) -> str:
+    return "LANFARM_" + setting.upper()
+
+
+def resolve(cli: Mapping[str, Any], env: Mapping[str, str],
+            file: Mapping[str, Any]) -> tuple[NodeConfig, dict[str, str]]:
+    """Merge the sources (CLI > env > file > default); return the config and where each value came from.
+
+    ``cli`` holds only options the user gave (None means not given). Unknown file keys raise.
+    """
+    unknown = sorted(set(file) - set(SETTINGS))
+    if unknown:
+        raise ConfigError(f"{CONFIG_FILE}: unknown setting {unknown[0]!r} "
+                          f"(known: {', '.join(SETTINGS)})")
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for name in SETTINGS:
+        for source, raw in (("cli", cli.get(name)), ("env", env.get(env_name(name))),
+                            ("file", file.get(name))):
+            if raw is None:
+                continue
+            try:
+                values[name] = _CONVERT[name](raw)
+            except (TypeError, ValueError) as exc:
+                where = {"cli": f"--{name.replace('_', '-')}", "env": env_name(name),
+                         "file": f"{CONFIG_FILE} {name}"}[source]
+                raise ConfigError(f"{where}: {exc}") from None
+            origin[name] = source
+            break
+        else:
+            origin[name] = "default"
+    config = NodeConfig(**values)
+    if (config.cert is None) != (config.key is None):
+        raise ConfigError("TLS needs both --cert and --key")
+    return config, origin
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """The TOML settings file; empty when missing. A ``[node]`` table is accepted too."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    node = data.get("node")
+    return dict(node) if isinstance(node, dict) else data
+
+
+def default_file() -> Path:
+    return config_dir() / CONFIG_FILE
+
+
+def load(cli: Mapping[str, Any], *, config_file: Path | None = None,
+         env: Mapping[str, str] | None = None) -> tuple[NodeConfig, dict[str, str]]:
+    return resolve(cli, os.environ if env is None else env, read_file(config_file or default_file()))
+
+
+def describe(config: NodeConfig, origin: Mapping[str, str]) -> str:
+    """TOML a person can paste into node.toml, each line saying where its value came from."""
+    lines = []
+    for name in SETTINGS:
+        value = getattr(config, name)
+        if value is None:
+            text = f"# {name} = (unset)"
+        elif isinstance(value, bool):
+            text = f"{name} = {'true' if value else 'false'}"
+        elif isinstance(value, int | float):
+            text = f"{name} = {value}"
+        elif isinstance(value, tuple):
+            text = f"{name} = [{', '.join(_quote(v) for v in value)}]"
+        else:
+            text = f"{name} = {_quote(str(value))}"
+        lines.append(f"{text:<44} # {origin.get(name, 'default')}")
+    return "\n".join(lines)
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def load_or_create_node_id(folder: Path | None = None) -> str:
+    """A stable id for this node, created on first start and kept in the data folder."""
+    path = (folder or data_dir()) / NODE_ID_FILE
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+        if text:
+            return text
+    except FileNotFoundError:
+        pass
+    node_id = uuid.uuid4().hex[:16]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        write_atomic(path, node_id.encode() + b"\n")
+    except FileExistsError:  # another process won the race; use its id
+        return path.read_text(encoding="utf-8").strip()
+    return node_id

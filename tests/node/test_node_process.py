@@ -1,0 +1,269 @@
+"""A real ``lanfarm node`` subprocess on 127.0.0.1 port 0 (simulated GPU, no advert): the wire, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from tests.node.helpers import AUTH, TOKEN, check_schema, job_body, mask_png, png, sha, start_node, stop_node
+
+IMG, MASK = png(), mask_png()
+SLOW = {"seconds_per_mp": 600.0}  # 64x64 -> about 2.5 s, in 10 steps
+PROTECTED = [("GET", "/v1/info"), ("HEAD", f"/v1/blobs/{'0' * 64}"), ("PUT", f"/v1/blobs/{'0' * 64}"),
+             ("POST", "/v1/jobs"), ("GET", "/v1/jobs/some-job-1"), ("GET", "/v1/jobs/some-job-1/result"),
+             ("DELETE", "/v1/jobs/some-job-1"), ("GET", "/v1/events"), ("POST", "/v1/drain")]
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("node-home")
+    proc, url = start_node(home, "--host", "127.0.0.1", "--port", "0", "--no-advertise", "--simulate",
+                           "--slots", "2", "--max-upload-mb", "1", "--job-timeout", "60", verbose=True)
+    yield url
+    code, err = stop_node(proc)
+    assert code == 0, err
+    assert TOKEN not in err
+
+
+@pytest.fixture
+async def http(node: str) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(node, headers=AUTH) as session:
+        yield session
+
+
+async def upload(http: aiohttp.ClientSession) -> None:
+    for data in (IMG, MASK):
+        async with http.put(f"/v1/blobs/{sha(data)}", data=data) as resp:
+            assert resp.status in (200, 201)
+
+
+async def post(http: aiohttp.ClientSession, job_id: str, **params: Any) -> tuple[int, dict[str, Any]]:
+    async with http.post("/v1/jobs", json=job_body(job_id, IMG, MASK, **params)) as resp:
+        return resp.status, await resp.json()
+
+
+async def wait_state(http: aiohttp.ClientSession, job_id: str, *states: str,
+                     timeout: float = 15.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        async with http.get(f"/v1/jobs/{job_id}") as resp:
+            body = await resp.json()
+        if body["state"] in states:
+            check_schema("Job", body)
+            return body
+        assert time.monotonic() < deadline, body
+        await asyncio.sleep(0.05)
+
+
+async def test_every_protected_route_refuses_without_the_token(node: str) -> None:
+    async with aiohttp.ClientSession(node) as session:
+        async with session.get("/v1/health") as resp:
+            assert resp.status == 200
+            check_schema("Health", await resp.json())
+        for auth in (None, "Bearer not-the-token", f"Basic {TOKEN}"):
+            headers = {"Authorization": auth} if auth else {}
+            for method, path in PROTECTED:
+                async with session.request(method, path, headers=headers, data=b"x") as resp:
+                    assert resp.status == 401, (method, path)
+                    if method != "HEAD":
+                        text = await resp.text()
+                        check_schema("Error", json.loads(text))
+                        assert "missing or wrong farm token" in text and TOKEN not in text
+
+
+async def test_responses_match_the_openapi(http: aiohttp.ClientSession) -> None:
+    async with http.get("/v1/info") as resp:
+        info = await resp.json()
+    check_schema("Info", info)
+    assert info["slots"]["total"] == 2 and "sim" in {e["id"] for e in info["engines"]}
+
+
+async def test_blob_hash_mismatch_is_refused(http: aiohttp.ClientSession) -> None:
+    async with http.put(f"/v1/blobs/{sha(b'other')}", data=IMG) as resp:
+        assert resp.status == 422
+        check_schema("Error", await resp.json())
+    async with http.head(f"/v1/blobs/{sha(b'other')}") as resp:
+        assert resp.status == 404
+
+
+def _raw_put(url: str, headers: str, body: bytes, name: str = "ab" * 32) -> tuple[bytes, float]:
+    parts = urlsplit(url)
+    t0 = time.monotonic()
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+        sock.sendall(f"PUT /v1/blobs/{name} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                     f"{headers}\r\n".encode() + body)
+        data = sock.recv(65536)
+    return data, time.monotonic() - t0
+
+
+def test_expect_continue_invites_an_acceptable_body(node: str) -> None:
+    body = b"invited body"
+    parts = urlsplit(node)
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+        sock.sendall(f"PUT /v1/blobs/{sha(body)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                     f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(body)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 201")
+
+
+def test_oversized_upload_is_refused_before_the_body(node: str) -> None:
+    data, took = _raw_put(node, "Content-Length: 1073741824\r\n", b"x" * 1000)  # 1 GB declared, 1 kB sent
+    assert data.startswith(b"HTTP/1.1 413"), data[:200]
+    assert took < 2.0
+    data, took = _raw_put(node, "Content-Length: 1073741824\r\nExpect: 100-continue\r\n", b"")
+    assert data.startswith(b"HTTP/1.1 413") and took < 2.0
+
+
+async def test_oversized_chunked_upload_is_cut_off(node: str) -> None:
+    sent = 0
+    statuses: list[int] = []
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(64):  # 16 MB offered against a 1 MB limit
+            sent += 256 << 10
+            yield b"y" * (256 << 10)
+
+    async with aiohttp.ClientSession(node, headers=AUTH) as http:
+        with contextlib.suppress(aiohttp.ClientError):  # the node may close while we still send
+            async with http.put(f"/v1/blobs/{'cd' * 32}", data=endless()) as resp:
+                statuses.append(resp.status)
+    await asyncio.sleep(0.1)  # let the transport the node cut off finish closing
+    assert statuses in ([], [413]) and sent < 16 << 20
+
+
+async def test_idempotent_repost_runs_once(http: aiohttp.ClientSession) -> None:
+    await upload(http)
+    status, first = await post(http, "proc-idem-1", seconds_per_mp=1.0)
+    assert status == 202
+    status, again = await post(http, "proc-idem-1", seconds_per_mp=1.0)
+    assert status == 200 and again["id"] == first["id"] and again["created"] == first["created"]
+    done = await wait_state(http, "proc-idem-1", "done")
+    status, after = await post(http, "proc-idem-1", seconds_per_mp=1.0)
+    assert status == 200 and after["finished"] == done["finished"]
+
+
+async def test_cancel_queued_and_running(http: aiohttp.ClientSession) -> None:
+    await upload(http)
+    ids = ["proc-cancel-a", "proc-cancel-b", "proc-cancel-c"]
+    for job_id in ids:
+        assert (await post(http, job_id, **SLOW))[0] == 202
+    await wait_state(http, ids[0], "running")
+    await wait_state(http, ids[1], "running")
+    async with http.delete(f"/v1/jobs/{ids[2]}") as resp:
+        assert (await resp.json())["state"] == "cancelled"
+    t0 = time.monotonic()
+    for job_id in ids[:2]:
+        async with http.delete(f"/v1/jobs/{job_id}") as resp:
+            assert resp.status == 200
+    for job_id in ids[:2]:
+        assert (await wait_state(http, job_id, "cancelled", "done", "failed"))["state"] == "cancelled"
+    assert time.monotonic() - t0 < 2.0
+    job_c = await wait_state(http, ids[2], "cancelled")
+    assert job_c["started"] is None
+    async with http.get("/v1/info") as resp:
+        assert (await resp.json())["slots"]["free"] == 2
+
+
+async def test_slots_respected_and_events_show_whole_life(http: aiohttp.ClientSession) -> None:
+    await upload(http)
+    ids = [f"proc-slots-{i}" for i in range(6)]
+    async with http.ws_connect("/v1/events") as ws:
+        results = await asyncio.gather(*(post(http, i, seconds_per_mp=25.0) for i in ids))
+        assert all(status == 202 for status, _ in results)
+        running: set[str] = set()
+        peak, lives = 0, {i: [] for i in ids}
+        while not all(lives[i][-1:] == ["done"] for i in ids):
+            msg = await ws.receive_json(timeout=10)
+            check_schema("Event", msg)
+            if msg["type"] == "job" and msg["job"]["id"] in lives:
+                job = msg["job"]
+                lives[job["id"]].append(job["state"])
+                (running.add if job["state"] == "running" else running.discard)(job["id"])
+                peak = max(peak, len(running))
+            elif msg["type"] == "load":
+                assert len(msg["running"]) <= 2 and msg["slots"]["total"] == 2
+    assert peak == 2
+    assert all(life == ["queued", "running", "done"] for life in lives.values()), lives
+    async with http.get(f"/v1/jobs/{ids[0]}/result") as resp:
+        data = await resp.read()
+        assert sha(data) == resp.headers["X-Content-SHA256"]
+
+
+def test_drain_then_sigterm_exits_zero(tmp_path: Path) -> None:
+    proc, url = start_node(tmp_path, "--host", "127.0.0.1", "--port", "0", "--no-advertise", "--simulate",
+                           "--shutdown-grace", "10")
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession(url, headers=AUTH) as http:
+            await upload(http)
+            assert (await post(http, "drain-job-1", seconds_per_mp=100.0))[0] == 202
+            async with http.post("/v1/drain") as resp:
+                check_schema("Drain", await resp.json())
+            status, err = await post(http, "drain-job-2")
+            assert status == 503 and err["error"]["code"] == "draining"
+            assert (await wait_state(http, "drain-job-1", "done"))["state"] == "done"
+            assert (await post(http, "drain-job-1"))[0] == 200  # known ids still answer
+
+    asyncio.run(scenario())
+    code, err = stop_node(proc)
+    assert code == 0, err
+
+
+def test_sigterm_while_running_drains_and_exits_zero(tmp_path: Path) -> None:
+    proc, url = start_node(tmp_path, "--host", "127.0.0.1", "--port", "0", "--no-advertise", "--simulate",
+                           verbose=True)
+
+    async def scenario() -> tuple[int, str, float, list[str]]:
+        async with aiohttp.ClientSession(url, headers=AUTH) as http:
+            await upload(http)
+            async with http.ws_connect("/v1/events") as ws:
+                await post(http, "term-job-1", seconds_per_mp=100.0)
+                await wait_state(http, "term-job-1", "running")
+                t0 = time.monotonic()
+                stopped = asyncio.create_task(asyncio.to_thread(stop_node, proc))
+                states = []
+                async for msg in ws:  # the node finishes the job, then closes the stream
+                    if msg.type == aiohttp.WSMsgType.TEXT and msg.json()["type"] == "job":
+                        states.append(msg.json()["job"]["state"])
+                code, err = await stopped
+                return code, err, time.monotonic() - t0, states
+
+    code, err, took, states = asyncio.run(scenario())
+    assert code == 0, err
+    assert took < 5 and states == ["queued", "running", "done"]
+    assert TOKEN not in err
+
+
+def test_tls_with_cert_and_key(tmp_path: Path) -> None:
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "node.pem", tmp_path / "node-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    proc, url = start_node(tmp_path, "--host", "127.0.0.1", "--port", "0", "--no-advertise",
+                           "--cert", str(cert), "--key", str(key))
+    try:
+        assert url.startswith("https://127.0.0.1:")
+        ctx = ssl.create_default_context(cafile=str(cert))
+        ctx.check_hostname = False
+        with urllib.request.urlopen(f"{url}/v1/health", context=ctx, timeout=5) as resp:
+            assert json.load(resp)["ok"] is True
+    finally:
+        code, err = stop_node(proc)
+    assert code == 0, err
