@@ -322,5 +322,7 @@ def _address(value: Address | str) -> Address:
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect ({exc.os_error.strerror or exc.os_error})"
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return "connection refused"
+        return f"cannot connect: {exc.os_error.strerror or exc.os_error}"
     return str(exc) or type(exc).__name__

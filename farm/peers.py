@@ -29,8 +29,8 @@ class Address:
 
     @classmethod
     def parse(cls, text: str, default_port: int = DEFAULT_PORT) -> Address:
-        """``host``, ``host:port``, ``[v6]`` or ``[v6]:port``; FarmError if it is none of those."""
-        text = text.strip()
+        """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` (``http://`` allowed); FarmError otherwise."""
+        text = text.strip().removeprefix("http://").rstrip("/")
         if text.startswith("["):
             host, sep, rest = text[1:].partition("]")
             if not sep or (rest and not rest.startswith(":")):

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import IO, Any
 
 PREFIX = "lflab"
 SUBNET = "10.77.0"
@@ -89,6 +94,47 @@ def cleanup_stale() -> list[str]:
             delete_netns(netns)
             removed.append(netns)
     return removed
+
+
+class Lines:
+    """The stdout of a lab process, line by line, read by a thread so tests can wait with a timeout."""
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        if stream is None:
+            raise ValueError("the process has no stdout pipe")
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        with contextlib.suppress(ValueError, OSError):  # closed at teardown
+            for line in stream:
+                self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def expect(self, predicate: Callable[[str], bool], timeout: float) -> str:
+        """The next line that satisfies ``predicate``; LabError on timeout or end of output."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise LabError(f"no matching line within {timeout} s; seen: {self.seen[-20:]}") from None
+            if line is None:
+                raise LabError(f"output ended; seen: {self.seen[-20:]}")
+            self.seen.append(line)
+            if predicate(line):
+                return line
+
+    def expect_json(self, predicate: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+        """The next JSON-object line that satisfies ``predicate`` (other lines are skipped)."""
+        def match(line: str) -> bool:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                return False
+            return isinstance(obj, dict) and predicate(obj)
+        return dict(json.loads(self.expect(match, timeout)))
 
 
 class Host:
