@@ -11,12 +11,11 @@ from tests.lab import netlab
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test in tests/lab is a lab test; skip them only outside CI when the lab cannot be built."""
+    """Lab tests (``pytestmark = pytest.mark.lab``) are skipped only outside CI when no lab can be built."""
     here = os.path.dirname(__file__)
     lab_items = [item for item in items if str(item.path).startswith(here)]
     reason = netlab.available() if lab_items else None
     for item in lab_items:
-        item.add_marker(pytest.mark.lab)
         if reason and not os.environ.get("CI"):
             item.add_marker(pytest.mark.skip(reason=f"LAN lab: {reason}"))
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from tests.lab import netlab
+
+pytestmark = pytest.mark.lab
 
 ECHO_SERVER = """
 import socket, sys
