@@ -271,7 +271,11 @@ class Discovery:
         from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
 
         interfaces: Any = self._interfaces or InterfaceChoice.All
-        self._azc = AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
+        try:
+            self._azc = AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
+        except (OSError, ValueError) as exc:  # no usable interface: peers still work
+            log.warning("no mDNS discovery (add nodes by address): %s", exc)
+            return
         self._browser = AsyncServiceBrowser(self._azc.zeroconf, SERVICE_TYPE,
                                             handlers=[self._on_service_state_change])
 
@@ -293,8 +297,11 @@ class Discovery:
             return
         task = self._spawn(self._resolve(name), f"resolve {name}")
         self._resolving[name] = task
-        task.add_done_callback(lambda t: self._resolving.pop(name, None) if
-                               self._resolving.get(name) is t else None)
+        task.add_done_callback(lambda done: self._resolved(name, done))
+
+    def _resolved(self, name: str, task: asyncio.Task[None]) -> None:
+        if self._resolving.get(name) is task:
+            del self._resolving[name]
 
     async def _resolve(self, name: str) -> None:
         from zeroconf import IPVersion

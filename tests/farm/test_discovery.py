@@ -151,3 +151,12 @@ def test_bad_peer_addresses_are_refused(bad: str) -> None:
     from farm.errors import FarmError
     with pytest.raises(FarmError):
         Address.parse(bad)
+
+
+@pytest.mark.parametrize(("text", "host", "port", "shown"), [
+    ("pc1", "pc1", 7788, "pc1:7788"), ("10.0.0.2:9000", "10.0.0.2", 9000, "10.0.0.2:9000"),
+    ("http://10.0.0.2:9000/", "10.0.0.2", 9000, "10.0.0.2:9000"), ("[fe80::1]:81", "fe80::1", 81, "[fe80::1]:81"),
+    ("fe80::1", "fe80::1", 7788, "[fe80::1]:7788")])
+def test_peer_addresses(text: str, host: str, port: int, shown: str) -> None:
+    address = Address.parse(text)
+    assert (address.host, address.port, str(address)) == (host, port, shown)

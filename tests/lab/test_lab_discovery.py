@@ -86,3 +86,25 @@ def test_nodes_found_over_mdns_then_goodbye_and_kill(tmp_path: Path) -> None:
         watch.send_signal(signal.SIGTERM)
         events.expect_json(event("stopped"), timeout=10)
         assert watch.wait(timeout=10) == 0
+
+
+NO_INTERFACE = """
+import asyncio
+from farm.discovery import Discovery
+
+async def main():
+    async with Discovery("t", interfaces=["10.99.9.9"], peers=["127.0.0.1:9"]) as d:
+        assert await d.async_wait_probed(5)
+        print("unreached", [str(u.address) for u in d.unreached()])
+
+asyncio.run(main())
+"""
+
+
+def test_without_a_usable_interface_discovery_keeps_to_peers() -> None:
+    with Lab(1) as lab:
+        proc = lab.hosts[0].python(NO_INTERFACE)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert out.strip() == "unreached ['127.0.0.1:9']"
+        assert "no mDNS discovery (add nodes by address)" in err
