@@ -50,6 +50,7 @@ class NodeClient:
         self.base_url = base_url.rstrip("/")
         self._session = session
         self._headers = {"Authorization": f"Bearer {token}"}
+        self._known_blobs: set[str] = set()
 
     def __repr__(self) -> str:
         return f"NodeClient({self.base_url})"
@@ -70,15 +71,24 @@ class NodeClient:
         raise AssertionError("unreachable")
 
     async def put_blob(self, data: bytes, sha: str | None = None) -> str:
-        """Upload ``data`` unless the node already has it; returns its sha256."""
+        """Upload ``data`` unless the node already has it; returns its sha256.
+
+        One round trip either way: ``Expect: 100-continue`` lets the node decline the body when it
+        holds the blob already (an image edited five ways crosses the network once).
+        """
         sha = sha or sha256_hex(data)
-        if await self.has_blob(sha):
+        if sha in self._known_blobs:
             return sha
-        async with self._request("PUT", f"/v1/blobs/{sha}", data=data,
+        async with self._request("PUT", f"/v1/blobs/{sha}", data=data, expect100=True,
                                  headers={"Content-Type": "application/octet-stream"}) as resp:
             if resp.status not in (200, 201):
                 await self._raise_for(resp)
+        self._known_blobs.add(sha)
         return sha
+
+    def forget_blobs(self) -> None:
+        """The node may have evicted or lost blobs (it restarted, or answered 409): ask again."""
+        self._known_blobs.clear()
 
     async def submit(self, job_id: str, spec: EditSpec, image: str, mask: str | None, *,
                      client: str = "", priority: int = 0) -> dict[str, Any]:

@@ -175,6 +175,8 @@ class RemoteWorker:
                 _fire_and_forget(self.client.cancel(task.id))
             raise
         except NodeRejected as exc:
+            if exc.status == 409:  # a blob we thought it had is gone (evicted, node restarted)
+                self.client.forget_blobs()
             if exc.status == 422 and exc.code in ("invalid_spec", "bad_request"):
                 raise WorkerFailure(FailureKind.INPUT, str(exc)) from None
             # unknown engine/model here, a blob evicted meanwhile, or draining: try elsewhere
