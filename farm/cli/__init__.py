@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "models": ("farm.cli.models", "list or add AI models"),
     "version": ("farm.cli.version", "print the version"),
     "node": ("node.cli", "run this PC as a farm node (headless)"),
+    "nodes": ("farm.cli.nodes", "list the farm's nodes"),
     "token": ("farm.cli.token", "print this PC's farm token (share it with the farm's other PCs)"),
 }
 
