@@ -136,7 +136,8 @@ def node_advert(app: web.Application) -> NodeAdvert:
     config, runner, hardware = app[keys.CONFIG], app[keys.RUNNER], app[keys.HARDWARE]
     return NodeAdvert(id=app[keys.NODE_ID], name=config.display_name, version=__version__,
                       proto=PROTOCOL_VERSION, gpu=hardware.gpu_label, vram_mb=hardware.vram_mb,
-                      engines=tuple(app[keys.REGISTRY].ids()), slots=runner.slots,
+                      engines=tuple(d.id for d in app[keys.REGISTRY].descriptors() if d.available),
+                      slots=runner.slots,
                       free=0 if runner.draining else runner.free)
 
 

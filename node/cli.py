@@ -121,8 +121,8 @@ def bind(host: str, port: int) -> socket.socket:
 async def serve(config: NodeConfig, *, token: str, ssl_context: ssl.SSLContext | None = None) -> int:
     sock = bind(config.host, config.port)
     config = dataclasses.replace(config, port=sock.getsockname()[1])
-    registry = default_registry(simulate=config.simulate, sim_slowdown=config.simulate_slowdown,
-                                sim_fail=config.simulate_failures)
+    registry = default_registry(config.models_path, simulate=config.simulate,
+                                sim_slowdown=config.simulate_slowdown, sim_fail=config.simulate_failures)
     app = create_app(config, registry=registry, token=token, node_id=load_or_create_node_id())
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()

@@ -14,8 +14,10 @@ from farm.version import __version__
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("farm.cli.demo", "a whole farm on this PC (2 nodes on 127.0.0.1 + this PC) editing the samples"),
     "run": ("farm.cli.run", "edit images in a batch (files or folders)"),
+    "models": ("farm.cli.models", "list or add AI models"),
     "version": ("farm.cli.version", "print the version"),
     "node": ("node.cli", "run this PC as a farm node (headless)"),
+    "nodes": ("farm.cli.nodes", "list the farm's nodes"),
     "app": ("gui.cli", "start the desktop app"),
     "token": ("farm.cli.token", "print this PC's farm token (share it with the farm's other PCs)"),
 }

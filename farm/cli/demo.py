@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from farm.auth import load_or_create_token
-from farm.batch import plan
+from farm.batch import Planned, plan
 from farm.engines import default_registry
 from farm.errors import FarmError
 from farm.job import JobState
@@ -104,7 +104,7 @@ def handle(args: argparse.Namespace) -> int:
         return 2
 
 
-async def _run(items: list, urls: list[str], token: str, console: Console, out: Path) -> int:  # type: ignore[type-arg]
+async def _run(items: list[Planned], urls: list[str], token: str, console: Console, out: Path) -> int:
     async with Farm(default_registry(), token=token, options=FarmOptions(local_slots=1)) as farm:
         for url in urls:
             node_id = await farm.add_peer(url)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from farm.engines.base import Engine, EngineDescriptor
+from farm.engines.cache import ModelCache
 from farm.errors import EngineError, SpecError
 from farm.params import ParamValue
 from farm.spec import EditSpec
@@ -23,11 +24,12 @@ class EngineEntry:
 
 
 class Registry:
-    """Engines by id. Duplicate ids raise; built engines are cached per (engine, model)."""
+    """Engines by id. Duplicate ids raise; built engines are cached per (engine, model), optionally
+    under a memory cap (``memory_cap_mb``: least recently used engines are dropped first)."""
 
-    def __init__(self, entries: Iterable[EngineEntry] = ()) -> None:
+    def __init__(self, entries: Iterable[EngineEntry] = (), *, memory_cap_mb: int | None = None) -> None:
         self._entries: dict[str, EngineEntry] = {}
-        self._loaded: dict[tuple[str, str | None], Engine] = {}
+        self._loaded = ModelCache(memory_cap_mb)
         self._lock = threading.Lock()
         for entry in entries:
             self.add(entry)
@@ -69,13 +71,12 @@ class Registry:
         if entry is None:
             self.descriptor(engine_id)  # raises the friendly error
             raise AssertionError("unreachable")
-        key = (engine_id, model)
+        desc = entry.descriptor
+        if model is None and desc.models:
+            model = desc.models[0]  # so "default" and its explicit name share one loaded copy
         with self._lock:
-            engine = self._loaded.get(key)
-            if engine is None:
-                engine = entry.factory(model)
-                self._loaded[key] = engine
-            return engine
+            return self._loaded.get_or_load((engine_id, model), lambda: entry.factory(model),
+                                            expected_mb=desc.memory_mb)
 
     def to_dict(self) -> Mapping[str, object]:
         return {d.id: d.to_dict() for d in self.descriptors()}
