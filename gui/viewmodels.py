@@ -20,16 +20,27 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 import gui.qtcompat  # noqa: F401 - before any Qt call: the binding's None references
 from farm.batch import OutputNamer, Planned, plan
+from farm.discovery import Discovery, interfaces_from_env, mdns_switched_off
 from farm.engines import Registry
 from farm.errors import FarmError
 from farm.job import Job, JobState
+from farm.peers import Address, load_peers
 from farm.runtime import LOCAL, Farm, FarmEvent, FarmOptions, JobEvent, NodeEvent
 from farm.scheduler import WorkerStatus
 from farm.spec import EditSpec
+from gui.nodefeed import AppBridge, DashboardFeed
 from gui.settings import AppSettings, SettingsStore
 
 log = logging.getLogger(__name__)
-DEFAULT_PORT = 7788
+PROBE_WAIT = 5.0  # seconds an added address has to answer
+
+
+def _saved_peers() -> list[Address]:
+    """The peers ``lanfarm run`` and ``lanfarm nodes`` use too (peers.json); none if unreadable."""
+    try:
+        return load_peers()
+    except (FarmError, OSError):
+        return []
 
 
 # ---------------------------------------------------------------------------------- value types
@@ -191,28 +202,6 @@ class Batch:
     failed: int = 0
 
 
-def normalise_address(text: str) -> str:
-    """``host``, ``host:port`` or a URL -> ``http://host:port``; ValueError when it is not an address."""
-    text = text.strip().rstrip("/")
-    scheme = "http"
-    if "://" in text:
-        scheme, _, text = text.partition("://")
-    if scheme not in ("http", "https") or not text or "/" in text or " " in text:
-        raise ValueError(f"{text!r} is not a node address (like 192.168.1.20:7788)")
-    if text.startswith("["):  # [IPv6]:port
-        host, _, rest = text.partition("]")
-        host, port = host + "]", rest[1:] if rest.startswith(":") else ""
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    elif ":" in text:  # a bare IPv6 address
-        host, port = f"[{text}]", ""
-    else:
-        host, port = text, ""
-    if not host or (port and not port.isdigit()):
-        raise ValueError(f"{text!r} is not a node address (like 192.168.1.20:7788)")
-    return f"{scheme}://{host}:{port or DEFAULT_PORT}"
-
-
 # ------------------------------------------------------------------------------- the controller
 class FarmController(QObject):
     """The app's farm, its queue and node models, and the settings; widgets only talk to this."""
@@ -247,7 +236,8 @@ class FarmController(QObject):
         self._batches: list[Batch] = []
         self._last_batch_failed = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._monitor: Any = None
+        self.discovery: Discovery | None = None
+        self.bridge: AppBridge | None = None
         self._flush_timer = QTimer(self, interval=100)
         self._flush_timer.timeout.connect(self.flush)
         self._node_timer = QTimer(self, interval=1000)
@@ -255,18 +245,20 @@ class FarmController(QObject):
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        from gui.peers import PeerMonitor
-
         self.token = await asyncio.to_thread(self.store.token)
         options = FarmOptions(use_local=self.settings.local_worker, local_slots=self.settings.local_slots)
         self.farm = Farm(self.registry, token=self.token, options=options)
         self.farm.subscribe(self.on_event)
         self.tokenChanged.emit(self.token)
         await self.farm.start()
-        self._monitor = PeerMonitor(self.farm, self.nodes, interval=self.monitor_interval)
-        for address in self.settings.peers:
-            self._monitor.add(address)
-        self._monitor.start()
+        peers = [*self.settings.peers, *(a.url for a in await asyncio.to_thread(_saved_peers))]
+        self.bridge = AppBridge(self.farm)
+        self.discovery = Discovery(self.token, session=self.farm.session,
+                                   mdns=self.settings.discovery and not mdns_switched_off(),
+                                   interfaces=interfaces_from_env() or None, peers=dict.fromkeys(peers),
+                                   listeners=[self.bridge, DashboardFeed(self.nodes)],
+                                   heartbeat_interval=self.monitor_interval)
+        await self.discovery.async_start()
         self._flush_timer.start()
         self._node_timer.start()
         self.refresh_nodes()
@@ -274,8 +266,9 @@ class FarmController(QObject):
     async def stop(self) -> None:
         self._flush_timer.stop()
         self._node_timer.stop()
-        if self._monitor is not None:
-            await self._monitor.stop()
+        if self.discovery is not None:
+            await self.discovery.async_stop()
+            self.discovery = None
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -374,21 +367,26 @@ class FarmController(QObject):
 
     # ---------------------------------------------------------------------- nodes
     async def add_peer(self, text: str) -> str:
-        """Add a node by address: probed at once, saved in the settings when something answered."""
-        address = normalise_address(text)
-        state = await self._monitor.probe_now(address)
-        if state == "unreachable":
-            self._monitor.remove(address)
-            raise FarmError(f"{address} did not answer; is `lanfarm node` running there?")
-        self.update_settings(self.settings.with_peer(address))
-        self.message.emit(f"node {address}: {state}")
-        return state
+        """Add a node by address: probed at once, saved in the settings when a node answered there."""
+        discovery = self._discovery()
+        address = Address.parse(text)
+        discovery.add_peer(address)
+        await discovery.async_wait_probed(PROBE_WAIT)
+        record = next((r for r in discovery.nodes() if address == r.address or address in r.addresses), None)
+        if record is None:
+            miss = next((u.error for u in discovery.unreached() if u.address == address), "no answer")
+            discovery.remove_peer(address)
+            raise FarmError(f"{address} did not answer ({miss}); is `lanfarm node` running there?")
+        self.update_settings(self.settings.with_peer(address.url))
+        self.message.emit(f"node {record.name} at {address}: {record.state}")
+        return record.state
 
     def remove_peer(self, node_id: str) -> None:
         row = self.nodes.row(node_id)
         if row is None or row.local:
             return
-        self._monitor.remove(row.address)
+        if self.discovery is not None and row.address:
+            self.discovery.remove_peer(Address.parse(row.address))
         if self.farm is not None:
             self.farm.remove_node(node_id, "removed")
         self.nodes.remove(node_id)
@@ -405,9 +403,17 @@ class FarmController(QObject):
         row = self.nodes.row(node_id)
         if row is None or row.local:
             return
-        self._monitor.set_ignored(row.address, ignored)
-        if ignored and self.farm is not None:
-            self.farm.remove_node(node_id, "ignored")
+        bridge, discovery = self.bridge, self.discovery
+        if bridge is None or discovery is None:
+            return
+        if ignored:
+            bridge.ignored.add(node_id)
+            self._farm().remove_node(node_id, "ignored")
+        else:
+            bridge.ignored.discard(node_id)
+            record = discovery.get(node_id)
+            if record is not None:
+                bridge.on_node_up(record)
         self.nodes.update(node_id, ignored=ignored)
 
     # ---------------------------------------------------------------------- token
@@ -423,8 +429,8 @@ class FarmController(QObject):
                 client = getattr(worker, "client", None)
                 if client is not None:  # a remote worker: its requests carry the new token from now on
                     worker.client = self.farm.node_client(client.base_url)  # type: ignore[attr-defined]
-        if self._monitor is not None:
-            self._monitor.recheck()
+        if self.discovery is not None:
+            self.discovery.set_token(token)
         self.tokenChanged.emit(token)
         return token
 
@@ -514,6 +520,11 @@ class FarmController(QObject):
                 row.vram_used_mb = int(load["vram"]) >> 20
             self.nodes.sample(row.id, status, stats.done if stats else 0, stats.failed if stats else 0,
                               job.name if job else "", farm.progress.get(job.id, 0.0) if job else 0.0)
+
+    def _discovery(self) -> Discovery:
+        if self.discovery is None:
+            raise FarmError("the farm is not running yet")
+        return self.discovery
 
     def _farm(self) -> Farm:
         if self.farm is None:

@@ -130,3 +130,23 @@ def test_a_node_with_another_token_shows_unauthorised(qloop, app_store: Settings
         qloop(scenario(), timeout=60)
     finally:
         other.kill()
+
+
+def test_an_address_without_a_node_is_refused_with_a_message(qloop, app_store: SettingsStore) -> None:
+    app = LanFarmApp(store=app_store, use_tray=False, monitor_interval=0.3)
+    messages: list[str] = []
+    app.controller.message.connect(messages.append)
+
+    async def scenario() -> None:
+        async with running(app):
+            dashboard = app.window.dashboard
+            dashboard.address.setText("127.0.0.1:1")  # nothing listens on port 1
+            dashboard.add_button.click()
+            await until(lambda: any("did not answer" in m for m in messages), what="an error message")
+            dashboard.address.setText("box:notaport")
+            dashboard.add_button.click()
+            await until(lambda: any("not a number" in m for m in messages), what="a parse error message")
+            assert app.controller.settings.peers == ()
+            assert [r.id for r in app.controller.nodes.rows()] == []  # local worker is off here
+
+    qloop(scenario())

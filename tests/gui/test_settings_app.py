@@ -17,7 +17,6 @@ from gui import cli
 from gui.app import NO_TRAY_NOTICE, LanFarmApp, SingleInstance, Tray, instance_key
 from gui.edit_form import EditForm
 from gui.settings import AppSettings, SettingsStore
-from gui.viewmodels import normalise_address
 from tests.conftest import subprocess_env
 from tests.gui.conftest import running, until
 
@@ -173,17 +172,3 @@ def test_cli_imports_no_qt_and_explains_a_missing_pyside(monkeypatch: pytest.Mon
     monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None if name == "PySide6" else real(name))
     assert args.handler(args) == 2
     assert "needs PySide6" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(("text", "url"), [
-    ("192.168.1.20", "http://192.168.1.20:7788"), ("box:9000", "http://box:9000"),
-    ("http://127.0.0.1:5/", "http://127.0.0.1:5"), ("[::1]:8000", "http://[::1]:8000"), ("::1", "http://[::1]:7788"),
-])
-def test_node_addresses_are_normalised(text: str, url: str) -> None:
-    assert normalise_address(text) == url
-
-
-@pytest.mark.parametrize("text", ["", "ftp://x", "host:port", "a b"])
-def test_bad_node_addresses_are_refused(text: str) -> None:
-    with pytest.raises(ValueError):
-        normalise_address(text)
