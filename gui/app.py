@@ -17,7 +17,6 @@ from PySide6.QtGui import QAction, QIcon
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
-import gui.qtcompat  # noqa: F401 - before any Qt call: the binding's None references
 import resources
 from farm import paths
 from farm.engines import Registry, default_registry

@@ -18,7 +18,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-import gui.qtcompat  # noqa: F401 - before any Qt call: the binding's None references
 from farm.batch import OutputNamer, Planned, plan
 from farm.discovery import Discovery, interfaces_from_env, mdns_switched_off
 from farm.engines import Registry

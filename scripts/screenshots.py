@@ -160,7 +160,6 @@ def main() -> int:
         import qasync
         from PySide6.QtWidgets import QApplication
 
-        import gui.qtcompat  # noqa: F401 - before Qt is used (see there)
 
         qapp = QApplication.instance() or QApplication([sys.argv[0]])
         qapp.setApplicationName("LAN Farm")

@@ -21,7 +21,6 @@ qasync = pytest.importorskip("qasync")
 from PySide6.QtCore import QEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-import gui.qtcompat  # noqa: E402,F401 - the binding's None references (see there)
 from gui.app import LanFarmApp  # noqa: E402
 from gui.settings import AppSettings, SettingsStore  # noqa: E402
 from tests.conftest import box_mask, png_bytes, scene  # noqa: E402

@@ -21,7 +21,8 @@ def drop(widget, paths: list[Path]) -> bool:  # type: ignore[no-untyped-def]
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     pos = QPointF(widget.rect().center())
     actions = Qt.DropAction.CopyAction
-    enter = QDragEnterEvent(pos, actions, mime, Qt.MouseButton.LeftButton,
+    # PySide6 6.11 builds a drag-enter event from an integer QPoint only (6.12 prefers QPointF)
+    enter = QDragEnterEvent(widget.rect().center(), actions, mime, Qt.MouseButton.LeftButton,
                             Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, enter)
     if not enter.isAccepted():
