@@ -55,6 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 TOKEN = "bench-farm-token-0123456789abcdef"
 SIDE = 577  # 577 x 577 RGB noise: a 1.0 MB PNG, 0.333 megapixels
 MP = SIDE * SIDE / 1e6
+FAILURES: list[str] = []
 SECTIONS = ("eff", "overhead", "hetero", "failover", "discovery", "sched", "paths")
 
 
@@ -129,7 +130,7 @@ def start_nodes(root: Path, slowdowns: Sequence[float], *extra: str) -> list[Nod
     for i, slow in enumerate(slowdowns):
         home = root / f"node-{next(_seed)}-{i}"
         args = [sys.executable, "-m", "farm.cli", "node", "--host", "127.0.0.1", "--port", "0",
-                "--no-advertise", "--simulate", "--slots", "1", "--blob-cache-mb", "1024", *extra]
+                "--no-advertise", "--simulate", "--slots", "1", *extra]
         if slow != 1.0:
             args += ["--simulate-slowdown", str(slow)]
         procs.append((subprocess.Popen(args, env=_env(home), stdout=subprocess.PIPE,
@@ -365,8 +366,10 @@ async def run_ours(urls: Sequence[str], items: Sequence[Any], service: float, *,
             if profile is not None:
                 profile.disable()
         bad = [j for j in jobs if j.state is not JobState.DONE]
-        if bad:
-            raise SystemExit(f"{len(bad)} jobs did not finish: {bad[0].error}")
+        if bad:  # reported, not fatal: the row's time then counts a failed run
+            FAILURES.append(f"{len(bad)} of {len(jobs)} jobs failed ({len(urls)} nodes, {service:g} s): "
+                            f"{bad[0].error}")
+            print(f"  !! {FAILURES[-1]}", flush=True)
         return elapsed
     finally:
         if store is not None:
@@ -485,7 +488,7 @@ class Bench:
         self.rows.remove(row)
 
     def efficiency(self) -> None:
-        per_node = {1.0: 3, 0.2: 8, 0.05: 20} if self.args.quick else {1.0: 8, 0.2: 20, 0.05: 50}
+        per_node = {1.0: 3, 0.2: 8, 0.05: 20} if self.args.quick else {1.0: 6, 0.2: 20, 0.05: 40}
         self.say(f"\nefficiency = ideal / makespan (ideal = jobs x service / nodes; best of {self.args.reps})")
         for service in (0.05, 0.2, 1.0):
             for k in (1, 2, 4, 8):
@@ -615,7 +618,7 @@ class Bench:
         return t
 
     def paths(self) -> None:
-        self.say("\nwhat-if, request paths: one 0 s job at a time on 1 node (median ms per job)")
+        self.say("\nrequest paths: one 0 s job at a time on 1 node (median ms per job)")
         r = asyncio.run(request_paths(self.nodes[0].url, 20 if self.args.quick else 40))
         bare = asyncio.run(run_bare([self.echo[0].url], payloads(20), 0.0, inflight=1)) / 20 * 1e3
         for variant, v in r.items():
@@ -627,7 +630,7 @@ class Bench:
     def scheduler(self) -> None:
         self.say("\nscheduler (pure, no I/O): 200 nodes, 10,000 queued jobs")
         r = scheduler_cost(completions=2000 if self.args.quick else 5000,
-                           tail_completions=60 if self.args.quick else 150)
+                           tail_completions=60 if self.args.quick else 100)
         self.results["scheduler"] = r
         self.say(f"  add_jobs(10,000) {r['add_jobs_ms']:.1f} ms ({r['add_jobs_us_per_job']:.1f} us/job, "
                  f"{r['initial_dispatches']} dispatched at once)")
@@ -657,6 +660,9 @@ class Bench:
             table.append({"row": row.label, "ideal_s": row.ideal, "jobs": row.jobs, "nodes": row.nodes,
                           "ours_s": row.ours, "bare_s": row.bare, "dask_s": row.dask, "extra_s": row.extra})
         self.results["rows"] = table
+        self.results["failures"] = FAILURES
+        if FAILURES:
+            self.say(f"\n!! {len(FAILURES)} farm runs had failed jobs (see above)")
         self.targets()
         for name, bd in self.breakdowns.items():
             self.print_breakdown(name, bd)
@@ -712,10 +718,10 @@ async def _poll_health(url: str, t0: float) -> float:
 
 # ------------------------------------------------------------------- what-if: request paths
 async def request_paths(url: str, rounds: int) -> dict[str, dict[str, float]]:
-    """One 0 s job at a time on one node, through three request sequences (raw aiohttp, same session):
-    today's client (HEAD+PUT image, HEAD mask, POST, done event, GET result), the same without the
-    HEADs (PUT with ``Expect: 100-continue``; the mask known to be there), and the bare echo floor is
-    the row above. Medians in ms: wall per job, and wall minus the node's own started->finished."""
+    """One 0 s job at a time on one node, two request sequences (raw aiohttp, one session): the older
+    client (HEAD+PUT image, HEAD mask, POST, done event, GET result; aiohttp never reuses a connection
+    after a HEAD) and the newer one (PUT with ``Expect: 100-continue``, mask known). Medians in ms: wall
+    per job, the node's own started->finished, and the rest."""
     import hashlib
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
@@ -729,7 +735,7 @@ async def request_paths(url: str, rounds: int) -> dict[str, dict[str, float]]:
             async def one(data: bytes, variant: str) -> tuple[float, float]:
                 t0 = time.perf_counter()
                 sha = hashlib.sha256(data).hexdigest()
-                if variant == "today":
+                if variant.startswith("HEAD"):
                     async with http.head(f"/v1/blobs/{sha}") as resp:
                         there = resp.status == 200
                     if not there:
@@ -756,7 +762,8 @@ async def request_paths(url: str, rounds: int) -> dict[str, dict[str, float]]:
                 wall = time.perf_counter() - t0
                 return wall, job["finished"] - job["started"]
 
-            got: dict[str, list[tuple[float, float]]] = {"today": [], "no HEAD (PUT Expect: 100-continue)": []}
+            got: dict[str, list[tuple[float, float]]] = {"HEAD + PUT (client before cfefeb3)": [],
+                                                         "PUT Expect: 100-continue (cfefeb3)": []}
             for i, data in enumerate(payloads(rounds * 2)):
                 variant = list(got)[i % 2]
                 got[variant].append(await one(data, variant))
