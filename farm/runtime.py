@@ -22,6 +22,7 @@ from PIL import Image
 
 from farm.batch import Planned
 from farm.client import NodeClient
+from farm.discovery import NodeListener, NodeRecord
 from farm.engines.registry import Registry
 from farm.errors import EngineError, FarmError, OutputError
 from farm.imageio import DEFAULT_MAX_PIXELS, read_bytes, write_atomic
@@ -252,6 +253,10 @@ class Farm:
     def resume(self) -> None:
         self._apply(self.scheduler.resume(self.clock()))
 
+    def could_run_queued(self) -> bool:
+        """Whether some online worker could run each kind of queued job (busy or not)."""
+        return self.scheduler.all_queued_runnable(self.clock())
+
     def fail_unrunnable(self, why: str = "no worker of the farm can run engine {engine}") -> None:
         self._apply(self.scheduler.fail_unrunnable(self.clock(), why))
 
@@ -311,9 +316,11 @@ class Farm:
             data = await worker.run(task, lambda f: self._on_progress(job, f),
                                     lambda: self._on_started(job, worker_id))
         except asyncio.CancelledError:
+            self._started_at.pop(key, None)
             return
         except WorkerFailure as exc:
             self._attempts.pop(key, None)
+            self._started_at.pop(key, None)
             self._count(worker_id, ok=False)
             decisions = self.scheduler.failed(job_id, worker_id, exc.kind, str(exc), self.clock())
             self._requeued([job_id])
@@ -324,6 +331,9 @@ class Farm:
             self._apply(self.scheduler.failed(job_id, worker_id, FailureKind.INPUT, str(exc), self.clock()))
             return
         self._attempts.pop(key, None)
+        began = self._started_at.pop(key, None)
+        if began is not None:
+            self.stats.setdefault(worker_id, WorkerStats(worker_id)).busy_seconds += self.clock() - began
         won, decisions = self.scheduler.succeeded(job_id, worker_id, self.clock())
         self._apply(decisions)
         if not won:
@@ -415,4 +425,32 @@ def _close_later(worker: Worker) -> None:
     task.add_done_callback(_closing.discard)
 
 
-__all__ = ["LOCAL", "Farm", "FarmEvent", "FarmOptions", "JobEvent", "NodeEvent", "WorkerStats"]
+
+
+class DiscoveryBridge(NodeListener):
+    """Feeds discovery's node events into a farm: online nodes are workers; unauthorised, offline
+    and vanished ones are not (their jobs go back to the queue and run elsewhere)."""
+
+    def __init__(self, farm: Farm, *, on_unauthorised: Callable[[NodeRecord], None] | None = None) -> None:
+        self.farm = farm
+        self.on_unauthorised = on_unauthorised
+
+    def on_node_up(self, record: NodeRecord) -> None:
+        self._sync(record)
+
+    def on_node_changed(self, record: NodeRecord) -> None:
+        self._sync(record)
+
+    def on_node_down(self, node_id: str, reason: str) -> None:
+        self.farm.remove_node(node_id, f"went offline ({reason})")
+
+    def _sync(self, record: NodeRecord) -> None:
+        if record.state == "online" and record.info:
+            self.farm.add_node(record.id, record.name, record.address.url, dict(record.info))
+            return
+        self.farm.remove_node(record.id, record.state)
+        if record.state == "unauthorised" and self.on_unauthorised is not None:
+            self.on_unauthorised(record)
+
+
+__all__ = ["LOCAL", "DiscoveryBridge", "Farm", "FarmEvent", "FarmOptions", "JobEvent", "NodeEvent", "WorkerStats"]

@@ -21,6 +21,9 @@ def lanfarm_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     home = tmp_path_factory.mktemp("lanfarm-home")
     monkeypatch.setenv("LANFARM_HOME", str(home))
     monkeypatch.delenv("LANFARM_TOKEN", raising=False)
+    # Network rule: no test may start mDNS on this machine's real interfaces. Commands that discover
+    # by default (lanfarm run, nodes, app) are switched off here; the lab's hosts turn it back on.
+    monkeypatch.setenv("LANFARM_DISCOVERY", "off")
     return home
 
 

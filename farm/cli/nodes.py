@@ -13,11 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from farm.auth import TOKEN_ENV, read_token, token_path
-from farm.discovery import Discovery, NodeRecord, Unreached
+from farm.discovery import INTERFACES_ENV, Discovery, NodeRecord, Unreached, interfaces_from_env, mdns_switched_off
 from farm.errors import FarmError
 from farm.peers import Address, add_peer, load_peers, peers_path, remove_peer
 
-INTERFACES_ENV = "LANFARM_INTERFACES"
 PROBE_TIMEOUT = 2.0
 
 
@@ -64,11 +63,12 @@ def handle(args: argparse.Namespace) -> int:
 
 def list_nodes(args: argparse.Namespace) -> int:
     peers = [*load_peers(), *(Address.parse(p) for p in args.peer)]
+    if mdns_switched_off():
+        args.no_discovery = True
     if args.no_discovery and not peers:
         raise FarmError("no peers: give --peer HOST:PORT, save one with `lanfarm nodes add HOST:PORT`, "
                         "or drop --no-discovery")
-    interfaces = args.interface or [i.strip() for i in os.environ.get(INTERFACES_ENV, "").split(",")
-                                    if i.strip()]
+    interfaces = args.interface or interfaces_from_env()
     nodes, unreached = asyncio.run(_discover(_token(args.token_file), peers, interfaces,
                                              mdns=not args.no_discovery, wait=args.wait))
     if args.json:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -14,13 +17,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from farm.auth import load_or_create_token, read_token
 from farm.batch import Problem, plan
+from farm.discovery import DISCOVERY_ENV, INTERFACES_ENV, Discovery, NodeRecord, interfaces_from_env, mdns_switched_off
 from farm.engines import Registry, default_registry
 from farm.errors import FarmError
 from farm.job import Job, JobState
 from farm.params import ParamValue
-from farm.runtime import Farm, FarmEvent, FarmOptions, JobEvent, WorkerStats
+from farm.peers import Address, load_peers
+from farm.runtime import DiscoveryBridge, Farm, FarmEvent, FarmOptions, JobEvent, WorkerStats
 from farm.spec import EditSpec, HdStrategy, OutputSpec
 from farm.store import QueueStore, batch_key
+
+NODE_WAIT = 5.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -45,11 +52,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-megapixels", type=float, default=100.0,
                         help="refuse images larger than this (decompression-bomb guard)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    farm = parser.add_argument_group("farm")
+    parser.add_argument("--simulate", action="store_true",
+                        help="also offer the SIMULATED GPU engine `sim` on this PC (tests and benchmarks)")
+    farm = parser.add_argument_group("farm (by default: this PC, nodes found over mDNS and saved peers)")
     farm.add_argument("--peer", action="append", default=[], metavar="HOST:PORT",
-                      help="use this node (repeatable)")
+                      help="also use this node (repeatable)")
     farm.add_argument("--no-local", action="store_true", help="do not edit on this PC, only on nodes")
     farm.add_argument("--local-only", action="store_true", help="use no nodes, only this PC")
+    farm.add_argument("--no-discovery", action="store_true",
+                      help=f"no mDNS, only saved and given peers (also {DISCOVERY_ENV}=off)")
+    farm.add_argument("--interface", action="append", default=[], metavar="ADDR",
+                      help=f"discover only on this interface address (repeatable; also {INTERFACES_ENV})")
     farm.add_argument("--token-file", type=Path, help="file holding the farm token")
     parser.add_argument("--fresh", action="store_true",
                         help="start over even if the same run was interrupted before (default: resume it)")
@@ -77,14 +90,17 @@ def handle(args: argparse.Namespace) -> int:
                         params=dict(parse_param(p) for p in args.param),
                         hd=HdStrategy(strategy=args.hd),
                         output=OutputSpec.from_dict({"format": args.format, "quality": args.quality}))
-        registry = default_registry()
-        if not args.peer and not args.no_local:
+        registry = default_registry(simulate=args.simulate)
+        if args.local_only and args.no_local:
+            raise FarmError("--local-only and --no-local leave no worker")
+        if args.local_only:
             registry.resolve(spec)  # fail fast when only this PC would run it
         out_dir: Path = args.out
         if out_dir.exists() and not out_dir.is_dir():
             raise FarmError(f"output folder {out_dir} is a file")
         out_dir.mkdir(parents=True, exist_ok=True)
-        token = _token(args) if args.peer else ""
+        nodes = NodeOptions.from_args(args)
+        token = _token(args) if nodes.wanted else ""
     except (FarmError, OSError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
@@ -107,8 +123,8 @@ def handle(args: argparse.Namespace) -> int:
         todo = [Job(input=i.input, spec=spec, output=i.output, mask=i.mask) for i in items]
     try:
         # resumed jobs are in the store already; new ones are recorded before any work starts
-        jobs, stats = asyncio.run(_run(todo, None if resuming else batch, store, registry, token, options,
-                                       args.peer, err))
+        jobs, stats, elapsed = asyncio.run(_run(todo, None if resuming else batch, store, registry, token, options,
+                                       nodes, err))
         if all(j.state is JobState.DONE for j in jobs):
             store.finish_batch(batch)
     finally:
@@ -117,14 +133,15 @@ def handle(args: argparse.Namespace) -> int:
     failed += [(str(p.path), p.reason) for p in problems]
     done = earlier + [j for j in jobs if j.state is JobState.DONE]
     if args.json:
-        print(json.dumps({"done": [str(j.output) for j in done],
+        print(json.dumps({"elapsed": round(elapsed, 3), "done": [str(j.output) for j in done],
                           "failed": [{"input": i, "error": e} for i, e in failed],
-                          "workers": {w: {"name": s.name, "done": s.done, "failed": s.failed}
+                          "workers": {w: {"name": s.name, "done": s.done, "failed": s.failed,
+                                          "busy_seconds": round(s.busy_seconds, 3)}
                                       for w, s in stats.items()}}, indent=2))
     else:
         for path, reason in failed:
             print(f"failed: {path}: {reason}", file=sys.stderr)
-        if len(stats) > 1 or args.peer:
+        if len(stats) > 1 or nodes.wanted:
             for s in stats.values():
                 print(f"  {s.name:24s} done {s.done:4d}  failed attempts {s.failed}")
         print(f"done {len(done)}, failed {len(failed)}; outputs in {out_dir}")
@@ -135,15 +152,47 @@ def _token(args: argparse.Namespace) -> str:
     return read_token(args.token_file) if args.token_file else load_or_create_token()
 
 
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    """Which nodes a run uses: mDNS discovery (on unless switched off) and peers by address."""
+
+    mdns: bool
+    peers: tuple[Address, ...]
+    interfaces: tuple[str, ...]
+
+    @property
+    def wanted(self) -> bool:
+        return self.mdns or bool(self.peers)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> NodeOptions:
+        if args.local_only:
+            return cls(False, (), ())
+        peers = (*load_peers(), *(Address.parse(p) for p in args.peer))
+        return cls(not (args.no_discovery or mdns_switched_off()), tuple(dict.fromkeys(peers)),
+                   tuple(args.interface or interfaces_from_env()))
+
+
+RunResult = tuple[list[Job], dict[str, WorkerStats], float]
+
+
 async def _run(jobs: list[Job], batch: int | None, store: QueueStore, registry: Registry, token: str,
-               options: FarmOptions, peers: list[str], err: Console) -> tuple[list[Job], dict[str, WorkerStats]]:
-    async with Farm(registry, token=token, options=options, store=store) as farm:
-        for peer in peers:
-            url = peer if "://" in peer else f"http://{peer}"
-            try:
-                await farm.add_peer(url)
-            except FarmError as exc:
-                err.print(f"[yellow]warning:[/yellow] peer {peer} not used: {exc}", highlight=False)
+               options: FarmOptions, nodes: NodeOptions, err: Console) -> RunResult:
+    async with Farm(registry, token=token, options=options, store=store) as farm, contextlib.AsyncExitStack() as stack:
+        if nodes.wanted:
+            def unauthorised(record: NodeRecord) -> None:
+                err.print(f"[yellow]warning:[/yellow] node {record.name} at {record.address} refused the farm "
+                          "token: not used (give it this PC's `lanfarm token`)", highlight=False)
+
+            discovery = Discovery(token, session=farm.session, mdns=nodes.mdns, interfaces=nodes.interfaces,
+                                  peers=nodes.peers, listeners=[DiscoveryBridge(farm, on_unauthorised=unauthorised)])
+            await stack.enter_async_context(discovery)
+            if not options.use_local:  # nothing can start before the nodes are known
+                await discovery.async_wait_probed(NODE_WAIT)
+                if nodes.mdns:
+                    await asyncio.sleep(1.0)
+            for miss in discovery.unreached():
+                err.print(f"[yellow]warning:[/yellow] peer {miss.address} not reached: {miss.error}", highlight=False)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task("editing", total=len(jobs))
@@ -158,7 +207,26 @@ async def _run(jobs: list[Job], batch: int | None, store: QueueStore, registry: 
                     bar.update(task, description=f"editing ({per_node})")
 
             farm.subscribe(on_event)
+            started = time.monotonic()
             await farm.enqueue(jobs, batch=batch)
-            farm.fail_unrunnable()
-            await farm.wait()
-        return jobs, dict(farm.stats)
+            watchdog = asyncio.create_task(_fail_when_no_worker(farm))
+            try:
+                await farm.wait()
+            finally:
+                watchdog.cancel()
+        return jobs, dict(farm.stats), time.monotonic() - started
+
+
+async def _fail_when_no_worker(farm: Farm, grace: float = NODE_WAIT) -> None:
+    """Jobs that no worker of the farm can run end failed once that has lasted ``grace`` seconds
+    (a batch never hangs because every node went away and this PC takes no jobs)."""
+    since: float | None = None
+    while True:
+        if farm.scheduler.queued() and not farm.could_run_queued():
+            since = since if since is not None else asyncio.get_running_loop().time()
+            if asyncio.get_running_loop().time() - since >= grace:
+                farm.fail_unrunnable()
+                since = None
+        else:
+            since = None
+        await asyncio.sleep(0.5)

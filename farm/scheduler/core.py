@@ -290,6 +290,11 @@ class Scheduler:
                 out.append(Finished(job.req.id, FAILED, errors=dict(job.errors)))
         return out
 
+    def all_queued_runnable(self, now: float) -> bool:
+        """True when every queued job has some online worker that could run it (busy or not)."""
+        return all(self._anyone_could_run(j, now, ignore_busy=True) for j in self._jobs.values()
+                   if j.state == QUEUED)
+
     # -------------------------------------------------------------- queries
     def state(self, job_id: str) -> str:
         return self._jobs[job_id].state

@@ -154,6 +154,9 @@ class Host:
 
     def _env(self, env: Mapping[str, str] | None) -> dict[str, str]:
         merged = {**os.environ, **(env or {})}
+        # Inside a lab host mDNS is allowed: the test-wide guard that keeps discovery off does not apply.
+        if "LANFARM_DISCOVERY" not in (env or {}):
+            merged.pop("LANFARM_DISCOVERY", None)
         # Child Pythons import this checkout (tests, farm, node) whatever is installed in the venv.
         merged["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), merged.get("PYTHONPATH", "")) if p)
