@@ -148,7 +148,7 @@ async def bench(node: str, echo: str, rounds: int, big_rounds: int) -> None:
     print(f"tiny job round trip (POST job, events until done, GET result; {rounds} rounds)")
     print(f"  node {med(node_rtt) * 1e3:7.2f} ms   bare aiohttp {med(bare_rtt) * 1e3:7.2f} ms   "
           f"ratio {med(node_rtt) / med(bare_rtt):5.2f}x")
-    print(f"upload {mb:.1f} MB ({big_rounds} rounds; node hashes, fsyncs and renames it)")
+    print(f"upload {mb:.1f} MB ({big_rounds} rounds; node hashes and renames it, no fsync)")
     print(f"  node {med(node_up):7.0f} MB/s   bare aiohttp {med(bare_up):7.0f} MB/s   "
           f"ratio {med(bare_up) / med(node_up):5.2f}x slower")
     print(f"download {len(result) / 1e6:.1f} MB result ({big_rounds} rounds)")

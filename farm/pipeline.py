@@ -1,7 +1,10 @@
 """One edit from encoded bytes to encoded bytes: decode, HD strategy, engine, paste-back, encode.
 
-This is the single place the HD strategies live, so every engine gets them; the local worker and
-the node both call :func:`execute`.
+This is the single place the HD strategies live, so every engine gets them. :func:`execute` is the
+whole edit in one call (the local worker uses it); it is exactly ``encode_image(run(prepare(...)))``,
+three steps a caller may run on different threads: :func:`prepare` (CPU: resolve the spec, decode,
+check the mask), :func:`run` (the engine: the only step that needs a GPU slot) and
+:func:`farm.imageio.encode_image` (CPU). The node decodes and encodes outside its GPU slots.
 """
 
 from __future__ import annotations
@@ -20,6 +23,17 @@ from farm.params import ParamValue
 from farm.spec import EditSpec, HdStrategy
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Prepared:
+    """A decoded edit, ready for :func:`run`: the spec, its engine's descriptor and typed params, the pixels."""
+
+    spec: EditSpec
+    descriptor: EngineDescriptor
+    params: Mapping[str, ParamValue]
+    picture: Picture
+    mask: np.ndarray | None
+
+
 @dataclass(frozen=True, slots=True)
 class Box:
     """A pixel rectangle [x0, x1) x [y0, y1)."""
@@ -34,7 +48,16 @@ def execute(image: bytes, mask: bytes | None, spec: EditSpec, registry: Registry
             progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
             max_pixels: int = DEFAULT_MAX_PIXELS, resize_mask: bool = False) -> bytes:
     """Run ``spec`` on an encoded image (and mask); return the encoded result."""
-    cancel = cancel or CancelToken()
+    prepared = prepare(image, mask, spec, registry, max_pixels=max_pixels, resize_mask=resize_mask)
+    return encode_image(run(prepared, registry, progress=progress, cancel=cancel), spec.output)
+
+
+def prepare(image: bytes, mask: bytes | None, spec: EditSpec, registry: Registry, *,
+            max_pixels: int = DEFAULT_MAX_PIXELS, resize_mask: bool = False) -> Prepared:
+    """Resolve ``spec`` against ``registry`` and decode the image (and mask); no engine is touched.
+
+    Raises SpecError/EngineError (the spec cannot run here) and ImageError (bad image or mask).
+    """
     desc, params = registry.resolve(spec)
     pic = decode_image(image, max_pixels=max_pixels)
     mask_arr = None
@@ -42,11 +65,23 @@ def execute(image: bytes, mask: bytes | None, spec: EditSpec, registry: Registry
         if mask is None:
             raise ImageError(f"{spec.op} with {desc.id} needs a mask")
         mask_arr = decode_mask(mask, pic.width, pic.height, resize=resize_mask, max_pixels=max_pixels)
+    return Prepared(spec, desc, params, pic, mask_arr)
+
+
+def run(prepared: Prepared, registry: Registry, *, progress: ProgressFn = no_progress,
+        cancel: CancelToken | None = None) -> Picture:
+    """Get (load on first use) the engine and :func:`apply` it; the result still needs encoding.
+
+    Raises JobCancelled if ``cancel`` is set before the engine starts or by the time it returns.
+    """
+    cancel = cancel or CancelToken()
     cancel.check()
+    spec = prepared.spec
     engine = registry.engine(spec.engine, spec.model)
-    result = apply(pic, mask_arr, spec, engine, params, progress=progress, cancel=cancel)
+    result = apply(prepared.picture, prepared.mask, spec, engine, prepared.params, progress=progress,
+                   cancel=cancel)
     cancel.check()
-    return encode_image(result, spec.output)
+    return result
 
 
 def apply(pic: Picture, mask: np.ndarray | None, spec: EditSpec, engine: Engine,

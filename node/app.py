@@ -17,7 +17,7 @@ from farm.engines import Registry
 from farm.paths import cache_dir
 from node import keys
 from node.auth import auth_middleware
-from node.blobs import BlobStore
+from node.blobs import GRACE, BlobStore
 from node.config import NodeConfig
 from node.errors import error_middleware
 from node.events import EventHub, heartbeat
@@ -46,7 +46,7 @@ def create_app(config: NodeConfig, *, registry: Registry, token: str, node_id: s
     app[keys.STARTED] = clock()
     app[keys.HUB] = hub = EventHub()
     app[keys.BLOBS] = blobs = BlobStore(blob_dir or cache_dir() / "blobs", budget=config.blob_cache_bytes,
-                                        max_size=config.max_upload_bytes)
+                                        max_size=config.max_upload_bytes, clock=clock, grace=GRACE)
     slots = config.slots or max(1, len(hardware.gpus))
     app[keys.RUNNER] = JobRunner(JobBook(retention=config.result_retention), blobs, registry, hub,
                                  slots=slots, job_timeout=config.job_timeout, clock=clock)

@@ -1,6 +1,20 @@
 """Content-addressed blob cache on disk: atomic writes, a byte budget, LRU eviction that spares pinned blobs.
 
 Bookkeeping (sizes, LRU order, pins) lives on the event loop; file I/O happens in worker threads.
+
+Nothing here is fsynced. Every blob is a cache entry that can be made again: an upload is checked
+against its SHA-256 before it is renamed into place (a crash leaves at most a ``.part`` file, dropped
+at the next start) and the farm uploads it again if the node lost it; a result is re-computable (the
+farm runs a job again when its node answers 404 for the result). Durability would cost a disk flush
+per blob (milliseconds per MB) for nothing.
+
+What eviction spares, when the cache is over its budget:
+
+- blobs pinned as the input of a queued or running job;
+- blobs used less than ``grace`` seconds ago: an upload (or a PUT/HEAD that found the blob here) and
+  the job's POST that follows it, a result and the farm's GET that follows it;
+- results held for their retention time, as long as held results take at most ``result_share`` of
+  the budget; beyond that the oldest results go first (GET result then answers 404 "evicted").
 """
 
 from __future__ import annotations
@@ -10,6 +24,7 @@ import hashlib
 import logging
 import os
 import re
+import time
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
@@ -24,6 +39,9 @@ RunIO = Callable[..., Awaitable[Any]]
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
+#: The node's grace period: a blob used this recently (uploaded, found by a PUT/HEAD, or a fresh result)
+#: is not evicted, so the job POST or result GET that follows finds it.
+GRACE = 60.0
 
 
 def check_sha(text: str) -> str:
@@ -39,14 +57,25 @@ def sha256_hex(data: bytes) -> str:
 
 
 class BlobStore:
-    """Blobs named by their SHA-256 in ``folder``; at most ``budget`` bytes unless pinned blobs need more."""
+    """Blobs named by their SHA-256 in ``folder``; at most ``budget`` bytes unless pinned or fresh blobs need more.
 
-    def __init__(self, folder: Path, *, budget: int, max_size: int) -> None:
+    ``clock`` (seconds; any origin) dates uses for the grace period ``grace`` (0: plain LRU; the node
+    uses :data:`GRACE`).
+    """
+
+    def __init__(self, folder: Path, *, budget: int, max_size: int, clock: Callable[[], float] = time.monotonic,
+                 grace: float = 0.0, result_share: float = 0.5) -> None:
         self.folder = folder
         self.budget = budget
         self.max_size = max_size
+        self.clock = clock
+        self.grace = grace
+        self.result_share = result_share
         self._sizes: OrderedDict[str, int] = OrderedDict()  # least recently used first
-        self._pins: Counter[str] = Counter()
+        self._total = 0
+        self._pins: Counter[str] = Counter()  # inputs of active jobs: never evicted
+        self._held: OrderedDict[str, int] = OrderedDict()  # results kept for retention, oldest first
+        self._used: dict[str, float] = {}  # last use, while it may still be within the grace period
         folder.mkdir(parents=True, exist_ok=True)
         self._scan()
 
@@ -60,10 +89,16 @@ class BlobStore:
                 found.append((st.st_mtime, entry.name, st.st_size))
         for _mtime, name, size in sorted(found):
             self._sizes[name] = size
+            self._total += size
 
     @property
     def total(self) -> int:
-        return sum(self._sizes.values())
+        return self._total
+
+    @property
+    def held_total(self) -> int:
+        """Bytes of results held for retention."""
+        return sum(self._sizes.get(sha, 0) for sha in self._held)
 
     def __len__(self) -> int:
         return len(self._sizes)
@@ -75,9 +110,10 @@ class BlobStore:
         return self.folder / sha
 
     def has(self, sha: str) -> bool:
-        """Whether the blob is here; a hit counts as a use."""
+        """Whether the blob is here; a hit counts as a use (LRU, and the grace period starts again)."""
         if sha in self._sizes:
             self._sizes.move_to_end(sha)
+            self._used[sha] = self.clock()
             return True
         return False
 
@@ -85,6 +121,7 @@ class BlobStore:
         return self._sizes[sha]
 
     def pin(self, shas: Iterable[str]) -> None:
+        """Keep these (a job's inputs) until unpinned, whatever the budget."""
         for sha in shas:
             self._pins[sha] += 1
 
@@ -95,30 +132,69 @@ class BlobStore:
                 del self._pins[sha]
 
     def pinned(self, sha: str) -> bool:
-        return self._pins[sha] > 0
+        """Pinned as an input, or held as a result."""
+        return self._pins[sha] > 0 or sha in self._held
 
     def added(self, sha: str, size: int) -> None:
         """Record a blob written to ``path(sha)`` (by :meth:`receive` or :func:`write_blob`), then evict."""
+        self._total += size - self._sizes.get(sha, 0)
         self._sizes[sha] = size
         self._sizes.move_to_end(sha)
+        self._used[sha] = self.clock()
         self.evict()
 
-    def evict(self) -> list[str]:
-        """Drop least recently used unpinned blobs until the budget holds; return their names."""
+    def add_result(self, sha: str, size: int) -> None:
+        """Record a job's result (written by :func:`write_blob`) and hold it until :meth:`release_result`."""
+        self._held[sha] = self._held.get(sha, 0) + 1
+        self._held.move_to_end(sha)
+        self.added(sha, size)
+
+    def release_result(self, sha: str) -> None:
+        """A job no longer needs its result kept (retention over); a result already evicted is fine."""
+        holds = self._held.get(sha)
+        if holds is None:
+            return
+        if holds <= 1:
+            del self._held[sha]
+        else:
+            self._held[sha] = holds - 1
+
+    def evict(self, now: float | None = None) -> list[str]:
+        """Bring the cache within its budget as far as the rules allow; return the names dropped.
+
+        First least recently used blobs that are neither pinned, held nor fresh; then, while held
+        results take more than ``result_share`` of the budget, the oldest held results that are not
+        fresh and not a job's input.
+        """
+        now = self.clock() if now is None else now
+        self._used = {sha: t for sha, t in self._used.items() if now - t < self.grace and sha in self._sizes}
         gone: list[str] = []
-        total = self.total
+        if self._total <= self.budget:
+            return gone
         for sha in list(self._sizes):
-            if total <= self.budget:
+            if self._total <= self.budget:
                 break
-            if self.pinned(sha):
-                continue
-            total -= self._sizes.pop(sha)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path(sha))
-            gone.append(sha)
+            if not self._pins[sha] and sha not in self._held and sha not in self._used:
+                self._drop(sha, gone)
+        if self._total > self.budget and self._held:
+            held = self.held_total
+            cap = self.budget * self.result_share
+            for sha in list(self._held):
+                if self._total <= self.budget or held <= cap:
+                    break
+                if not self._pins[sha] and sha not in self._used and sha in self._sizes:
+                    held -= self._sizes[sha]
+                    del self._held[sha]
+                    self._drop(sha, gone)
         if gone:
             log.debug("evicted %d blobs", len(gone))
         return gone
+
+    def _drop(self, sha: str, gone: list[str]) -> None:
+        self._total -= self._sizes.pop(sha)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path(sha))
+        gone.append(sha)
 
     async def receive(self, sha: str, chunks: AsyncIterator[bytes], *, declared: int | None,
                       run_io: RunIO) -> int:
@@ -146,7 +222,7 @@ class BlobStore:
                     await run_io(_write_hashed, fh, digest, b"".join(pending))
                     pending, buffered = [], 0
             await run_io(_write_hashed, fh, digest, b"".join(pending))
-            await run_io(_close_synced, fh)
+            await run_io(fh.close)  # no fsync: see the module's docstring
             got = digest.hexdigest()
             if got != sha:
                 raise HashMismatch(f"the bytes sent hash to {got}, not {sha}; the upload was corrupted "
@@ -173,19 +249,16 @@ def _write_hashed(fh: BinaryIO, digest: Any, chunk: bytes) -> None:
     fh.write(chunk)
 
 
-def _close_synced(fh: BinaryIO) -> None:
-    fh.flush()
-    os.fsync(fh.fileno())
-    fh.close()
-
-
 def _unlink_quiet(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
 
 
 def write_blob(folder: Path, data: bytes) -> str:
-    """Write ``data`` atomically as a blob in ``folder`` (any thread); return its SHA-256."""
+    """Write ``data`` atomically as a blob in ``folder`` (any thread); return its SHA-256.
+
+    Not fsynced: results are re-computable (see the module's docstring).
+    """
     sha = sha256_hex(data)
     path = folder / sha
     if not path.exists():

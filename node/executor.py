@@ -1,12 +1,24 @@
-"""Runs jobs: N slots, each a worker thread calling farm.pipeline.execute; progress comes back to the loop.
+"""Runs jobs: decode and encode in a CPU pool, the engine in one of N slot threads; progress comes back to the loop.
 
-Owns the job book and its queue; everything here except :meth:`JobRunner._work` runs on the loop.
+A job's way through the node (``NodeJob.phase``): the fair queue -> taken in fair order and decoded in
+the CPU pool (``preparing``; at most ``slots`` jobs are taken ahead of the slots, so that each slot
+has its next job decoded while the current one runs) -> waiting for a slot (``ready``) -> the engine
+in a slot thread (``engine``; the job is ``running`` on the wire from here, and ``started`` is the
+engine's start) -> the slot is released and the result is encoded and stored in the CPU pool
+(``encoding``) -> done. ``slots`` is the number of engine runs at once, nothing more: on the wire up
+to ``2 x slots`` jobs may be ``running``, as engines stop starting while ``slots`` results already
+wait to be encoded (``load``'s ``running`` lists the engines only). A job cancelled before its
+engine starts never reaches it; one cancelled while encoding finishes.
+
+Owns the job book and its queue; everything here except the ``_decode``/``_engine``/``_encode``
+thread functions runs on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +26,8 @@ from typing import Any
 
 from farm.engines import Registry
 from farm.errors import FarmError, ImageError, JobCancelled, SpecError
-from farm.imageio import DEFAULT_MAX_PIXELS
-from farm.pipeline import execute
+from farm.imageio import DEFAULT_MAX_PIXELS, Picture, encode_image
+from farm.pipeline import Prepared, prepare, run
 from node.blobs import BlobStore, read_blob, write_blob
 from node.errors import Invalid, MissingBlob, QueueFull, Unavailable
 from node.events import EventHub
@@ -28,12 +40,17 @@ Clock = Callable[[], float]
 MAX_QUEUE = 10_000
 
 
+def default_cpu_workers() -> int:
+    """Threads for decoding and encoding: half the cores, at least 2 and at most 8 (cv2 releases the GIL)."""
+    return max(2, min(8, (os.cpu_count() or 2) // 2))
+
+
 class JobRunner:
-    """The node's job engine room: submit, cancel, drain; one task per running job, owned here."""
+    """The node's job engine room: submit, cancel, drain; one task per job taken from the queue, owned here."""
 
     def __init__(self, book: JobBook, blobs: BlobStore, registry: Registry, hub: EventHub, *,
                  slots: int, job_timeout: float = 0.0, clock: Clock = time.time,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, cpu_workers: int | None = None) -> None:
         self.book = book
         self.blobs = blobs
         self.registry = registry
@@ -42,31 +59,41 @@ class JobRunner:
         self.job_timeout = job_timeout
         self.clock = clock
         self.max_pixels = max_pixels
+        self.cpu_workers = cpu_workers or default_cpu_workers()
         self.draining = False
-        self.busy = 0
+        self._closing = False
+        self.busy = 0  # engines running now, at most ``slots``
+        self.prepared = 0  # jobs decoded so far (a counter for tests and diagnostics)
         self.listeners: list[Callable[[], None]] = []
         self._throttle = ProgressThrottle(0.1)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: ThreadPoolExecutor | None = None  # the slots: engines only
+        self._cpu: ThreadPoolExecutor | None = None  # decoding and encoding
+        self._staged: list[NodeJob] = []  # taken from the queue, not started yet: preparing or ready
+        self._ready: dict[str, Prepared] = {}  # decoded inputs of ready jobs, by job id
+        self._started = 0  # jobs between engine start and their end (engine or encoding)
+        self._encoding = 0  # jobs out of their slot, their result being encoded
         self._idle = asyncio.Event()
         self._idle.set()
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
         self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="lanfarm-slot")
+        self._cpu = ThreadPoolExecutor(self.cpu_workers, thread_name_prefix="lanfarm-cpu")
 
     async def close(self) -> None:
         """Stop: queued jobs are cancelled, running ones told to stop; waits for the threads."""
-        self.draining = True
+        self.draining = self._closing = True
         now = self.clock()
         for job in list(self.book.active):
             if self.book.cancel(job, now):
                 self._finished(job)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        for pool in (self._pool, self._cpu):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._pool = self._cpu = None
 
     def drain(self) -> None:
         """Refuse new jobs from now on; queued and running ones still finish."""
@@ -86,9 +113,14 @@ class JobRunner:
     def free(self) -> int:
         return max(0, self.slots - self.busy)
 
+    @property
+    def queued(self) -> int:
+        """Jobs whose engine has not started: in the fair queue, being decoded or waiting for a slot."""
+        return len(self.book.queue) + len(self._staged)
+
     def load(self) -> dict[str, Any]:
         return {"type": "load", "slots": {"total": self.slots, "free": self.free},
-                "queue": len(self.book.queue), "running": [j.id for j in self.book.running]}
+                "queue": self.queued, "running": [j.id for j in self.book.running]}
 
     # -- requests --------------------------------------------------------------------------------
     def submit(self, req: JobRequest) -> tuple[NodeJob, bool]:
@@ -99,7 +131,7 @@ class JobRunner:
         if self.draining:
             raise Unavailable("this node is draining (shutting down or being serviced) and takes "
                               "no new jobs; send it elsewhere")
-        if len(self.book.queue) >= MAX_QUEUE:
+        if self.queued >= MAX_QUEUE:
             raise QueueFull(f"this node already has {MAX_QUEUE} queued jobs; try again later")
         desc, _params = self.registry.resolve(req.spec)
         if desc.needs_mask and req.mask is None:
@@ -129,29 +161,87 @@ class JobRunner:
         old = self.book.expire(self.clock())
         for job in old:
             if job.result is not None:
-                self.blobs.unpin([job.result.sha256])
+                self.blobs.release_result(job.result.sha256)
         if old:
             self.blobs.evict()
         return len(old)
 
     # -- running ---------------------------------------------------------------------------------
     def _pump(self) -> None:
-        while self.busy < self.slots and self._pool is not None:
-            job = self.book.start_next(self.clock())
-            if job is None:
-                break
+        """Start engines for decoded jobs while slots are free; take jobs to decode ahead of the slots."""
+        if self._pool is None or self._closing:
+            self._check_idle()
+            return
+        for job in list(self._staged):
+            if self.busy >= self.slots or self.busy + self._encoding >= 2 * self.slots:
+                break  # all slots busy, or encoding lags behind: at most ``slots`` results wait for it
+            prepared = self._ready.pop(job.id, None)
+            if prepared is None:
+                continue  # still decoding; a later one that is ready may go first
+            self._staged.remove(job)
+            if not self.book.start(job, self.clock()):
+                continue  # cannot happen: a job cancelled while staged leaves the stage at once
             self.busy += 1
-            task = asyncio.get_running_loop().create_task(self._run(job), name=f"job {job.id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._started += 1
+            self._spawn(self._run(job, prepared))
             self._publish(job)
+        while len(self._staged) < self.slots:
+            taken = self.book.take_next()
+            if taken is None:
+                break
+            taken.phase = "preparing"
+            self._staged.append(taken)
+            self._spawn(self._prepare(taken))
         self._check_idle()
 
-    async def _run(self, job: NodeJob) -> None:
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _prepare(self, job: NodeJob) -> None:
+        """Decode a taken job's inputs in the CPU pool; it then waits for a slot (or fails, as the job's fault)."""
+        loop = asyncio.get_running_loop()
+        error: tuple[str, str] | None = None
+        prepared: Prepared | None = None
+        try:
+            prepared = await loop.run_in_executor(self._cpu, self._decode, job)
+        except FarmError as exc:
+            error = (str(exc), "input" if isinstance(exc, ImageError | SpecError) else "engine")
+        except Exception as exc:  # a decoder bug fails its job, never the node
+            log.exception("job %s: decoding crashed", job.id)
+            error = (f"decoding crashed: {type(exc).__name__}: {exc}", "engine")
+        if job in self._staged:  # not cancelled meanwhile (that releases its blobs itself)
+            if prepared is not None:
+                self.prepared += 1
+                job.phase = "ready"
+                self._ready[job.id] = prepared
+            else:
+                assert error is not None
+                self._staged.remove(job)
+                if self.book.fail(job, error[0], self.clock(), kind=error[1]):
+                    self._publish(job)
+                self.blobs.unpin(job.blobs)
+        self._pump()
+        self._changed()
+
+    async def _run(self, job: NodeJob, prepared: Prepared) -> None:
+        """The engine in a slot, then (slot released) the encoding in the CPU pool."""
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self.job_timeout, self._time_out, job) if self.job_timeout > 0 else None
+        in_slot = True
         try:
-            sha, size = await loop.run_in_executor(self._pool, self._work, job, loop)
+            picture = await loop.run_in_executor(self._pool, self._engine, job, prepared, loop)
+            del prepared
+            in_slot = False
+            self.busy -= 1
+            job.phase = "encoding"
+            self._encoding += 1
+            self._pump()  # the next job's engine starts while this result is encoded
+            try:
+                sha, size = await loop.run_in_executor(self._cpu, self._encode, job, picture)
+            finally:
+                self._encoding -= 1
         except JobCancelled:
             if self.book.cancelled(job, self.clock()):
                 self._publish(job)
@@ -164,31 +254,38 @@ class JobRunner:
             if self.book.fail(job, f"engine crashed: {type(exc).__name__}: {exc}", self.clock()):
                 self._publish(job)
         else:
-            self.blobs.pin([sha])
-            self.blobs.added(sha, size)
+            self.blobs.add_result(sha, size)
             if self.book.succeed(job, ResultInfo(sha, size, job.content_type), self.clock()):
                 self._publish(job)
             else:
-                self.blobs.unpin([sha])  # timed out meanwhile: the result is not wanted
+                self.blobs.release_result(sha)  # timed out meanwhile: the result is not wanted
         finally:
             if timer is not None:
                 timer.cancel()
-            self.busy -= 1
+            if in_slot:
+                self.busy -= 1
+            self._started -= 1
             self.blobs.unpin(job.blobs)
             self._throttle.forget(job.id)
             self._pump()
             self._changed()
 
-    def _work(self, job: NodeJob, loop: asyncio.AbstractEventLoop) -> tuple[str, int]:
-        """In a slot thread: read the blobs, run the pipeline, write the result blob."""
+    def _decode(self, job: NodeJob) -> Prepared:
+        """In a CPU thread: read the input blobs and decode them."""
         image = read_blob(self.blobs.folder, job.image)
         mask = read_blob(self.blobs.folder, job.mask) if job.mask else None
+        return prepare(image, mask, job.spec, self.registry, max_pixels=self.max_pixels)
 
+    def _engine(self, job: NodeJob, prepared: Prepared, loop: asyncio.AbstractEventLoop) -> Picture:
+        """In a slot thread: the engine, nothing else."""
         def progress(fraction: float) -> None:
             loop.call_soon_threadsafe(self._on_progress, job, fraction)
 
-        data = execute(image, mask, job.spec, self.registry, progress=progress, cancel=job.cancel,
-                       max_pixels=self.max_pixels)
+        return run(prepared, self.registry, progress=progress, cancel=job.cancel)
+
+    def _encode(self, job: NodeJob, picture: Picture) -> tuple[str, int]:
+        """In a CPU thread: encode the result and write it as a blob."""
+        data = encode_image(picture, job.spec.output)
         return write_blob(self.blobs.folder, data), len(data)
 
     def _on_progress(self, job: NodeJob, fraction: float) -> None:
@@ -201,13 +298,16 @@ class JobRunner:
             self._publish(job)
 
     def _finished(self, job: NodeJob) -> None:
-        """A job that never ran has finished (cancelled): release its blobs."""
+        """A job that never ran has finished (cancelled): release its blobs and decoded inputs."""
+        if job in self._staged:
+            self._staged.remove(job)
+            self._ready.pop(job.id, None)
         self.blobs.unpin(job.blobs)
         self._publish(job)
-        self._check_idle()
+        self._pump()  # a stage place is free: take the next job to decode
 
     def _check_idle(self) -> None:
-        if self.busy == 0 and not len(self.book.queue):
+        if self._started == 0 and not self._staged and not len(self.book.queue):
             self._idle.set()
 
     def _publish(self, job: NodeJob) -> None:

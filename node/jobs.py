@@ -44,7 +44,14 @@ _seq = itertools.count()
 
 @dataclass(slots=True, eq=False)
 class NodeJob:
-    """One job on this node. ``state`` changes only through :class:`JobBook`."""
+    """One job on this node. ``state`` changes only through :class:`JobBook`.
+
+    ``state`` is the wire state: ``queued`` until its engine starts (``started``), ``running`` from
+    then until its result is encoded and stored. ``phase`` (not on the wire) says where a job is
+    inside the node: ``queued`` (in the fair queue), ``preparing`` (taken from the queue, its inputs
+    being decoded), ``ready`` (decoded, waiting for a slot), ``engine`` (holding a slot),
+    ``encoding`` (slot released, its result being encoded and stored); ``ended`` once finished.
+    """
 
     id: str
     spec: EditSpec
@@ -60,6 +67,7 @@ class NodeJob:
     result: ResultInfo | None = None
     started: float | None = None
     finished: float | None = None
+    phase: str = "queued"
     cancel: CancelToken = field(default_factory=CancelToken)
     seq: int = field(default_factory=lambda: next(_seq))
 
@@ -144,7 +152,8 @@ class JobBook:
 
     @property
     def running(self) -> list[NodeJob]:
-        return [j for j in self.jobs.values() if j.state is JobState.RUNNING]
+        """Jobs on an engine now (at most the node's slots); not those encoding their result."""
+        return [j for j in self.jobs.values() if j.state is JobState.RUNNING and j.phase == "engine"]
 
     @property
     def active(self) -> Iterator[NodeJob]:
@@ -160,11 +169,23 @@ class JobBook:
         self.queue.push(job)
         return job, True
 
+    def take_next(self) -> NodeJob | None:
+        """The next job in fair order, out of the queue; it stays queued until :meth:`start`."""
+        return self.queue.pop()
+
+    def start(self, job: NodeJob, now: float) -> bool:
+        """Its engine starts now; False if the job was cancelled or failed since it was taken."""
+        if job.state is not JobState.QUEUED:
+            return False
+        self._move(job, JobState.RUNNING, now)
+        job.started = now
+        job.phase = "engine"
+        return True
+
     def start_next(self, now: float) -> NodeJob | None:
-        job = self.queue.pop()
+        job = self.take_next()
         if job is not None:
-            self._move(job, JobState.RUNNING, now)
-            job.started = now
+            self.start(job, now)
         return job
 
     def progress(self, job: NodeJob, fraction: float) -> bool:
@@ -223,6 +244,7 @@ class JobBook:
         job.state = to
         if to.finished:
             job.finished = now
+            job.phase = "ended"
             if to is JobState.DONE:
                 self.done += 1
             elif to is JobState.FAILED:

@@ -55,7 +55,7 @@ async def info(request: web.Request) -> web.Response:
         "id": app[keys.NODE_ID], "name": config.display_name, "version": __version__,
         "protocol": PROTOCOL_VERSION, "lite": await _io(hw.lite), "hardware": hardware.to_dict(),
         "engines": [d.to_dict() for d in app[keys.REGISTRY].descriptors()], "models": models,
-        "slots": {"total": runner.slots, "free": runner.free}, "queue": len(runner.book.queue),
+        "slots": {"total": runner.slots, "free": runner.free}, "queue": runner.queued,
         "uptime": round(app[keys.CLOCK]() - app[keys.STARTED], 3),
         "jobs": {"done": runner.book.done, "failed": runner.book.failed},
         "draining": runner.draining,

@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from farm import EditSpec, ImageError, default_registry, execute
-from farm.pipeline import plan_region
+from farm.engines import simulated
+from farm.engines.base import CancelToken
+from farm.engines.registry import EngineEntry, Registry
+from farm.errors import JobCancelled
+from farm.imageio import encode_image
+from farm.pipeline import plan_region, prepare, run
 from farm.spec import HdStrategy
 from tests.conftest import box_mask, png_bytes, scene
 
@@ -67,3 +72,54 @@ def test_simulated_engine_is_only_there_when_asked() -> None:
     out = _decode(execute(png_bytes(scene()), png_bytes(box_mask()),
                           EditSpec(engine="sim", params={"seconds_per_mp": 0.0}), reg))
     assert out.shape == (120, 160, 3)
+
+
+def _cases() -> list[tuple[str, bytes, bytes | None, EditSpec, bool]]:
+    """(name, image, mask, spec, simulate): the edits the tests above run through ``execute``."""
+    w, h = 1200, 900
+    big = scene(w, h, seed=3)
+    big[400:500, 500:700] = (255, 255, 255)
+    big_mask = png_bytes(box_mask(w, h, (500, 400, 700, 500)))
+    cases: list[tuple[str, bytes, bytes | None, EditSpec, bool]] = [
+        (f"inpaint-{s}", png_bytes(big), big_mask,
+         EditSpec(hd=HdStrategy(s, trigger=800, margin=64, resize_limit=600)), False)  # type: ignore[arg-type]
+        for s in ("original", "crop", "resize")]
+    cases += [
+        ("16-bit", png_bytes(scene(200, 150).astype(np.uint16) * 257 + 3),
+         png_bytes(box_mask(200, 150, (50, 50, 90, 90))), EditSpec(), False),
+        ("alpha", png_bytes(np.dstack([scene(), np.full((120, 160), 200, np.uint8)])), png_bytes(box_mask()),
+         EditSpec(), False),
+        ("empty-mask", png_bytes(scene()), png_bytes(np.zeros((120, 160), np.uint8)), EditSpec(), False),
+        ("sim", png_bytes(scene()), png_bytes(box_mask()), EditSpec(engine="sim", params={"seconds_per_mp": 0.0}),
+         True),
+    ]
+    return cases
+
+
+@pytest.mark.parametrize("case", _cases(), ids=lambda c: c[0])
+def test_execute_is_prepare_run_encode(case: tuple[str, bytes, bytes | None, EditSpec, bool]) -> None:
+    _name, image, mask, spec, simulate = case
+    reg = default_registry(simulate=simulate)
+    whole = execute(image, mask, spec, reg)
+    prepared = prepare(image, mask, spec, reg)
+    assert encode_image(run(prepared, reg), spec.output) == whole
+
+
+def test_prepare_checks_inputs_without_loading_an_engine_and_run_honours_cancel() -> None:
+    built: list[str | None] = []
+    engine = simulated.SimulatedEngine()
+    reg = Registry([EngineEntry(simulated.DESCRIPTOR, lambda model: (built.append(model), engine)[1])])
+    spec = EditSpec(engine="sim", params={"seconds_per_mp": 0.0})
+    with pytest.raises(ImageError, match="needs a mask"):
+        prepare(png_bytes(scene()), None, spec, reg)
+    with pytest.raises(ImageError):
+        prepare(b"not an image", png_bytes(box_mask()), spec, reg)
+    prepared = prepare(png_bytes(scene()), png_bytes(box_mask()), spec, reg)
+    assert not built, "prepare must not touch the engine"
+    assert prepared.mask is not None and prepared.picture.width == 160 and prepared.params["seconds_per_mp"] == 0.0
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(JobCancelled):
+        run(prepared, reg, cancel=token)
+    assert not built, "a job cancelled before its engine starts never loads it"
+    assert run(prepared, reg).width == 160 and built == [None]

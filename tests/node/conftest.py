@@ -21,15 +21,15 @@ FAKE_HW = Hardware(cpu="Test CPU", cpu_count=2, ram_total=1 << 33)
 
 
 def _slot_threads() -> int:
-    return sum(t.name.startswith("lanfarm-slot") for t in threading.enumerate())
+    return sum(t.name.startswith(("lanfarm-slot", "lanfarm-cpu")) for t in threading.enumerate())
 
 
 @pytest.fixture(autouse=True)
 def no_leaked_slot_threads() -> Iterator[None]:
-    """Every app a test starts must join its job-slot threads when it stops."""
+    """Every app a test starts must join its job-slot and CPU-pool threads when it stops."""
     before = _slot_threads()
     yield
-    assert _slot_threads() <= before, "job slot threads outlived their app"
+    assert _slot_threads() <= before, "job slot or CPU pool threads outlived their app"
 
 
 @pytest.fixture(autouse=True)

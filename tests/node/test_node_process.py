@@ -198,7 +198,10 @@ async def test_slots_respected_and_events_show_whole_life(http: aiohttp.ClientSe
                 peak = max(peak, len(running))
             elif msg["type"] == "load":
                 assert len(msg["running"]) <= 2 and msg["slots"]["total"] == 2
-    assert peak == 2
+    # "running" on the wire lasts from engine start to the result being stored; a job's slot is freed
+    # when its engine ends, so the next engine runs while it encodes: up to 2 x slots look running,
+    # never more than 2 engines (load's "running", checked above; tests/node/test_node_api.py)
+    assert 2 <= peak <= 4
     assert all(life == ["queued", "running", "done"] for life in lives.values()), lives
     async with http.get(f"/v1/jobs/{ids[0]}/result") as resp:
         data = await resp.read()

@@ -212,3 +212,90 @@ def test_advert_names_and_addresses() -> None:
     assert advert_addresses("192.168.1.5", []) == ["192.168.1.5"]
     assert all(not a.startswith("127.") for a in advert_addresses("0.0.0.0", [])) or \
         advert_addresses("0.0.0.0", []) == ["127.0.0.1"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _store(tmp_path: Path, budget: int, clock: FakeClock) -> tuple[BlobStore, list[str]]:
+    """A store with the node's grace period and ten distinct 100-byte blobs written (not yet added)."""
+    store = BlobStore(tmp_path, budget=budget, max_size=1000, clock=clock, grace=60.0)
+    return store, [write_blob(tmp_path, bytes([i]) * 100) for i in range(10)]
+
+
+def test_fresh_upload_survives_a_cache_full_of_held_results(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store, (r1, r2, r3, up, *_) = _store(tmp_path, 300, clock)
+    for r in (r1, r2, r3):
+        store.add_result(r, 100)  # results held for retention fill the budget
+    clock.now = 1000.0
+    store.added(up, 100)  # an upload; its job's POST comes next
+    assert up in store and (tmp_path / up).exists()
+    assert r1 not in store and not store.pinned(r1)  # results over the cap went, the oldest first
+    assert r2 in store and r3 in store and store.total == 300
+    store.release_result(r1)  # the job's retention ends later: a no-op for an evicted result
+    assert store.pinned(r2)
+
+
+def test_results_over_their_share_go_oldest_first_and_only_while_over_budget(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store, (r1, r2, r3, r4, u1, u2, u3, *_) = _store(tmp_path, 400, clock)  # results may keep 200 bytes
+    for r in (r1, r2, r3, r4):
+        store.add_result(r, 100)
+    assert store.total == 400 and len(store) == 4  # within budget: results stay whatever their share
+    clock.now = 100.0
+    store.added(u1, 100)
+    assert r1 not in store and store.total == 400
+    store.added(u2, 100)
+    assert r2 not in store and [r in store for r in (r3, r4)] == [True, True]
+    store.added(u3, 100)  # held results are down to their share; fresh uploads may overrun the budget
+    assert store.total == 500 and store.held_total == 200
+    clock.now = 200.0  # grace over: plain LRU among unheld blobs, held results within their share stay
+    assert store.evict() == [u1]
+    assert store.pinned(r3) and store.pinned(r4)
+
+
+def test_grace_protects_fresh_results_and_blobs_found_again(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store, (old, r1, r2, r3, *_) = _store(tmp_path, 300, clock)
+    store.added(old, 100)
+    clock.now = 100.0
+    assert store.has(old)  # a PUT or HEAD found it: the job POST that follows must find it too
+    for r in (r1, r2, r3):
+        store.add_result(r, 100)
+    assert store.total == 400 and all(s in store for s in (old, r1, r2, r3))  # all fresh: nothing goes
+    clock.now = 161.0
+    assert store.evict() == [old]  # now the least recently used unheld blob goes first
+    store.budget = 100
+    assert store.evict() == [r1, r2]  # then results over half the budget, oldest first
+
+
+def test_a_jobs_input_is_never_evicted_even_if_it_is_a_held_result(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store, (r1, r2, *_) = _store(tmp_path, 100, clock)
+    store.add_result(r1, 100)
+    store.pin([r1])  # a client sent a former result back as a job's image
+    store.add_result(r2, 100)
+    clock.now = 100.0
+    assert store.evict() == [r2] and r1 in store
+    store.unpin([r1])
+    assert store.pinned(r1)  # still held for its retention
+
+
+def test_job_book_takes_in_fair_order_and_starts_only_queued_jobs() -> None:
+    book = JobBook(retention=10.0)
+    a, b = job("job-aaaa", client="x"), job("job-bbbb", client="y")
+    book.submit(a)
+    book.submit(b)
+    assert book.take_next() is a and a.state is JobState.QUEUED and len(book.queue) == 1
+    assert book.take_next() is b
+    assert book.cancel(b, 1.0) and b.state is JobState.CANCELLED and b.phase == "ended"
+    assert not book.start(b, 2.0) and b.started is None
+    assert book.start(a, 2.0) and a.state is JobState.RUNNING and a.started == 2.0 and book.running == [a]
+    a.phase = "encoding"  # slot released: no longer counted among the engines
+    assert book.running == [] and book.succeed(a, ResultInfo("f" * 64, 1, "image/png"), 3.0)
