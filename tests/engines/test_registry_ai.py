@@ -143,3 +143,12 @@ def test_registry_memory_cap_evicts() -> None:
     reg.engine("q")
     assert reg.engine("p") is not p  # p was dropped to make room for q, then loaded again
     assert np.array_equal(reg.engine("q").run(np.zeros(1), None, {}, None, None), np.zeros(1))
+
+
+def test_the_command_line_parser_imports_neither_torch_nor_qt() -> None:
+    """`lanfarm run` builds its parser from every subcommand module: none may pull in the heavy stacks."""
+    code = ("import sys, farm.cli; farm.cli.build_parser(); "
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=subprocess_env(), timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout
