@@ -11,6 +11,7 @@ extra) into ``build/dist/LANFarm``, then packs it for this platform:
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import platform
 import shutil
@@ -58,8 +59,6 @@ def make_archive(bundle: Path, out: Path, name: str) -> Path:
         data = text.encode("utf-8")
         info = tarfile.TarInfo(arcname)
         info.size, info.mode, info.mtime = len(data), mode, int(time.time())
-        import io
-
         tar.addfile(info, io.BytesIO(data))
 
     with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
@@ -78,7 +77,7 @@ def inno_setup(bundle: Path, out: Path) -> Path:
     """Compile the Windows installer with Inno Setup 6 (ISCC on PATH or in its usual folder)."""
     iscc = shutil.which("ISCC") or shutil.which("iscc")
     if iscc is None:
-        default = Path(os.environ.get("ProgramFiles(x86)", r"C:\Program Files (x86)")) / "Inno Setup 6" / "ISCC.exe"
+        default = Path(os.environ.get("PROGRAMFILES(X86)", r"C:\Program Files (x86)")) / "Inno Setup 6" / "ISCC.exe"
         iscc = str(default) if default.exists() else None
     if iscc is None:
         raise SystemExit("Inno Setup 6 not found: install it (https://jrsoftware.org/isinfo.php) or put ISCC on PATH")

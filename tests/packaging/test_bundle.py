@@ -293,10 +293,10 @@ def test_frozen_app_starts_offscreen(bundle: Path, tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         try:
-            out, err = proc.communicate(timeout=15)
+            _out, err = proc.communicate(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-            out, err = proc.communicate()
+            _out, err = proc.communicate()
             pytest.fail(f"the app ignored SIGTERM for 15 s: {err.decode(errors='replace')[-4000:]}")
     log = err.decode(errors="replace")
     assert "Traceback" not in log, log
