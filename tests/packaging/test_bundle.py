@@ -103,10 +103,12 @@ def test_icons_exist_in_every_size() -> None:
 # --- the built bundle ------------------------------------------------------------------------------
 
 def build_key() -> str:
-    """A hash of everything the bundle is made from (uncommitted edits included)."""
-    import PyInstaller
+    """A hash of everything the bundle is made from: sources (uncommitted edits included), the installed
+    distributions (PyInstaller and its hooks among them) and the interpreter."""
+    from importlib import metadata
 
-    digest = hashlib.sha256(f"{PyInstaller.__version__}\0{sys.version}\0{sys.prefix}\0lite\0".encode())
+    installed = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
+    digest = hashlib.sha256("\0".join([sys.version, sys.prefix, "lite", *installed]).encode())
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "--", *BUILD_INPUTS], cwd=REPO,
                             capture_output=True, text=True)
     if listed.returncode == 0:
