@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "version": ("farm.cli.version", "print the version"),
     "node": ("node.cli", "run this PC as a farm node (headless)"),
     "nodes": ("farm.cli.nodes", "list the farm's nodes"),
+    "app": ("gui.cli", "start the desktop app"),
     "token": ("farm.cli.token", "print this PC's farm token (share it with the farm's other PCs)"),
 }
 

@@ -1,0 +1,250 @@
+"""The desktop app: QApplication + qasync loop running the farm, the tray icon, one instance per user."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import hashlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QAction, QIcon
+from PySide6.QtNetwork import QLocalServer, QLocalSocket
+from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
+
+import resources
+from farm import paths
+from farm.engines import Registry, default_registry
+from gui.main_window import MainWindow
+from gui.settings import SettingsStore
+from gui.viewmodels import FarmController
+
+log = logging.getLogger(__name__)
+ICONS = Path(resources.__file__).resolve().parent / "icons"
+NO_TRAY_NOTICE = ("This desktop has no system tray: LAN Farm runs as a normal window, and closing it "
+                  "stops the farm on this PC.")
+
+
+def tray_icon(state: str) -> QIcon:
+    return QIcon(str(ICONS / f"tray-{state}.svg"))
+
+
+def instance_key() -> str:
+    """One app per user (and per LANFARM_HOME, so tests and portable installs do not collide)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "user"
+    digest = hashlib.sha256(f"{user}\0{paths.config_dir()}".encode()).hexdigest()[:12]
+    return f"lanfarm-{user[:16]}-{digest}"
+
+
+class SingleInstance(QObject):
+    """The first instance listens on a local socket; later ones hand it their files and exit."""
+
+    received = Signal(list)  # file paths (strings) from a second launch
+
+    def __init__(self, key: str | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.key = key or instance_key()
+        self.server: QLocalServer | None = None
+
+    def hand_over(self, files: Sequence[Path], timeout_ms: int = 1000) -> bool:
+        """True when another instance is running and took the files (and came to the front)."""
+        socket = QLocalSocket()
+        socket.connectToServer(self.key)
+        if not socket.waitForConnected(timeout_ms):
+            return False
+        payload = json.dumps({"files": [str(Path(f).resolve()) for f in files]}).encode() + b"\n"
+        socket.write(payload)
+        ok = socket.waitForBytesWritten(timeout_ms)
+        socket.disconnectFromServer()
+        return ok
+
+    def listen(self) -> bool:
+        QLocalServer.removeServer(self.key)  # a stale socket left by a crashed instance
+        self.server = QLocalServer(self)
+        self.server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
+        self.server.newConnection.connect(self._accept)
+        return self.server.listen(self.key)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+    def _accept(self) -> None:
+        assert self.server is not None
+        while self.server.hasPendingConnections():
+            conn = self.server.nextPendingConnection()
+            buffer = bytearray()
+
+            def read(conn: QLocalSocket = conn, buffer: bytearray = buffer) -> None:
+                buffer.extend(bytes(conn.readAll().data()))
+                if b"\n" in buffer:
+                    line = bytes(buffer).split(b"\n", 1)[0]
+                    try:
+                        files = [str(f) for f in json.loads(line).get("files", [])]
+                    except (ValueError, AttributeError):
+                        files = []
+                    conn.disconnectFromServer()
+                    self.received.emit(files)
+
+            conn.readyRead.connect(read)
+            conn.disconnected.connect(conn.deleteLater)
+            if conn.bytesAvailable():
+                read()
+
+
+class Tray(QObject):
+    """The tray icon and its menu; the icon shows idle / working / error."""
+
+    def __init__(self, app: LanFarmApp) -> None:
+        super().__init__(app)
+        window, controller = app.window, app.controller
+        self.icon = QSystemTrayIcon(tray_icon("idle"), self)
+        self.icon.setToolTip("LAN Farm")
+        menu = QMenu()
+        self.menu = menu
+        menu.addAction(QAction("Show window", menu, triggered=window.bring_to_front))
+        menu.addSeparator()
+        menu.addAction(window.pause_action)
+        menu.addAction(window.local_action)
+        menu.addAction(window.folder_action)
+        menu.addSeparator()
+        menu.addAction(QAction("Quit LAN Farm", menu, triggered=app.request_quit))
+        self.icon.setContextMenu(menu)
+        self.icon.activated.connect(self._activated)
+        controller.activity.connect(self.set_activity)
+        controller.countsChanged.connect(lambda c: self.icon.setToolTip(f"LAN Farm — {c.summary()}"))
+        self.window = window
+        self.state = "idle"
+
+    def set_activity(self, state: str) -> None:
+        self.state = state
+        self.icon.setIcon(tray_icon(state))
+
+    def notify(self, title: str, text: str, error: bool) -> None:
+        kind = QSystemTrayIcon.MessageIcon.Warning if error else QSystemTrayIcon.MessageIcon.Information
+        self.icon.showMessage(title, text, kind, 6000)
+
+    def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason == QSystemTrayIcon.ActivationReason.Trigger:
+            if self.window.isVisible():
+                self.window.hide()
+            else:
+                self.window.bring_to_front()
+
+
+class LanFarmApp(QObject):
+    """Everything one running app owns; ``await run()`` until the user quits."""
+
+    def __init__(self, *, store: SettingsStore | None = None, registry: Registry | None = None,
+                 use_tray: bool | None = None, monitor_interval: float = 2.0, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        qapp = QApplication.instance()
+        if isinstance(qapp, QApplication):
+            qapp.setQuitOnLastWindowClosed(False)  # the app ends by request_quit(), after the farm closed
+        self.store = store or SettingsStore()
+        self.registry = registry or default_registry()
+        self.controller = FarmController(self.store, self.registry, monitor_interval=monitor_interval, parent=self)
+        self.has_tray = QSystemTrayIcon.isSystemTrayAvailable() if use_tray is None else use_tray
+        self.window = MainWindow(self.controller, keep_in_tray=self.has_tray)
+        self.window.closed.connect(self.request_quit)
+        self.tray = Tray(self) if self.has_tray else None
+        self.controller.notify.connect(self._notify)
+        self.controller.activity.connect(self._activity)
+        self.notifications: list[tuple[str, str, bool]] = []
+        self._quit: asyncio.Event | None = None
+
+    async def start(self, files: Sequence[Path] = (), *, show: bool = True) -> None:
+        self._quit = asyncio.Event()
+        await self.controller.start()
+        if self.tray is not None:
+            self.tray.icon.show()
+        if show or self.tray is None:
+            self.window.show()
+        if self.tray is None:
+            self.window.statusBar().showMessage("no system tray: running as a window", 10000)
+            if not self.controller.settings.tray_notice_shown:  # said once, not at every start
+                from dataclasses import replace
+
+                self.window.show_banner(NO_TRAY_NOTICE)
+                self.controller.update_settings(replace(self.controller.settings, tray_notice_shown=True))
+        if files:
+            self.window.add_paths(list(files))
+
+    async def run(self, files: Sequence[Path] = ()) -> None:
+        await self.start(files)
+        assert self._quit is not None
+        try:
+            await self._quit.wait()
+        finally:
+            await self.stop()
+
+    def request_quit(self) -> None:
+        if self._quit is not None:
+            self._quit.set()
+
+    async def stop(self) -> None:
+        self.window.quitting = True
+        self.window.close()
+        for editor in list(self.window.mask_editors):
+            editor.close()
+        if self.tray is not None:
+            self.tray.icon.hide()
+        await self.controller.stop()
+
+    def receive(self, files: list[str]) -> None:
+        """A second launch handed over: come to the front and queue its files."""
+        self.window.bring_to_front()
+        if files:
+            self.window.add_paths([Path(f) for f in files])
+
+    def _notify(self, title: str, text: str, error: bool) -> None:
+        self.notifications.append((title, text, error))
+        if self.tray is not None and self.tray.icon.isVisible():
+            self.tray.notify(title, text, error)
+        else:
+            self.window.statusBar().showMessage(f"{title}: {text}", 15000)
+
+    def _activity(self, state: str) -> None:
+        self.window.setWindowIcon(tray_icon(state))
+
+
+def run(files: Sequence[Path] = (), *, tray: bool = True) -> int:
+    """``lanfarm app``: start (or hand the files to the running instance) and run until quit."""
+    import qasync
+
+    qapp = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(qapp, QApplication)
+    qapp.setApplicationName("LAN Farm")
+    qapp.setDesktopFileName("lanfarm")
+    qapp.setWindowIcon(tray_icon("idle"))
+    qapp.setQuitOnLastWindowClosed(False)
+    instance = SingleInstance()
+    if instance.hand_over(files):
+        print("LAN Farm is already running: it has been brought to the front"
+              + (f" with {len(files)} file(s)" if files else ""))
+        return 0
+    if not instance.listen():
+        log.warning("single-instance socket unavailable: %s", instance.server.errorString() if instance.server else "")
+    loop = qasync.QEventLoop(qapp)
+    asyncio.set_event_loop(loop)
+    app = LanFarmApp(use_tray=None if tray else False)
+    instance.received.connect(app.receive)
+    signal.signal(signal.SIGINT, lambda *_: app.request_quit())
+    wake = QTimer(interval=250)  # lets Python run its signal handlers while Qt waits
+    wake.timeout.connect(lambda: None)
+    wake.start()
+    try:
+        with loop:
+            loop.run_until_complete(app.run(files))
+    finally:
+        instance.close()
+    return 0

@@ -1,0 +1,118 @@
+"""Before/after view of a finished edit: the result left of a draggable split, the original right."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import QWidget
+
+from gui.thumbnails import ImageLoader
+
+MAX_SIDE = 2048  # decoded preview size: enough for a screen, small in memory
+
+
+class CompareView(QWidget):
+    """``show_pair(before, after)`` decodes both off the GUI thread; ``ready`` fires when both arrived."""
+
+    ready = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumSize(240, 160)
+        self.setMouseTracking(True)
+        self.split = 0.5
+        self.before = QImage()
+        self.after = QImage()
+        self._want: tuple[str, str] | None = None
+        self._loader = ImageLoader(QSize(MAX_SIDE, MAX_SIDE), threads=1, parent=self)
+        self._loader.loaded.connect(self._loaded)
+        self.placeholder = "Select a finished edit to compare before and after"
+
+    def show_pair(self, before: Path, after: Path) -> None:
+        self.before, self.after = QImage(), QImage()
+        self._want = (f"before:{before}", f"after:{after}")
+        self._loader.request(before, self._want[0])
+        self._loader.request(after, self._want[1])
+        self.update()
+
+    def clear(self, text: str | None = None) -> None:
+        self._want = None
+        self.before, self.after = QImage(), QImage()
+        if text is not None:
+            self.placeholder = text
+        self.update()
+
+    @property
+    def is_ready(self) -> bool:
+        return not self.before.isNull() and not self.after.isNull()
+
+    def set_split(self, fraction: float) -> None:
+        self.split = min(1.0, max(0.0, fraction))
+        self.update()
+
+    def image_rect(self) -> QRectF:
+        if self.after.isNull():
+            return QRectF()
+        size = self.after.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        x = (self.width() - size.width()) / 2
+        y = (self.height() - size.height()) / 2
+        return QRectF(x, y, size.width(), size.height())
+
+    def _loaded(self, key: str, image: QImage) -> None:
+        if self._want is None or key not in self._want:
+            return
+        if key == self._want[0]:
+            self.before = image
+        else:
+            self.after = image
+        self.update()
+        if self.is_ready:
+            self.ready.emit()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        self._drag(event.position())
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        rect = self.image_rect()
+        if event.buttons() & Qt.MouseButton.LeftButton:
+            self._drag(event.position())
+        elif rect.isValid():
+            near = abs(event.position().x() - (rect.left() + rect.width() * self.split)) < 8
+            self.setCursor(Qt.CursorShape.SplitHCursor if near else Qt.CursorShape.ArrowCursor)
+
+    def _drag(self, pos: QPointF) -> None:
+        rect = self.image_rect()
+        if rect.isValid():
+            self.set_split((pos.x() - rect.left()) / rect.width())
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), self.palette().window())
+        rect = self.image_rect()
+        if not self.is_ready:
+            painter.setPen(self.palette().placeholderText().color())
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.placeholder)
+            return
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        x = rect.left() + rect.width() * self.split
+        painter.save()
+        painter.setClipRect(QRectF(rect.left(), rect.top(), x - rect.left(), rect.height()))
+        painter.drawImage(rect, self.after)
+        painter.setClipRect(QRectF(x, rect.top(), rect.right() - x, rect.height()))
+        painter.drawImage(rect, self.before)
+        painter.restore()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(QColor(255, 255, 255, 230), 2))
+        painter.drawLine(QPointF(x, rect.top()), QPointF(x, rect.bottom()))
+        painter.setBrush(QColor(255, 255, 255, 230))
+        painter.setPen(QPen(QColor(0, 0, 0, 90), 1))
+        painter.drawEllipse(QPointF(x, rect.center().y()), 9, 9)
+        for label, left in (("after", True), ("before", False)):
+            box = QRectF(rect.left() + 8 if left else rect.right() - 68, rect.top() + 8, 60, 20)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(0, 0, 0, 140))
+            painter.drawRoundedRect(box, 6, 6)
+            painter.setPen(QColor("white"))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, label)

@@ -1,0 +1,344 @@
+"""The node dashboard: a table model of NodeRows, a throughput sparkline, and the nodes page widget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPointF,
+    QRect,
+    QSize,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPainterPath, QPalette, QPen
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionProgressBar,
+    QStyleOptionViewItem,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from farm.runtime import LOCAL
+from farm.scheduler import WorkerStatus
+from gui.viewmodels import FarmController, NodeRow
+
+Index = QModelIndex | QPersistentModelIndex
+NODE_ROLE = Qt.ItemDataRole.UserRole + 1
+COLUMNS = ("Node", "State", "GPU", "VRAM", "Current job", "Done", "Errors", "Speed", "Throughput")
+COL_JOB, COL_SPARK = 4, 8
+STATE_COLOURS = {"idle": "#2e9d57", "busy": "#2a6fd6", "paused": "#c98a16", "blocklisted": "#d2453d",
+                 "offline": "#8a8f96", "unauthorised": "#d2453d", "ignored": "#8a8f96"}
+
+
+class NodesModel(QAbstractTableModel):
+    """Rows keyed by node id; the local worker first. Fed like discovery will feed it."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[NodeRow] = []
+        self._index: dict[str, int] = {}
+
+    # ------------------------------------------------------------- Qt model API
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's default argument
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.row() >= len(self._rows):
+            return None
+        row = self._rows[index.row()]
+        col = index.column()
+        if role == NODE_ROLE:
+            return row
+        if role == Qt.ItemDataRole.DisplayRole and col < COL_SPARK:
+            title = f"{row.name}\n{row.address}" if row.address else row.name
+            return (title, row.state, row.gpu, row.vram_text, row.job, str(row.done), str(row.failed),
+                    row.speed_text)[col]
+        if role == Qt.ItemDataRole.DecorationRole and col == 1:
+            return QColor(STATE_COLOURS[row.state])
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if col == COL_SPARK:
+                return f"{sum(list(row.history)[-60:])} jobs in the last minute"
+            return row.error or f"{row.name} ({row.id})"
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (5, 6):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    # ------------------------------------------------------------------- feeding
+    def rows(self) -> list[NodeRow]:
+        return list(self._rows)
+
+    def row(self, node_id: str) -> NodeRow | None:
+        i = self._index.get(node_id)
+        return self._rows[i] if i is not None else None
+
+    def node_up(self, node_id: str, name: str, address: str, info: dict[str, Any]) -> None:
+        row = self.row(node_id)
+        if row is None:
+            row = NodeRow(node_id, name, address)
+            if node_id == LOCAL:
+                row.gpu, row.address = "CPU (this PC)", ""
+            first = 0 if node_id == LOCAL else len(self._rows)
+            self.beginInsertRows(QModelIndex(), first, first)
+            self._rows.insert(first, row)
+            self._reindex()
+            self.endInsertRows()
+        row.name = name or row.name
+        row.address = address or row.address
+        row.online, row.authorised = True, True
+        row.error = ""
+        if info:
+            row.apply_info(info)
+        self._changed(node_id)
+
+    def node_down(self, node_id: str, reason: str) -> None:
+        row = self.row(node_id)
+        if row is not None:
+            row.online = False
+            row.job, row.progress = "", 0.0
+            row.error = reason
+            self._changed(node_id)
+
+    def node_unauthorised(self, node_id: str, address: str, error: str) -> None:
+        row = self.row(node_id)
+        if row is None:
+            self.node_up(node_id, address, address, {})
+            row = self.row(node_id)
+            assert row is not None
+        row.authorised = False
+        row.error = f"refused the farm token: copy this PC's token to it ({error})"
+        self._changed(node_id)
+
+    def update(self, node_id: str, **values: Any) -> None:
+        row = self.row(node_id)
+        if row is not None:
+            for key, value in values.items():
+                setattr(row, key, value)
+            self._changed(node_id)
+
+    def sample(self, node_id: str, status: WorkerStatus | None, done: int, failed: int, job: str,
+               progress: float) -> None:
+        row = self.row(node_id)
+        if row is not None:
+            row.sample(status, done, failed, job, progress)
+            self._changed(node_id)
+
+    def remove(self, node_id: str) -> None:
+        i = self._index.get(node_id)
+        if i is not None:
+            self.beginRemoveRows(QModelIndex(), i, i)
+            del self._rows[i]
+            self._reindex()
+            self.endRemoveRows()
+
+    def _reindex(self) -> None:
+        self._index = {r.id: i for i, r in enumerate(self._rows)}
+
+    def _changed(self, node_id: str) -> None:
+        i = self._index[node_id]
+        self.dataChanged.emit(self.index(i, 0), self.index(i, len(COLUMNS) - 1))
+
+
+class JobCellDelegate(QStyledItemDelegate):
+    """The current job as a progress bar labelled with its name."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        row: NodeRow = index.data(NODE_ROLE)
+        if not row.job:
+            super().paint(painter, option, index)
+            return
+        widget = option.widget  # type: ignore[attr-defined]
+        style = widget.style() if widget else QApplication.style()
+        bar = QStyleOptionProgressBar()
+        bar.rect = option.rect.adjusted(4, 6, -4, -6)  # type: ignore[attr-defined]
+        bar.minimum, bar.maximum, bar.progress = 0, 1000, int(row.progress * 1000)
+        bar.text = f"{row.job}  {row.progress:.0%}"
+        bar.textVisible = True
+        bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
+        bar.palette = option.palette  # type: ignore[attr-defined]
+        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)
+
+
+class SparklineDelegate(QStyledItemDelegate):
+    """Jobs finished per second over the last minute, as a filled line (custom paint)."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        return QSize(120, 36)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        row: NodeRow = index.data(NODE_ROLE)
+        rect: QRect = option.rect.adjusted(4, 6, -4, -6)  # type: ignore[attr-defined]
+        paint_sparkline(painter, rect, list(row.history), option.palette)  # type: ignore[attr-defined]
+
+
+def paint_sparkline(painter: QPainter, rect: QRect, values: list[int], palette: QPalette, slots: int = 60) -> None:
+    painter.save()
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    base = palette.color(QPalette.ColorRole.Mid)
+    painter.setPen(QPen(base, 1))
+    painter.drawLine(rect.bottomLeft(), rect.bottomRight())
+    if values:
+        top = max(max(values), 1)
+        step = rect.width() / max(slots - 1, 1)
+        x0 = rect.right() - step * (len(values) - 1)
+        points = [QPointF(x0 + i * step, rect.bottom() - v / top * (rect.height() - 1)) for i, v in enumerate(values)]
+        line = QPainterPath(points[0])
+        for p in points[1:]:
+            line.lineTo(p)
+        area = QPainterPath(line)
+        area.lineTo(points[-1].x(), rect.bottom())
+        area.lineTo(points[0].x(), rect.bottom())
+        area.closeSubpath()
+        colour = QColor("#2a6fd6")
+        fill = QColor(colour)
+        fill.setAlpha(50)
+        painter.fillPath(area, fill)
+        painter.setPen(QPen(colour, 1.5))
+        painter.drawPath(line)
+    painter.restore()
+
+
+class Dashboard(QWidget):
+    """The Nodes page: the live table, add by address, pause/ignore/remove, and the farm token."""
+
+    addRequested = Signal(str)
+
+    def __init__(self, controller: FarmController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.model = controller.nodes
+        layout = QVBoxLayout(self)
+
+        add_row = QHBoxLayout()
+        self.address = QLineEdit(placeholderText="Node address, e.g. 192.168.1.20:7788")
+        self.add_button = QPushButton("Add node")
+        self.address.returnPressed.connect(self._add)
+        self.add_button.clicked.connect(self._add)
+        add_row.addWidget(QLabel("Add a node by address:"))
+        add_row.addWidget(self.address, 1)
+        add_row.addWidget(self.add_button)
+        layout.addLayout(add_row)
+
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(44)
+        self.table.setItemDelegateForColumn(COL_JOB, JobCellDelegate(self.table))
+        self.table.setItemDelegateForColumn(COL_SPARK, SparklineDelegate(self.table))
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        for col, width in enumerate((150, 95, 105, 85, 160, 45, 50, 80)):
+            self.table.setColumnWidth(col, width)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        layout.addWidget(self.table, 1)
+
+        actions = QHBoxLayout()
+        self.pause_button = QPushButton("Pause node", checkable=True)
+        self.ignore_button = QPushButton("Ignore node", checkable=True)
+        self.remove_button = QPushButton("Remove")
+        self.pause_button.toggled.connect(self._pause)
+        self.ignore_button.toggled.connect(self._ignore)
+        self.remove_button.clicked.connect(self._remove)
+        for b in (self.pause_button, self.ignore_button, self.remove_button):
+            actions.addWidget(b)
+        actions.addStretch(1)
+        layout.addLayout(actions)
+
+        token_box = QGroupBox("Farm token (pairing)")
+        token_row = QHBoxLayout(token_box)
+        self.token = QLineEdit(controller.token, readOnly=True)
+        self.token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.show_token = QPushButton("Show", checkable=True)
+        self.copy_token = QPushButton("Copy")
+        self.regenerate = QPushButton("Regenerate…")
+        self.show_token.toggled.connect(lambda on: self.token.setEchoMode(
+            QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password))
+        self.copy_token.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.controller.token))
+        self.regenerate.clicked.connect(self._regenerate)
+        controller.tokenChanged.connect(self.token.setText)
+        token_row.addWidget(self.token, 1)
+        for b in (self.show_token, self.copy_token, self.regenerate):
+            token_row.addWidget(b)
+        hint = QLabel("Every PC of the farm needs the same token: put it in each node's token file "
+                      "(<code>lanfarm token --path</code> says where) or pass <code>--token-file</code>.")
+        hint.setWordWrap(True)
+        hint.setTextFormat(Qt.TextFormat.RichText)
+        outer = QVBoxLayout()
+        outer.addWidget(token_box)
+        outer.addWidget(hint)
+        layout.addLayout(outer)
+        self._selection_changed()
+
+    def selected(self) -> NodeRow | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.model.data(rows[0], NODE_ROLE) if rows else None
+
+    def _selection_changed(self, *_args: object) -> None:
+        row = self.selected()
+        for b in (self.pause_button, self.ignore_button, self.remove_button):
+            b.setEnabled(row is not None)
+        if row is not None:
+            self.ignore_button.setEnabled(not row.local)
+            self.remove_button.setEnabled(not row.local)
+            for b, on in ((self.pause_button, row.paused), (self.ignore_button, row.ignored)):
+                b.blockSignals(True)
+                b.setChecked(on)
+                b.blockSignals(False)
+
+    def _add(self) -> None:
+        text = self.address.text()
+        self.controller.spawn(self.controller.add_peer(text), f"add node {text}")
+        self.address.clear()
+
+    def _pause(self, on: bool) -> None:
+        row = self.selected()
+        if row is not None:
+            self.controller.set_node_paused(row.id, on)
+
+    def _ignore(self, on: bool) -> None:
+        row = self.selected()
+        if row is not None:
+            self.controller.set_node_ignored(row.id, on)
+
+    def _remove(self) -> None:
+        row = self.selected()
+        if row is not None:
+            self.controller.remove_peer(row.id)
+
+    def _regenerate(self) -> None:
+        answer = QMessageBox.question(self, "Regenerate the farm token?",
+                                      "Nodes that have the old token will refuse this PC until they get the "
+                                      "new one. Regenerate?")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.controller.regenerate_token()

@@ -1,0 +1,146 @@
+"""The edit picker: an engine list and a form generated from the engine's declared params schema.
+
+No engine has a hand-written form: each ParamSpec kind maps to one widget (int -> spin box, float ->
+double spin box, bool -> check box, choice -> combo box, str -> line or text edit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from farm.engines import EngineDescriptor
+from farm.params import ParamSpec, ParamValue
+from farm.spec import EditSpec, HdStrategy, OutputSpec
+
+INT_LIMIT = 2**31 - 1
+
+
+def make_control(param: ParamSpec) -> tuple[QWidget, Callable[[], ParamValue], Callable[[ParamValue], None]]:
+    """A widget for ``param`` with a getter and a setter for its value."""
+    tip = param.help
+    if param.kind == "bool":
+        box = QCheckBox(toolTip=tip)
+        box.setChecked(bool(param.default))
+        return box, box.isChecked, lambda v: box.setChecked(bool(v))
+    if param.kind == "choice":
+        combo = QComboBox(toolTip=tip)
+        combo.addItems(list(param.choices))
+        combo.setCurrentText(str(param.default))
+        return combo, combo.currentText, lambda v: combo.setCurrentText(str(v))
+    if param.kind == "int":
+        spin = QSpinBox(toolTip=tip)
+        spin.setRange(int(param.minimum) if param.minimum is not None else -INT_LIMIT,
+                      int(param.maximum) if param.maximum is not None else INT_LIMIT)
+        spin.setValue(int(param.default))
+        return spin, spin.value, lambda v: spin.setValue(int(v))
+    if param.kind == "float":
+        dspin = QDoubleSpinBox(toolTip=tip, decimals=3)
+        dspin.setRange(param.minimum if param.minimum is not None else -1e9,
+                       param.maximum if param.maximum is not None else 1e9)
+        span = dspin.maximum() - dspin.minimum()
+        dspin.setSingleStep(0.1 if span <= 100 else 1.0)
+        dspin.setValue(float(param.default))
+        return dspin, dspin.value, lambda v: dspin.setValue(float(v))
+    if param.multiline:
+        text = QPlainTextEdit(str(param.default), toolTip=tip)
+        text.setFixedHeight(64)
+        return text, text.toPlainText, lambda v: text.setPlainText(str(v))
+    line = QLineEdit(str(param.default), toolTip=tip)
+    return line, line.text, line.setText
+
+
+class EditForm(QWidget):
+    """Pick an engine, set its params; :meth:`spec` is the EditSpec the next drop will use."""
+
+    engineChanged = Signal(str)
+
+    def __init__(self, descriptors: Sequence[EngineDescriptor], engine: str = "cv2",
+                 output: OutputSpec | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.descriptors = {d.id: d for d in descriptors}
+        self.output = output or OutputSpec()
+        self._getters: dict[str, Callable[[], ParamValue]] = {}
+        self._setters: dict[str, Callable[[ParamValue], None]] = {}
+        self.controls: dict[str, QWidget] = {}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        top = QFormLayout()
+        self.engine = QComboBox()
+        self.engine.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.engine.setMinimumContentsLength(14)
+        for d in descriptors:
+            label = d.title + ("" if d.available else f" — unavailable: {d.unavailable_reason}")
+            self.engine.addItem(label, d.id)
+        top.addRow("Engine", self.engine)
+        self.hd = QComboBox(toolTip="How big images are handled: crop around the mask, resize, or whole")
+        for key, text in (("crop", "Crop around the mask"), ("resize", "Resize big images"),
+                          ("original", "Whole image")):
+            self.hd.addItem(text, key)
+        top.addRow("Big images", self.hd)
+        layout.addLayout(top)
+        self.params_form = QFormLayout()
+        layout.addLayout(self.params_form)
+        self.note = QLabel(wordWrap=True)
+        self.note.setStyleSheet("color: palette(placeholder-text);")
+        layout.addWidget(self.note)
+        self.engine.currentIndexChanged.connect(self._rebuild)
+        index = self.engine.findData(engine)
+        self.engine.setCurrentIndex(max(index, 0))
+        self._rebuild()
+
+    @property
+    def engine_id(self) -> str:
+        return str(self.engine.currentData())
+
+    def descriptor(self) -> EngineDescriptor:
+        return self.descriptors[self.engine_id]
+
+    def set_engine(self, engine_id: str) -> None:
+        self.engine.setCurrentIndex(self.engine.findData(engine_id))
+
+    def set_param(self, name: str, value: ParamValue) -> None:
+        self._setters[name](value)
+
+    def values(self) -> dict[str, ParamValue]:
+        return {name: get() for name, get in self._getters.items()}
+
+    def spec(self) -> EditSpec:
+        desc = self.descriptor()
+        op = "inpaint" if "inpaint" in desc.operations else sorted(desc.operations)[0]
+        return EditSpec(op=op, engine=desc.id, params=self.values(),
+                        hd=HdStrategy(strategy=self.hd.currentData()), output=self.output)
+
+    def _rebuild(self, *_args: object) -> None:
+        while self.params_form.rowCount():
+            self.params_form.removeRow(0)
+        self._getters.clear()
+        self._setters.clear()
+        self.controls.clear()
+        desc = self.descriptors.get(self.engine_id)
+        if desc is None:
+            return
+        for param in desc.params.params:
+            widget, getter, setter = make_control(param)
+            widget.setObjectName(f"param-{param.name}")
+            self.params_form.addRow(param.label or param.name.replace("_", " ").capitalize(), widget)
+            self._getters[param.name], self._setters[param.name] = getter, setter
+            self.controls[param.name] = widget
+        notes = ["needs a mask: NAME_mask.png beside each image, or paint one" if desc.needs_mask else "no mask needed"]
+        if desc.simulated:
+            notes.append("SIMULATED engine (benchmarks and tests)")
+        self.note.setText("; ".join(notes))
+        self.engineChanged.emit(desc.id)

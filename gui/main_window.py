@@ -1,0 +1,351 @@
+"""The main window: drop zone and edit picker on the left; queue with before/after, nodes and settings
+on the right; a toolbar for the queue and the local worker."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QModelIndex, QPoint, Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMainWindow,
+    QMenu,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from farm.batch import IMAGE_SUFFIXES
+from farm.job import JobState
+from farm.spec import EditSpec, OutputSpec
+from gui.compare import CompareView
+from gui.dashboard import Dashboard
+from gui.drop_zone import DropZone
+from gui.edit_form import EditForm
+from gui.mask_editor import MaskEditor, mask_path_for, save_mask
+from gui.queue_model import QueueDelegate
+from gui.settings import AppSettings
+from gui.settings_page import SettingsPage
+from gui.viewmodels import Counts, FarmController, JobRow
+
+
+def open_path(path: Path) -> bool:
+    """Open a file or folder with the desktop's default application."""
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+
+class MainWindow(QMainWindow):
+    """Closing hides it when the app lives in the tray; otherwise ``closed`` asks the app to quit."""
+
+    closed = Signal()
+
+    def __init__(self, controller: FarmController, *, keep_in_tray: bool = True) -> None:
+        super().__init__()
+        self.controller = controller
+        self.keep_in_tray = keep_in_tray
+        self.quitting = False
+        self.mask_editors: list[MaskEditor] = []
+        self.setWindowTitle("LAN Farm")
+        self.resize(1180, 760)
+
+        # ------------------------------------------------------------ left panel
+        self.drop_zone = DropZone()
+        self.drop_zone.pathsDropped.connect(self.add_paths)
+        self.edit_form = EditForm(controller.registry.descriptors(), engine=controller.settings.engine)
+        self.edit_form.engineChanged.connect(self._engine_changed)
+        edit_box = QGroupBox("Edit")
+        QVBoxLayout(edit_box).addWidget(self.edit_form)
+        self.output_label = QLabel(wordWrap=True)
+        self.output_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        change_out = QPushButton("Change…")
+        change_out.clicked.connect(self._choose_output)
+        out_box = QGroupBox("Output")
+        out_layout = QHBoxLayout(out_box)
+        out_layout.addWidget(self.output_label, 1)
+        out_layout.addWidget(change_out)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.addWidget(self.drop_zone)
+        left_layout.addWidget(edit_box)
+        left_layout.addWidget(out_box)
+        left_layout.addStretch(1)
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(left)
+        scroll.setMinimumWidth(320)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+
+        # ------------------------------------------------------------ queue page
+        self.queue_view = QListView()
+        self.queue_view.setModel(controller.queue)
+        self.queue_view.setItemDelegate(QueueDelegate(controller.queue, self.queue_view))
+        self.queue_view.setUniformItemSizes(True)  # needed for 10,000 rows: no per-row size queries
+        self.queue_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.queue_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.queue_view.customContextMenuRequested.connect(self._queue_menu)
+        self.queue_view.doubleClicked.connect(self._open_index)
+        self.queue_view.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.queue_view.setAlternatingRowColors(True)
+
+        self.cancel_action = QAction("Cancel", self, shortcut=QKeySequence.StandardKey.Delete,
+                                     triggered=self.cancel_selected)
+        self.retry_action = QAction("Retry", self, triggered=self.retry_selected)
+        self.open_action = QAction("Open result", self, triggered=self.open_selected)
+        self.reveal_action = QAction("Show in folder", self, triggered=self.reveal_selected)
+        self.mask_job_action = QAction("Paint mask and queue again…", self, triggered=self.paint_mask_selected)
+        self.clear_action = QAction("Clear finished", self, triggered=controller.queue.clear_finished)
+        actions_row = QHBoxLayout()
+        for action in (self.cancel_action, self.retry_action, self.open_action, self.reveal_action,
+                       self.clear_action):
+            button = QPushButton(action.text())
+            button.clicked.connect(action.trigger)
+            action.changed.connect(lambda b=button, a=action: b.setEnabled(a.isEnabled()))
+            actions_row.addWidget(button)
+            self.queue_view.addAction(action)
+        actions_row.addStretch(1)
+        self.counts_label = QLabel()
+        actions_row.addWidget(self.counts_label)
+        self.compare = CompareView()
+        queue_top = QWidget()
+        qt_layout = QVBoxLayout(queue_top)
+        qt_layout.setContentsMargins(0, 0, 0, 0)
+        qt_layout.addWidget(self.queue_view, 1)
+        qt_layout.addLayout(actions_row)
+        queue_split = QSplitter(Qt.Orientation.Vertical)
+        queue_split.addWidget(queue_top)
+        queue_split.addWidget(self.compare)
+        queue_split.setSizes([420, 300])
+
+        self.dashboard = Dashboard(controller)
+        self.settings_page = SettingsPage(controller)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(queue_split, "Queue")
+        self.tabs.addTab(self.dashboard, "Nodes")
+        self.tabs.addTab(self.settings_page, "Settings")
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(scroll)
+        split.addWidget(self.tabs)
+        split.setStretchFactor(1, 1)
+        split.setSizes([340, 840])
+        self.banner = QLabel(wordWrap=True, visible=False)
+        self.banner.setStyleSheet("background: palette(tool-tip-base); color: palette(tool-tip-text);"
+                                  "padding: 6px 10px; border-bottom: 1px solid palette(mid);")
+        central = QWidget()
+        central_layout = QVBoxLayout(central)
+        central_layout.setContentsMargins(0, 0, 0, 0)
+        central_layout.setSpacing(0)
+        central_layout.addWidget(self.banner)
+        central_layout.addWidget(split, 1)
+        self.setCentralWidget(central)
+
+        # --------------------------------------------------------------- toolbar
+        bar = QToolBar("Main", movable=False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.addToolBar(bar)
+        self.add_action = QAction("Add images…", self, shortcut=QKeySequence.StandardKey.Open,
+                                  triggered=self._browse)
+        self.paint_action = QAction("Paint mask…", self, shortcut=QKeySequence("Ctrl+M"),
+                                    triggered=self.paint_mask)
+        self.pause_action = QAction("Pause queue", self, checkable=True, toggled=controller.set_paused)
+        self.local_action = QAction("Pause this PC", self, checkable=True, toggled=controller.set_local_paused)
+        self.local_action.setEnabled(controller.settings.local_worker)
+        self.folder_action = QAction("Open output folder", self, triggered=self.open_output_folder)
+        for action in (self.add_action, self.paint_action):
+            bar.addAction(action)
+        bar.addSeparator()
+        for action in (self.pause_action, self.local_action, self.folder_action):
+            bar.addAction(action)
+
+        controller.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        controller.countsChanged.connect(self._counts_changed)
+        controller.settingsChanged.connect(self._settings_changed)
+        controller.needsMask.connect(self._needs_mask)
+        controller.pausedChanged.connect(self._sync_check(self.pause_action))
+        controller.localPausedChanged.connect(self._sync_check(self.local_action))
+        controller.queue.dataChanged.connect(self._rows_changed)
+        self._settings_changed(controller.settings)
+        self._counts_changed(controller.queue.counts())
+        self._selection_changed()
+
+    # ---------------------------------------------------------------- editing
+    def current_spec(self) -> EditSpec:
+        s = self.controller.settings
+        self.edit_form.output = OutputSpec(format=s.output_format, quality=s.quality)  # type: ignore[arg-type]
+        return self.edit_form.spec()
+
+    def add_paths(self, paths: list[Path]) -> asyncio.Task[object]:
+        return self.controller.spawn(self.controller.add_paths(paths, self.current_spec()), "adding images")
+
+    def _browse(self) -> None:
+        self.drop_zone.browse.click()
+
+    def _choose_output(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Output folder", str(self.controller.settings.output_dir))
+        if folder:
+            from dataclasses import replace
+
+            self.controller.update_settings(replace(self.controller.settings, output_dir=Path(folder)))
+
+    def _engine_changed(self, engine: str) -> None:
+        from dataclasses import replace
+
+        if engine != self.controller.settings.engine:
+            self.controller.update_settings(replace(self.controller.settings, engine=engine))
+
+    def paint_mask(self) -> MaskEditor | None:
+        rows = self._selected_rows()
+        if rows:
+            return self.open_mask_editor(rows[0].job.input)
+        patterns = " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES))
+        file, _ = QFileDialog.getOpenFileName(self, "Paint a mask for…", "", f"Images ({patterns})")
+        return self.open_mask_editor(Path(file)) if file else None
+
+    def paint_mask_selected(self) -> None:
+        rows = self._selected_rows()
+        if rows:
+            self.open_mask_editor(rows[0].job.input)
+
+    def open_mask_editor(self, image: Path) -> MaskEditor:
+        existing = mask_path_for(image, self.controller.settings.output_dir)
+        editor = MaskEditor(image, existing if existing.exists() else None, parent=self)
+        editor.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # freed on the GUI thread once closed
+        spec = self.current_spec()
+        editor.accepted.connect(lambda: self._mask_accepted(editor, spec))
+        editor.finished.connect(lambda _r: self.mask_editors.remove(editor) if editor in self.mask_editors else None)
+        self.mask_editors.append(editor)
+        editor.open()
+        return editor
+
+    def _mask_accepted(self, editor: MaskEditor, spec: EditSpec) -> asyncio.Task[object]:
+        mask = editor.mask()
+        image = editor.image_path
+        return self.controller.spawn(self._save_and_queue(image, mask, spec), f"mask for {image.name}")
+
+    async def _save_and_queue(self, image: Path, mask: np.ndarray, spec: EditSpec) -> None:
+        if not mask.any():
+            self.controller.message.emit(f"the mask for {image.name} is empty: nothing to edit")
+            return
+        path = await asyncio.to_thread(save_mask, mask, mask_path_for(image, self.controller.settings.output_dir))
+        await self.controller.add_with_mask(image, path, spec)
+
+    def _needs_mask(self, inputs: list[Path]) -> None:
+        if len(inputs) == 1:
+            self.controller.message.emit(f"{inputs[0].name} has no mask: paint one")
+            self.open_mask_editor(inputs[0])
+        else:
+            self.controller.message.emit(f"{len(inputs)} images have no mask (NAME_mask.png beside them); "
+                                         f"select one and use Paint mask…")
+
+    # ----------------------------------------------------------------- queue
+    def _selected_rows(self) -> list[JobRow]:
+        return self.controller.queue.job_rows(self.queue_view.selectionModel().selectedRows())
+
+    def cancel_selected(self) -> None:
+        self.controller.cancel([r.job.id for r in self._selected_rows() if not r.job.state.finished])
+
+    def retry_selected(self) -> None:
+        self.controller.retry([r.job.id for r in self._selected_rows()
+                               if r.job.state in (JobState.FAILED, JobState.CANCELLED)])
+
+    def open_selected(self) -> None:
+        for row in self._selected_rows()[:5]:
+            if row.job.state is JobState.DONE:
+                open_path(row.job.output)
+
+    def reveal_selected(self) -> None:
+        rows = self._selected_rows()
+        if rows:
+            job = rows[0].job
+            open_path(job.output.parent if job.state is JobState.DONE else job.input.parent)
+
+    def open_output_folder(self) -> None:
+        folder = self.controller.settings.output_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        open_path(folder)
+
+    def _open_index(self, index: QModelIndex) -> None:
+        row = self.controller.queue.job_row(index.row())
+        if row.job.state is JobState.DONE:
+            open_path(row.job.output)
+
+    def _queue_menu(self, pos: QPoint) -> None:
+        menu = QMenu(self)
+        for action in (self.open_action, self.reveal_action, None, self.cancel_action, self.retry_action,
+                       self.mask_job_action, None, self.clear_action):
+            if action is None:
+                menu.addSeparator()
+            else:
+                menu.addAction(action)
+        menu.popup(self.queue_view.viewport().mapToGlobal(pos))
+
+    def _selection_changed(self, *_args: object) -> None:
+        rows = self._selected_rows()
+        states = {r.job.state for r in rows}
+        self.cancel_action.setEnabled(any(not s.finished for s in states))
+        self.retry_action.setEnabled(bool(states & {JobState.FAILED, JobState.CANCELLED}))
+        self.open_action.setEnabled(JobState.DONE in states)
+        self.reveal_action.setEnabled(bool(rows))
+        self.mask_job_action.setEnabled(bool(rows))
+        self._update_compare(rows)
+
+    def _update_compare(self, rows: list[JobRow]) -> None:
+        if len(rows) == 1 and rows[0].job.state is JobState.DONE:
+            job = rows[0].job
+            self._compared = job.id
+            self.compare.show_pair(job.input, job.output)
+        else:
+            self._compared = None
+            self.compare.clear("Select a finished edit to compare before and after")
+
+    def _rows_changed(self, top: QModelIndex, bottom: QModelIndex, roles: list[int] = ()) -> None:  # type: ignore[assignment]
+        rows = self._selected_rows()
+        if len(rows) == 1 and top.row() <= self.controller.queue.row_of(rows[0].job.id) <= bottom.row() \
+                and getattr(self, "_compared", None) != rows[0].job.id:
+            self._selection_changed()
+
+    def _counts_changed(self, counts: Counts) -> None:
+        self.counts_label.setText(counts.summary())
+
+    def _settings_changed(self, settings: AppSettings) -> None:
+        self.output_label.setText(f"{settings.output_dir}  ({settings.output_format})")
+
+    @staticmethod
+    def _sync_check(action: QAction):  # type: ignore[no-untyped-def]
+        def sync(on: bool) -> None:
+            if action.isChecked() != on:
+                action.blockSignals(True)
+                action.setChecked(on)
+                action.blockSignals(False)
+        return sync
+
+    def show_banner(self, text: str) -> None:
+        self.banner.setText(text)
+        self.banner.setVisible(True)
+
+    def bring_to_front(self) -> None:
+        self.show()
+        self.setWindowState(self.windowState() & ~Qt.WindowState.WindowMinimized)
+        self.raise_()
+        self.activateWindow()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.keep_in_tray and not self.quitting:
+            event.ignore()
+            self.hide()
+            self.controller.message.emit("LAN Farm keeps running in the tray")
+            return
+        event.accept()
+        self.closed.emit()

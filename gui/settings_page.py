@@ -1,0 +1,109 @@
+"""The Settings page: edits an AppSettings and hands it to the controller (which saves it)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.settings import AppSettings
+from gui.viewmodels import FarmController
+
+
+def _folder_row(edit: QLineEdit, parent: QWidget, title: str) -> QHBoxLayout:
+    row = QHBoxLayout()
+    row.addWidget(edit, 1)
+    browse = QPushButton("Browse…")
+
+    def pick() -> None:
+        folder = QFileDialog.getExistingDirectory(parent, title, edit.text())
+        if folder:
+            edit.setText(folder)
+
+    browse.clicked.connect(pick)
+    row.addWidget(browse)
+    return row
+
+
+class SettingsPage(QWidget):
+    def __init__(self, controller: FarmController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        form = QFormLayout()
+        self.output_dir = QLineEdit()
+        form.addRow("Output folder", _folder_row(self.output_dir, self, "Output folder"))
+        self.format = QComboBox()
+        self.format.addItems(["png", "jpeg", "webp"])
+        self.quality = QSpinBox(minimum=1, maximum=100, suffix=" %")
+        fmt = QHBoxLayout()
+        fmt.addWidget(self.format)
+        fmt.addWidget(QLabel("quality"))
+        fmt.addWidget(self.quality)
+        fmt.addStretch(1)
+        form.addRow("Output format", fmt)
+        self.local_worker = QCheckBox("Edit on this PC too")
+        self.local_slots = QSpinBox(minimum=1, maximum=64, suffix=" at once")
+        local = QHBoxLayout()
+        local.addWidget(self.local_worker)
+        local.addWidget(self.local_slots)
+        local.addStretch(1)
+        form.addRow("Local worker", local)
+        self.discovery = QCheckBox("Find nodes on the local network (mDNS)")
+        form.addRow("Discovery", self.discovery)
+        self.models_dir = QLineEdit()
+        form.addRow("Models folder", _folder_row(self.models_dir, self, "Models folder"))
+        self.peers = QListWidget()
+        self.peers.setMaximumHeight(110)
+        form.addRow("Saved nodes", self.peers)
+        self.apply_button = QPushButton("Apply")
+        self.apply_button.clicked.connect(self.apply)
+        self.note = QLabel("Local worker and discovery changes take effect at the next start.")
+        self.note.setStyleSheet("color: palette(placeholder-text);")
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.note, 1)
+        buttons.addWidget(self.apply_button)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+        controller.settingsChanged.connect(self.load)
+        self.load(controller.settings)
+
+    def load(self, s: AppSettings) -> None:
+        self.output_dir.setText(str(s.output_dir))
+        self.format.setCurrentText(s.output_format)
+        self.quality.setValue(s.quality)
+        self.local_worker.setChecked(s.local_worker)
+        self.local_slots.setValue(s.local_slots)
+        self.discovery.setChecked(s.discovery)
+        self.models_dir.setText(str(s.models_dir))
+        self.peers.clear()
+        self.peers.addItems(list(s.peers))
+
+    def settings(self) -> AppSettings:
+        s = self.controller.settings
+        out = self.output_dir.text().strip()
+        models = self.models_dir.text().strip()
+        return replace(s, output_dir=Path(out).expanduser() if out else s.output_dir,
+                       output_format=self.format.currentText(), quality=self.quality.value(),
+                       local_worker=self.local_worker.isChecked(), local_slots=self.local_slots.value(),
+                       discovery=self.discovery.isChecked(),
+                       models_dir=Path(models).expanduser() if models else s.models_dir)
+
+    def apply(self) -> None:
+        self.controller.update_settings(self.settings())
+        self.controller.message.emit("settings saved")
