@@ -11,7 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from farm.client import NodeClient, NodeError, NodeRejected, NodeUnauthorised, NodeUnavailable, sha256_hex
+from farm.client import (
+    NodeClient,
+    NodeError,
+    NodeRejected,
+    NodeUnauthorised,
+    NodeUnavailable,
+    NodeUnreachable,
+    sha256_hex,
+)
 from farm.engines.base import CancelToken
 from farm.engines.registry import Registry
 from farm.errors import FarmError, ImageError, JobCancelled, SpecError
@@ -210,7 +218,9 @@ class RemoteWorker:
                     if exc.status == 404:  # the node restarted and forgot the job
                         raise NodeUnavailable(f"{self.name}: the node no longer knows this job") from None
                     raise
-                except NodeUnavailable:
+                except NodeUnreachable:
+                    raise  # nothing listens there any more: no point probing again
+                except NodeUnavailable:  # busy, or a network hiccup: only repeated silence counts
                     failures += 1
                     if failures >= self.probe_failures_for_lost:
                         raise
