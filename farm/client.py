@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -28,6 +29,10 @@ class NodeUnavailable(NodeError):
 
 class NodeUnauthorised(NodeError):
     """The node refused our farm token (401)."""
+
+
+class NodeUnreachable(NodeUnavailable):
+    """Nothing listens at the node's address any more (connection refused): the process is gone."""
 
 
 class NodeRejected(NodeError):
@@ -113,7 +118,7 @@ class NodeClient:
             except (TimeoutError, aiohttp.ClientError) as exc:
                 raise NodeUnavailable(f"{self.base_url}: result download broke off ({exc})") from None
             expected = resp.headers.get("X-Content-SHA256", "")
-        if sha256_hex(data) != expected:
+        if await asyncio.to_thread(sha256_hex, data) != expected:  # megabytes: hashed off the loop
             raise NodeUnavailable(f"{self.base_url}: result of {job_id[:8]} arrived corrupt (hash mismatch)")
         return data
 

@@ -46,8 +46,9 @@ CREATE INDEX IF NOT EXISTS jobs_batch ON jobs(batch, seq);
 """
 
 
-def default_store_path() -> Path:
-    return data_dir() / "queue.sqlite3"
+def default_store_path(name: str = "queue") -> Path:
+    """``queue`` for `lanfarm run`, ``app-queue`` for the desktop app: each resumes only its own."""
+    return data_dir() / f"{name}.sqlite3"
 
 
 def batch_key(*parts: object) -> str:
@@ -119,8 +120,12 @@ class QueueStore:
         with self._lock:
             self._db.execute("UPDATE batches SET finished = ? WHERE id = ?", (time.time(), batch))
 
-    def resume(self, batch: int) -> Resumed:
-        """The batch's jobs: done ones (recorded, or their output exists) and the rest, queued again."""
+    def resume(self, batch: int, *, include_failed: bool = True) -> Resumed:
+        """The batch's jobs: done ones (recorded, or their output exists) and the rest, queued again.
+
+        Cancelled jobs stay cancelled; failed ones are retried unless ``include_failed`` is False (the
+        app shows them as failed instead, with a retry button).
+        """
         with self._lock:
             rows = self._db.execute("SELECT id, input, mask, output, spec, priority, state, attempts, worker "
                                     "FROM jobs WHERE batch = ? ORDER BY seq", (batch,)).fetchall()
@@ -134,6 +139,8 @@ class QueueStore:
             if state == JobState.DONE or output.exists():
                 job.state = JobState.DONE
                 done.append(job)
+            elif state == JobState.CANCELLED or (state == JobState.FAILED and not include_failed):
+                continue
             else:
                 todo.append(job)
         return Resumed(batch, todo, done)

@@ -11,7 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from farm.client import NodeClient, NodeError, NodeRejected, NodeUnauthorised, NodeUnavailable, sha256_hex
+from farm.client import (
+    NodeClient,
+    NodeError,
+    NodeRejected,
+    NodeUnauthorised,
+    NodeUnavailable,
+    NodeUnreachable,
+    sha256_hex,
+)
 from farm.engines.base import CancelToken
 from farm.engines.registry import Registry
 from farm.errors import FarmError, ImageError, JobCancelled, SpecError
@@ -124,7 +132,8 @@ class RemoteWorker:
     answering health probes too is the attempt reported LOST (so it runs elsewhere).
     """
 
-    poll_interval = 0.5
+    poll_interval = 2.0  # a safety net while the event stream is up (it pushes every change)
+    poll_interval_without_events = 0.25
     probe_failures_for_lost = 3
 
     def __init__(self, node_id: str, name: str, client: NodeClient, info: dict[str, Any], *,
@@ -136,6 +145,7 @@ class RemoteWorker:
         self.client_id = client_id
         self._waiters: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self._events_task: asyncio.Task[None] | None = None
+        self._events_up = False
         self.last_load: dict[str, Any] = {}
 
     def caps(self) -> WorkerCaps:
@@ -201,8 +211,11 @@ class RemoteWorker:
             if state in ("done", "failed", "cancelled"):
                 return job
             try:
-                update = await asyncio.wait_for(queue.get(), self.poll_interval)
+                wait = self.poll_interval if self._events_up else self.poll_interval_without_events
+                update = await asyncio.wait_for(queue.get(), wait)
             except TimeoutError:
+                update = {"type": "poll"}
+            if update.get("type") == "poll":  # no news for a while, or the event stream dropped: ask
                 try:
                     job = await self.client.job(job_id)
                     failures = 0
@@ -210,7 +223,9 @@ class RemoteWorker:
                     if exc.status == 404:  # the node restarted and forgot the job
                         raise NodeUnavailable(f"{self.name}: the node no longer knows this job") from None
                     raise
-                except NodeUnavailable:
+                except NodeUnreachable:
+                    raise  # nothing listens there any more: no point probing again
+                except NodeUnavailable:  # busy, or a network hiccup: only repeated silence counts
                     failures += 1
                     if failures >= self.probe_failures_for_lost:
                         raise
@@ -229,11 +244,15 @@ class RemoteWorker:
             try:
                 async for msg in self.client.events():
                     delay = 0.2
+                    self._events_up = True
                     self._route(msg)
             except NodeError as exc:
                 log.debug("%s: events unavailable: %s", self.name, exc)
             except Exception:
                 log.exception("%s: events follower failed", self.name)
+            self._events_up = False
+            for queue in self._waiters.values():  # the stream dropped: every waiting job asks at once
+                queue.put_nowait({"type": "poll"})
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 

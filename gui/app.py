@@ -221,6 +221,8 @@ def run(files: Sequence[Path] = (), *, tray: bool = True) -> int:
     """``lanfarm app``: start (or hand the files to the running instance) and run until quit."""
     import qasync
 
+    # qasync logs every future's result at DEBUG, the farm token among them: keep its log at INFO.
+    logging.getLogger("qasync").setLevel(max(logging.INFO, logging.getLogger().level))
     qapp = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(qapp, QApplication)
     qapp.setApplicationName("LAN Farm")
@@ -238,7 +240,8 @@ def run(files: Sequence[Path] = (), *, tray: bool = True) -> int:
     asyncio.set_event_loop(loop)
     app = LanFarmApp(use_tray=None if tray else False)
     instance.received.connect(app.receive)
-    signal.signal(signal.SIGINT, lambda *_: app.request_quit())
+    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl+C, logout, `kill`: quit cleanly (drain, save)
+        signal.signal(signum, lambda *_: app.request_quit())
     wake = QTimer(interval=250)  # lets Python run its signal handlers while Qt waits
     wake.timeout.connect(lambda: None)
     wake.start()

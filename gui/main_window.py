@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from farm import hardware
 from farm.batch import IMAGE_SUFFIXES
 from farm.job import JobState
 from farm.spec import EditSpec, OutputSpec
@@ -170,6 +171,8 @@ class MainWindow(QMainWindow):
             bar.addAction(action)
 
         controller.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        if hardware.lite():  # a bundle or install without the AI stack: say so once, permanently
+            self.statusBar().addPermanentWidget(QLabel("Lite: OpenCV engines only"))
         controller.countsChanged.connect(self._counts_changed)
         controller.settingsChanged.connect(self._settings_changed)
         controller.needsMask.connect(self._needs_mask)

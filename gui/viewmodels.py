@@ -27,6 +27,7 @@ from farm.peers import Address, load_peers
 from farm.runtime import LOCAL, Farm, FarmEvent, FarmOptions, JobEvent, NodeEvent
 from farm.scheduler import WorkerStatus
 from farm.spec import EditSpec
+from farm.store import QueueStore, default_store_path
 from gui.nodefeed import AppBridge, DashboardFeed
 from gui.settings import AppSettings, SettingsStore
 
@@ -199,6 +200,7 @@ class Batch:
     total: int
     done: int = 0
     failed: int = 0
+    stored: int | None = None  # its batch in the durable queue
 
 
 # ------------------------------------------------------------------------------- the controller
@@ -216,7 +218,8 @@ class FarmController(QObject):
     needsMask = Signal(list)  # inputs dropped without a mask for an engine that needs one
 
     def __init__(self, store: SettingsStore, registry: Registry, *, clock: Callable[[], float] = time.monotonic,
-                 monitor_interval: float = 2.0, parent: QObject | None = None) -> None:
+                 monitor_interval: float = 2.0, queue_path: Path | None = None,
+                 parent: QObject | None = None) -> None:
         from gui.dashboard import NodesModel
         from gui.queue_model import QueueModel
 
@@ -229,6 +232,8 @@ class FarmController(QObject):
         self.queue = QueueModel(clock=clock, parent=self)
         self.nodes = NodesModel(parent=self)
         self.farm: Farm | None = None
+        self.queue_path = queue_path or default_store_path("app-queue")
+        self.queue_store: QueueStore | None = None
         self.token = ""
         self.paused = False
         self._activity = "idle"
@@ -246,10 +251,12 @@ class FarmController(QObject):
     async def start(self) -> None:
         self.token = await asyncio.to_thread(self.store.token)
         options = FarmOptions(use_local=self.settings.local_worker, local_slots=self.settings.local_slots)
-        self.farm = Farm(self.registry, token=self.token, options=options)
+        self.queue_store = await asyncio.to_thread(QueueStore, self.queue_path)
+        self.farm = Farm(self.registry, token=self.token, options=options, store=self.queue_store)
         self.farm.subscribe(self.on_event)
         self.tokenChanged.emit(self.token)
         await self.farm.start()
+        await self._resume()
         peers = [*self.settings.peers, *(a.url for a in await asyncio.to_thread(_saved_peers))]
         self.bridge = AppBridge(self.farm)
         self.discovery = Discovery(self.token, session=self.farm.session,
@@ -275,6 +282,23 @@ class FarmController(QObject):
         if self.farm is not None:
             await self.farm.close()
             self.farm = None
+        if self.queue_store is not None:
+            await asyncio.to_thread(self.queue_store.close)
+            self.queue_store = None
+
+    async def _resume(self) -> None:
+        """Edits still queued or running when the app last stopped (or was killed) run again."""
+        farm, store = self._farm(), self.queue_store
+        assert store is not None
+        for stored in await asyncio.to_thread(store.unfinished_batches):
+            resumed = await asyncio.to_thread(store.resume, stored, include_failed=False)
+            if not resumed.todo:
+                await asyncio.to_thread(store.finish_batch, stored)
+                continue
+            self._batches.append(Batch({j.id for j in resumed.todo}, resumed.todo[0].output.parent,
+                                       len(resumed.todo), stored=stored))
+            await farm.enqueue(resumed.todo)
+            self.message.emit(f"resumed {len(resumed.todo)} unfinished edit(s) from last time")
 
     def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
         """Run ``coro`` on the loop, owned (cancelled at stop); a failure becomes a status message."""
@@ -333,8 +357,10 @@ class FarmController(QObject):
     async def _submit(self, farm: Farm, items: list[Planned], spec: EditSpec, out_dir: Path) -> list[Job]:
         if not items:
             return []
-        jobs = await farm.submit(items, spec)
-        self._batches.append(Batch({j.id for j in jobs}, out_dir, len(jobs)))
+        store = self.queue_store
+        stored = await asyncio.to_thread(store.new_batch, "app") if store is not None else None
+        jobs = await farm.submit(items, spec, batch=stored)
+        self._batches.append(Batch({j.id for j in jobs}, out_dir, len(jobs), stored=stored))
         self.message.emit(f"queued {len(jobs)} image{'s' if len(jobs) != 1 else ''}")
         return jobs
 
@@ -474,6 +500,8 @@ class FarmController(QObject):
 
     def _batch_ended(self, batch: Batch) -> None:
         self._last_batch_failed = batch.failed > 0
+        if batch.stored is not None and self.queue_store is not None:
+            self.spawn(asyncio.to_thread(self.queue_store.finish_batch, batch.stored), "saving the queue")
         if batch.failed:
             self.notify.emit("LAN Farm: batch finished with errors",
                              f"{batch.done} of {batch.total} done, {batch.failed} failed or cancelled", True)

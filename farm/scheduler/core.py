@@ -67,6 +67,7 @@ class _Worker:
     compat: dict[Kind, bool] = field(default_factory=dict)
     done: int = 0
     failed: int = 0
+    order: int = 0  # registration order: ties between equally loaded workers break the same way every run
 
     @property
     def id(self) -> str:
@@ -108,6 +109,9 @@ class Scheduler:
         self._delayed: list[tuple[float, int, str]] = []
         self._queued = 0
         self._seq = 0
+        self._open = 0  # jobs queued, active or committing
+        self._active: set[str] = set()  # jobs some worker runs now
+        self._room: set[str] = set()  # workers that could take a job now
         self.paused = False
 
     # ----------------------------------------------------------------- jobs
@@ -116,7 +120,7 @@ class Scheduler:
             if req.id in self._jobs:
                 raise ValueError(f"job {req.id} added twice")
             self._seq += 1
-            job = _Job(req, self._seq)
+            job = _Job(req, self._seq, state="new")
             self._jobs[req.id] = job
             self._enqueue(job, now)
         return self._fill(now)
@@ -131,7 +135,7 @@ class Scheduler:
         if job.state == QUEUED:
             self._queued -= 1
         out: list[Decision] = self._release_all(job, "cancelled by the user")
-        job.state = CANCELLED
+        self._set(job, CANCELLED)
         out.append(Finished(job_id, CANCELLED))
         return out + self._fill(now)
 
@@ -163,6 +167,7 @@ class Scheduler:
         start = job.assigned.pop(worker_id, None) if job else None
         if worker is not None:
             worker.inflight.pop(job_id, None)
+            self._touch(worker)
         if job is None or start is None or job.state != ACTIVE:
             return False, self._fill(now)
         if worker is not None:
@@ -170,7 +175,7 @@ class Scheduler:
             worker.consecutive_failures.pop(job.req.engine, None)
             est = worker.speed.setdefault(job.req.engine, SpeedEstimate(alpha=self.policy.speed_alpha))
             est.add(now - start, job.req.megapixels)
-        job.state = COMMITTING
+        self._set(job, COMMITTING)
         job.winner = worker_id
         out: list[Decision] = self._release_all(job, "another worker finished it first")
         return True, out + self._fill(now)
@@ -181,9 +186,9 @@ class Scheduler:
         if job.state != COMMITTING:
             return []
         if error is None:
-            job.state = DONE
+            self._set(job, DONE)
             return [Finished(job_id, DONE, job.winner)]
-        job.state = FAILED
+        self._set(job, FAILED)
         job.errors["output"] = error
         return [Finished(job_id, FAILED, job.winner, errors=dict(job.errors))]
 
@@ -195,6 +200,7 @@ class Scheduler:
         worker = self._workers.get(worker_id)
         if worker is not None:
             worker.inflight.pop(job_id, None)
+            self._touch(worker)
         if job is None or job.assigned.pop(worker_id, None) is None or job.state != ACTIVE:
             return self._fill(now)
         p = self.policy
@@ -203,7 +209,7 @@ class Scheduler:
         out: list[Decision] = []
         if kind is FailureKind.INPUT:
             out += self._release_all(job, "the job cannot succeed anywhere")
-            job.state = FAILED
+            self._set(job, FAILED)
             return [*out, Finished(job_id, FAILED, worker_id, {worker_id: error})] + self._fill(now)
         if kind is FailureKind.ENGINE:
             job.failures += 1
@@ -222,7 +228,7 @@ class Scheduler:
             return out + self._fill(now)
         gave_up = job.failures >= p.max_attempts or job.lost > p.max_lost
         if gave_up or not self._anyone_could_run(job, now, ignore_busy=True):
-            job.state = FAILED
+            self._set(job, FAILED)
             return [*out, Finished(job_id, FAILED, worker_id, dict(job.errors))] + self._fill(now)
         if kind is FailureKind.ENGINE:
             job.not_before = now + p.retry_backoff * 2 ** (job.failures - 1)
@@ -234,11 +240,12 @@ class Scheduler:
         """A worker appeared or changed (slots, engines, models); its running jobs are kept."""
         worker = self._workers.get(caps.id)
         if worker is None:
-            self._workers[caps.id] = _Worker(caps)
+            worker = self._workers[caps.id] = _Worker(caps, order=len(self._workers))
         else:
             worker.caps = caps
             worker.online = True
             worker.compat.clear()
+        self._touch(worker)
         return self._fill(now)
 
     def worker_down(self, worker_id: str, now: float, reason: str = "worker went offline") -> list[Decision]:
@@ -247,6 +254,7 @@ class Scheduler:
         if worker is None:
             return []
         worker.online = False
+        self._touch(worker)
         out: list[Decision] = []
         for job_id in list(worker.inflight):
             out += self.failed(job_id, worker_id, FailureKind.LOST, reason, now)
@@ -256,6 +264,7 @@ class Scheduler:
         worker = self._workers.get(worker_id)
         if worker is not None:
             worker.paused = paused
+            self._touch(worker)
         return self._fill(now)
 
     def pause(self) -> None:
@@ -284,7 +293,7 @@ class Scheduler:
         out: list[Decision] = []
         for job in self._jobs.values():
             if job.state == QUEUED and not self._anyone_could_run(job, now, ignore_busy=True):
-                job.state = FAILED
+                self._set(job, FAILED)
                 self._queued -= 1
                 job.errors["farm"] = why.format(engine=job.req.engine)
                 out.append(Finished(job.req.id, FAILED, errors=dict(job.errors)))
@@ -300,7 +309,7 @@ class Scheduler:
         return self._jobs[job_id].state
 
     def unfinished(self) -> int:
-        return sum(1 for j in self._jobs.values() if j.state in (QUEUED, ACTIVE, COMMITTING))
+        return self._open
 
     def queued(self) -> int:
         return self._queued
@@ -312,8 +321,26 @@ class Scheduler:
                 for w in self._workers.values()]
 
     # ------------------------------------------------------------ internals
+    def _set(self, job: _Job, state: str) -> None:
+        """Every job state change goes through here, so the open count and active index stay true."""
+        was_open = job.state in (QUEUED, ACTIVE, COMMITTING)
+        is_open = state in (QUEUED, ACTIVE, COMMITTING)
+        self._open += int(is_open) - int(was_open)
+        if state == ACTIVE:
+            self._active.add(job.req.id)
+        else:
+            self._active.discard(job.req.id)
+        job.state = state
+
+    def _touch(self, worker: _Worker) -> None:
+        """Keep the set of workers with room in step after their in-flight jobs or state changed."""
+        if worker.has_room():
+            self._room.add(worker.id)
+        else:
+            self._room.discard(worker.id)
+
     def _enqueue(self, job: _Job, now: float) -> None:
-        job.state = QUEUED
+        self._set(job, QUEUED)
         self._queued += 1
         if job.not_before > now:
             heapq.heappush(self._delayed, (job.not_before, job.seq, job.req.id))
@@ -336,6 +363,7 @@ class Scheduler:
             worker = self._workers.get(wid)
             if worker is not None:
                 worker.inflight.pop(job.req.id, None)
+                self._touch(worker)
             out.append(Cancel(job.req.id, wid, reason))
         job.assigned.clear()
         return out
@@ -389,25 +417,27 @@ class Scheduler:
         return self._jobs[found[3]] if found else None
 
     def _fill(self, now: float) -> list[Decision]:
-        if self.paused or self._queued == 0:
+        if self.paused or self._queued == 0 or not self._room:
             return []
         out: list[Decision] = []
         waiting: set[str] = set()
+        tail = self._queued <= self._online_slots()
         while self._queued:
-            candidates = [w for w in self._workers.values() if w.has_room() and w.id not in waiting]
+            candidates = [self._workers[w] for w in self._room if w not in waiting]
             if not candidates:
                 break
             # idle workers first; peers before the local worker at equal load
-            candidates.sort(key=lambda w: (len(w.inflight) / max(1, w.caps.slots), w.caps.local))
+            candidates.sort(key=lambda w: (len(w.inflight) / max(1, w.caps.slots), w.caps.local, w.order))
             progressed = False
             for worker in candidates:
                 if not worker.has_room():
                     continue
-                job = self._best_job_for(worker, now)
-                if job is None:
+                if tail and len(worker.inflight) >= worker.caps.slots:
+                    # near the end, a job queued ahead on a busy node could be stranded behind a slow one
                     waiting.add(worker.id)
                     continue
-                if self._should_wait(job, worker, now):
+                job = self._best_job_for(worker, now)
+                if job is None or self._should_wait(job, worker, now):
                     waiting.add(worker.id)
                     continue
                 self._assign(job, worker, now)
@@ -417,11 +447,15 @@ class Scheduler:
                 break
         return out
 
+    def _online_slots(self) -> int:
+        return sum(w.caps.slots for w in self._workers.values() if w.online and not w.paused)
+
     def _assign(self, job: _Job, worker: _Worker, now: float) -> None:
         self._queued -= 1
-        job.state = ACTIVE
+        self._set(job, ACTIVE)
         job.assigned[worker.id] = now
         worker.inflight[job.req.id] = now
+        self._touch(worker)
 
     def _slot_free_at(self, worker: _Worker, job: _Job, now: float) -> float:
         """When ``worker`` could start another job like ``job``, from its running jobs' estimates."""
@@ -443,51 +477,52 @@ class Scheduler:
     def _should_wait(self, job: _Job, worker: _Worker, now: float) -> bool:
         """Tail rule: leave ``job`` for a faster worker that would still finish it clearly sooner.
 
-        Only near the end of the queue (fewer queued jobs than the farm has slots), and only with
-        speed estimates for both workers; a simulation of earliest-finish placement of the queued
-        jobs decides, so a fast worker is not counted on for more jobs than it can take.
+        Only near the end of the queue (no more queued jobs than the farm has slots), and only with
+        speed estimates; the queued jobs ahead of this one claim the faster workers' slots first (a
+        small earliest-finish simulation), so a fast worker is not counted on for more than it can take.
         """
         t_here = worker.predict(job.req.engine, job.req.megapixels)
-        if t_here is None:
+        if t_here is None or self._queued > self._online_slots():
             return False
-        total_slots = sum(w.caps.slots for w in self._workers.values() if w.online and not w.paused)
-        if self._queued > total_slots:
+        margin = self.policy.tail_margin
+        faster: list[tuple[_Worker, float]] = []
+        for w in self._workers.values():
+            if w is worker or not w.online or w.paused:
+                continue
+            t = w.predict(job.req.engine, job.req.megapixels)
+            if t is not None and t * margin < t_here and self._could_run(job, w, now) \
+                    and self._eligible(job, w, now):
+                faster.append((w, t))
+        if not faster:
             return False
-        others = [w for w in self._workers.values()
-                  if w is not worker and self._could_run(job, w, now) and self._eligible(job, w, now)]
-        if not others:
-            return False
-        free = {w.id: self._slot_free_at(w, job, now) for w in others}
-        # the queued jobs ahead of this one claim the earliest slots of the faster workers first
-        ahead = [self._jobs[e[3]] for h in self._queues.values() for e in h
-                 if self._valid(e) and (-self._jobs[e[3]].req.priority, self._jobs[e[3]].seq)
-                 < (-job.req.priority, job.seq)]
-        for other_job in sorted(ahead, key=lambda j: (-j.req.priority, j.seq))[:total_slots]:
+        free = {w.id: self._slot_free_at(w, job, now) for w, _ in faster}
+        key = (-job.req.priority, job.seq)
+        ahead = sorted((self._jobs[e[3]] for h in self._queues.values() for e in h
+                        if self._valid(e) and (-self._jobs[e[3]].req.priority, self._jobs[e[3]].seq) < key),
+                       key=lambda j: (-j.req.priority, j.seq))
+        for other in ahead:
             best_w, best_end = None, float("inf")
-            for w in others:
-                t = w.predict(other_job.req.engine, other_job.req.megapixels)
+            for w, _ in faster:
+                t = w.predict(other.req.engine, other.req.megapixels)
                 if t is not None and free[w.id] + t < best_end:
                     best_w, best_end = w, free[w.id] + t
-            if best_w is not None and best_end < now + (worker.predict(
-                    other_job.req.engine, other_job.req.megapixels) or 0.0):
+            t_other_here = worker.predict(other.req.engine, other.req.megapixels) or 0.0
+            if best_w is not None and best_end < now + t_other_here:
                 free[best_w.id] = best_end
         finish_here = now + t_here
-        for w in others:
-            t = w.predict(job.req.engine, job.req.megapixels)
-            if t is not None and free[w.id] + t * self.policy.tail_margin < finish_here:
-                return True
-        return False
+        return any(free[w.id] + t * margin < finish_here for w, t in faster)
 
     def _backups(self, now: float) -> list[Decision]:
         """With nothing queued, give an idle faster worker a copy of a straggler's job."""
         if self.paused or self._queued:
             return []
         out: list[Decision] = []
-        idle = [w for w in self._workers.values() if w.online and not w.paused and not w.inflight]
+        idle = sorted((self._workers[w] for w in self._room if not self._workers[w].inflight),
+                      key=lambda w: w.order)
         for worker in idle:
             best: tuple[float, _Job, str] | None = None
-            for job in self._jobs.values():
-                if job.state != ACTIVE or job.backed_up or len(job.assigned) != 1:
+            for job in (self._jobs[j] for j in self._active):
+                if job.backed_up or len(job.assigned) != 1:
                     continue
                 if not self._could_run(job, worker, now):
                     continue
@@ -511,6 +546,7 @@ class Scheduler:
                 job.backed_up = True
                 job.assigned[worker.id] = now
                 worker.inflight[job.req.id] = now
+                self._touch(worker)
                 out.append(Dispatch(job.req.id, worker.id, backup=True))
         return out
 

@@ -99,14 +99,19 @@ def test_worker_vanishing_requeues_and_late_result_is_dropped() -> None:
     redo = dispatched(s.worker_down("a", 1.0))
     assert redo == []  # b is full (1 slot + 1 ahead); the jobs wait in the queue, not lost
     assert s.queued() == 2
-    for j, w in out:
-        if w == "b":
-            won, more = s.succeeded(j, "b", 2.0)
-            assert won
-            s.committed(j, 2.0)
-            redo += dispatched(more)
-    assert sorted(j for j, _ in redo) == sorted(on_a)
-    won, _ = s.succeeded(on_a[0], "a", 3.0)  # the dead node answers after all: too late
+    running = [j for j, w in out if w == "b"]
+    t = 2.0
+    while running:  # b works through its own jobs, then the two that a dropped
+        job = running.pop(0)
+        won, more = s.succeeded(job, "b", t)
+        assert won
+        s.committed(job, t)
+        running += [j for j, _ in dispatched(more)]
+        redo += dispatched(more)
+        t += 1
+    assert sorted(j for j, _ in redo) == sorted(on_a) and {w for _, w in redo} == {"b"}
+    assert s.unfinished() == 0
+    won, _ = s.succeeded(on_a[0], "a", t)  # the dead node answers after all: too late
     assert not won
 
 
