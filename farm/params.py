@@ -58,6 +58,16 @@ class ParamSpec:
             raise SpecError(f"{where} must be at most {self.maximum:g}, got {value}")
         return value
 
+    @classmethod
+    def from_schema(cls, data: Mapping[str, Any]) -> ParamSpec:
+        """The inverse of :meth:`to_schema` (a node's engine, described in its /v1/info)."""
+        kind = data.get("kind")
+        if kind not in ("int", "float", "bool", "str", "choice") or not isinstance(data.get("name"), str):
+            raise SpecError(f"not a param schema: {data!r}")
+        return cls(name=data["name"], kind=kind, default=data.get("default", ""), label=str(data.get("label", "")),
+                   help=str(data.get("help", "")), minimum=data.get("minimum"), maximum=data.get("maximum"),
+                   choices=tuple(data.get("choices", ())), multiline=bool(data.get("multiline", False)))
+
     def to_schema(self) -> dict[str, Any]:
         """JSON form of this param for forms in other processes (the GUI, the node API)."""
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "default": self.default,
@@ -100,6 +110,10 @@ class ParamSchema:
 
     def to_schema(self) -> list[dict[str, Any]]:
         return [p.to_schema() for p in self.params]
+
+    @classmethod
+    def from_schema(cls, data: Any) -> ParamSchema:
+        return cls.of(*(ParamSpec.from_schema(p) for p in data or ()))
 
     @classmethod
     def of(cls, *params: ParamSpec) -> ParamSchema:

@@ -151,7 +151,8 @@ class LanFarmApp(QObject):
         if isinstance(qapp, QApplication):
             qapp.setQuitOnLastWindowClosed(False)  # the app ends by request_quit(), after the farm closed
         self.store = store or SettingsStore()
-        self.registry = registry or default_registry()
+        # the models folder from the settings (a change applies at the next start, like the local worker)
+        self.registry = registry or default_registry(self.store.load().models_dir)
         self.controller = FarmController(self.store, self.registry, monitor_interval=monitor_interval, parent=self)
         self.has_tray = QSystemTrayIcon.isSystemTrayAvailable() if use_tray is None else use_tray
         self.window = MainWindow(self.controller, keep_in_tray=self.has_tray)

@@ -82,9 +82,7 @@ class EditForm(QWidget):
         self.engine = QComboBox()
         self.engine.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.engine.setMinimumContentsLength(14)
-        for d in descriptors:
-            label = d.title + ("" if d.available else f" — unavailable: {d.unavailable_reason}")
-            self.engine.addItem(label, d.id)
+        self._fill_engines(descriptors)
         top.addRow("Engine", self.engine)
         self.hd = QComboBox(toolTip="How big images are handled: crop around the mask, resize, or whole")
         for key, text in (("crop", "Crop around the mask"), ("resize", "Resize big images"),
@@ -101,6 +99,30 @@ class EditForm(QWidget):
         index = self.engine.findData(engine)
         self.engine.setCurrentIndex(max(index, 0))
         self._rebuild()
+
+    def set_descriptors(self, descriptors: Sequence[EngineDescriptor]) -> None:
+        """The farm's engines changed (a node with other engines came or went): keep the choice if it stays."""
+        if [(d.id, d.available, d.models) for d in descriptors] == \
+                [(d.id, d.available, d.models) for d in self.descriptors.values()]:
+            return
+        current = self.engine_id
+        values = self.values()
+        self.descriptors = {d.id: d for d in descriptors}
+        self.engine.blockSignals(True)
+        self.engine.clear()
+        self._fill_engines(descriptors)
+        self.engine.setCurrentIndex(max(self.engine.findData(current), 0))
+        self.engine.blockSignals(False)
+        self._rebuild()
+        if self.engine_id == current:
+            for name, value in values.items():
+                if name in self._setters:
+                    self._setters[name](value)
+
+    def _fill_engines(self, descriptors: Sequence[EngineDescriptor]) -> None:
+        for d in descriptors:
+            label = d.title + ("" if d.available else f" — unavailable: {d.unavailable_reason}")
+            self.engine.addItem(label, d.id)
 
     @property
     def engine_id(self) -> str:

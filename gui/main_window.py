@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         self.drop_zone.pathsDropped.connect(self.add_paths)
         self.edit_form = EditForm(controller.registry.descriptors(), engine=controller.settings.engine)
         self.edit_form.engineChanged.connect(self._engine_changed)
+        controller.enginesChanged.connect(self.edit_form.set_descriptors)
         edit_box = QGroupBox("Edit")
         QVBoxLayout(edit_box).addWidget(self.edit_form)
         self.output_label = QLabel(wordWrap=True)

@@ -8,6 +8,7 @@ a failed step becomes one line in ``message`` (the only place gui/ translates fa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -20,7 +21,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from farm.batch import OutputNamer, Planned, plan
 from farm.discovery import Discovery, interfaces_from_env, mdns_switched_off
-from farm.engines import Registry
+from farm.engines import EngineDescriptor, Registry
+from farm.engines.base import merge_descriptors
 from farm.errors import FarmError
 from farm.job import Job, JobState
 from farm.peers import Address, load_peers
@@ -216,6 +218,16 @@ class FarmController(QObject):
     tokenChanged = Signal(str)
     settingsChanged = Signal(object)  # AppSettings
     needsMask = Signal(list)  # inputs dropped without a mask for an engine that needs one
+    enginesChanged = Signal(list)  # EngineDescriptors the farm offers: this PC's plus the nodes'
+
+    def engines(self) -> list[EngineDescriptor]:
+        """This PC's engines plus those only nodes have (an AI engine on the GPU box, say)."""
+        remote: list[EngineDescriptor] = []
+        for worker in (self.farm.workers.values() if self.farm else ()):
+            for data in (getattr(worker, "info", None) or {}).get("engines", ()):
+                with contextlib.suppress(FarmError, KeyError, TypeError, ValueError):
+                    remote.append(EngineDescriptor.from_dict(data))
+        return merge_descriptors(self.registry.descriptors(), remote)
 
     def __init__(self, store: SettingsStore, registry: Registry, *, clock: Callable[[], float] = time.monotonic,
                  monitor_interval: float = 2.0, queue_path: Path | None = None,
@@ -324,8 +336,8 @@ class FarmController(QObject):
         """Dropped files/folders -> planned jobs (masks by NAME_mask.* convention) -> the farm."""
         farm = self._farm()
         out_dir = self.settings.output_dir
-        needs_mask = self.registry.descriptor(spec.engine).needs_mask if spec.engine in self.registry.ids() \
-            else True
+        engines = {d.id: d for d in self.engines()}
+        needs_mask = engines[spec.engine].needs_mask if spec.engine in engines else True
 
         def planning() -> tuple[list[Planned], list[str]]:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -533,6 +545,7 @@ class FarmController(QObject):
             if self.nodes.row(worker_id) is None:
                 address = worker.client.base_url if hasattr(worker, "client") else ""  # type: ignore[union-attr]
                 self.nodes.node_up(worker_id, worker.name, address, getattr(worker, "info", {}) or {})
+        self.enginesChanged.emit(self.engines())
         for row in self.nodes.rows():
             status = statuses.get(row.id)
             if status is None and row.id not in farm.workers:

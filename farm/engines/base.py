@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -63,6 +63,38 @@ class EngineDescriptor:
                 "size_multiple": self.size_multiple, "scale": self.scale,
                 "models": list(self.models), "available": self.available,
                 "unavailable_reason": self.unavailable_reason, "simulated": self.simulated}
+
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EngineDescriptor:
+        """The inverse of :meth:`to_dict`: an engine as a node describes it. Raises SpecError/KeyError."""
+        return cls(id=str(data["id"]), title=str(data.get("title") or data["id"]),
+                   operations=frozenset(data.get("operations") or ()),
+                   params=ParamSchema.from_schema(data.get("params")),
+                   devices=tuple(data.get("devices") or ("cpu",)), memory_mb=int(data.get("memory_mb") or 0),
+                   needs_mask=bool(data.get("needs_mask", True)), size_multiple=int(data.get("size_multiple") or 1),
+                   scale=int(data.get("scale") or 1), models=tuple(data.get("models") or ()),
+                   available=bool(data.get("available", True)),
+                   unavailable_reason=str(data.get("unavailable_reason") or ""),
+                   simulated=bool(data.get("simulated", False)))
+
+
+def merge_descriptors(local: Sequence[EngineDescriptor],
+                      remote: Sequence[EngineDescriptor]) -> list[EngineDescriptor]:
+    """The engines a farm offers: this PC's, plus what only nodes have; an engine available anywhere
+    is available, with the models of every worker that has it."""
+    merged: dict[str, EngineDescriptor] = {d.id: d for d in local}
+    for d in remote:
+        have = merged.get(d.id)
+        if have is None or (d.available and not have.available):
+            base = d
+        elif d.available:
+            base = have
+        else:
+            continue
+        models = tuple(dict.fromkeys((*(have.models if have else ()), *d.models)))
+        merged[d.id] = replace(base, models=models)
+    return list(merged.values())
 
 
 class Engine(Protocol):

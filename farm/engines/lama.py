@@ -19,6 +19,7 @@ import numpy as np
 
 from farm.engines.base import CancelToken, Engine, EngineDescriptor, ProgressFn
 from farm.engines.devices import AI_DEVICES, flushed_denormals, pick_device
+from farm.engines.registry import model_factory
 from farm.errors import EngineError
 from farm.models import IOPAINT_LAMA_NAME, ModelFile, estimate_memory_mb, iopaint_lama_path
 from farm.params import ParamValue
@@ -53,16 +54,8 @@ def build_descriptor(models: Sequence[ModelFile], models_dir: Path,
 
 def factory(descriptor: EngineDescriptor, models: Sequence[ModelFile],
             device: str | None = None) -> Callable[[str | None], Engine]:
-    """Build a LamaEngine for a model name (None: the first one found)."""
-    by_name = {m.name: m for m in models}
-
-    def make(name: str | None) -> Engine:
-        model = by_name.get(name or (descriptor.models[0] if descriptor.models else ""))
-        if model is None:
-            raise EngineError(descriptor.unavailable_reason or f"no LaMa model named {name!r}")
-        return LamaEngine(model, descriptor, device=device)
-
-    return make
+    """Build the engine for a model name (None: the first one found)."""
+    return model_factory(descriptor, models, lambda m: LamaEngine(m, descriptor, device=device), "LaMa model")
 
 
 def load_lama(model: ModelFile, device: torch.device | str) -> LamaNet:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from farm.engines.base import Engine, EngineDescriptor
 from farm.engines.cache import ModelCache
@@ -12,7 +13,28 @@ from farm.errors import EngineError, SpecError
 from farm.params import ParamValue
 from farm.spec import EditSpec
 
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+ModelT = TypeVar("ModelT", bound=_Named)
 EngineFactory = Callable[[str | None], Engine]
+
+
+def model_factory(descriptor: EngineDescriptor, models: Sequence[ModelT],
+                  build: Callable[[ModelT], Engine], what: str) -> EngineFactory:
+    """A factory that builds the engine for a model name (None: the first found), or says what is missing."""
+    by_name = {m.name: m for m in models}
+
+    def make(name: str | None) -> Engine:
+        model = by_name.get(name or (descriptor.models[0] if descriptor.models else ""))
+        if model is None:
+            raise EngineError(descriptor.unavailable_reason or f"no {what} named {name!r}")
+        return build(model)
+
+    return make
 
 
 @dataclass(frozen=True, slots=True)

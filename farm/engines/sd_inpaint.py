@@ -21,6 +21,7 @@ import numpy as np
 
 from farm.engines.base import CancelToken, Engine, EngineDescriptor, ProgressFn
 from farm.engines.devices import AI_DEVICES, flushed_denormals, free_memory_mb, pick_device
+from farm.engines.registry import model_factory
 from farm.errors import EngineError, JobCancelled
 from farm.models import ModelFile, estimate_memory_mb, single_file_config_dir
 from farm.params import ParamSchema, ParamSpec, ParamValue
@@ -75,15 +76,9 @@ def build_descriptor(models: Sequence[ModelFile], models_dir: Path,
 
 def factory(descriptor: EngineDescriptor, models: Sequence[ModelFile],
             device: str | None = None) -> Callable[[str | None], Engine]:
-    by_name = {m.name: m for m in models}
-
-    def make(name: str | None) -> Engine:
-        model = by_name.get(name or (descriptor.models[0] if descriptor.models else ""))
-        if model is None:
-            raise EngineError(descriptor.unavailable_reason or f"no Stable Diffusion model {name!r}")
-        return SdInpaintEngine(model, descriptor, device=device)
-
-    return make
+    """Build the engine for a model name (None: the first one found)."""
+    return model_factory(descriptor, models, lambda m: SdInpaintEngine(m, descriptor, device=device),
+                         "Stable Diffusion model")
 
 
 def is_sdxl(folder: Path) -> bool:

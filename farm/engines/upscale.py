@@ -19,6 +19,7 @@ import numpy as np
 
 from farm.engines.base import CancelToken, Engine, EngineDescriptor, ProgressFn
 from farm.engines.devices import AI_DEVICES, flushed_denormals, free_memory_mb, is_half_safe, pick_device
+from farm.engines.registry import model_factory
 from farm.errors import EngineError
 from farm.models import ModelFile, ModelIndex, estimate_memory_mb, known_scale
 from farm.params import ParamSchema, ParamSpec, ParamValue
@@ -58,15 +59,8 @@ def build_descriptor(models: Sequence[ModelFile], models_dir: Path,
 
 def factory(descriptor: EngineDescriptor, models: Sequence[ModelFile],
             device: str | None = None) -> Callable[[str | None], Engine]:
-    by_name = {m.name: m for m in models}
-
-    def make(name: str | None) -> Engine:
-        model = by_name.get(name or (descriptor.models[0] if descriptor.models else ""))
-        if model is None:
-            raise EngineError(descriptor.unavailable_reason or f"no upscaling model named {name!r}")
-        return UpscaleEngine(model, descriptor, device=device)
-
-    return make
+    """Build the engine for a model name (None: the first one found)."""
+    return model_factory(descriptor, models, lambda m: UpscaleEngine(m, descriptor, device=device), "upscaling model")
 
 
 def load_upscaler(path: Path, device: torch.device | str) -> ImageModelDescriptor:

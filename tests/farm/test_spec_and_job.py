@@ -88,3 +88,18 @@ def test_failed_job_keeps_its_error_until_requeued() -> None:
     assert job.error == "boom"
     job.move(JobState.QUEUED)
     assert job.error is None
+
+
+def test_engine_descriptors_cross_the_wire_and_merge() -> None:
+    from dataclasses import replace
+
+    from farm.engines import EngineDescriptor
+    from farm.engines.base import merge_descriptors
+
+    sim = default_registry(simulate=True).descriptor("sim")
+    assert EngineDescriptor.from_dict(sim.to_dict()).to_dict() == sim.to_dict()
+    local = default_registry().descriptors() + [replace(sim, available=False, unavailable_reason="no GPU")]
+    node = [replace(sim, models=("a.pth",)), replace(default_registry().descriptor("cv2"), models=())]
+    merged = {d.id: d for d in merge_descriptors(local, node)}
+    assert merged["sim"].available and merged["sim"].models == ("a.pth",)
+    assert merged["cv2"] == default_registry().descriptor("cv2")

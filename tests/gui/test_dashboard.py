@@ -94,6 +94,12 @@ def test_node_added_by_address_goes_busy_then_offline_when_killed(qloop, node: N
             assert r.name == "gpu-box" and r.gpu.startswith("CPU") and r.online
             assert app.controller.settings.peers == (node.url,)
             assert app_store.load().peers == (node.url,)  # saved for the next start
+            # the node's engines join the edit picker: this PC has no simulated GPU, the node does
+            assert "sim" not in app.controller.registry.ids()
+            form = app.window.edit_form
+            await until(lambda: form.engine.findData("sim") >= 0, what="the node's engine in the edit picker")
+            form.set_engine("sim")
+            assert "seconds_per_mp" in form.controls and form.spec().engine == "sim"
             # a SIMULATED GPU job of ~2 s (0.02 MP at 100 s/MP) on the node
             spec = EditSpec(engine="sim", params={"seconds_per_mp": 100.0})
             await app.controller.add_paths(inputs, spec)

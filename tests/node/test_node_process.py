@@ -133,18 +133,21 @@ async def test_oversized_chunked_upload_is_cut_off(node: str) -> None:
     sent = 0
     statuses: list[int] = []
 
+    chunk = b"y" * (256 << 10)
+
     async def endless() -> AsyncIterator[bytes]:
         nonlocal sent
-        for _ in range(64):  # 16 MB offered against a 1 MB limit
-            sent += 256 << 10
-            yield b"y" * (256 << 10)
+        for _ in range(2048):  # 512 MB offered against a 1 MB limit
+            sent += len(chunk)
+            yield chunk
 
     async with aiohttp.ClientSession(node, headers=AUTH) as http:
         with contextlib.suppress(aiohttp.ClientError):  # the node may close while we still send
             async with http.put(f"/v1/blobs/{'cd' * 32}", data=endless()) as resp:
                 statuses.append(resp.status)
     await asyncio.sleep(0.1)  # let the transport the node cut off finish closing
-    assert statuses in ([], [413]) and sent < 16 << 20
+    # cut off long before the end (the margin allows for a busy machine filling socket buffers)
+    assert statuses in ([], [413]) and sent < 64 << 20
 
 
 async def test_idempotent_repost_runs_once(http: aiohttp.ClientSession) -> None:
