@@ -21,7 +21,7 @@ import aiohttp
 from PIL import Image
 
 from farm.batch import Planned
-from farm.client import NodeClient, sha256_hex
+from farm.client import NodeClient
 from farm.discovery import NodeListener, NodeRecord
 from farm.engines.registry import Registry
 from farm.errors import EngineError, FarmError, OutputError
@@ -114,7 +114,7 @@ class Farm:
         self._attempts: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._started_at: dict[tuple[str, str], float] = {}
         self._listeners: list[Callable[[FarmEvent], None]] = []
-        self._payloads: OrderedDict[Path, tuple[bytes, str]] = OrderedDict()
+        self._payloads: OrderedDict[Path, bytes] = OrderedDict()
         self._payload_bytes = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -367,25 +367,24 @@ class Farm:
             stats.failed += 1
 
     async def _payload(self, job: Job) -> Task:
-        image, image_sha = await self._read(job.input)
-        mask, mask_sha = await self._read(job.mask) if job.mask is not None else (None, None)
+        image = await self._read(job.input)
+        mask = await self._read(job.mask) if job.mask is not None else None
         return Task(job.id, self._specs[job.id], image, mask, priority=job.priority,
-                    resize_mask=self.options.resize_mask, max_pixels=self.options.max_pixels,
-                    image_sha=image_sha, mask_sha=mask_sha)
+                    resize_mask=self.options.resize_mask, max_pixels=self.options.max_pixels)
 
-    async def _read(self, path: Path) -> tuple[bytes, str]:
-        """A file's bytes and sha256, read and hashed off the loop, cached (one mask serves many)."""
-        cached = self._payloads.get(path)
-        if cached is not None:
+    async def _read(self, path: Path) -> bytes:
+        """A file's bytes, read off the loop and cached (one mask serves many jobs)."""
+        data = self._payloads.get(path)
+        if data is not None:
             self._payloads.move_to_end(path)
-            return cached
-        entry = await asyncio.to_thread(_read_hashed, path)
-        self._payloads[path] = entry
-        self._payload_bytes += len(entry[0])
+            return data
+        data = await asyncio.to_thread(read_bytes, path)
+        self._payloads[path] = data
+        self._payload_bytes += len(data)
         while self._payload_bytes > self.options.payload_cache_bytes and len(self._payloads) > 1:
-            _, (old, _sha) = self._payloads.popitem(last=False)
+            _, old = self._payloads.popitem(last=False)
             self._payload_bytes -= len(old)
-        return entry
+        return data
 
     async def _ticker(self) -> None:
         while True:
@@ -408,11 +407,6 @@ class Farm:
                 listener(event)
             except Exception:
                 log.exception("farm listener failed")
-
-
-def _read_hashed(path: Path) -> tuple[bytes, str]:
-    data = read_bytes(path)
-    return data, sha256_hex(data)
 
 
 def _megapixels(path: Path) -> float:

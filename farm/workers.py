@@ -8,7 +8,7 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from farm.client import (
@@ -43,7 +43,10 @@ class WorkerFailure(Exception):
 
 @dataclass(slots=True)
 class Task:
-    """One attempt's payload: the job id, what to do, and the encoded input bytes."""
+    """One attempt's payload: the job id, what to do, and the encoded input bytes.
+
+    The hashes are computed on first use (only nodes need them, to skip uploads), off the loop.
+    """
 
     id: str
     spec: EditSpec
@@ -52,13 +55,20 @@ class Task:
     priority: int = 0
     resize_mask: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
-    image_sha: str = field(default="")
-    mask_sha: str | None = None
+    _image_sha: str | None = None
+    _mask_sha: str | None = None
 
-    def __post_init__(self) -> None:
-        self.image_sha = self.image_sha or sha256_hex(self.image)
-        if self.mask is not None and not self.mask_sha:
-            self.mask_sha = sha256_hex(self.mask)
+    @property
+    def image_sha(self) -> str:
+        if self._image_sha is None:
+            self._image_sha = sha256_hex(self.image)
+        return self._image_sha
+
+    @property
+    def mask_sha(self) -> str | None:
+        if self.mask is not None and self._mask_sha is None:
+            self._mask_sha = sha256_hex(self.mask)
+        return self._mask_sha
 
 
 class Worker(Protocol):
@@ -167,6 +177,7 @@ class RemoteWorker:
         self._waiters[task.id] = queue
         submitted = False
         try:
+            await asyncio.to_thread(lambda: (task.image_sha, task.mask_sha))  # hash megabytes off the loop
             await self.client.put_blob(task.image, task.image_sha)
             if task.mask is not None:
                 await self.client.put_blob(task.mask, task.mask_sha)
