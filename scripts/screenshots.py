@@ -53,11 +53,13 @@ def inputs(folder: Path) -> list[Path]:
     folder.mkdir(parents=True)
     out = []
     for src in sorted(samples.glob("*.png")):
-        for variant, flip in (("", None), ("-b", 1), ("-c", 0)):
+        for variant, hue in (("", 0), ("-b", 30), ("-c", 120)):
             dst = folder / f"{src.stem}{variant}.png"
             image, mask = cv2.imread(str(src)), cv2.imread(str(samples / "masks" / src.name), cv2.IMREAD_GRAYSCALE)
-            if flip is not None:
-                image, mask = cv2.flip(image, flip), cv2.flip(mask, flip)
+            if hue:  # the same scene in other colours (the caption stays readable, unlike a mirror image)
+                hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
+                hsv[:, :, 0] = (hsv[:, :, 0].astype(int) + hue // 2) % 180
+                image = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
             cv2.imwrite(str(dst), image)
             cv2.imwrite(str(folder / f"{dst.stem}_mask.png"), mask)
             out.append(dst)
