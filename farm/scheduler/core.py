@@ -432,11 +432,11 @@ class Scheduler:
             for worker in candidates:
                 if not worker.has_room():
                     continue
-                if tail and len(worker.inflight) >= worker.caps.slots:
-                    # near the end, a job queued ahead on a busy node could be stranded behind a slow one
-                    waiting.add(worker.id)
-                    continue
                 job = self._best_job_for(worker, now)
+                if job is not None and tail and len(worker.inflight) >= worker.caps.slots \
+                        and not self._among_fastest(worker, job):
+                    # near the end, a job queued ahead on a busy, slower node could be stranded there
+                    job = None
                 if job is None or self._should_wait(job, worker, now):
                     waiting.add(worker.id)
                     continue
@@ -446,6 +446,15 @@ class Scheduler:
             if not progressed:
                 break
         return out
+
+    def _among_fastest(self, worker: _Worker, job: _Job) -> bool:
+        """Whether ``worker`` is known to be about as fast as the fastest worker for ``job``'s engine."""
+        mine = worker.predict(job.req.engine, job.req.megapixels)
+        if mine is None:
+            return False
+        best = min((t for w in self._workers.values() if w.online and not w.paused
+                    and (t := w.predict(job.req.engine, job.req.megapixels)) is not None), default=mine)
+        return mine <= best * self.policy.tail_margin
 
     def _online_slots(self) -> int:
         return sum(w.caps.slots for w in self._workers.values() if w.online and not w.paused)
