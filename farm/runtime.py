@@ -202,6 +202,20 @@ class Farm:
         self._emit(NodeEvent(node_id, worker.name, False, reason))
         _close_later(worker)
 
+    def set_local(self, use: bool, slots: int) -> None:
+        """Switch this PC's worker on or off, or give it another number of slots, while the farm runs.
+
+        Its running jobs go back to the queue (they run again elsewhere or on the new local worker).
+        """
+        self.options.use_local, self.options.local_slots = use, slots
+        current = self.workers.get(LOCAL)
+        if isinstance(current, LocalWorker) and use and current.slots == max(1, slots):
+            return
+        if current is not None:
+            self.remove_node(LOCAL, "reconfigured")
+        if use:
+            self._add_worker(LocalWorker(self.registry, slots))
+
     def set_worker_paused(self, worker_id: str, paused: bool) -> None:
         self._apply(self.scheduler.set_worker_paused(worker_id, paused, self.clock()))
 

@@ -477,7 +477,8 @@ class FarmController(QObject):
         self.store.save(settings)
         if self.farm is not None and (old.local_worker, old.local_slots) != (settings.local_worker,
                                                                               settings.local_slots):
-            self.message.emit("local worker changes apply at the next start of the app")
+            self.farm.set_local(settings.local_worker, settings.local_slots)
+            self.refresh_nodes()
         self.settingsChanged.emit(settings)
 
     # --------------------------------------------------------------------- events

@@ -115,3 +115,21 @@ async def test_slots_bound_local_concurrency(tmp_path: Path, slots: int) -> None
         await farm.wait()
     assert engine.peak == slots
     assert all(j.state is JobState.DONE for j in jobs)
+
+
+async def test_local_worker_switched_and_resized_while_running(tmp_path: Path) -> None:
+    _inputs(tmp_path, 4)
+    items, _ = plan(sorted(tmp_path.glob("img?.png")), None, tmp_path / "out", ".png")
+    (tmp_path / "out").mkdir()
+    engine = CountingEngine()
+    registry = Registry([EngineEntry(simulated.DESCRIPTOR, lambda _m: engine)])
+    spec = EditSpec(engine="sim", params={"seconds_per_mp": 2.0})
+    async with Farm(registry, options=FarmOptions(local_slots=1)) as farm:
+        farm.set_local(False, 1)
+        assert "local" not in farm.workers
+        jobs = await farm.submit(items, spec)
+        assert farm.scheduler.queued() == 4  # nobody can take them now
+        farm.set_local(True, 3)
+        await farm.wait()
+    assert all(j.state is JobState.DONE for j in jobs)
+    assert engine.peak == 3
