@@ -271,8 +271,22 @@ class Farm:
         """Whether some online worker could run each kind of queued job (busy or not)."""
         return self.scheduler.all_queued_runnable(self.clock())
 
-    def fail_unrunnable(self, why: str = "no worker of the farm can run engine {engine}") -> None:
-        self._apply(self.scheduler.fail_unrunnable(self.clock(), why))
+    def fail_unrunnable(self) -> None:
+        """End the queued jobs no worker of the farm can run, saying what is missing."""
+        self._apply(self.scheduler.fail_unrunnable(self.clock(), self._why_unrunnable))
+
+    def _why_unrunnable(self, job: JobRequest) -> str:
+        what = f"engine {job.engine}" + (f" with model {job.model}" if job.model else "")
+        message = f"no worker of the farm can run {what}"
+        try:
+            desc = self.registry.descriptor(job.engine)
+        except EngineError:
+            return f"{message}, and this PC does not know that engine"
+        if not self.options.use_local:
+            return f"{message} (this PC takes no jobs)"
+        if not desc.available:
+            return f"{message}: on this PC, {desc.unavailable_reason}"
+        return message
 
     async def wait(self) -> None:
         """Until every submitted job has finished (done, failed or cancelled)."""

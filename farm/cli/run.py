@@ -93,13 +93,13 @@ def handle(args: argparse.Namespace) -> int:
         registry = default_registry(simulate=args.simulate)
         if args.local_only and args.no_local:
             raise FarmError("--local-only and --no-local leave no worker")
-        if args.local_only:
-            registry.resolve(spec)  # fail fast when only this PC would run it
+        nodes = NodeOptions.from_args(args)
+        if not nodes.wanted:
+            registry.resolve(spec)  # only this PC will run it: say now what it lacks (a model file, say)
         out_dir: Path = args.out
         if out_dir.exists() and not out_dir.is_dir():
             raise FarmError(f"output folder {out_dir} is a file")
         out_dir.mkdir(parents=True, exist_ok=True)
-        nodes = NodeOptions.from_args(args)
         token = _token(args) if nodes.wanted else ""
     except (FarmError, OSError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)

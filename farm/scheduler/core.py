@@ -14,7 +14,7 @@ Placement rules, in order:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from farm.scheduler.model import (
@@ -288,14 +288,14 @@ class Scheduler:
                     worker.consecutive_failures.pop(engine, None)
         return self._fill(now) + self._backups(now)
 
-    def fail_unrunnable(self, now: float, why: str) -> list[Decision]:
+    def fail_unrunnable(self, now: float, why: Callable[[JobRequest], str]) -> list[Decision]:
         """End the queued jobs that no online worker could ever run (engine, model or memory)."""
         out: list[Decision] = []
         for job in self._jobs.values():
             if job.state == QUEUED and not self._anyone_could_run(job, now, ignore_busy=True):
                 self._set(job, FAILED)
                 self._queued -= 1
-                job.errors["farm"] = why.format(engine=job.req.engine)
+                job.errors["farm"] = why(job.req)
                 out.append(Finished(job.req.id, FAILED, errors=dict(job.errors)))
         return out
 

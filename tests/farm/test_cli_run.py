@@ -116,3 +116,16 @@ def test_samples_run_with_the_default_engine(tmp_path: Path) -> None:
                      "--json")
     assert result.returncode == 0, result.stderr
     assert len(list(tmp_path.glob("*.png"))) == len(list(samples.glob("*.png")))
+
+
+def test_an_engine_this_pc_cannot_run_says_what_is_missing(tmp_path: Path) -> None:
+    from farm import default_registry
+
+    img = _write(tmp_path / "a.png", png_bytes(scene()))
+    result = run_cli("run", str(img), "--out", str(tmp_path / "out"), "--op", "upscale", "--engine", "upscale",
+                     "--local-only")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    if "upscale" in default_registry().ids():  # the ai extra is installed: the models folder is named
+        assert "no upscaling model: put" in result.stderr and "models" in result.stderr
+    else:
+        assert "unknown engine 'upscale'" in result.stderr

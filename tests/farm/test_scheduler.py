@@ -85,7 +85,7 @@ def test_model_filter() -> None:
     s.worker_up(peer("a", engines=frozenset({"upscale"}), models={"upscale": frozenset({"x4.pth"})}), 0)
     out = s.add_jobs([JobRequest("m", "upscale", model="x2.pth")], 0)
     assert out == []
-    failed = s.fail_unrunnable(0, "no worker can run {engine}")
+    failed = s.fail_unrunnable(0, lambda job: f"no worker can run {job.engine}")
     assert [f.job_id for f in failed] == ["m"] and "no worker can run upscale" in failed[0].message
 
 
