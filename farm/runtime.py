@@ -347,16 +347,14 @@ class Farm:
             self._started_at.pop(key, None)
             return
         except WorkerFailure as exc:
-            self._attempts.pop(key, None)
-            self._started_at.pop(key, None)
-            self._count(worker_id, ok=False)
-            decisions = self.scheduler.failed(job_id, worker_id, exc.kind, str(exc), self.clock())
-            self._requeued([job_id])
-            self._apply(decisions)
+            self._attempt_failed(job_id, worker_id, exc.kind, str(exc))
             return
         except FarmError as exc:  # reading the input failed: the job's own fault
-            self._attempts.pop(key, None)
-            self._apply(self.scheduler.failed(job_id, worker_id, FailureKind.INPUT, str(exc), self.clock()))
+            self._attempt_failed(job_id, worker_id, FailureKind.INPUT, str(exc))
+            return
+        except Exception as exc:  # a bug or a malformed answer: that worker's fault, never a lost job
+            log.exception("attempt of %s on %s failed unexpectedly", job.name, worker_id)
+            self._attempt_failed(job_id, worker_id, FailureKind.ENGINE, f"{type(exc).__name__}: {exc}")
             return
         self._attempts.pop(key, None)
         began = self._started_at.pop(key, None)
@@ -375,6 +373,15 @@ class Farm:
         except OutputError as exc:
             error = str(exc)
         self._apply(self.scheduler.committed(job_id, self.clock(), error))
+
+    def _attempt_failed(self, job_id: str, worker_id: str, kind: FailureKind, message: str) -> None:
+        self._attempts.pop((job_id, worker_id), None)
+        self._started_at.pop((job_id, worker_id), None)
+        if kind is not FailureKind.INPUT:
+            self._count(worker_id, ok=False)
+        decisions = self.scheduler.failed(job_id, worker_id, kind, message, self.clock())
+        self._requeued([job_id])
+        self._apply(decisions)
 
     def _on_started(self, job: Job, worker_id: str) -> None:
         self._started_at[(job.id, worker_id)] = self.clock()

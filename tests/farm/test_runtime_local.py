@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
@@ -133,3 +134,35 @@ async def test_local_worker_switched_and_resized_while_running(tmp_path: Path) -
         await farm.wait()
     assert all(j.state is JobState.DONE for j in jobs)
     assert engine.peak == 3
+
+
+class BuggyWorker:
+    """A worker whose code crashes (a stand-in for a bug or a malformed node answer)."""
+
+    id = name = "buggy"
+
+    def caps(self):  # type: ignore[no-untyped-def]
+        from farm.scheduler import WorkerCaps
+        return WorkerCaps("buggy", slots=1, engines=frozenset({"cv2"}), prefetch=0)
+
+    async def run(self, task, progress, started):  # type: ignore[no-untyped-def]
+        raise KeyError("state")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_crashing_worker_never_loses_a_job(tmp_path: Path) -> None:
+    _inputs(tmp_path, 3)
+    items, _ = plan(sorted(tmp_path.glob("img?.png")), None, tmp_path / "out", ".png")
+    (tmp_path / "out").mkdir()
+    async with Farm(default_registry(), options=FarmOptions(use_local=False)) as farm:
+        farm._add_worker(BuggyWorker())  # type: ignore[arg-type]
+        jobs = await farm.submit(items, EditSpec())
+        await asyncio.wait_for(farm.wait(), 10)  # failed everywhere it could run: ended, not hung
+        assert all(j.state is JobState.FAILED and "KeyError" in (j.error or "") for j in jobs)
+        farm.set_local(True, 1)
+        for job in jobs:
+            farm.retry(job.id)
+        await asyncio.wait_for(farm.wait(), 10)
+    assert all(j.state is JobState.DONE for j in jobs)
