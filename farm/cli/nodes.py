@@ -63,11 +63,13 @@ def handle(args: argparse.Namespace) -> int:
 
 def list_nodes(args: argparse.Namespace) -> int:
     peers = [*load_peers(), *(Address.parse(p) for p in args.peer)]
-    if mdns_switched_off():
+    switched_off = mdns_switched_off()
+    if args.no_discovery or switched_off:
         args.no_discovery = True
-    if args.no_discovery and not peers:
-        raise FarmError("no peers: give --peer HOST:PORT, save one with `lanfarm nodes add HOST:PORT`, "
-                        "or drop --no-discovery")
+        if not peers:
+            how = "unset LANFARM_DISCOVERY" if switched_off else "drop --no-discovery"
+            raise FarmError("no peers: give --peer HOST:PORT, save one with `lanfarm nodes add HOST:PORT`, "
+                            f"or {how}")
     interfaces = args.interface or interfaces_from_env()
     nodes, unreached = asyncio.run(_discover(_token(args.token_file), peers, interfaces,
                                              mdns=not args.no_discovery, wait=args.wait))

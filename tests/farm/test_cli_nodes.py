@@ -58,9 +58,14 @@ def test_lists_a_real_node_by_address_and_a_dead_saved_peer(node: str, tmp_path:
     assert node in table and "unauthorised" in table and "offline" in table  # no name without the token
 
 
-def test_no_discovery_without_peers_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_discovery_without_peers_is_an_error(capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LANFARM_DISCOVERY", raising=False)
     assert main(["nodes", "--no-discovery"]) == 2
-    assert "no peers" in capsys.readouterr().err
+    assert "or drop --no-discovery" in capsys.readouterr().err
+    monkeypatch.setenv("LANFARM_DISCOVERY", "off")  # switched off by the environment: say that instead
+    assert main(["nodes"]) == 2
+    assert "unset LANFARM_DISCOVERY" in capsys.readouterr().err
 
 
 def test_registered_as_a_subcommand() -> None:
