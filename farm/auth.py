@@ -40,6 +40,16 @@ def load_or_create_token(path: Path | None = None) -> str:
     return save_token(new_token(), path)
 
 
+def find_token(token_file: Path | None = None) -> str | None:
+    """``token_file``, else ``LANFARM_TOKEN``, else the saved token; None when there is none (never creates one)."""
+    if token_file is not None:
+        return read_token(token_file)
+    env = os.environ.get(TOKEN_ENV, "").strip()
+    if env:
+        return env
+    return read_token(token_path()) if token_path().exists() else None
+
+
 def save_token(token: str, path: Path | None = None) -> str:
     path = path or token_path()
     path.parent.mkdir(parents=True, exist_ok=True)

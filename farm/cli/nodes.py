@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from farm.auth import TOKEN_ENV, read_token, token_path
+from farm.auth import find_token
 from farm.discovery import INTERFACES_ENV, Discovery, NodeRecord, Unreached, interfaces_from_env, mdns_switched_off
 from farm.errors import FarmError
 from farm.peers import Address, add_peer, load_peers, peers_path, remove_peer
@@ -71,7 +70,7 @@ def list_nodes(args: argparse.Namespace) -> int:
             raise FarmError("no peers: give --peer HOST:PORT, save one with `lanfarm nodes add HOST:PORT`, "
                             f"or {how}")
     interfaces = args.interface or interfaces_from_env()
-    nodes, unreached = asyncio.run(_discover(_token(args.token_file), peers, interfaces,
+    nodes, unreached = asyncio.run(_discover(find_token(args.token_file), peers, interfaces,
                                              mdns=not args.no_discovery, wait=args.wait))
     if args.json:
         json.dump({"nodes": [n.to_dict() for n in nodes],
@@ -93,16 +92,6 @@ async def _discover(token: str | None, peers: list[Address], interfaces: list[st
         else:
             await discovery.async_wait_probed(max(wait, PROBE_TIMEOUT * 2))
         return discovery.nodes(), discovery.unreached()
-
-
-def _token(token_file: Path | None) -> str | None:
-    """--token-file, else $LANFARM_TOKEN, else the saved token; None (nodes show unauthorised) if none."""
-    if token_file is not None:
-        return read_token(token_file)
-    env = os.environ.get(TOKEN_ENV, "").strip()
-    if env:
-        return env
-    return read_token(token_path()) if token_path().exists() else None
 
 
 def print_table(nodes: list[NodeRecord], unreached: list[Unreached], console: Console) -> None:

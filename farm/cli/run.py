@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from farm.auth import load_or_create_token, read_token
+from farm.auth import find_token, load_or_create_token
 from farm.batch import Problem, plan
 from farm.discovery import DISCOVERY_ENV, INTERFACES_ENV, Discovery, NodeRecord, interfaces_from_env, mdns_switched_off
 from farm.engines import Registry, default_registry
@@ -149,7 +149,8 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> str:
-    return read_token(args.token_file) if args.token_file else load_or_create_token()
+    """The farm token to talk to nodes with; one is created (and saved) on first use."""
+    return find_token(args.token_file) or load_or_create_token()
 
 
 @dataclass(frozen=True, slots=True)
