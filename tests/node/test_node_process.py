@@ -41,7 +41,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 async def http(node: str) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(node, headers=AUTH) as session:
+    # a node that stops answering fails the test in 30 s instead of aiohttp's 5-minute default
+    async with aiohttp.ClientSession(node, headers=AUTH, timeout=aiohttp.ClientTimeout(total=30)) as session:
         yield session
 
 
