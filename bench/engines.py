@@ -3,7 +3,7 @@
 LaMa (big-lama size, 51 M params) at 512x512, Real-ESRGAN Compact x4 (full size) at 256x256 and the
 tiny random Stable Diffusion inpaint pipeline (2 steps, 64x64), each loaded through the registry as a
 user's file is, flush-denormal on (the engines set it when they load). Engine call alone, and the whole
-``farm.pipeline.execute`` (PNG decode, padding, paste-back, PNG encode) around it.
+``farm.imaging.pipeline.execute`` (PNG decode, padding, paste-back, PNG encode) around it.
 
     python bench/engines.py [--repeat 3]
 """
@@ -40,10 +40,10 @@ def main() -> int:
     import numpy as np
     import torch
 
-    from farm.engines import default_registry
+    from farm.core.spec import EditSpec
     from farm.engines.base import CancelToken, no_progress
-    from farm.pipeline import execute
-    from farm.spec import EditSpec
+    from farm.engines.installed import default_registry
+    from farm.imaging.pipeline import execute
     from tests.engines import builders as b
 
     rows = []

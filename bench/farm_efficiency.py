@@ -274,8 +274,8 @@ class Breakdown:
 @contextlib.contextmanager
 def instrumented(bd: Breakdown) -> Iterator[None]:
     """Time NodeClient calls and event delivery in this process (bench-only monkeypatching)."""
-    from farm import client as fc
-    from farm import workers as fw
+    from farm.runtime import client as fc
+    from farm.runtime import workers as fw
 
     originals: dict[tuple[Any, str], Any] = {}
 
@@ -319,13 +319,13 @@ def instrumented(bd: Breakdown) -> Iterator[None]:
 
 
 def _spec(service: float) -> Any:
-    from farm.spec import EditSpec
+    from farm.core.spec import EditSpec
 
     return EditSpec(engine="sim", params={"seconds_per_mp": service / MP})
 
 
 def write_inputs(folder: Path, data: Sequence[bytes]) -> list[Any]:
-    from farm.batch import Planned
+    from farm.runtime.planning import Planned
 
     src, out = folder / "in", folder / "out"
     src.mkdir(parents=True)
@@ -343,10 +343,10 @@ def write_inputs(folder: Path, data: Sequence[bytes]) -> list[Any]:
 async def run_ours(urls: Sequence[str], items: Sequence[Any], service: float, *,
                    store_path: Path | None = None, profile: cProfile.Profile | None = None) -> float:
     """Makespan of ``items`` through the farm (no local worker): submit -> every job done."""
-    from farm.engines import default_registry
-    from farm.job import JobState
-    from farm.runtime import Farm, FarmOptions
-    from farm.store import QueueStore, batch_key
+    from farm.core.job import JobState
+    from farm.engines.installed import default_registry
+    from farm.local.store import QueueStore, batch_key
+    from farm.runtime.dispatch import Farm, FarmOptions
 
     store = QueueStore(store_path) if store_path is not None else None
     try:
@@ -535,9 +535,9 @@ class Bench:
         self.results["failover_s"] = [r for _, r in times]
 
     async def _failover_once(self) -> tuple[float, float]:
-        from farm.engines import default_registry
-        from farm.job import JobState
-        from farm.runtime import Farm, FarmOptions, JobEvent
+        from farm.core.job import JobState
+        from farm.engines.installed import default_registry
+        from farm.runtime.dispatch import Farm, FarmOptions, JobEvent
 
         victim, survivor = await asyncio.to_thread(start_nodes, self.root, [1.0, 1.0])
         folder = self.root / f"fo-{next(_seed)}"
@@ -596,8 +596,8 @@ class Bench:
             self.say(f"  mDNS: failed: {proc.stderr[-800:]}")
             return
         out = json.loads(lines[0][7:])
-        how = ("farm.discovery (mDNS, then /v1/health + /v1/info answered: node up)"
-               if out.get("via") == "farm.discovery" else
+        how = ("farm.runtime.discovery (mDNS, then /v1/health + /v1/info answered: node up)"
+               if out.get("via") == "farm.runtime.discovery" else
                "a bare zeroconf browser (farm/discovery.py is not on this branch)")
         self.say(f"  start -> seen via {how}, in a private netns: "
                  + ", ".join(f"{t:.2f}" for t in out["seen"]) + " s  (start -> health in there: "
@@ -778,7 +778,7 @@ async def request_paths(url: str, rounds: int) -> dict[str, dict[str, float]]:
 def scheduler_cost(*, nodes: int = 200, jobs: int = 10_000, completions: int = 5000,
                    tail_completions: int = 150) -> dict[str, Any]:
     """Time the pure Scheduler: add 10k jobs, then completions each freeing a slot for the next dispatch."""
-    from farm.scheduler import Dispatch, JobRequest, Scheduler, WorkerCaps
+    from farm.core.scheduler import Dispatch, JobRequest, Scheduler, WorkerCaps
 
     rng = random.Random(5)
     s = Scheduler()
@@ -842,19 +842,19 @@ def scheduler_cost(*, nodes: int = 200, jobs: int = 10_000, completions: int = 5
 
 # --------------------------------------------------------------------------- the mDNS child
 def mdns_child(root: Path) -> None:
-    """Inside a private network namespace: node start -> up in farm.discovery (mDNS, then health and
+    """Inside a private network namespace: node start -> up in farm.runtime.discovery (mDNS, then health and
     info answered), or seen by a bare zeroconf browser where farm/discovery.py is absent."""
     from zeroconf import IPVersion, ServiceStateChange
     from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
 
-    from farm.advert import SERVICE_TYPE
+    from farm.core.protocol import SERVICE_TYPE
 
     use_farm = (REPO / "farm" / "discovery.py").exists()
 
     async def watch() -> tuple[Any, asyncio.Queue[float], Callable[[], Any]]:
         seen: asyncio.Queue[float] = asyncio.Queue()
         if use_farm:
-            from farm.discovery import Discovery, NodeListener
+            from farm.runtime.discovery import Discovery, NodeListener
 
             class Listener(NodeListener):
                 def on_node_up(self, record: Any) -> None:
@@ -895,7 +895,7 @@ def mdns_child(root: Path) -> None:
 
     async def main() -> dict[str, Any]:
         got = [await once(i) for i in range(3)]
-        return {"via": "farm.discovery" if use_farm else "zeroconf", "seen": [a for a, _ in got],
+        return {"via": "farm.runtime.discovery" if use_farm else "zeroconf", "seen": [a for a, _ in got],
                 "health": [b for _, b in got]}
 
     print("RESULT " + json.dumps(asyncio.run(main())), flush=True)

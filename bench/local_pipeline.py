@@ -62,11 +62,11 @@ def cli(src: Path, masks: Path, out: Path, *extra: str) -> float:
 
 def in_process(src: Path, masks: Path, out: Path, hd: str) -> float:
     sys.path.insert(0, str(REPO))
-    from farm.batch import plan
-    from farm.engines import default_registry
-    from farm.job import JobState
-    from farm.runtime import Farm, FarmOptions
-    from farm.spec import EditSpec, HdStrategy
+    from farm.core.job import JobState
+    from farm.core.spec import EditSpec, HdStrategy
+    from farm.engines.installed import default_registry
+    from farm.runtime.dispatch import Farm, FarmOptions
+    from farm.runtime.planning import plan
 
     spec = EditSpec(params={"method": "ns", "radius": 4}, hd=HdStrategy(hd))  # type: ignore[arg-type]
     registry = default_registry()

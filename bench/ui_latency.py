@@ -39,11 +39,11 @@ import qasync  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from farm.batch import Planned  # noqa: E402
-from farm.job import Job, JobState  # noqa: E402
-from farm.runtime import JobEvent, NodeEvent  # noqa: E402
-from farm.scheduler import WorkerStatus  # noqa: E402
-from farm.spec import EditSpec  # noqa: E402
+from farm.core.job import Job, JobState  # noqa: E402
+from farm.core.scheduler import WorkerStatus  # noqa: E402
+from farm.core.spec import EditSpec  # noqa: E402
+from farm.runtime.dispatch import JobEvent, NodeEvent  # noqa: E402
+from farm.runtime.planning import Planned  # noqa: E402
 
 HEARTBEAT_MS = 5
 
@@ -188,8 +188,8 @@ async def latency(args: argparse.Namespace, home: Path) -> dict[str, float]:
 
 async def memory(n: int, home: Path) -> dict[str, float]:
     """Python bytes per queued job: Farm.submit (job, scheduler entry) plus the app's queue row."""
-    from farm.engines import default_registry
-    from farm.runtime import Farm, FarmOptions
+    from farm.engines.installed import default_registry
+    from farm.runtime.dispatch import Farm, FarmOptions
     from gui.queue_model import QueueModel
 
     inputs = make_inputs(home / "mem", 50)

@@ -1,6 +1,10 @@
 """LAN Farm core: edit specs, jobs, image I/O, engines, the pipeline. Importable without Qt or torch."""
 
-from farm.engines import CancelToken, EngineDescriptor, Registry, default_registry
+from farm.core.job import Job, JobState
+from farm.core.protocol import PROTOCOL_VERSION
+from farm.core.spec import EditSpec, HdStrategy, OutputSpec
+from farm.engines import CancelToken, EngineDescriptor, Registry
+from farm.engines.installed import default_registry
 from farm.errors import (
                          EngineError,
                          FarmError,
@@ -10,10 +14,8 @@ from farm.errors import (
                          OutputError,
                          SpecError,
 )
-from farm.job import Job, JobState
-from farm.pipeline import execute
-from farm.spec import EditSpec, HdStrategy, OutputSpec
-from farm.version import PROTOCOL_VERSION, __version__
+from farm.imaging.pipeline import execute
+from farm.version import __version__
 
 __all__ = ["PROTOCOL_VERSION", "CancelToken", "EditSpec", "EngineDescriptor", "EngineError",
            "FarmError", "HdStrategy", "IllegalTransition", "ImageError", "Job", "JobCancelled",

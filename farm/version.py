@@ -1,5 +1,3 @@
-"""The one place the version and wire protocol numbers live."""
+"""The one place the version lives (the wire protocol's numbers: farm.core.protocol)."""
 
 __version__ = "0.1.0"
-PROTOCOL_VERSION = 1
-SPEC_SCHEMA_VERSION = 1

@@ -18,8 +18,9 @@ from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
 import resources
-from farm import paths
-from farm.engines import Registry, default_registry
+from farm.engines import Registry
+from farm.engines.installed import default_registry
+from farm.local import paths
 from gui.main_window import MainWindow
 from gui.settings import SettingsStore
 from gui.viewmodels import FarmController

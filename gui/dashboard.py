@@ -35,8 +35,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from farm.runtime import LOCAL
-from farm.scheduler import WorkerStatus
+from farm.core.scheduler import WorkerStatus
+from farm.runtime.dispatch import LOCAL
 from gui.viewmodels import FarmController, NodeRow
 
 Index = QModelIndex | QPersistentModelIndex

@@ -1,4 +1,4 @@
-"""A drop target for image files and folders (masks are matched later by ``farm.batch``)."""
+"""A drop target for image files and folders (masks are matched later by ``farm.runtime.planning``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QFileDialog, QFrame, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from farm.batch import IMAGE_SUFFIXES
+from farm.runtime.planning import IMAGE_SUFFIXES
 
 
 def local_paths(mime: QMimeData) -> list[Path]:

@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from farm.core.params import ParamSpec, ParamValue
+from farm.core.spec import EditSpec, HdStrategy, OutputSpec
 from farm.engines import EngineDescriptor
-from farm.params import ParamSpec, ParamValue
-from farm.spec import EditSpec, HdStrategy, OutputSpec
 
 INT_LIMIT = 2**31 - 1
 

@@ -27,10 +27,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from farm import hardware
-from farm.batch import IMAGE_SUFFIXES
-from farm.job import JobState
-from farm.spec import EditSpec, OutputSpec
+from farm.core.job import JobState
+from farm.core.spec import EditSpec, OutputSpec
+from farm.local import hardware
+from farm.runtime.planning import IMAGE_SUFFIXES
 from gui.compare import CompareView
 from gui.dashboard import Dashboard
 from gui.drop_zone import DropZone

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from farm.imageio import write_atomic
+from farm.local.files import write_atomic
 from gui.thumbnails import ImageLoader
 
 MASK_COLOUR = QColor(255, 48, 96, 150)

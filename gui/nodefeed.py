@@ -1,6 +1,6 @@
 """Discovery -> farm and dashboard: which nodes the app's farm uses, and what the dashboard shows.
 
-``farm.discovery.Discovery`` finds nodes (mDNS, when the settings allow it, and saved or typed peers)
+``farm.runtime.discovery.Discovery`` finds nodes (mDNS, when the settings allow it, and saved or typed peers)
 and checks they are alive; :class:`AppBridge` hands online ones to the farm (skipping nodes the user
 ignores) and :class:`DashboardFeed` shows every state, unauthorised and offline included.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from farm.discovery import DownReason, NodeListener, NodeRecord
-from farm.runtime import DiscoveryBridge, Farm
+from farm.runtime.discovery import DownReason, NodeListener, NodeRecord
+from farm.runtime.dispatch import DiscoveryBridge, Farm
 
 
 class NodeView(Protocol):

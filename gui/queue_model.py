@@ -14,7 +14,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistent
 from PySide6.QtGui import QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionProgressBar, QStyleOptionViewItem
 
-from farm.job import Job, JobState
+from farm.core.job import Job, JobState
 from gui.thumbnails import ThumbnailCache
 from gui.viewmodels import Counts, JobRow, format_seconds
 

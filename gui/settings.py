@@ -1,4 +1,4 @@
-"""App settings: a pure value type, stored by QSettings in an ini file under ``farm.paths.config_dir()``.
+"""App settings: a pure value type, stored by QSettings in an ini file under ``farm.local.paths.config_dir()``.
 
 The farm token is not kept here: it lives in the token file that ``lanfarm token`` and the node use.
 """
@@ -13,8 +13,9 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 
-from farm import auth, paths
-from farm.spec import FORMAT_SUFFIX
+from farm.core.spec import FORMAT_SUFFIX
+from farm.local import paths
+from farm.local import token as auth
 
 SETTINGS_FILE = "app.ini"
 

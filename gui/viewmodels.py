@@ -1,6 +1,6 @@
 """Between the widgets and the farm: value types (job rows, node rows) and the FarmController QObject.
 
-The controller owns the :class:`farm.runtime.Farm` (on the qasync loop, which is the GUI thread's),
+The controller owns the :class:`farm.runtime.dispatch.Farm` (on the qasync loop, which is the GUI thread's),
 turns its events into model updates, and runs every network or disk step as an owned asyncio task;
 a failed step becomes one line in ``message`` (the only place gui/ translates farm errors).
 """
@@ -19,17 +19,18 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from farm.batch import OutputNamer, Planned, plan
-from farm.discovery import Discovery, interfaces_from_env, mdns_switched_off
+from farm.core.address import Address
+from farm.core.job import Job, JobState
+from farm.core.scheduler import WorkerStatus
+from farm.core.spec import EditSpec
 from farm.engines import EngineDescriptor, Registry
 from farm.engines.base import merge_descriptors
 from farm.errors import FarmError
-from farm.job import Job, JobState
-from farm.peers import Address, load_peers
-from farm.runtime import LOCAL, Farm, FarmEvent, FarmOptions, JobEvent, NodeEvent
-from farm.scheduler import WorkerStatus
-from farm.spec import EditSpec
-from farm.store import QueueStore, default_store_path
+from farm.local.peers import load_peers
+from farm.local.store import QueueStore, default_store_path
+from farm.runtime.discovery import Discovery, interfaces_from_env, mdns_switched_off
+from farm.runtime.dispatch import LOCAL, Farm, FarmEvent, FarmOptions, JobEvent, NodeEvent
+from farm.runtime.planning import OutputNamer, Planned, plan
 from gui.nodefeed import AppBridge, DashboardFeed
 from gui.settings import AppSettings, SettingsStore
 

@@ -17,8 +17,9 @@ from aiohttp import web
 from zeroconf import InterfaceChoice, IPVersion
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-from farm.advert import SERVICE_TYPE, NodeAdvert
-from farm.version import PROTOCOL_VERSION, __version__
+from farm.core.advert import NodeAdvert
+from farm.core.protocol import PROTOCOL_VERSION, SERVICE_TYPE
+from farm.version import __version__
 from node import keys
 
 log = logging.getLogger(__name__)

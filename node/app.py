@@ -12,9 +12,9 @@ from pathlib import Path
 
 from aiohttp import WSCloseCode, web
 
-from farm import hardware as hw
 from farm.engines import Registry
-from farm.paths import cache_dir
+from farm.local import hardware as hw
+from farm.local.paths import cache_dir
 from node import keys
 from node.auth import auth_middleware
 from node.blobs import GRACE, BlobStore

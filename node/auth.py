@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from farm.auth import tokens_equal
+from farm.local.token import tokens_equal
 from node import keys
 from node.errors import Unauthorised
 

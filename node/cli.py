@@ -16,8 +16,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from farm.auth import TOKEN_ENV, load_or_create_token, read_token
-from farm.engines import default_registry
+from farm.engines.installed import default_registry
+from farm.local.token import TOKEN_ENV, load_or_create_token, read_token
 from node import keys
 from node.app import create_app
 from node.config import (

@@ -11,11 +11,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from farm.core.protocol import DEFAULT_PORT
 from farm.errors import FarmError
-from farm.imageio import write_atomic
-from farm.paths import config_dir, data_dir, models_dir
+from farm.local.files import write_atomic
+from farm.local.paths import config_dir, data_dir, models_dir
 
-DEFAULT_PORT = 7788
 CONFIG_FILE = "node.toml"
 NODE_ID_FILE = "node-id"
 

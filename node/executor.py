@@ -26,8 +26,8 @@ from typing import Any
 
 from farm.engines import Registry
 from farm.errors import FarmError, ImageError, JobCancelled, SpecError
-from farm.imageio import DEFAULT_MAX_PIXELS, Picture, encode_image
-from farm.pipeline import Prepared, prepare, run
+from farm.imaging.codec import DEFAULT_MAX_PIXELS, Picture, encode_image
+from farm.imaging.pipeline import Prepared, prepare, run
 from node.blobs import BlobStore, read_blob, write_blob
 from node.errors import Invalid, MissingBlob, QueueFull, Unavailable
 from node.events import EventHub

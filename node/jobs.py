@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from farm.core.job import JobState
+from farm.core.spec import EditSpec
 from farm.engines import CancelToken
-from farm.job import JobState
-from farm.spec import EditSpec
 
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 

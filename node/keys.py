@@ -7,7 +7,7 @@ import weakref
 from aiohttp import web
 
 from farm.engines import Registry
-from farm.hardware import Hardware
+from farm.local.hardware import Hardware
 from node.blobs import BlobStore
 from node.config import NodeConfig
 from node.events import EventHub

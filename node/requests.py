@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from farm.spec import EditSpec
+from farm.core.spec import EditSpec
 from node.blobs import check_sha
 from node.errors import BadRequest, Invalid
 

@@ -12,8 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from farm import hardware as hw
-from farm.version import PROTOCOL_VERSION, __version__
+from farm.core.protocol import PROTOCOL_VERSION
+from farm.local import hardware as hw
+from farm.version import __version__
 from node import keys
 from node.auth import request_authorised
 from node.blobs import check_sha

@@ -73,8 +73,8 @@ async def shoot(out: Path, tmp: Path) -> list[Path]:
     from PySide6.QtCore import QItemSelectionModel, QPointF, Qt
     from PySide6.QtTest import QTest
 
-    from farm.engines import default_registry
-    from farm.spec import EditSpec
+    from farm.core.spec import EditSpec
+    from farm.engines.installed import default_registry
     from gui.app import LanFarmApp
     from gui.settings import AppSettings, SettingsStore
 

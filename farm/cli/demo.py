@@ -18,13 +18,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from farm.auth import load_or_create_token
-from farm.batch import Planned, plan
-from farm.engines import default_registry
+from farm.core.job import JobState
+from farm.core.spec import EditSpec
+from farm.engines.installed import default_registry
 from farm.errors import FarmError
-from farm.job import JobState
-from farm.runtime import Farm, FarmOptions
-from farm.spec import EditSpec
+from farm.local.token import load_or_create_token
+from farm.runtime.dispatch import Farm, FarmOptions
+from farm.runtime.planning import Planned, plan
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 LISTENING = "lanfarm node listening on "

@@ -12,22 +12,22 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from farm.errors import FarmError
-from farm.models import (
+from farm.engines.catalogue import (
     AI_EXTRA_HINT,
     AI_MODULES,
     IOPAINT_LAMA_NAME,
     SD_MODULES,
     ModelDetails,
     ModelIndex,
-    add_model,
     classify,
     describe,
     iopaint_lama_path,
     missing_modules,
     scan_models,
 )
-from farm.paths import models_dir
+from farm.engines.installed import add_model, inspect_model
+from farm.errors import FarmError
+from farm.local.paths import models_dir
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +68,8 @@ def _list(args: argparse.Namespace, folder: Path) -> int:
     missing = missing_modules(dict.fromkeys(AI_MODULES + SD_MODULES))
     index = ModelIndex()
     try:
-        details = describe(scan_models(folder), index, inspect=not missing, hashes=not args.no_hash)
+        details = describe(scan_models(folder), index, inspect=None if missing else inspect_model,
+                           hashes=not args.no_hash)
     finally:
         with contextlib.suppress(OSError):  # a read-only cache only costs speed next time
             index.save()

@@ -11,10 +11,18 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from farm.auth import find_token
-from farm.discovery import INTERFACES_ENV, Discovery, NodeRecord, Unreached, interfaces_from_env, mdns_switched_off
+from farm.core.address import Address
 from farm.errors import FarmError
-from farm.peers import Address, add_peer, load_peers, peers_path, remove_peer
+from farm.local.peers import add_peer, load_peers, peers_path, remove_peer
+from farm.local.token import find_token
+from farm.runtime.discovery import (
+    INTERFACES_ENV,
+    Discovery,
+    NodeRecord,
+    Unreached,
+    interfaces_from_env,
+    mdns_switched_off,
+)
 
 PROBE_TIMEOUT = 2.0
 

@@ -15,17 +15,26 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from farm.auth import find_token, load_or_create_token
-from farm.batch import Problem, plan
-from farm.discovery import DISCOVERY_ENV, INTERFACES_ENV, Discovery, NodeRecord, interfaces_from_env, mdns_switched_off
-from farm.engines import Registry, default_registry
+from farm.core.address import Address
+from farm.core.job import Job, JobState
+from farm.core.params import ParamValue
+from farm.core.spec import EditSpec, HdStrategy, OutputSpec
+from farm.engines import Registry
+from farm.engines.installed import default_registry
 from farm.errors import FarmError
-from farm.job import Job, JobState
-from farm.params import ParamValue
-from farm.peers import Address, load_peers
-from farm.runtime import DiscoveryBridge, Farm, FarmEvent, FarmOptions, JobEvent, WorkerStats
-from farm.spec import EditSpec, HdStrategy, OutputSpec
-from farm.store import QueueStore, batch_key
+from farm.local.peers import load_peers
+from farm.local.store import QueueStore, batch_key
+from farm.local.token import find_token, load_or_create_token
+from farm.runtime.discovery import (
+    DISCOVERY_ENV,
+    INTERFACES_ENV,
+    Discovery,
+    NodeRecord,
+    interfaces_from_env,
+    mdns_switched_off,
+)
+from farm.runtime.dispatch import DiscoveryBridge, Farm, FarmEvent, FarmOptions, JobEvent, WorkerStats
+from farm.runtime.planning import Problem, plan
 
 NODE_WAIT = 5.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from farm.auth import load_or_create_token, new_token, save_token, token_path
+from farm.local.token import load_or_create_token, new_token, save_token, token_path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

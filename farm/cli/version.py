@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from farm.version import PROTOCOL_VERSION, __version__
+from farm.core.protocol import PROTOCOL_VERSION
+from farm.version import __version__
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -9,8 +9,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from farm.core.params import ParamSchema, ParamValue
 from farm.errors import JobCancelled
-from farm.params import ParamSchema, ParamValue
 
 ProgressFn = Callable[[float], None]
 

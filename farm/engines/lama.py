@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from farm.core.params import ParamValue
 from farm.engines.base import CancelToken, Engine, EngineDescriptor, ProgressFn
+from farm.engines.catalogue import IOPAINT_LAMA_NAME, ModelFile, estimate_memory_mb, iopaint_lama_path
 from farm.engines.devices import AI_DEVICES, flushed_denormals, pick_device
 from farm.engines.registry import model_factory
 from farm.errors import EngineError
-from farm.models import IOPAINT_LAMA_NAME, ModelFile, estimate_memory_mb, iopaint_lama_path
-from farm.params import ParamValue
 
 if TYPE_CHECKING:
     import torch

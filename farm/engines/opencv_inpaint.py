@@ -7,8 +7,8 @@ from collections.abc import Mapping
 import cv2
 import numpy as np
 
+from farm.core.params import ParamSchema, ParamSpec, ParamValue
 from farm.engines.base import CancelToken, EngineDescriptor, ProgressFn
-from farm.params import ParamSchema, ParamSpec, ParamValue
 
 DESCRIPTOR = EngineDescriptor(
     id="cv2",

@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from farm.core.params import ParamValue
+from farm.core.spec import EditSpec
 from farm.engines.base import Engine, EngineDescriptor
 from farm.engines.cache import ModelCache
 from farm.errors import EngineError, SpecError
-from farm.params import ParamValue
-from farm.spec import EditSpec
 
 
 class _Named(Protocol):

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from farm.core.params import ParamSchema, ParamSpec, ParamValue
 from farm.engines.base import CancelToken, EngineDescriptor, ProgressFn
 from farm.errors import EngineError
-from farm.params import ParamSchema, ParamSpec, ParamValue
 
 DESCRIPTOR = EngineDescriptor(
     id="sim",

@@ -45,6 +45,6 @@ def model_folders(tmp_path_factory: pytest.TempPathFactory) -> ModelFolders:
 @pytest.fixture(scope="session")
 def ai_registry(model_folders: ModelFolders):  # type: ignore[no-untyped-def]
     """One registry for the session, so each model loads once (as on a node)."""
-    from farm.engines import default_registry
+    from farm.engines.installed import default_registry
 
     return default_registry(model_folders.good, device="cpu")

@@ -1,4 +1,4 @@
-"""LaMa through the user's path: models folder -> registry -> farm.pipeline.execute on PNG bytes."""
+"""LaMa through the user's path: models folder -> registry -> farm.imaging.pipeline.execute on PNG bytes."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
+from farm.core.spec import EditSpec, HdStrategy
 from farm.engines.base import CancelToken, no_progress
 from farm.errors import EngineError, JobCancelled
-from farm.pipeline import execute
-from farm.spec import EditSpec, HdStrategy
+from farm.imaging.pipeline import execute
 from tests.conftest import box_mask, png_bytes, scene
 
 LAMA_FILES = ("lama.safetensors", "lama.pth", "big-lama.pt")
@@ -68,7 +68,7 @@ def test_cancel_before_the_forward_pass(ai_registry) -> None:  # type: ignore[no
 
 
 def test_a_corrupt_lama_file_names_itself(model_folders) -> None:  # type: ignore[no-untyped-def]
-    from farm.engines import default_registry
+    from farm.engines.installed import default_registry
 
     reg = default_registry(model_folders.bad, device="cpu")
     assert "broken-lama.safetensors" in reg.descriptor("lama").models
@@ -78,8 +78,8 @@ def test_a_corrupt_lama_file_names_itself(model_folders) -> None:  # type: ignor
 
 
 def test_an_upscaler_is_refused_as_lama(model_folders) -> None:  # type: ignore[no-untyped-def]
+    from farm.engines.catalogue import classify
     from farm.engines.lama import load_lama
-    from farm.models import classify
 
     model = classify(model_folders.good / "compact-x4.safetensors")
     assert model is not None
@@ -88,8 +88,8 @@ def test_an_upscaler_is_refused_as_lama(model_folders) -> None:  # type: ignore[
 
 
 def test_only_iopaints_file_name_is_loaded_as_torchscript(model_folders, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from farm.engines.catalogue import classify
     from farm.engines.lama import _load_torchscript
-    from farm.models import classify
 
     other = tmp_path / "my-model.pt"
     other.write_bytes((model_folders.good / "big-lama.pt").read_bytes())

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from farm.cli import main
+from farm.engines.catalogue import classify, read_tensor_names
 from farm.errors import EngineError
-from farm.models import classify, read_tensor_names
 
 
 def listing(capsys, folder: Path, *extra: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
@@ -49,7 +49,8 @@ def test_hashes_and_architectures_are_cached_by_mtime_and_size(model_folders, ca
                                                                 tmp_path) -> None:
     import shutil
 
-    import farm.models
+    import farm.cli.models
+    import farm.engines.catalogue
 
     shutil.copy(model_folders.good / "esrgan-x2.pth", tmp_path / "x2.pth")
     first = listing(capsys, tmp_path)["models"][0]
@@ -57,8 +58,8 @@ def test_hashes_and_architectures_are_cached_by_mtime_and_size(model_folders, ca
     def boom(*_a: object) -> None:
         raise AssertionError("recomputed")
 
-    monkeypatch.setattr(farm.models, "sha256_of", boom)
-    monkeypatch.setattr(farm.models, "inspect_model", boom)
+    monkeypatch.setattr(farm.engines.catalogue, "sha256_of", boom)
+    monkeypatch.setattr(farm.cli.models, "inspect_model", boom)
     assert listing(capsys, tmp_path)["models"][0] == first
     os.utime(tmp_path / "x2.pth", ns=(1, 1))  # a changed file is looked at again
     with pytest.raises(AssertionError, match="recomputed"):
@@ -107,7 +108,7 @@ def test_add_link_and_a_diffusers_folder(model_folders, tmp_path, capsys) -> Non
     assert main(["models", "add", str(model_folders.good / "sd-tiny"), "--link",
                  "--models-dir", str(dest)]) == 0
     assert (dest / "sd-tiny").is_symlink()
-    from farm.engines import default_registry
+    from farm.engines.installed import default_registry
 
     assert default_registry(dest).descriptor("sd-inpaint").models == ("sd-tiny",)
 
@@ -145,7 +146,7 @@ def test_a_malicious_pth_is_read_without_running_it(tmp_path) -> None:  # type: 
     model = classify(evil)
     assert model is not None and model.kind == "lama"
     pytest.importorskip("spandrel")
-    from farm.models import check_loads
+    from farm.engines.installed import check_loads
 
     with pytest.raises(EngineError, match=r"evil\.pth: cannot load the model"):
         check_loads(model)

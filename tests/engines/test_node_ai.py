@@ -87,8 +87,8 @@ async def test_ai_jobs_run_on_the_node(http: aiohttp.ClientSession) -> None:
 
 
 def test_node_advert_lists_only_engines_with_models(model_folders, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from farm.engines import default_registry
-    from farm.hardware import Hardware
+    from farm.engines.installed import default_registry
+    from farm.local.hardware import Hardware
     from node.advertiser import node_advert
     from node.app import create_app
     from node.config import NodeConfig

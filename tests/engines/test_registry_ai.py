@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from farm.engines import default_registry
+from farm.core.spec import EditSpec
 from farm.engines.base import EngineDescriptor
 from farm.engines.cache import ModelCache
+from farm.engines.installed import default_registry
 from farm.engines.registry import EngineEntry, Registry
 from farm.errors import EngineError
-from farm.spec import EditSpec
 from tests.conftest import subprocess_env
 
 HEAVY = ("torch", "spandrel", "diffusers", "transformers", "PySide6", "safetensors")
@@ -34,7 +34,7 @@ def fake_safetensors(path: Path, keys: list[str]) -> Path:
 def test_import_and_default_registry_do_not_import_torch_or_qt(tmp_path: Path) -> None:
     fake_safetensors(tmp_path / "lama.safetensors", ["model.model.1.bn_l.running_mean"])
     fake_safetensors(tmp_path / "x4.safetensors", ["body.0.weight"])
-    code = ("import sys, farm, farm.models, farm.cli.models; r = farm.default_registry("
+    code = ("import sys, farm, farm.engines.catalogue, farm.cli.models; r = farm.default_registry("
             f"{str(tmp_path)!r}); r.to_dict(); "
             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -43,17 +43,17 @@ def test_import_and_default_registry_do_not_import_torch_or_qt(tmp_path: Path) -
 
 
 def test_ai_engines_are_absent_without_their_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
-    import farm.models
+    import farm.engines.installed
 
-    monkeypatch.setattr(farm.models, "missing_modules", lambda names: list(names))
+    monkeypatch.setattr(farm.engines.installed, "missing_modules", lambda names: list(names))
     assert default_registry().ids() == ["cv2"]
 
 
 def test_without_models_ai_engines_are_listed_unavailable_with_what_to_do(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import farm.models
+    import farm.engines.installed
 
-    monkeypatch.setattr(farm.models, "missing_modules", lambda names: [])
+    monkeypatch.setattr(farm.engines.installed, "missing_modules", lambda names: [])
     torch_home = tmp_path / "torch-home"
     iopaint = torch_home / "hub" / "checkpoints" / "big-lama.pt"
     iopaint.parent.mkdir(parents=True)
@@ -75,9 +75,9 @@ def test_without_models_ai_engines_are_listed_unavailable_with_what_to_do(
 
 def test_descriptors_list_each_engines_models_from_a_torch_free_scan(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import farm.models
+    import farm.engines.installed
 
-    monkeypatch.setattr(farm.models, "missing_modules", lambda names: [])
+    monkeypatch.setattr(farm.engines.installed, "missing_modules", lambda names: [])
     fake_safetensors(tmp_path / "b-lama.safetensors", ["generator.model.1.bn_l.running_mean"])
     fake_safetensors(tmp_path / "a-x4.safetensors", ["body.0.weight"])
     fake_safetensors(tmp_path / "sd15.safetensors",

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+from farm.core.spec import EditSpec
 from farm.engines.base import CancelToken, no_progress
 from farm.errors import EngineError, JobCancelled, SpecError
-from farm.pipeline import execute
-from farm.spec import EditSpec
+from farm.imaging.pipeline import execute
 from tests.conftest import box_mask, png_bytes, scene
 
 # diffusers' Euler/DPM schedulers call np.array() on a torch tensor; torch's __array__ predates
@@ -79,7 +79,7 @@ def test_strength_below_one_step_is_a_clear_error(ai_registry) -> None:  # type:
 
 
 def test_single_file_checkpoint_without_configs_says_where_they_go(model_folders, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from farm.engines import default_registry
+    from farm.engines.installed import default_registry
     from tests.engines.test_registry_ai import fake_safetensors
 
     fake_safetensors(tmp_path / "my-sd15-inpaint.safetensors",
@@ -92,8 +92,8 @@ def test_single_file_checkpoint_without_configs_says_where_they_go(model_folders
 
 
 def test_sdxl_is_recognised_from_model_index(model_folders, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from farm.engines.catalogue import sd_architecture
     from farm.engines.sd_inpaint import is_sdxl
-    from farm.models import sd_architecture
 
     assert not is_sdxl(model_folders.good / "sd-tiny")
     assert sd_architecture(model_folders.good / "sd-tiny") == "SD 1.x inpaint"

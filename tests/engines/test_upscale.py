@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
+from farm.core.spec import EditSpec
 from farm.engines.base import CancelToken
 from farm.engines.upscale import choose_tile, tile_windows
 from farm.errors import EngineError, JobCancelled
-from farm.pipeline import execute
-from farm.spec import EditSpec
+from farm.imaging.pipeline import execute
 from tests.conftest import png_bytes, scene
 
 
@@ -83,7 +83,7 @@ def test_tile_size_comes_from_free_gpu_memory(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_a_file_of_unknown_architecture_gives_a_clear_error(model_folders) -> None:  # type: ignore[no-untyped-def]
-    from farm.engines import default_registry
+    from farm.engines.installed import default_registry
 
     reg = default_registry(model_folders.bad, device="cpu")
     assert reg.descriptor("upscale").models == ("random.pth",)
@@ -101,7 +101,7 @@ def test_lama_is_refused_as_an_upscaler(model_folders) -> None:  # type: ignore[
 def test_a_loaded_models_scale_is_remembered_for_torch_free_descriptors(model_folders, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import shutil
 
-    from farm.engines import default_registry
+    from farm.engines.installed import default_registry
 
     shutil.copy(model_folders.good / "esrgan-x2.pth", tmp_path / "esrgan-x2.pth")
     reg = default_registry(tmp_path, device="cpu")

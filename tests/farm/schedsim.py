@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-from farm.scheduler import Cancel, Dispatch, FailureKind, Finished, JobRequest, Scheduler, WorkerCaps
+from farm.core.scheduler import Cancel, Dispatch, FailureKind, Finished, JobRequest, Scheduler, WorkerCaps
 
 
 @dataclass

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from farm.cli import main
-from farm.peers import Address, load_peers
+from farm.core.address import Address
+from farm.local.peers import load_peers
 from tests.node.helpers import TOKEN, node_env, start_node, stop_node
 
 

@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 
 from farm import default_registry
-from farm.discovery import Discovery, NodeListener, NodeRecord
-from farm.peers import Address
+from farm.core.address import Address
+from farm.runtime.discovery import Discovery, NodeListener, NodeRecord
 from node.app import create_app
 from node.config import NodeConfig
 from tests.node.helpers import TOKEN

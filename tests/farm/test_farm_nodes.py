@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from farm import EditSpec, default_registry
-from farm.batch import plan
-from farm.client import NodeUnauthorised
-from farm.job import JobState
-from farm.runtime import Farm, JobEvent
+from farm.core.job import JobState
+from farm.runtime.client import NodeUnauthorised
+from farm.runtime.dispatch import Farm, JobEvent
+from farm.runtime.planning import plan
 from tests.conftest import box_mask, png_bytes, scene
 from tests.node.helpers import TOKEN, node_env, start_node, stop_node
 

@@ -8,8 +8,9 @@ import pytest
 from PIL import Image, ImageCms
 
 from farm import ImageError
-from farm.imageio import decode_image, decode_mask, encode_image, write_atomic
-from farm.spec import OutputSpec
+from farm.core.spec import OutputSpec
+from farm.imaging.codec import decode_image, decode_mask, encode_image
+from farm.local.files import write_atomic
 from tests.conftest import png_bytes, png_header_only, scene
 
 

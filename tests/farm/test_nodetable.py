@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from farm.advert import NodeAdvert
-from farm.nodetable import Failed, Healthy, NodeChanged, NodeDown, NodeTable, NodeUp, Probe, Unauthorised
-from farm.peers import Address
+from farm.core.address import Address
+from farm.core.advert import NodeAdvert
+from farm.core.nodetable import Failed, Healthy, NodeChanged, NodeDown, NodeTable, NodeUp, Probe, Unauthorised
 
 A = Address("10.0.0.1", 7788)
 A2 = Address("192.168.1.9", 7788)

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from farm import EditSpec, ImageError, default_registry, execute
+from farm.core.spec import HdStrategy
 from farm.engines import simulated
 from farm.engines.base import CancelToken
 from farm.engines.registry import EngineEntry, Registry
 from farm.errors import JobCancelled
-from farm.imageio import encode_image
-from farm.pipeline import plan_region, prepare, run
-from farm.spec import HdStrategy
+from farm.imaging.codec import encode_image
+from farm.imaging.pipeline import plan_region, prepare, run
 from tests.conftest import box_mask, png_bytes, scene
 
 

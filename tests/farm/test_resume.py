@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from farm.job import JobState
-from farm.store import QueueStore, batch_key
+from farm.core.job import JobState
+from farm.local.store import QueueStore, batch_key
 from tests.conftest import LANFARM, box_mask, png_bytes, subprocess_env
 
 N = 120
@@ -55,7 +55,7 @@ def test_killed_run_resumes_exactly(tmp_path: Path, lanfarm_home: Path) -> None:
 
 def test_store_round_trip_marks_existing_outputs_done(tmp_path: Path) -> None:
     from farm import EditSpec
-    from farm.job import Job
+    from farm.core.job import Job
 
     store = QueueStore(tmp_path / "q.sqlite3")
     batch = store.new_batch(batch_key("x"))

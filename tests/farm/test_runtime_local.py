@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from farm import EditSpec, default_registry, execute
-from farm.batch import plan
+from farm.core.job import JobState
 from farm.engines import EngineEntry, Registry, simulated
 from farm.engines.simulated import SimulatedEngine
-from farm.job import JobState
-from farm.runtime import Farm, FarmOptions, JobEvent
+from farm.runtime.dispatch import Farm, FarmOptions, JobEvent
+from farm.runtime.planning import plan
 from tests.conftest import box_mask, png_bytes, scene
 
 
@@ -142,7 +142,7 @@ class BuggyWorker:
     id = name = "buggy"
 
     def caps(self):  # type: ignore[no-untyped-def]
-        from farm.scheduler import WorkerCaps
+        from farm.core.scheduler import WorkerCaps
         return WorkerCaps("buggy", slots=1, engines=frozenset({"cv2"}), prefetch=0)
 
     async def run(self, task, progress, started):  # type: ignore[no-untyped-def]

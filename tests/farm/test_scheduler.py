@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from farm.scheduler import (
+from farm.core.scheduler import (
     LOCAL,
     Cancel,
     Dispatch,

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from farm import EditSpec, IllegalTransition, Job, JobState, SpecError, default_registry
-from farm.spec import HdStrategy, OutputSpec
+from farm.core.spec import HdStrategy, OutputSpec
 
 
 def test_spec_round_trips_through_json() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.spec import EditSpec
+from farm.core.spec import EditSpec
 from gui.app import LanFarmApp
 from gui.settings import SettingsStore
 from tests.conftest import REPO

@@ -10,7 +10,7 @@ import numpy as np
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 
-from farm.job import JobState
+from farm.core.job import JobState
 from gui.app import LanFarmApp
 from gui.mask_editor import MaskCanvas, MaskEditor, mask_path_for
 from gui.settings import SettingsStore

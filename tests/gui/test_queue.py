@@ -9,7 +9,7 @@ from PySide6.QtCore import QItemSelectionModel, QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication
 
-from farm.job import JobState
+from farm.core.job import JobState
 from gui.app import LanFarmApp
 from gui.settings import SettingsStore
 from tests.gui.conftest import running, until, write_inputs

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from farm.engines import default_registry
-from farm.job import JobState
-from farm.spec import EditSpec
+from farm.core.job import JobState
+from farm.core.spec import EditSpec
+from farm.engines.installed import default_registry
 from gui.app import LanFarmApp
 from gui.settings import SettingsStore
 from tests.gui.conftest import running, until, write_inputs

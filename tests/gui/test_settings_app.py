@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QPlainTextEdit, QSpinBox
 
+from farm.core.params import ParamSchema, ParamSpec
 from farm.engines import EngineDescriptor
-from farm.params import ParamSchema, ParamSpec
 from gui import cli
 from gui.app import NO_TRAY_NOTICE, LanFarmApp, SingleInstance, Tray, instance_key
 from gui.edit_form import EditForm

@@ -90,7 +90,7 @@ def test_nodes_found_over_mdns_then_goodbye_and_kill(tmp_path: Path) -> None:
 
 NO_INTERFACE = """
 import asyncio
-from farm.discovery import Discovery
+from farm.runtime.discovery import Discovery
 
 async def main():
     async with Discovery("t", interfaces=["10.99.9.9"], peers=["127.0.0.1:9"]) as d:

@@ -13,7 +13,7 @@ import signal
 import time
 from typing import Any
 
-from farm.discovery import Discovery, NodeListener, NodeRecord
+from farm.runtime.discovery import Discovery, NodeListener, NodeRecord
 
 T0 = time.monotonic()
 

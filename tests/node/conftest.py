@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from farm.engines import default_registry
-from farm.hardware import Hardware
+from farm.engines.installed import default_registry
+from farm.local.hardware import Hardware
 from node.app import create_app
 from node.config import NodeConfig
 from tests.node.helpers import AUTH, TOKEN

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from farm.hardware import lite
+from farm.local.hardware import lite
 from node import keys
 from tests.node.conftest import Clock, NodeClient, make_app
 from tests.node.helpers import AUTH, check_schema, job_body, mask_png, png, sha

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.advert import NodeAdvert
+from farm.core.advert import NodeAdvert
 from tests.node.helpers import TOKEN, node_env
 from tests.node.netns import require_netns, run_in_netns
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
-from farm.advert import SERVICE_TYPE
+from farm.core.protocol import SERVICE_TYPE
 from tests.node.helpers import AUTH, job_body, mask_png, png, sha, start_node, stop_node
 
 HOME = Path(sys.argv[1])

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from aiohttp import web
 
+from farm.core.job import JobState
+from farm.core.params import ParamValue
 from farm.engines import simulated
 from farm.engines.base import CancelToken, ProgressFn
 from farm.engines.registry import EngineEntry, Registry
-from farm.job import JobState
-from farm.params import ParamValue
 from node import keys
 from node.app import create_app
 from node.config import NodeConfig

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from farm import hardware
 from farm.cli import main
-from farm.job import JobState
-from farm.spec import EditSpec
+from farm.core.job import JobState
+from farm.core.spec import EditSpec
+from farm.local import hardware
 from node.advertiser import advert_addresses, host_label, instance_label
 from node.blobs import BlobStore, write_blob
 from node.config import ConfigError, NodeConfig, describe, load_or_create_node_id, read_file, resolve

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from farm.core.params import ParamValue
+from farm.core.protocol import SPEC_SCHEMA_VERSION
 from farm.errors import SpecError
-from farm.params import ParamValue
-from farm.version import SPEC_SCHEMA_VERSION
 
 HdStrategyName = Literal["original", "crop", "resize"]
 OutputFormat = Literal["png", "jpeg", "webp"]

@@ -12,17 +12,16 @@ import importlib.util
 import json
 import os
 import pickletools
-import shutil
 import struct
 import threading
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from farm.errors import EngineError
-from farm.paths import cache_dir
+from farm.local.paths import cache_dir
 
 ModelKind = Literal["lama", "upscale", "sd-inpaint", "unknown"]
 ModelFormat = Literal["safetensors", "pth", "torchscript", "diffusers", "single-file", "other"]
@@ -270,9 +269,10 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def describe(models: Iterable[ModelFile], index: ModelIndex, *, inspect: bool,
-             hashes: bool = True) -> list[ModelDetails]:
-    """Details for each model; ``inspect`` loads models (needs torch) to learn architecture and scale."""
+def describe(models: Iterable[ModelFile], index: ModelIndex, *,
+             inspect: Callable[[ModelFile], tuple[str, int]] | None, hashes: bool = True) -> list[ModelDetails]:
+    """Details for each model; ``inspect`` (``farm.engines.installed.inspect_model``, needs torch) loads
+    models to learn architecture and scale."""
     out = []
     for model in models:
         cached = index.get(model)
@@ -295,9 +295,9 @@ def describe(models: Iterable[ModelFile], index: ModelIndex, *, inspect: bool,
             details = replace(details, architecture=sd_architecture(model.path), scale=1)
         elif model.kind == "lama" and model.format == "torchscript":
             details = replace(details, architecture="LaMa (IOPaint TorchScript)", scale=1)
-        elif inspect:
+        elif inspect is not None:
             try:
-                arch, scale = inspect_model(model)
+                arch, scale = inspect(model)
                 index.put(model, architecture=arch, scale=scale, error=None)
                 details = replace(details, architecture=arch, scale=scale)
             except EngineError as exc:
@@ -311,71 +311,6 @@ def known_scale(model: ModelFile, index: ModelIndex | None = None) -> int | None
     """The scale recorded for ``model`` by an earlier load, if any (descriptors are built torch-free)."""
     scale = (index or ModelIndex()).get(model).get("scale")
     return scale if isinstance(scale, int) else None
-
-
-# --- torch-needing checks (imported lazily) ----------------------------------------------------------
-
-def inspect_model(model: ModelFile) -> tuple[str, int]:
-    """Architecture name and scale, by loading the model on the CPU; raises EngineError."""
-    if model.kind in ("lama", "upscale") and model.format != "torchscript":
-        from farm.engines.spandrel_loader import load_spandrel
-
-        desc = load_spandrel(model.path, device="cpu")
-        return f"{desc.architecture.name}", int(desc.scale)
-    if model.kind == "sd-inpaint" and model.format == "single-file":
-        return "SD single-file checkpoint", 1
-    if model.kind == "lama":
-        return "LaMa (IOPaint TorchScript)", 1
-    raise EngineError(f"{model.name}: {model.note or 'not a model LAN Farm can use'}")
-
-
-def check_loads(model: ModelFile) -> None:
-    """Load ``model`` the way its engine will (on the CPU), raising EngineError if it cannot."""
-    if model.note or model.kind == "unknown":
-        raise EngineError(f"{model.path}: {model.note or 'not a model LAN Farm can use'}")
-    if model.kind == "lama":
-        from farm.engines.lama import load_lama
-
-        load_lama(model, device="cpu")
-    elif model.kind == "upscale":
-        from farm.engines.upscale import load_upscaler
-
-        load_upscaler(model.path, device="cpu")
-    else:
-        from farm.engines.sd_inpaint import load_pipeline
-
-        load_pipeline(model, device="cpu")
-
-
-def add_model(source: Path, models_dir: Path, *, link: bool = False, check: bool = True) -> ModelFile:
-    """Copy (or symlink) a model file or diffusers folder into ``models_dir`` after checking it loads."""
-    source = source.expanduser()
-    if not source.exists():
-        raise EngineError(f"{source} does not exist")
-    model = classify(source)
-    if model is None:
-        raise EngineError(f"{source} is not a model file: expected a .safetensors, .pth or .ckpt file, "
-                          f"IOPaint's {IOPAINT_LAMA_NAME}, or a diffusers folder with model_index.json")
-    if check:
-        check_loads(model)
-    dest = models_dir / source.name
-    if dest.exists() or dest.is_symlink():
-        raise EngineError(f"{dest} already exists; remove it first to replace it")
-    models_dir.mkdir(parents=True, exist_ok=True)
-    if link:
-        dest.symlink_to(source.resolve(), target_is_directory=source.is_dir())
-    else:
-        partial = dest.with_name(f".{dest.name}.partial")
-        if partial.is_dir():
-            shutil.rmtree(partial)
-        if source.is_dir():
-            shutil.copytree(source, partial)
-        else:
-            shutil.copy2(source, partial)
-        os.replace(partial, dest)
-    added = classify(dest)
-    assert added is not None
-    return added
 
 
 def details_json(details: Iterable[ModelDetails]) -> list[dict[str, object]]:
@@ -400,7 +335,7 @@ def _read_json(path: Path) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
-__all__ = ["AI_EXTRA_HINT", "IOPAINT_LAMA_NAME", "ModelDetails", "ModelFile", "ModelIndex", "add_model",
-           "check_loads", "classify", "describe", "estimate_memory_mb", "iopaint_lama_path",
+__all__ = ["AI_EXTRA_HINT", "IOPAINT_LAMA_NAME", "ModelDetails", "ModelFile", "ModelIndex",
+           "classify", "describe", "estimate_memory_mb", "iopaint_lama_path",
            "known_scale", "missing_modules", "models_for", "read_tensor_names", "scan_models",
            "sha256_of", "single_file_config_dir"]

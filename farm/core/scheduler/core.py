@@ -17,7 +17,7 @@ import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from farm.scheduler.model import (
+from farm.core.scheduler.model import (
     LOCAL,
     Cancel,
     Decision,
@@ -28,7 +28,7 @@ from farm.scheduler.model import (
     Policy,
     WorkerCaps,
 )
-from farm.scheduler.speed import SpeedEstimate
+from farm.core.scheduler.speed import SpeedEstimate
 
 QUEUED, ACTIVE, COMMITTING = "queued", "active", "committing"
 DONE, FAILED, CANCELLED = "done", "failed", "cancelled"

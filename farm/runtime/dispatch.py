@@ -20,14 +20,8 @@ from typing import Any
 import aiohttp
 from PIL import Image
 
-from farm.batch import Planned
-from farm.client import NodeClient
-from farm.discovery import NodeListener, NodeRecord
-from farm.engines.registry import Registry
-from farm.errors import EngineError, FarmError, OutputError
-from farm.imageio import DEFAULT_MAX_PIXELS, read_bytes, write_atomic
-from farm.job import Job, JobState
-from farm.scheduler import (
+from farm.core.job import Job, JobState
+from farm.core.scheduler import (
     LOCAL,
     Cancel,
     Decision,
@@ -38,9 +32,16 @@ from farm.scheduler import (
     Policy,
     Scheduler,
 )
-from farm.spec import EditSpec
-from farm.store import QueueStore
-from farm.workers import LocalWorker, RemoteWorker, Task, Worker, WorkerFailure
+from farm.core.spec import EditSpec
+from farm.engines.registry import Registry
+from farm.errors import EngineError, FarmError, OutputError
+from farm.imaging.codec import DEFAULT_MAX_PIXELS
+from farm.local.files import read_bytes, write_atomic
+from farm.local.store import QueueStore
+from farm.runtime.client import NodeClient
+from farm.runtime.discovery import NodeListener, NodeRecord
+from farm.runtime.planning import Planned
+from farm.runtime.workers import LocalWorker, RemoteWorker, Task, Worker, WorkerFailure
 
 log = logging.getLogger(__name__)
 _STATES = {"done": JobState.DONE, "failed": JobState.FAILED, "cancelled": JobState.CANCELLED}

@@ -1,7 +1,7 @@
 """The scheduler: a pure decision core (no I/O, time passed in) and its value types."""
 
-from farm.scheduler.core import Scheduler, WorkerStatus
-from farm.scheduler.model import (
+from farm.core.scheduler.core import Scheduler, WorkerStatus
+from farm.core.scheduler.model import (
     LOCAL,
     Cancel,
     Decision,
@@ -12,7 +12,7 @@ from farm.scheduler.model import (
     Policy,
     WorkerCaps,
 )
-from farm.scheduler.speed import SpeedEstimate
+from farm.core.scheduler.speed import SpeedEstimate
 
 __all__ = ["LOCAL", "Cancel", "Decision", "Dispatch", "FailureKind", "Finished", "JobRequest", "Policy",
            "Scheduler", "SpeedEstimate", "WorkerCaps", "WorkerStatus"]

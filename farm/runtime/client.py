@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -12,8 +11,9 @@ from typing import Any
 
 import aiohttp
 
+from farm.core.spec import EditSpec
 from farm.errors import FarmError
-from farm.spec import EditSpec
+from farm.local.files import sha256_hex
 
 log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=3, sock_connect=3, sock_read=30)
@@ -42,10 +42,6 @@ class NodeRejected(NodeError):
         super().__init__(message)
         self.status = status
         self.code = code
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class NodeClient:

@@ -4,7 +4,7 @@ This is the single place the HD strategies live, so every engine gets them. :fun
 whole edit in one call (the local worker uses it); it is exactly ``encode_image(run(prepare(...)))``,
 three steps a caller may run on different threads: :func:`prepare` (CPU: resolve the spec, decode,
 check the mask), :func:`run` (the engine: the only step that needs a GPU slot) and
-:func:`farm.imageio.encode_image` (CPU). The node decodes and encodes outside its GPU slots.
+:func:`farm.imaging.codec.encode_image` (CPU). The node decodes and encodes outside its GPU slots.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from farm.core.params import ParamValue
+from farm.core.spec import EditSpec, HdStrategy
 from farm.engines.base import CancelToken, Engine, EngineDescriptor, ProgressFn, no_progress
 from farm.engines.registry import Registry
 from farm.errors import ImageError
-from farm.imageio import DEFAULT_MAX_PIXELS, Picture, decode_image, decode_mask, encode_image, to_uint8
-from farm.params import ParamValue
-from farm.spec import EditSpec, HdStrategy
+from farm.imaging.codec import DEFAULT_MAX_PIXELS, Picture, decode_image, decode_mask, encode_image, to_uint8
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -3,7 +3,7 @@
 Endpoints (``host:port``, from mDNS or added by address) are probed; a probe's outcome says which node
 answered there. A node is one id, however many endpoints lead to it. ``due(now)`` says which endpoints
 to probe; ``result(...)`` and the mDNS/peer methods return the ``NodeUp``/``NodeChanged``/``NodeDown``
-changes they caused. ``farm.discovery`` does the I/O around it.
+changes they caused. ``farm.runtime.discovery`` does the I/O around it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from farm.advert import NodeAdvert
-from farm.peers import Address
+from farm.core.address import Address
+from farm.core.advert import NodeAdvert
 
 Source = Literal["mdns", "peer"]
 NodeState = Literal["online", "unauthorised", "offline"]

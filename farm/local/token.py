@@ -7,8 +7,8 @@ import os
 import secrets
 from pathlib import Path
 
-from farm.imageio import write_atomic
-from farm.paths import config_dir
+from farm.local.files import write_atomic
+from farm.local.paths import config_dir
 
 TOKEN_ENV = "LANFARM_TOKEN"
 

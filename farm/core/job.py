@@ -7,8 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from farm.core.spec import EditSpec
 from farm.errors import IllegalTransition
-from farm.spec import EditSpec
 
 
 class JobState(enum.StrEnum):

@@ -11,22 +11,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from farm.client import (
+from farm.core.scheduler import LOCAL, FailureKind, WorkerCaps
+from farm.core.spec import EditSpec
+from farm.engines.base import CancelToken
+from farm.engines.registry import Registry
+from farm.errors import FarmError, ImageError, JobCancelled, SpecError
+from farm.imaging.codec import DEFAULT_MAX_PIXELS
+from farm.imaging.pipeline import execute
+from farm.local.files import sha256_hex
+from farm.runtime.client import (
     NodeClient,
     NodeError,
     NodeRejected,
     NodeUnauthorised,
     NodeUnavailable,
     NodeUnreachable,
-    sha256_hex,
 )
-from farm.engines.base import CancelToken
-from farm.engines.registry import Registry
-from farm.errors import FarmError, ImageError, JobCancelled, SpecError
-from farm.imageio import DEFAULT_MAX_PIXELS
-from farm.pipeline import execute
-from farm.scheduler import LOCAL, FailureKind, WorkerCaps
-from farm.spec import EditSpec
 
 log = logging.getLogger(__name__)
 ProgressCb = Callable[[float], None]

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-SERVICE_TYPE = "_lanfarm._tcp.local."
-
 
 @dataclass(frozen=True, slots=True)
 class NodeAdvert:

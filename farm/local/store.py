@@ -16,9 +16,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from farm.job import Job, JobState
-from farm.paths import data_dir
-from farm.spec import EditSpec
+from farm.core.job import Job, JobState
+from farm.core.spec import EditSpec
+from farm.local.paths import data_dir
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (

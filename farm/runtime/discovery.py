@@ -1,6 +1,6 @@
 """Finding the farm's nodes: mDNS browsing plus peers added by address, kept alive by health checks.
 
-``Discovery`` does the I/O; ``farm.nodetable.NodeTable`` decides. mDNS (python-zeroconf) only says
+``Discovery`` does the I/O; ``farm.core.nodetable.NodeTable`` decides. mDNS (python-zeroconf) only says
 where to look: a node is up once ``/v1/health`` and ``/v1/info`` (with the farm token) answered, and it
 stays up while ``/v1/health`` keeps answering, because zeroconf keeps a killed node's records for many
 minutes. An mDNS goodbye takes a node down at once. Methods named ``async_*`` and the listener
@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from farm.advert import SERVICE_TYPE, NodeAdvert
-from farm.nodetable import (
+from farm.core.address import Address
+from farm.core.advert import NodeAdvert
+from farm.core.nodetable import (
     Change,
     DownReason,
     Failed,
@@ -35,8 +36,7 @@ from farm.nodetable import (
     Unauthorised,
     Unreached,
 )
-from farm.peers import Address
-from farm.version import PROTOCOL_VERSION
+from farm.core.protocol import PROTOCOL_VERSION, SERVICE_TYPE
 
 if TYPE_CHECKING:
     from zeroconf import ServiceStateChange, Zeroconf

@@ -8,18 +8,16 @@ decoded; OpenCV decodes the pixels where it can because it is several times fast
 from __future__ import annotations
 
 import io
-import os
 import struct
 import zlib
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from farm.errors import ImageError, OutputError
-from farm.spec import OutputSpec
+from farm.core.spec import OutputSpec
+from farm.errors import ImageError
 
 # A corrupt file is reported once, as an ImageError; OpenCV's own warnings on stderr would repeat it.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -57,16 +55,6 @@ class Picture:
 
     def with_color(self, color: np.ndarray) -> Picture:
         return replace(self, color=color)
-
-
-def read_bytes(path: Path) -> bytes:
-    """Read a file, turning OS errors into ImageError naming the file."""
-    try:
-        return path.read_bytes()
-    except IsADirectoryError:
-        raise ImageError(f"{path.name}: is a folder, not an image") from None
-    except OSError as exc:
-        raise ImageError(f"{path.name}: cannot read ({exc.strerror or exc})") from None
 
 
 def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
@@ -162,35 +150,6 @@ def encode_image(pic: Picture, output: OutputSpec) -> bytes:
     Image.fromarray(rgb).save(out, format=output.format.upper(), quality=output.quality,
                               icc_profile=pic.icc)
     return out.getvalue()
-
-
-def write_atomic(path: Path, data: bytes, *, overwrite: bool = False) -> None:
-    """Write ``data`` to ``path`` so that readers see all of it or nothing.
-
-    The bytes go to a hidden temp file in the same folder, then are linked into place: without
-    ``overwrite`` an existing file is never replaced (FileExistsError), with it the rename is atomic.
-    """
-    folder = path.parent
-    tmp = folder / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.part"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except NotADirectoryError:
-        raise OutputError(f"{folder} is not a folder") from None
-    except OSError as exc:
-        raise OutputError(f"cannot write into {folder}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)
-    except FileExistsError:
-        raise
-    except OSError as exc:
-        raise OutputError(f"cannot write {path.name}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def to_uint8(color: np.ndarray) -> np.ndarray:
