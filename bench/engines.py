@@ -61,7 +61,7 @@ def main() -> int:
         def case(label: str, engine_id: str, size: int, params: dict, with_mask: bool) -> None:  # type: ignore[type-arg]
             img = cv2.GaussianBlur(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), (0, 0), 2)
             mask = np.zeros((size, size), np.uint8)
-            mask[size // 4: size // 2, size // 3: 2 * size // 3] = 255
+            mask[size // 4 : size // 2, size // 3 : 2 * size // 3] = 255
             start = time.perf_counter()
             engine = registry.engine(engine_id)
             load = time.perf_counter() - start
@@ -77,16 +77,13 @@ def main() -> int:
 
         case("LaMa 512x512", "lama", 512, {}, True)
         case("Compact x4 256x256", "upscale", 256, {}, False)
-        case("tiny SD 2 steps 64x64", "sd-inpaint", 64, {"steps": 2, "seed": 1, "prompt": "a red cat"},
-             True)
+        case("tiny SD 2 steps 64x64", "sd-inpaint", 64, {"steps": 2, "seed": 1, "prompt": "a red cat"}, True)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu, "
-          f"best/median of {args.repeat}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu, best/median of {args.repeat}")
     print(f"| {'case':<22} | load s | 1st call s | call best s | call median s | execute best s |")
     print(f"|{'-' * 24}|--------|------------|-------------|---------------|----------------|")
     for label, load, first, best, median, pbest in rows:
-        print(f"| {label:<22} | {load:6.2f} | {first:10.2f} | {best:11.3f} | {median:13.3f} | "
-              f"{pbest:14.3f} |")
+        print(f"| {label:<22} | {load:6.2f} | {first:10.2f} | {best:11.3f} | {median:13.3f} | {pbest:14.3f} |")
     return 0
 
 

@@ -70,13 +70,17 @@ def noise_png(seed: int, side: int = SIDE) -> bytes:
     rows = rng.integers(0, 256, (side, side * 3 + 1), dtype=np.uint8)
     rows[:, 0] = 0  # filter type None on every row
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 0))
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 0))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def mask_png(side: int = SIDE) -> bytes:
     mask = np.zeros((side, side), np.uint8)
-    mask[side // 4: side // 4 + 64, side // 4: side // 4 + 64] = 255
+    mask[side // 4 : side // 4 + 64, side // 4 : side // 4 + 64] = 255
     return cv2.imencode(".png", mask)[1].tobytes()
 
 
@@ -129,18 +133,37 @@ def start_nodes(root: Path, slowdowns: Sequence[float], *extra: str) -> list[Nod
     procs = []
     for i, slow in enumerate(slowdowns):
         home = root / f"node-{next(_seed)}-{i}"
-        args = [sys.executable, "-m", "farm.cli", "node", "--host", "127.0.0.1", "--port", "0",
-                "--no-advertise", "--simulate", "--slots", "1", *extra]
+        args = [
+            sys.executable,
+            "-m",
+            "farm.cli",
+            "node",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-advertise",
+            "--simulate",
+            "--slots",
+            "1",
+            *extra,
+        ]
         if slow != 1.0:
             args += ["--simulate-slowdown", str(slow)]
-        procs.append((subprocess.Popen(args, env=_env(home), stdout=subprocess.PIPE,
-                                       stderr=subprocess.DEVNULL), slow))
+        procs.append((subprocess.Popen(args, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL), slow))
     return [Node(p, _read_url(p, b"lanfarm node listening on "), s) for p, s in procs]
 
 
 def start_echo_servers(slowdowns: Sequence[float]) -> list[Node]:
-    procs = [(subprocess.Popen([sys.executable, __file__, "--echo-server", "--slowdown", str(s)],
-                               env=_env(), stdout=subprocess.PIPE), s) for s in slowdowns]
+    procs = [
+        (
+            subprocess.Popen(
+                [sys.executable, __file__, "--echo-server", "--slowdown", str(s)], env=_env(), stdout=subprocess.PIPE
+            ),
+            s,
+        )
+        for s in slowdowns
+    ]
     return [Node(p, _read_url(p, b"echo listening on "), s) for p, s in procs]
 
 
@@ -231,20 +254,30 @@ class DaskBaseline:
         logging.getLogger("distributed").setLevel(logging.ERROR)
         dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GB"})
         self.version = distributed.__version__
-        self.cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                host="127.0.0.1", dashboard_address=None,
-                                                silence_logs=logging.ERROR)
+        self.cluster = distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
         self.client = distributed.Client(self.cluster)
         self.client.wait_for_workers(workers, timeout=120)
         self.addresses = sorted(self.client.scheduler_info()["workers"])
 
-    def run(self, workers: Sequence[str], data: Sequence[bytes], service: float,
-            slow: frozenset[str] = frozenset()) -> float:
+    def run(
+        self, workers: Sequence[str], data: Sequence[bytes], service: float, slow: frozenset[str] = frozenset()
+    ) -> float:
         from distributed import as_completed
 
         t0 = time.perf_counter()
-        futures = [self.client.submit(dask_work, d, service, slow, pure=False, workers=list(workers),
-                                      allow_other_workers=False) for d in data]
+        futures = [
+            self.client.submit(
+                dask_work, d, service, slow, pure=False, workers=list(workers), allow_other_workers=False
+            )
+            for d in data
+        ]
         for fut in as_completed(futures):
             assert len(fut.result()) > 0
         elapsed = time.perf_counter() - t0
@@ -340,8 +373,14 @@ def write_inputs(folder: Path, data: Sequence[bytes]) -> list[Any]:
     return items
 
 
-async def run_ours(urls: Sequence[str], items: Sequence[Any], service: float, *,
-                   store_path: Path | None = None, profile: cProfile.Profile | None = None) -> float:
+async def run_ours(
+    urls: Sequence[str],
+    items: Sequence[Any],
+    service: float,
+    *,
+    store_path: Path | None = None,
+    profile: cProfile.Profile | None = None,
+) -> float:
     """Makespan of ``items`` through the farm (no local worker): submit -> every job done."""
     from farm.core.job import JobState
     from farm.engines.installed import default_registry
@@ -350,8 +389,9 @@ async def run_ours(urls: Sequence[str], items: Sequence[Any], service: float, *,
 
     store = QueueStore(store_path) if store_path is not None else None
     try:
-        async with Farm(default_registry(simulate=True), token=TOKEN, store=store,
-                        options=FarmOptions(use_local=False)) as farm:
+        async with Farm(
+            default_registry(simulate=True), token=TOKEN, store=store, options=FarmOptions(use_local=False)
+        ) as farm:
             ids = [await farm.add_peer(u) for u in urls]
             deadline = time.monotonic() + 10
             while any(not farm.workers[i].last_load for i in ids) and time.monotonic() < deadline:  # type: ignore[attr-defined]
@@ -367,8 +407,7 @@ async def run_ours(urls: Sequence[str], items: Sequence[Any], service: float, *,
                 profile.disable()
         bad = [j for j in jobs if j.state is not JobState.DONE]
         if bad:  # reported, not fatal: the row's time then counts a failed run
-            FAILURES.append(f"{len(bad)} of {len(jobs)} jobs failed ({len(urls)} nodes, {service:g} s): "
-                            f"{bad[0].error}")
+            FAILURES.append(f"{len(bad)} of {len(jobs)} jobs failed ({len(urls)} nodes, {service:g} s): {bad[0].error}")
             print(f"  !! {FAILURES[-1]}", flush=True)
         return elapsed
     finally:
@@ -417,13 +456,16 @@ class Bench:
         self.nodes, self.slow_node = nodes[:8], (nodes[8] if need_hetero else None)
         echo = start_echo_servers(slows)
         self.echo, self.slow_echo = echo[:8], (echo[8] if need_hetero else None)
-        self.say(f"started 8{'+1 slow' if need_hetero else ''} nodes and echo servers in "
-                 f"{time.perf_counter() - t0:.1f} s")
+        self.say(
+            f"started 8{'+1 slow' if need_hetero else ''} nodes and echo servers in {time.perf_counter() - t0:.1f} s"
+        )
         if not self.args.no_dask:
             t0 = time.perf_counter()
             self.dask = DaskBaseline(len(slows))
-            self.say(f"started Dask {self.dask.version} LocalCluster ({len(slows)} workers) in "
-                     f"{time.perf_counter() - t0:.1f} s")
+            self.say(
+                f"started Dask {self.dask.version} LocalCluster ({len(slows)} workers) in "
+                f"{time.perf_counter() - t0:.1f} s"
+            )
 
     def close(self) -> None:
         if self.dask is not None:
@@ -433,15 +475,25 @@ class Bench:
         self.nodes, self.echo, self.slow_node, self.slow_echo = [], [], None, None
 
     # -- one measured row ------------------------------------------------------------------------
-    def measure(self, row: Row, nodes: Sequence[Node], echo: Sequence[Node], dask_workers: Sequence[str],
-                service: float, *, store: bool = False, slow: frozenset[str] = frozenset(),
-                also_no_store: bool = False, breakdown: str | None = None) -> Row:
+    def measure(
+        self,
+        row: Row,
+        nodes: Sequence[Node],
+        echo: Sequence[Node],
+        dask_workers: Sequence[str],
+        service: float,
+        *,
+        store: bool = False,
+        slow: frozenset[str] = frozenset(),
+        also_no_store: bool = False,
+        breakdown: str | None = None,
+    ) -> Row:
         systems = ["ours", "bare"] + ([] if self.dask is None else ["dask"])
         if also_no_store:
             systems.append("ours, no store")
         for rep in range(self.args.reps):
             data = payloads(row.jobs)
-            order = systems[rep % len(systems):] + systems[: rep % len(systems)]
+            order = systems[rep % len(systems) :] + systems[: rep % len(systems)]
             for system in order:
                 gc.collect()
                 if system.startswith("ours"):
@@ -449,9 +501,14 @@ class Bench:
                     items = write_inputs(folder, data if system == "ours" else payloads(row.jobs))
                     bd = Breakdown() if breakdown and system == "ours" else None
                     with instrumented(bd) if bd else contextlib.nullcontext():
-                        t = asyncio.run(run_ours([n.url for n in nodes], items, service,
-                                                 store_path=folder / "queue.sqlite3" if store and system == "ours"
-                                                 else None))
+                        t = asyncio.run(
+                            run_ours(
+                                [n.url for n in nodes],
+                                items,
+                                service,
+                                store_path=folder / "queue.sqlite3" if store and system == "ours" else None,
+                            )
+                        )
                     if bd is not None and breakdown is not None:
                         self.breakdowns.setdefault(breakdown, bd)
                     shutil.rmtree(folder, ignore_errors=True)
@@ -469,14 +526,18 @@ class Bench:
         b = Row.best
         if row.ideal:
             eff = [row.ideal / b(x) if x else float("nan") for x in (row.ours, row.bare, row.dask)]
-            self.say(f"  {row.label:<34} eff ours {eff[0]:5.3f}  bare {eff[1]:5.3f}  dask {eff[2]:5.3f}   "
-                     f"(makespan {b(row.ours):6.2f} / {b(row.bare):6.2f} / {b(row.dask):6.2f} s, "
-                     f"ideal {row.ideal:.2f} s)")
+            self.say(
+                f"  {row.label:<34} eff ours {eff[0]:5.3f}  bare {eff[1]:5.3f}  dask {eff[2]:5.3f}   "
+                f"(makespan {b(row.ours):6.2f} / {b(row.bare):6.2f} / {b(row.dask):6.2f} s, "
+                f"ideal {row.ideal:.2f} s)"
+            )
         else:
             per = [b(x) / row.jobs * 1e3 for x in (row.ours, row.bare, row.dask)]
             extra = "".join(f"  {k} {b(v) / row.jobs * 1e3:6.2f}" for k, v in row.extra.items())
-            self.say(f"  {row.label:<34} ms/job ours {per[0]:6.2f}  bare {per[1]:6.2f}  dask {per[2]:6.2f}"
-                     f"   ours/bare {per[0] / per[1]:4.2f}x{extra}")
+            self.say(
+                f"  {row.label:<34} ms/job ours {per[0]:6.2f}  bare {per[1]:6.2f}  dask {per[2]:6.2f}"
+                f"   ours/bare {per[0] / per[1]:4.2f}x{extra}"
+            )
 
     # -- sections --------------------------------------------------------------------------------
     def warm_up(self) -> None:
@@ -493,24 +554,49 @@ class Bench:
         for service in (0.05, 0.2, 1.0):
             for k in (1, 2, 4, 8):
                 jobs = per_node[service] * k
-                self.measure(Row(f"{service:g} s jobs, {k} node{'s' if k > 1 else ''}, {jobs} jobs",
-                                 jobs * service / k, jobs, k),
-                             self.nodes[:k], self.echo[:k], self.dask.addresses[:k] if self.dask else [],
-                             service)
+                self.measure(
+                    Row(
+                        f"{service:g} s jobs, {k} node{'s' if k > 1 else ''}, {jobs} jobs", jobs * service / k, jobs, k
+                    ),
+                    self.nodes[:k],
+                    self.echo[:k],
+                    self.dask.addresses[:k] if self.dask else [],
+                    service,
+                )
 
     def overhead(self) -> None:
         self.say("\nper-job dispatch overhead, 0 s service (makespan / jobs; ours with the durable queue)")
         n1, n4 = (40, 100) if self.args.quick else (100, 200)
-        self.measure(Row(f"1 node, {n1} jobs", 0, n1, 1), self.nodes[:1], self.echo[:1],
-                     self.dask.addresses[:1] if self.dask else [], 0.0, store=True, also_no_store=True,
-                     breakdown="0 s jobs, 1 node")
-        self.measure(Row(f"4 nodes, {n4} jobs", 0, n4, 4), self.nodes[:4], self.echo[:4],
-                     self.dask.addresses[:4] if self.dask else [], 0.0, store=True, also_no_store=True)
+        self.measure(
+            Row(f"1 node, {n1} jobs", 0, n1, 1),
+            self.nodes[:1],
+            self.echo[:1],
+            self.dask.addresses[:1] if self.dask else [],
+            0.0,
+            store=True,
+            also_no_store=True,
+            breakdown="0 s jobs, 1 node",
+        )
+        self.measure(
+            Row(f"4 nodes, {n4} jobs", 0, n4, 4),
+            self.nodes[:4],
+            self.echo[:4],
+            self.dask.addresses[:4] if self.dask else [],
+            0.0,
+            store=True,
+            also_no_store=True,
+        )
         # a breakdown of one 0.05 s row, for the report
         bd_row = Row("0.05 s jobs, 4 nodes (breakdown run)", 0.05 * 80 / 4, 80, 4)
         reps, self.args.reps = self.args.reps, 1
-        self.measure(bd_row, self.nodes[:4], self.echo[:4], self.dask.addresses[:4] if self.dask else [],
-                     0.05, breakdown="0.05 s jobs, 4 nodes")
+        self.measure(
+            bd_row,
+            self.nodes[:4],
+            self.echo[:4],
+            self.dask.addresses[:4] if self.dask else [],
+            0.05,
+            breakdown="0.05 s jobs, 4 nodes",
+        )
         self.args.reps = reps
 
     def hetero(self) -> None:
@@ -518,13 +604,18 @@ class Bench:
         jobs = 10 if self.args.quick else 20
         service = 1.0
         ideal = jobs * service / (3 + 1 / 3)
-        self.say("\nheterogeneous: 3 nodes + 1 node 3x slower (--simulate-slowdown 3); "
-                 "ideal = jobs x service / (3 + 1/3)")
+        self.say(
+            "\nheterogeneous: 3 nodes + 1 node 3x slower (--simulate-slowdown 3); ideal = jobs x service / (3 + 1/3)"
+        )
         slow = frozenset(self.dask.addresses[8:9]) if self.dask else frozenset()
-        row = self.measure(Row(f"1 s jobs, 3+1 slow nodes, {jobs} jobs", ideal, jobs, 4),
-                           [*self.nodes[:3], self.slow_node], [*self.echo[:3], self.slow_echo],
-                           [*self.dask.addresses[:3], *self.dask.addresses[8:9]] if self.dask else [],
-                           service, slow=slow)
+        row = self.measure(
+            Row(f"1 s jobs, 3+1 slow nodes, {jobs} jobs", ideal, jobs, 4),
+            [*self.nodes[:3], self.slow_node],
+            [*self.echo[:3], self.slow_echo],
+            [*self.dask.addresses[:3], *self.dask.addresses[8:9]] if self.dask else [],
+            service,
+            slow=slow,
+        )
         self.results["hetero_over_ideal"] = Row.best(row.ours) / ideal - 1
 
     def failover(self) -> None:
@@ -544,8 +635,7 @@ class Bench:
         items = write_inputs(folder, payloads(1))
         marks: dict[str, float] = {}
         try:
-            async with Farm(default_registry(simulate=True), token=TOKEN,
-                            options=FarmOptions(use_local=False)) as farm:
+            async with Farm(default_registry(simulate=True), token=TOKEN, options=FarmOptions(use_local=False)) as farm:
                 victim_id = await farm.add_peer(victim.url)
                 running = asyncio.Event()
                 elsewhere = asyncio.Event()
@@ -580,28 +670,49 @@ class Bench:
         has_discovery = (REPO / "farm" / "discovery.py").exists()
         self.say("\ndiscovery: node process start -> usable")
         health = [self._health_once() for _ in range(2 if self.args.quick else 3)]
-        self.say("  start -> /v1/health answers (HTTP poll every 5 ms): "
-                 + ", ".join(f"{t:.2f}" for t in health) + " s")
+        self.say(
+            "  start -> /v1/health answers (HTTP poll every 5 ms): " + ", ".join(f"{t:.2f}" for t in health) + " s"
+        )
         self.results["start_to_health_s"] = health
         if os.geteuid() != 0 or not shutil.which("unshare"):
             self.say("  mDNS: skipped (needs root and unshare for a private network namespace)")
             return
         proc = subprocess.run(
-            ["unshare", "--net", "--", "sh", "-c",
-             "ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo "
-             '&& exec "$0" "$1" --mdns-child "$2"', sys.executable, __file__, str(self.root / "mdns")],
-            env=_env(), capture_output=True, text=True, timeout=120, check=False)
+            [
+                "unshare",
+                "--net",
+                "--",
+                "sh",
+                "-c",
+                "ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo "
+                '&& exec "$0" "$1" --mdns-child "$2"',
+                sys.executable,
+                __file__,
+                str(self.root / "mdns"),
+            ],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if not lines:
             self.say(f"  mDNS: failed: {proc.stderr[-800:]}")
             return
         out = json.loads(lines[0][7:])
-        how = ("farm.runtime.discovery (mDNS, then /v1/health + /v1/info answered: node up)"
-               if out.get("via") == "farm.runtime.discovery" else
-               "a bare zeroconf browser (farm/discovery.py is not on this branch)")
-        self.say(f"  start -> seen via {how}, in a private netns: "
-                 + ", ".join(f"{t:.2f}" for t in out["seen"]) + " s  (start -> health in there: "
-                 + ", ".join(f"{t:.2f}" for t in out["health"]) + " s)")
+        how = (
+            "farm.runtime.discovery (mDNS, then /v1/health + /v1/info answered: node up)"
+            if out.get("via") == "farm.runtime.discovery"
+            else "a bare zeroconf browser (farm/discovery.py is not on this branch)"
+        )
+        self.say(
+            f"  start -> seen via {how}, in a private netns: "
+            + ", ".join(f"{t:.2f}" for t in out["seen"])
+            + " s  (start -> health in there: "
+            + ", ".join(f"{t:.2f}" for t in out["health"])
+            + " s)"
+        )
         self.results["start_to_mdns_s"] = out["seen"]
         if not has_discovery:
             self.say("  (farm/discovery.py absent: the farm's own discovery path is not measured)")
@@ -609,9 +720,23 @@ class Bench:
     def _health_once(self) -> float:
         home = self.root / f"h-{next(_seed)}"
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "farm.cli", "node", "--host", "127.0.0.1", "--port",
-                                 "0", "--no-advertise", "--simulate"], env=_env(home),
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "farm.cli",
+                "node",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-advertise",
+                "--simulate",
+            ],
+            env=_env(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         url = _read_url(proc, b"lanfarm node listening on ")
         t = asyncio.run(_poll_health(url, t0))
         stop([Node(proc, url, 1.0)])
@@ -622,22 +747,31 @@ class Bench:
         r = asyncio.run(request_paths(self.nodes[0].url, 20 if self.args.quick else 40))
         bare = asyncio.run(run_bare([self.echo[0].url], payloads(20), 0.0, inflight=1)) / 20 * 1e3
         for variant, v in r.items():
-            self.say(f"  {variant:<36} wall {v['wall_ms']:6.2f}  node started->finished {v['node_exec_ms']:6.2f}"
-                     f"  outside the node's slot {v['outside_node_ms']:6.2f}")
+            self.say(
+                f"  {variant:<36} wall {v['wall_ms']:6.2f}  node started->finished {v['node_exec_ms']:6.2f}"
+                f"  outside the node's slot {v['outside_node_ms']:6.2f}"
+            )
         self.say(f"  {'bare aiohttp, 1 in flight':<36} wall {bare:6.2f}")
         self.results["paths"] = {**r, "bare_1_inflight_ms": bare}
 
     def scheduler(self) -> None:
         self.say("\nscheduler (pure, no I/O): 200 nodes, 10,000 queued jobs")
-        r = scheduler_cost(completions=2000 if self.args.quick else 5000,
-                           tail_completions=60 if self.args.quick else 100)
+        r = scheduler_cost(
+            completions=2000 if self.args.quick else 5000, tail_completions=60 if self.args.quick else 100
+        )
         self.results["scheduler"] = r
-        self.say(f"  add_jobs(10,000) {r['add_jobs_ms']:.1f} ms ({r['add_jobs_us_per_job']:.1f} us/job, "
-                 f"{r['initial_dispatches']} dispatched at once)")
-        self.say(f"  succeeded()+committed() -> next dispatch, queue deep: {r['us_per_decision']:.1f} us/decision "
-                 f"(p99 {r['p99_us']:.0f} us, {r['completions']} completions)")
-        self.say(f"  tail of the queue (< 200 queued, tail rule active): {r['tail_us_per_decision']:.0f} us/decision "
-                 f"(max {r['tail_max_ms']:.1f} ms, {r['tail_completions']} completions)")
+        self.say(
+            f"  add_jobs(10,000) {r['add_jobs_ms']:.1f} ms ({r['add_jobs_us_per_job']:.1f} us/job, "
+            f"{r['initial_dispatches']} dispatched at once)"
+        )
+        self.say(
+            f"  succeeded()+committed() -> next dispatch, queue deep: {r['us_per_decision']:.1f} us/decision "
+            f"(p99 {r['p99_us']:.0f} us, {r['completions']} completions)"
+        )
+        self.say(
+            f"  tail of the queue (< 200 queued, tail rule active): {r['tail_us_per_decision']:.0f} us/decision "
+            f"(max {r['tail_max_ms']:.1f} ms, {r['tail_completions']} completions)"
+        )
         self.say(f"  tick() with 10,000 jobs, queue empty, 200 idle nodes: {r['tick_empty_ms']:.1f} ms")
         self.say(f"  unfinished() (Farm._apply calls it after every decision batch): {r['unfinished_us']:.0f} us")
 
@@ -655,10 +789,23 @@ class Bench:
             else:
                 vals = [b(x) / row.jobs * 1e3 if x else float("nan") for x in (row.ours, row.bare, row.dask)]
                 fmt = "{:.2f} ms"
-            self.say(f"| {row.label} | " + " | ".join(fmt.format(v) for v in vals)
-                     + f" | {vals[0] / vals[1]:.2f} | {vals[0] / vals[2]:.2f} |")
-            table.append({"row": row.label, "ideal_s": row.ideal, "jobs": row.jobs, "nodes": row.nodes,
-                          "ours_s": row.ours, "bare_s": row.bare, "dask_s": row.dask, "extra_s": row.extra})
+            self.say(
+                f"| {row.label} | "
+                + " | ".join(fmt.format(v) for v in vals)
+                + f" | {vals[0] / vals[1]:.2f} | {vals[0] / vals[2]:.2f} |"
+            )
+            table.append(
+                {
+                    "row": row.label,
+                    "ideal_s": row.ideal,
+                    "jobs": row.jobs,
+                    "nodes": row.nodes,
+                    "ours_s": row.ours,
+                    "bare_s": row.bare,
+                    "dask_s": row.dask,
+                    "extra_s": row.extra,
+                }
+            )
         self.results["rows"] = table
         self.results["failures"] = FAILURES
         if FAILURES:
@@ -681,13 +828,20 @@ class Bench:
             if not r.ideal and r.bare:
                 checks.append((f"overhead <= 1.25x bare aiohttp ({r.label})", b(r.ours) / b(r.bare), 1.25, "<="))
         if "hetero_over_ideal" in self.results:
-            checks.append(("heterogeneous makespan within 10 % of ideal", self.results["hetero_over_ideal"],
-                           0.10, "<="))
+            checks.append(
+                ("heterogeneous makespan within 10 % of ideal", self.results["hetero_over_ideal"], 0.10, "<=")
+            )
         if "failover_s" in self.results:
             checks.append(("failover (kill -> running elsewhere) < 3 s", max(self.results["failover_s"]), 3.0, "<="))
         if "scheduler" in self.results:
-            checks.append(("scheduler <= 50 us per decision (deep queue)",
-                           self.results["scheduler"]["us_per_decision"], 50.0, "<="))
+            checks.append(
+                (
+                    "scheduler <= 50 us per decision (deep queue)",
+                    self.results["scheduler"]["us_per_decision"],
+                    50.0,
+                    "<=",
+                )
+            )
         self.say("\ntargets")
         out = []
         for name, value, limit, op in checks:
@@ -701,9 +855,11 @@ class Bench:
         self.say(f"\nfarm-side breakdown, {name} (median ms per call; calls overlap, 2 in flight per node)")
         for label, xs in bd.calls.items():
             self.say(f"  {label:<20} {med(xs):7.2f} ms  x{len(xs)}")
-        self.say(f"  node: created->started {med(bd.node_queue):7.2f} ms   "
-                 f"started->finished {med(bd.node_exec):7.2f} ms"
-                 f"   finished->done event here {med(bd.event_lag):6.2f} ms")
+        self.say(
+            f"  node: created->started {med(bd.node_queue):7.2f} ms   "
+            f"started->finished {med(bd.node_exec):7.2f} ms"
+            f"   finished->done event here {med(bd.event_lag):6.2f} ms"
+        )
 
 
 async def _poll_health(url: str, t0: float) -> float:
@@ -732,6 +888,7 @@ async def request_paths(url: str, rounds: int) -> dict[str, dict[str, float]]:
         async with http.put(f"/v1/blobs/{mask_sha}", data=mask) as resp:
             assert resp.status in (200, 201)
         async with http.ws_connect("/v1/events") as ws:
+
             async def one(data: bytes, variant: str) -> tuple[float, float]:
                 t0 = time.perf_counter()
                 sha = hashlib.sha256(data).hexdigest()
@@ -747,8 +904,7 @@ async def request_paths(url: str, rounds: int) -> dict[str, dict[str, float]]:
                     async with http.put(f"/v1/blobs/{sha}", data=data, expect100=True) as resp:
                         assert resp.status == 201, resp.status
                 job_id = os.urandom(16).hex()
-                body = {"id": job_id, "spec": _spec(0.0).to_dict(), "image": sha, "mask": mask_sha,
-                        "client": "bench"}
+                body = {"id": job_id, "spec": _spec(0.0).to_dict(), "image": sha, "mask": mask_sha, "client": "bench"}
                 async with http.post("/v1/jobs", json=body) as resp:
                     assert resp.status == 202
                 while True:
@@ -762,21 +918,26 @@ async def request_paths(url: str, rounds: int) -> dict[str, dict[str, float]]:
                 wall = time.perf_counter() - t0
                 return wall, job["finished"] - job["started"]
 
-            got: dict[str, list[tuple[float, float]]] = {"HEAD + PUT (client before cfefeb3)": [],
-                                                         "PUT Expect: 100-continue (cfefeb3)": []}
+            got: dict[str, list[tuple[float, float]]] = {
+                "HEAD + PUT (client before cfefeb3)": [],
+                "PUT Expect: 100-continue (cfefeb3)": [],
+            }
             for i, data in enumerate(payloads(rounds * 2)):
                 variant = list(got)[i % 2]
                 got[variant].append(await one(data, variant))
     for variant, xs in got.items():
-        out[variant] = {"wall_ms": float(np.median([w for w, _ in xs])) * 1e3,
-                        "node_exec_ms": float(np.median([e for _, e in xs])) * 1e3,
-                        "outside_node_ms": float(np.median([w - e for w, e in xs])) * 1e3}
+        out[variant] = {
+            "wall_ms": float(np.median([w for w, _ in xs])) * 1e3,
+            "node_exec_ms": float(np.median([e for _, e in xs])) * 1e3,
+            "outside_node_ms": float(np.median([w - e for w, e in xs])) * 1e3,
+        }
     return out
 
 
 # ---------------------------------------------------------------------------- pure scheduler
-def scheduler_cost(*, nodes: int = 200, jobs: int = 10_000, completions: int = 5000,
-                   tail_completions: int = 150) -> dict[str, Any]:
+def scheduler_cost(
+    *, nodes: int = 200, jobs: int = 10_000, completions: int = 5000, tail_completions: int = 150
+) -> dict[str, Any]:
     """Time the pure Scheduler: add 10k jobs, then completions each freeing a slot for the next dispatch."""
     from farm.core.scheduler import Dispatch, JobRequest, Scheduler, WorkerCaps
 
@@ -832,12 +993,20 @@ def scheduler_cost(*, nodes: int = 200, jobs: int = 10_000, completions: int = 5
     t = time.perf_counter()
     s.tick(now + 1)
     tick_ms = (time.perf_counter() - t) * 1e3
-    return {"add_jobs_ms": add_ms, "add_jobs_us_per_job": add_ms * 1e3 / jobs, "initial_dispatches": initial,
-            "us_per_decision": deep_total / max(1, len(deep)) * 1e6, "p99_us": float(np.percentile(deep, 99)) * 1e6,
-            "completions": len(deep), "decisions": made,
-            "tail_us_per_decision": float(np.mean(tail)) * 1e6 if tail else float("nan"),
-            "tail_max_ms": max(tail) * 1e3 if tail else float("nan"), "tail_completions": len(tail),
-            "tick_empty_ms": tick_ms, "unfinished_us": unfinished_us}
+    return {
+        "add_jobs_ms": add_ms,
+        "add_jobs_us_per_job": add_ms * 1e3 / jobs,
+        "initial_dispatches": initial,
+        "us_per_decision": deep_total / max(1, len(deep)) * 1e6,
+        "p99_us": float(np.percentile(deep, 99)) * 1e6,
+        "completions": len(deep),
+        "decisions": made,
+        "tail_us_per_decision": float(np.mean(tail)) * 1e6 if tail else float("nan"),
+        "tail_max_ms": max(tail) * 1e3 if tail else float("nan"),
+        "tail_completions": len(tail),
+        "tick_empty_ms": tick_ms,
+        "unfinished_us": unfinished_us,
+    }
 
 
 # --------------------------------------------------------------------------- the mDNS child
@@ -881,9 +1050,26 @@ def mdns_child(root: Path) -> None:
         _, seen, close = await watch()
         await asyncio.sleep(0.5)  # the browser's first queries are out
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "farm.cli", "node", "--host", "127.0.0.1", "--port", "0",
-                                 "--simulate", "--interface", "127.0.0.1", "--name", f"bench-{i}"],
-                                env=_env(root / f"m{i}"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "farm.cli",
+                "node",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--simulate",
+                "--interface",
+                "127.0.0.1",
+                "--name",
+                f"bench-{i}",
+            ],
+            env=_env(root / f"m{i}"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             url = await asyncio.to_thread(_read_url, proc, b"lanfarm node listening on ")
             health = await _poll_health(url, t0)
@@ -895,8 +1081,11 @@ def mdns_child(root: Path) -> None:
 
     async def main() -> dict[str, Any]:
         got = [await once(i) for i in range(3)]
-        return {"via": "farm.runtime.discovery" if use_farm else "zeroconf", "seen": [a for a, _ in got],
-                "health": [b for _, b in got]}
+        return {
+            "via": "farm.runtime.discovery" if use_farm else "zeroconf",
+            "seen": [a for a, _ in got],
+            "health": [b for _, b in got],
+        }
 
     print("RESULT " + json.dumps(asyncio.run(main())), flush=True)
 
@@ -918,18 +1107,42 @@ def summarise_collapsed(path: Path, top: int = 14) -> list[str]:
             continue
         n = int(count)
         total += n
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].rsplit(":", 1)[0].rsplit("/", 1)[-1] + ")"
-                  for f in stack.split(";")]
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[-1].rsplit(":", 1)[0].rsplit("/", 1)[-1] + ")"
+            for f in stack.split(";")
+        ]
         own[frames[-1]] = own.get(frames[-1], 0) + n
         for f in set(frames):
             below[f] = below.get(f, 0) + n
     lines = [f"    {total} samples; own time:"]
     lines += [f"      {n / total:6.1%}  {f}" for f, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]]
     lines.append("    inclusive (selected):")
-    keys = ("execute", "encode_image", "decode_image", "decode_mask", "_work", "receive", "_close_synced",
-            "_write_hashed", "read_blob", "write_blob", "get_result", "put_blob", "run (simulated",
-            "sha256_hex", "_payload", "write_atomic", "_megapixels", "update (store", "_apply", "_fill",
-            "result (client", "send_json", "_route", "json")
+    keys = (
+        "execute",
+        "encode_image",
+        "decode_image",
+        "decode_mask",
+        "_work",
+        "receive",
+        "_close_synced",
+        "_write_hashed",
+        "read_blob",
+        "write_blob",
+        "get_result",
+        "put_blob",
+        "run (simulated",
+        "sha256_hex",
+        "_payload",
+        "write_atomic",
+        "_megapixels",
+        "update (store",
+        "_apply",
+        "_fill",
+        "result (client",
+        "send_json",
+        "_route",
+        "json",
+    )
     for f, n in sorted(below.items(), key=lambda kv: -kv[1]):
         if any(k in f for k in keys) and n / total >= 0.01:
             lines.append(f"      {n / total:6.1%}  {f}")
@@ -948,12 +1161,33 @@ def profile_farm(bench: Bench, out: Path) -> None:
         if spy:
             for who, pid in (("node", bench.nodes[0].proc.pid), ("farm", os.getpid())):
                 dest = out / f"{who}-{name}.collapsed"
-                samplers.append((who, dest, subprocess.Popen(
-                    [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "--nonblocking",
-                     "--output", str(dest)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+                samplers.append(
+                    (
+                        who,
+                        dest,
+                        subprocess.Popen(
+                            [
+                                spy,
+                                "record",
+                                "--pid",
+                                str(pid),
+                                "--format",
+                                "raw",
+                                "--rate",
+                                "250",
+                                "--nonblocking",
+                                "--output",
+                                str(dest),
+                            ],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                        ),
+                    )
+                )
             time.sleep(1.0)  # py-spy attaches
-        t = asyncio.run(run_ours([n.url for n in bench.nodes[:4]], items, service, profile=prof,
-                                 store_path=folder / "q.sqlite3"))
+        t = asyncio.run(
+            run_ours([n.url for n in bench.nodes[:4]], items, service, profile=prof, store_path=folder / "q.sqlite3")
+        )
         for _who, _dest, sampler in samplers:
             sampler.send_signal(signal.SIGINT)
             sampler.wait(30)
@@ -992,12 +1226,15 @@ def main() -> int:
     only = set((args.only or ",".join(SECTIONS)).split(","))
     if unknown := only - set(SECTIONS):
         parser.error(f"unknown sections {unknown}")
-    print(f"LAN Farm efficiency benchmark: SIMULATED GPU nodes (engine 'sim' sleeps; no real GPU work), "
-          f"all on 127.0.0.1.\nmachine: {os.cpu_count()} CPU cores shared by the farm, every node, the echo "
-          f"servers and Dask (and anything else running): expect noise; compare ratios.\n"
-          f"payload: a distinct {len(noise_png(0)) / 1e6:.2f} MB PNG of noise per job ({SIDE}x{SIDE}, "
-          f"{MP:.3f} MP), one shared mask; results about 1 MB. reps {args.reps}"
-          f"{', quick' if args.quick else ''}.", flush=True)
+    print(
+        f"LAN Farm efficiency benchmark: SIMULATED GPU nodes (engine 'sim' sleeps; no real GPU work), "
+        f"all on 127.0.0.1.\nmachine: {os.cpu_count()} CPU cores shared by the farm, every node, the echo "
+        f"servers and Dask (and anything else running): expect noise; compare ratios.\n"
+        f"payload: a distinct {len(noise_png(0)) / 1e6:.2f} MB PNG of noise per job ({SIDE}x{SIDE}, "
+        f"{MP:.3f} MP), one shared mask; results about 1 MB. reps {args.reps}"
+        f"{', quick' if args.quick else ''}.",
+        flush=True,
+    )
     t_start = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="lanfarm-bench-"))
     bench = Bench(args, root)

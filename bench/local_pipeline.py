@@ -54,9 +54,28 @@ def cli(src: Path, masks: Path, out: Path, *extra: str) -> float:
     # this PC only: no node, and never mDNS discovery (nothing of a benchmark may leave the machine)
     env = dict(os.environ, PYTHONPATH=str(REPO), LANFARM_DISCOVERY="off")
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "farm.cli", "run", "--local-only", str(src), "--mask", str(masks),
-                    "--out", str(out), "--param", "method=ns", "--param", "radius=4", *extra], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "farm.cli",
+            "run",
+            "--local-only",
+            str(src),
+            "--mask",
+            str(masks),
+            "--out",
+            str(out),
+            "--param",
+            "method=ns",
+            "--param",
+            "radius=4",
+            *extra,
+        ],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     return time.perf_counter() - start
 
 

@@ -63,8 +63,9 @@ def start(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes],
 
 def png_of(width: int, height: int, seed: int) -> bytes:
     rng = np.random.default_rng(seed)
-    ok, buf = cv2.imencode(".png", rng.integers(0, 255, (height, width, 3), dtype=np.uint8),
-                           [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    ok, buf = cv2.imencode(
+        ".png", rng.integers(0, 255, (height, width, 3), dtype=np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    )
     assert ok
     return buf.tobytes()
 
@@ -77,8 +78,9 @@ def spec() -> dict[str, object]:
     return {"schema": 1, "op": "inpaint", "engine": "sim", "params": {"seconds_per_mp": 0.0}}
 
 
-async def run_job(http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, job_id: str,
-                  image: str, mask: str) -> bytes:
+async def run_job(
+    http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, job_id: str, image: str, mask: str
+) -> bytes:
     body = {"id": job_id, "spec": spec(), "image": image, "mask": mask, "client": "bench"}
     async with http.post("/v1/jobs", json=body) as resp:
         assert resp.status == 202, await resp.text()
@@ -98,8 +100,10 @@ async def bench(node: str, echo: str, rounds: int, big_rounds: int) -> None:
     big = png_of(2900, 2900, 2)  # about 24 MB of incompressible PNG
     mb = len(big) / 1e6
     timeout = aiohttp.ClientTimeout(total=300)
-    async with aiohttp.ClientSession(node, headers=AUTH, timeout=timeout) as http, \
-            aiohttp.ClientSession(echo, timeout=timeout) as bare:
+    async with (
+        aiohttp.ClientSession(node, headers=AUTH, timeout=timeout) as http,
+        aiohttp.ClientSession(echo, timeout=timeout) as bare,
+    ):
         for data in (small, mask_png):
             async with http.put(f"/v1/blobs/{sha(data)}", data=data) as resp:
                 assert resp.status in (200, 201)
@@ -146,24 +150,30 @@ async def bench(node: str, echo: str, rounds: int, big_rounds: int) -> None:
 
     med = statistics.median
     print(f"tiny job round trip (POST job, events until done, GET result; {rounds} rounds)")
-    print(f"  node {med(node_rtt) * 1e3:7.2f} ms   bare aiohttp {med(bare_rtt) * 1e3:7.2f} ms   "
-          f"ratio {med(node_rtt) / med(bare_rtt):5.2f}x")
+    print(
+        f"  node {med(node_rtt) * 1e3:7.2f} ms   bare aiohttp {med(bare_rtt) * 1e3:7.2f} ms   "
+        f"ratio {med(node_rtt) / med(bare_rtt):5.2f}x"
+    )
     print(f"upload {mb:.1f} MB ({big_rounds} rounds; node hashes and renames it, no fsync)")
-    print(f"  node {med(node_up):7.0f} MB/s   bare aiohttp {med(bare_up):7.0f} MB/s   "
-          f"ratio {med(bare_up) / med(node_up):5.2f}x slower")
+    print(
+        f"  node {med(node_up):7.0f} MB/s   bare aiohttp {med(bare_up):7.0f} MB/s   "
+        f"ratio {med(bare_up) / med(node_up):5.2f}x slower"
+    )
     print(f"download {len(result) / 1e6:.1f} MB result ({big_rounds} rounds)")
-    print(f"  node {med(node_down):7.0f} MB/s   bare aiohttp {med(bare_down):7.0f} MB/s   "
-          f"ratio {med(bare_down) / med(node_down):5.2f}x slower")
+    print(
+        f"  node {med(node_down):7.0f} MB/s   bare aiohttp {med(bare_down):7.0f} MB/s   "
+        f"ratio {med(bare_down) / med(node_down):5.2f}x slower"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--big-rounds", type=int, default=5)
     parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo_server:
+
         async def serve() -> None:
             runner = web.AppRunner(echo_app())
             await runner.setup()
@@ -171,12 +181,28 @@ def main() -> int:
             await site.start()
             print(f"echo listening on http://127.0.0.1:{runner.addresses[0][1]}", flush=True)
             await asyncio.Event().wait()
+
         asyncio.run(serve())
         return 0
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "PYTHONPATH": str(REPO), "LANFARM_HOME": home, "LANFARM_TOKEN": TOKEN}
-        node, node_url = start([sys.executable, "-m", "farm.cli", "node", "--host", "127.0.0.1",
-                                "--port", "0", "--no-advertise", "--simulate", "--max-upload-mb", "64"], env)
+        node, node_url = start(
+            [
+                sys.executable,
+                "-m",
+                "farm.cli",
+                "node",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-advertise",
+                "--simulate",
+                "--max-upload-mb",
+                "64",
+            ],
+            env,
+        )
         echo, echo_url = start([sys.executable, __file__, "--echo-server"], env)
         try:
             asyncio.run(bench(node_url, echo_url, args.rounds, args.big_rounds))

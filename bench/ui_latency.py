@@ -98,9 +98,18 @@ async def simulate(app, jobs: list[Job], nodes: int, slots: int, seconds: float)
     names = [f"sim-gpu-{i} (SIMULATED)" for i in range(nodes)]
     for i, name in enumerate(names):
         emit(NodeEvent(f"sim{i}", name, True))
-        controller.nodes.node_up(f"sim{i}", name, f"http://10.77.0.{i + 10}:7788", {
-            "name": name, "hardware": {"backend": "cuda", "gpus": [
-                {"name": "SIMULATED RTX 4090", "vram_total": 24 << 30, "vram_free": (24 - 2 * i) << 30}]}})
+        controller.nodes.node_up(
+            f"sim{i}",
+            name,
+            f"http://10.77.0.{i + 10}:7788",
+            {
+                "name": name,
+                "hardware": {
+                    "backend": "cuda",
+                    "gpus": [{"name": "SIMULATED RTX 4090", "vram_total": 24 << 30, "vram_free": (24 - 2 * i) << 30}],
+                },
+            },
+        )
         controller.queue.worker_names[f"sim{i}"] = name
     queue = list(jobs)
     running: dict[str, list[str]] = {f"sim{i}": [] for i in range(nodes)}
@@ -126,8 +135,7 @@ async def simulate(app, jobs: list[Job], nodes: int, slots: int, seconds: float)
                 emit(JobEvent(job, progress=(s + 1) / steps))
                 events += 1
             running[worker].remove(job.id)
-            job.move(JobState.FAILED if rng.random() < 0.02 else JobState.DONE,
-                     error="SIMULATED engine fault")
+            job.move(JobState.FAILED if rng.random() < 0.02 else JobState.DONE, error="SIMULATED engine fault")
             emit(JobEvent(job))
             done_count[worker] += 1
             events += 3
@@ -176,14 +184,23 @@ async def latency(args: argparse.Namespace, home: Path) -> dict[str, float]:
     await app.stop()
     if args.verbose:
         worst = sorted(zip(beat.stalls, beat.busy, beat.at, strict=True), reverse=True)[:8]
-        print("worst stalls (ms, of which GUI-thread CPU ms, @ s):",
-              ", ".join(f"{s:.0f} ({b:.0f}) @{t:.2f}" for s, b, t in worst))
+        print(
+            "worst stalls (ms, of which GUI-thread CPU ms, @ s):",
+            ", ".join(f"{s:.0f} ({b:.0f}) @{t:.2f}" for s, b, t in worst),
+        )
     stalls = sorted(beat.stalls)
     busy = sorted(beat.busy)
-    return {**stats, "ticks": len(stalls), "worst_ms": stalls[-1],
-            "p99_ms": stalls[int(len(stalls) * 0.99)], "median_ms": statistics.median(stalls),
-            "busy_worst_ms": busy[-1], "busy_p99_ms": busy[int(len(busy) * 0.99)],
-            "load": os.getloadavg()[0], "cpus": os.cpu_count() or 1}
+    return {
+        **stats,
+        "ticks": len(stalls),
+        "worst_ms": stalls[-1],
+        "p99_ms": stalls[int(len(stalls) * 0.99)],
+        "median_ms": statistics.median(stalls),
+        "busy_worst_ms": busy[-1],
+        "busy_p99_ms": busy[int(len(busy) * 0.99)],
+        "load": os.getloadavg()[0],
+        "cpus": os.cpu_count() or 1,
+    }
 
 
 async def memory(n: int, home: Path) -> dict[str, float]:
@@ -227,17 +244,27 @@ def main() -> int:
         with loop:
             lat = loop.run_until_complete(latency(args, home))
             mem = loop.run_until_complete(memory(args.memory_jobs, home))
-    print(f"UI latency, {args.jobs} queued edits, {args.nodes} SIMULATED nodes x 2 slots streaming progress "
-          f"(offscreen, {QApplication.platformName()}):")
-    print(f"  {lat['finished']:.0f} jobs run in {lat['seconds']:.1f} s, {lat['events']:.0f} farm events "
-          f"({lat['events'] / lat['seconds']:.0f}/s), {lat['ticks']:.0f} heartbeats of {HEARTBEAT_MS} ms")
-    print(f"  GUI-thread stall: worst {lat['worst_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, "
-          f"median {lat['median_ms']:.2f} ms  (target: worst <= 50 ms)")
-    print(f"  GUI-thread CPU time between two heartbeats (the app's own share of a stall): worst "
-          f"{lat['busy_worst_ms']:.1f} ms, p99 {lat['busy_p99_ms']:.1f} ms; machine load {lat['load']:.1f} "
-          f"on {lat['cpus']} CPUs")
-    print(f"Memory: {mem['bytes_per_job']:.0f} bytes per queued job (Farm.submit + queue row), "
-          f"{mem['total_mb']:.1f} MB for {mem['jobs']:.0f} jobs")
+    print(
+        f"UI latency, {args.jobs} queued edits, {args.nodes} SIMULATED nodes x 2 slots streaming progress "
+        f"(offscreen, {QApplication.platformName()}):"
+    )
+    print(
+        f"  {lat['finished']:.0f} jobs run in {lat['seconds']:.1f} s, {lat['events']:.0f} farm events "
+        f"({lat['events'] / lat['seconds']:.0f}/s), {lat['ticks']:.0f} heartbeats of {HEARTBEAT_MS} ms"
+    )
+    print(
+        f"  GUI-thread stall: worst {lat['worst_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, "
+        f"median {lat['median_ms']:.2f} ms  (target: worst <= 50 ms)"
+    )
+    print(
+        f"  GUI-thread CPU time between two heartbeats (the app's own share of a stall): worst "
+        f"{lat['busy_worst_ms']:.1f} ms, p99 {lat['busy_p99_ms']:.1f} ms; machine load {lat['load']:.1f} "
+        f"on {lat['cpus']} CPUs"
+    )
+    print(
+        f"Memory: {mem['bytes_per_job']:.0f} bytes per queued job (Farm.submit + queue row), "
+        f"{mem['total_mb']:.1f} MB for {mem['jobs']:.0f} jobs"
+    )
     return 0 if lat["worst_ms"] <= 50 else 1
 
 

@@ -27,8 +27,9 @@ from gui.viewmodels import FarmController
 
 log = logging.getLogger(__name__)
 ICONS = Path(resources.__file__).resolve().parent / "icons"
-NO_TRAY_NOTICE = ("This desktop has no system tray: LAN Farm runs as a normal window, and closing it "
-                  "stops the farm on this PC.")
+NO_TRAY_NOTICE = (
+    "This desktop has no system tray: LAN Farm runs as a normal window, and closing it stops the farm on this PC."
+)
 
 
 def tray_icon(state: str) -> QIcon:
@@ -145,8 +146,15 @@ class Tray(QObject):
 class LanFarmApp(QObject):
     """Everything one running app owns; ``await run()`` until the user quits."""
 
-    def __init__(self, *, store: SettingsStore | None = None, registry: Registry | None = None,
-                 use_tray: bool | None = None, monitor_interval: float = 2.0, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        store: SettingsStore | None = None,
+        registry: Registry | None = None,
+        use_tray: bool | None = None,
+        monitor_interval: float = 2.0,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         qapp = QApplication.instance()
         if isinstance(qapp, QApplication):
@@ -233,8 +241,10 @@ def run(files: Sequence[Path] = (), *, tray: bool = True) -> int:
     qapp.setQuitOnLastWindowClosed(False)
     instance = SingleInstance()
     if instance.hand_over(files):
-        print("LAN Farm is already running: it has been brought to the front"
-              + (f" with {len(files)} file(s)" if files else ""))
+        print(
+            "LAN Farm is already running: it has been brought to the front"
+            + (f" with {len(files)} file(s)" if files else "")
+        )
         return 0
     if not instance.listen():
         log.warning("single-instance socket unavailable: %s", instance.server.errorString() if instance.server else "")

@@ -43,8 +43,15 @@ Index = QModelIndex | QPersistentModelIndex
 NODE_ROLE = Qt.ItemDataRole.UserRole + 1
 COLUMNS = ("Node", "State", "GPU", "VRAM", "Current job", "Done", "Errors", "Speed", "Throughput")
 COL_JOB, COL_SPARK = 4, 8
-STATE_COLOURS = {"idle": "#2e9d57", "busy": "#2a6fd6", "paused": "#c98a16", "blocklisted": "#d2453d",
-                 "offline": "#8a8f96", "unauthorised": "#d2453d", "ignored": "#8a8f96"}
+STATE_COLOURS = {
+    "idle": "#2e9d57",
+    "busy": "#2a6fd6",
+    "paused": "#c98a16",
+    "blocklisted": "#d2453d",
+    "offline": "#8a8f96",
+    "unauthorised": "#d2453d",
+    "ignored": "#8a8f96",
+}
 
 
 class NodesModel(QAbstractTableModel):
@@ -76,8 +83,9 @@ class NodesModel(QAbstractTableModel):
             return row
         if role == Qt.ItemDataRole.DisplayRole and col < COL_SPARK:
             title = f"{row.name}\n{row.address}" if row.address else row.name
-            return (title, row.state, row.gpu, row.vram_text, row.job, str(row.done), str(row.failed),
-                    row.speed_text)[col]
+            return (title, row.state, row.gpu, row.vram_text, row.job, str(row.done), str(row.failed), row.speed_text)[
+                col
+            ]
         if role == Qt.ItemDataRole.DecorationRole and col == 1:
             return QColor(STATE_COLOURS[row.state])
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -140,8 +148,9 @@ class NodesModel(QAbstractTableModel):
                 setattr(row, key, value)
             self._changed(node_id)
 
-    def sample(self, node_id: str, status: WorkerStatus | None, done: int, failed: int, job: str,
-               progress: float) -> None:
+    def sample(
+        self, node_id: str, status: WorkerStatus | None, done: int, failed: int, job: str, progress: float
+    ) -> None:
         row = self.row(node_id)
         if row is not None:
             row.sample(status, done, failed, job, progress)
@@ -282,16 +291,19 @@ class Dashboard(QWidget):
         self.show_token = QPushButton("Show", checkable=True)
         self.copy_token = QPushButton("Copy")
         self.regenerate = QPushButton("Regenerate…")
-        self.show_token.toggled.connect(lambda on: self.token.setEchoMode(
-            QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password))
+        self.show_token.toggled.connect(
+            lambda on: self.token.setEchoMode(QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password)
+        )
         self.copy_token.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.controller.token))
         self.regenerate.clicked.connect(self._regenerate)
         controller.tokenChanged.connect(self.token.setText)
         token_row.addWidget(self.token, 1)
         for b in (self.show_token, self.copy_token, self.regenerate):
             token_row.addWidget(b)
-        hint = QLabel("Every PC of the farm needs the same token: put it in each node's token file "
-                      "(<code>lanfarm token --path</code> says where) or pass <code>--token-file</code>.")
+        hint = QLabel(
+            "Every PC of the farm needs the same token: put it in each node's token file "
+            "(<code>lanfarm token --path</code> says where) or pass <code>--token-file</code>."
+        )
         hint.setWordWrap(True)
         hint.setTextFormat(Qt.TextFormat.RichText)
         outer = QVBoxLayout()
@@ -337,8 +349,10 @@ class Dashboard(QWidget):
             self.controller.remove_peer(row.id)
 
     def _regenerate(self) -> None:
-        answer = QMessageBox.question(self, "Regenerate the farm token?",
-                                      "Nodes that have the old token will refuse this PC until they get the "
-                                      "new one. Regenerate?")
+        answer = QMessageBox.question(
+            self,
+            "Regenerate the farm token?",
+            "Nodes that have the old token will refuse this PC until they get the new one. Regenerate?",
+        )
         if answer == QMessageBox.StandardButton.Yes:
             self.controller.regenerate_token()

@@ -40,8 +40,11 @@ class DropZone(QFrame):
         font.setPointSizeF(font.pointSizeF() * 1.2)
         font.setBold(True)
         self.title.setFont(font)
-        self.hint = QLabel("Masks are found by name: photo.jpg uses photo_mask.png", wordWrap=True,
-                           alignment=Qt.AlignmentFlag.AlignCenter)
+        self.hint = QLabel(
+            "Masks are found by name: photo.jpg uses photo_mask.png",
+            wordWrap=True,
+            alignment=Qt.AlignmentFlag.AlignCenter,
+        )
         self.hint.setStyleSheet("color: palette(placeholder-text);")
         self.browse = QPushButton("Add images…")
         self.browse.clicked.connect(self._browse)

@@ -43,14 +43,17 @@ def make_control(param: ParamSpec) -> tuple[QWidget, Callable[[], ParamValue], C
         return combo, combo.currentText, lambda v: combo.setCurrentText(str(v))
     if param.kind == "int":
         spin = QSpinBox(toolTip=tip)
-        spin.setRange(int(param.minimum) if param.minimum is not None else -INT_LIMIT,
-                      int(param.maximum) if param.maximum is not None else INT_LIMIT)
+        spin.setRange(
+            int(param.minimum) if param.minimum is not None else -INT_LIMIT,
+            int(param.maximum) if param.maximum is not None else INT_LIMIT,
+        )
         spin.setValue(int(param.default))
         return spin, spin.value, lambda v: spin.setValue(int(v))
     if param.kind == "float":
         dspin = QDoubleSpinBox(toolTip=tip, decimals=3)
-        dspin.setRange(param.minimum if param.minimum is not None else -1e9,
-                       param.maximum if param.maximum is not None else 1e9)
+        dspin.setRange(
+            param.minimum if param.minimum is not None else -1e9, param.maximum if param.maximum is not None else 1e9
+        )
         span = dspin.maximum() - dspin.minimum()
         dspin.setSingleStep(0.1 if span <= 100 else 1.0)
         dspin.setValue(float(param.default))
@@ -68,8 +71,13 @@ class EditForm(QWidget):
 
     engineChanged = Signal(str)
 
-    def __init__(self, descriptors: Sequence[EngineDescriptor], engine: str = "cv2",
-                 output: OutputSpec | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        descriptors: Sequence[EngineDescriptor],
+        engine: str = "cv2",
+        output: OutputSpec | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.descriptors = {d.id: d for d in descriptors}
         self.output = output or OutputSpec()
@@ -85,8 +93,11 @@ class EditForm(QWidget):
         self._fill_engines(descriptors)
         top.addRow("Engine", self.engine)
         self.hd = QComboBox(toolTip="How big images are handled: crop around the mask, resize, or whole")
-        for key, text in (("crop", "Crop around the mask"), ("resize", "Resize big images"),
-                          ("original", "Whole image")):
+        for key, text in (
+            ("crop", "Crop around the mask"),
+            ("resize", "Resize big images"),
+            ("original", "Whole image"),
+        ):
             self.hd.addItem(text, key)
         top.addRow("Big images", self.hd)
         layout.addLayout(top)
@@ -102,8 +113,9 @@ class EditForm(QWidget):
 
     def set_descriptors(self, descriptors: Sequence[EngineDescriptor]) -> None:
         """The farm's engines changed (a node with other engines came or went): keep the choice if it stays."""
-        if [(d.id, d.available, d.models) for d in descriptors] == \
-                [(d.id, d.available, d.models) for d in self.descriptors.values()]:
+        if [(d.id, d.available, d.models) for d in descriptors] == [
+            (d.id, d.available, d.models) for d in self.descriptors.values()
+        ]:
             return
         current = self.engine_id
         values = self.values()
@@ -143,8 +155,13 @@ class EditForm(QWidget):
     def spec(self) -> EditSpec:
         desc = self.descriptor()
         op = "inpaint" if "inpaint" in desc.operations else sorted(desc.operations)[0]
-        return EditSpec(op=op, engine=desc.id, params=self.values(),
-                        hd=HdStrategy(strategy=self.hd.currentData()), output=self.output)
+        return EditSpec(
+            op=op,
+            engine=desc.id,
+            params=self.values(),
+            hd=HdStrategy(strategy=self.hd.currentData()),
+            output=self.output,
+        )
 
     def _rebuild(self, *_args: object) -> None:
         while self.params_form.rowCount():

@@ -101,16 +101,16 @@ class MainWindow(QMainWindow):
         self.queue_view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.queue_view.setAlternatingRowColors(True)
 
-        self.cancel_action = QAction("Cancel", self, shortcut=QKeySequence.StandardKey.Delete,
-                                     triggered=self.cancel_selected)
+        self.cancel_action = QAction(
+            "Cancel", self, shortcut=QKeySequence.StandardKey.Delete, triggered=self.cancel_selected
+        )
         self.retry_action = QAction("Retry", self, triggered=self.retry_selected)
         self.open_action = QAction("Open result", self, triggered=self.open_selected)
         self.reveal_action = QAction("Show in folder", self, triggered=self.reveal_selected)
         self.mask_job_action = QAction("Paint mask and queue again…", self, triggered=self.paint_mask_selected)
         self.clear_action = QAction("Clear finished", self, triggered=controller.queue.clear_finished)
         actions_row = QHBoxLayout()
-        for action in (self.cancel_action, self.retry_action, self.open_action, self.reveal_action,
-                       self.clear_action):
+        for action in (self.cancel_action, self.retry_action, self.open_action, self.reveal_action, self.clear_action):
             button = QPushButton(action.text())
             button.clicked.connect(action.trigger)
             action.changed.connect(lambda b=button, a=action: b.setEnabled(a.isEnabled()))
@@ -143,8 +143,10 @@ class MainWindow(QMainWindow):
         split.setStretchFactor(1, 1)
         split.setSizes([340, 840])
         self.banner = QLabel(wordWrap=True, visible=False)
-        self.banner.setStyleSheet("background: palette(tool-tip-base); color: palette(tool-tip-text);"
-                                  "padding: 6px 10px; border-bottom: 1px solid palette(mid);")
+        self.banner.setStyleSheet(
+            "background: palette(tool-tip-base); color: palette(tool-tip-text);"
+            "padding: 6px 10px; border-bottom: 1px solid palette(mid);"
+        )
         central = QWidget()
         central_layout = QVBoxLayout(central)
         central_layout.setContentsMargins(0, 0, 0, 0)
@@ -157,10 +159,8 @@ class MainWindow(QMainWindow):
         bar = QToolBar("Main", movable=False)
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.addToolBar(bar)
-        self.add_action = QAction("Add images…", self, shortcut=QKeySequence.StandardKey.Open,
-                                  triggered=self._browse)
-        self.paint_action = QAction("Paint mask…", self, shortcut=QKeySequence("Ctrl+M"),
-                                    triggered=self.paint_mask)
+        self.add_action = QAction("Add images…", self, shortcut=QKeySequence.StandardKey.Open, triggered=self._browse)
+        self.paint_action = QAction("Paint mask…", self, shortcut=QKeySequence("Ctrl+M"), triggered=self.paint_mask)
         self.pause_action = QAction("Pause queue", self, checkable=True, toggled=controller.set_paused)
         self.local_action = QAction("Pause this PC", self, checkable=True, toggled=controller.set_local_paused)
         self.local_action.setEnabled(controller.settings.local_worker)
@@ -250,8 +250,9 @@ class MainWindow(QMainWindow):
             self.controller.message.emit(f"{inputs[0].name} has no mask: paint one")
             self.open_mask_editor(inputs[0])
         else:
-            self.controller.message.emit(f"{len(inputs)} images have no mask (NAME_mask.png beside them); "
-                                         f"select one and use Paint mask…")
+            self.controller.message.emit(
+                f"{len(inputs)} images have no mask (NAME_mask.png beside them); select one and use Paint mask…"
+            )
 
     # ----------------------------------------------------------------- queue
     def _selected_rows(self) -> list[JobRow]:
@@ -261,8 +262,9 @@ class MainWindow(QMainWindow):
         self.controller.cancel([r.job.id for r in self._selected_rows() if not r.job.state.finished])
 
     def retry_selected(self) -> None:
-        self.controller.retry([r.job.id for r in self._selected_rows()
-                               if r.job.state in (JobState.FAILED, JobState.CANCELLED)])
+        self.controller.retry(
+            [r.job.id for r in self._selected_rows() if r.job.state in (JobState.FAILED, JobState.CANCELLED)]
+        )
 
     def open_selected(self) -> None:
         for row in self._selected_rows()[:5]:
@@ -287,8 +289,16 @@ class MainWindow(QMainWindow):
 
     def _queue_menu(self, pos: QPoint) -> None:
         menu = QMenu(self)
-        for action in (self.open_action, self.reveal_action, None, self.cancel_action, self.retry_action,
-                       self.mask_job_action, None, self.clear_action):
+        for action in (
+            self.open_action,
+            self.reveal_action,
+            None,
+            self.cancel_action,
+            self.retry_action,
+            self.mask_job_action,
+            None,
+            self.clear_action,
+        ):
             if action is None:
                 menu.addSeparator()
             else:
@@ -316,8 +326,11 @@ class MainWindow(QMainWindow):
 
     def _rows_changed(self, top: QModelIndex, bottom: QModelIndex, roles: list[int] = ()) -> None:  # type: ignore[assignment]
         rows = self._selected_rows()
-        if len(rows) == 1 and top.row() <= self.controller.queue.row_of(rows[0].job.id) <= bottom.row() \
-                and getattr(self, "_compared", None) != rows[0].job.id:
+        if (
+            len(rows) == 1
+            and top.row() <= self.controller.queue.row_of(rows[0].job.id) <= bottom.row()
+            and getattr(self, "_compared", None) != rows[0].job.id
+        ):
             self._selection_changed()
 
     def _counts_changed(self, counts: Counts) -> None:
@@ -333,6 +346,7 @@ class MainWindow(QMainWindow):
                 action.blockSignals(True)
                 action.setChecked(on)
                 action.blockSignals(False)
+
         return sync
 
     def show_banner(self, text: str) -> None:

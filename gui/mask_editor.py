@@ -119,8 +119,7 @@ class MaskCanvas(QWidget):
 
     def _load_mask(self, mask: np.ndarray) -> None:
         view = self._overlay_array()
-        colour = np.array([MASK_COLOUR.blue(), MASK_COLOUR.green(), MASK_COLOUR.red(), MASK_COLOUR.alpha()],
-                          np.float32)
+        colour = np.array([MASK_COLOUR.blue(), MASK_COLOUR.green(), MASK_COLOUR.red(), MASK_COLOUR.alpha()], np.float32)
         premultiplied = (colour[:3] * colour[3] / 255).round().astype(np.uint8).tolist() + [MASK_COLOUR.alpha()]
         view[mask > 0] = premultiplied
 
@@ -176,8 +175,10 @@ class MaskCanvas(QWidget):
         if self.image.isNull() or self.width() < 2:
             return
         zoom = min(self.width() / self.image.width(), self.height() / self.image.height()) * 0.96
-        self._set_view(zoom, QPointF((self.width() - self.image.width() * zoom) / 2,
-                                     (self.height() - self.image.height() * zoom) / 2))
+        self._set_view(
+            zoom,
+            QPointF((self.width() - self.image.width() * zoom) / 2, (self.height() - self.image.height() * zoom) / 2),
+        )
         self._fitted = True
 
     def zoom_at(self, factor: float, at: QPointF) -> None:
@@ -203,8 +204,9 @@ class MaskCanvas(QWidget):
             painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Clear)
         else:
             painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
-        pen = QPen(MASK_COLOUR, self.brush_size, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
-                   Qt.PenJoinStyle.RoundJoin)
+        pen = QPen(
+            MASK_COLOUR, self.brush_size, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin
+        )
         painter.setPen(pen)
         if a == b:
             painter.setPen(Qt.PenStyle.NoPen)
@@ -215,15 +217,18 @@ class MaskCanvas(QWidget):
             painter.drawLine(a, b)
         painter.end()
         r = int(self.brush_size / 2) + 2
-        return QRect(QPoint(int(min(a.x(), b.x())) - r, int(min(a.y(), b.y())) - r),
-                     QPoint(int(max(a.x(), b.x())) + r, int(max(a.y(), b.y())) + r))
+        return QRect(
+            QPoint(int(min(a.x(), b.x())) - r, int(min(a.y(), b.y())) - r),
+            QPoint(int(max(a.x(), b.x())) + r, int(max(a.y(), b.y())) + r),
+        )
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if self.image.isNull():
             return
         pos = event.position()
-        if event.button() == Qt.MouseButton.MiddleButton or (event.button() == Qt.MouseButton.LeftButton
-                                                             and self._space):
+        if event.button() == Qt.MouseButton.MiddleButton or (
+            event.button() == Qt.MouseButton.LeftButton and self._space
+        ):
             self._pan_from = pos
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
         elif event.button() == Qt.MouseButton.LeftButton:
@@ -258,8 +263,11 @@ class MaskCanvas(QWidget):
         rect = rect.intersected(self.overlay.rect())
         if rect.isEmpty():
             return
-        self.undo_stack.push(StrokeCommand(self, rect, snapshot.copy(rect), self.overlay.copy(rect),
-                                           "erase" if self.tool == "eraser" else "paint"))
+        self.undo_stack.push(
+            StrokeCommand(
+                self, rect, snapshot.copy(rect), self.overlay.copy(rect), "erase" if self.tool == "eraser" else "paint"
+            )
+        )
         self.changed.emit()
 
     def wheelEvent(self, event: QWheelEvent) -> None:
@@ -329,18 +337,30 @@ class MaskEditor(QDialog):
 
         bar = QToolBar()
         group = QActionGroup(self)
-        self.brush_action = QAction("Brush", self, checkable=True, checked=True, shortcut=QKeySequence("B"),
-                                    toolTip="Paint the area to edit (B)")
-        self.eraser_action = QAction("Eraser", self, checkable=True, shortcut=QKeySequence("E"),
-                                     toolTip="Erase the mask (E)")
+        self.brush_action = QAction(
+            "Brush",
+            self,
+            checkable=True,
+            checked=True,
+            shortcut=QKeySequence("B"),
+            toolTip="Paint the area to edit (B)",
+        )
+        self.eraser_action = QAction(
+            "Eraser", self, checkable=True, shortcut=QKeySequence("E"), toolTip="Erase the mask (E)"
+        )
         for action, tool in ((self.brush_action, "brush"), (self.eraser_action, "eraser")):
             group.addAction(action)
             action.triggered.connect(lambda _=False, t=tool: self.canvas.set_tool(t))
             bar.addAction(action)
         bar.addSeparator()
         bar.addWidget(QLabel(" Size "))
-        self.size_slider = QSlider(Qt.Orientation.Horizontal, minimum=MIN_BRUSH, maximum=MAX_BRUSH,
-                                   value=self.canvas.brush_size, toolTip="Brush size ([ and ])")
+        self.size_slider = QSlider(
+            Qt.Orientation.Horizontal,
+            minimum=MIN_BRUSH,
+            maximum=MAX_BRUSH,
+            value=self.canvas.brush_size,
+            toolTip="Brush size ([ and ])",
+        )
         self.size_slider.setFixedWidth(160)
         self.size_label = QLabel(f" {self.canvas.brush_size} px ")
         self.size_slider.valueChanged.connect(self.canvas.set_brush_size)
@@ -367,8 +387,10 @@ class MaskEditor(QDialog):
         self.addAction(self.brush_action)
         self.addAction(self.eraser_action)
 
-        hint = QLabel("Paint over what should be replaced.  [ ] brush size · space-drag pan · wheel zoom · "
-                      "Ctrl+Z / Ctrl+Shift+Z undo/redo")
+        hint = QLabel(
+            "Paint over what should be replaced.  [ ] brush size · space-drag pan · wheel zoom · "
+            "Ctrl+Z / Ctrl+Shift+Z undo/redo"
+        )
         hint.setStyleSheet("color: palette(placeholder-text); padding: 2px 6px;")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.save_button = buttons.addButton("Save mask and queue", QDialogButtonBox.ButtonRole.AcceptRole)

@@ -123,8 +123,13 @@ class QueueModel(QAbstractListModel):
 
     def counts(self) -> Counts:
         c = self._counts
-        return Counts(queued=c[JobState.QUEUED], running=c[JobState.DISPATCHED] + c[JobState.RUNNING],
-                      done=c[JobState.DONE], failed=c[JobState.FAILED], cancelled=c[JobState.CANCELLED])
+        return Counts(
+            queued=c[JobState.QUEUED],
+            running=c[JobState.DISPATCHED] + c[JobState.RUNNING],
+            done=c[JobState.DONE],
+            failed=c[JobState.FAILED],
+            cancelled=c[JobState.CANCELLED],
+        )
 
     def clear_finished(self) -> None:
         """Drop done, failed and cancelled rows from the list (the files stay)."""
@@ -155,8 +160,7 @@ class QueueModel(QAbstractListModel):
         # index by path would cost memory on every one of 10,000 rows.
         rows = [i for i, r in enumerate(self._rows) if str(r.job.input) == key]
         if rows:
-            self.dataChanged.emit(self.index(min(rows)), self.index(max(rows)),
-                                  [Qt.ItemDataRole.DecorationRole])
+            self.dataChanged.emit(self.index(min(rows)), self.index(max(rows)), [Qt.ItemDataRole.DecorationRole])
 
 
 class QueueDelegate(QStyledItemDelegate):
@@ -202,8 +206,11 @@ class QueueDelegate(QStyledItemDelegate):
         painter.setFont(font)
         painter.setPen(text_colour)
         name_rect = QRect(text_left, rect.top() + 8, right - text_left - 10, 20)
-        painter.drawText(name_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         painter.fontMetrics().elidedText(job.name, Qt.TextElideMode.ElideMiddle, name_rect.width()))
+        painter.drawText(
+            name_rect,
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            painter.fontMetrics().elidedText(job.name, Qt.TextElideMode.ElideMiddle, name_rect.width()),
+        )
         painter.setFont(option.font)  # type: ignore[attr-defined]
         node = self.model.worker_names.get(job.worker or "", job.worker or "")
         parts = [STATE_LABELS.get(job.state, job.state.value)]
@@ -216,10 +223,16 @@ class QueueDelegate(QStyledItemDelegate):
         if job.error:
             detail += f" — {job.error}"
         detail_rect = QRect(text_left, rect.top() + 30, right - text_left - 10, 20)
-        painter.setPen(text_colour if selected else (STATE_COLOURS[job.state] if job.error else
-                                                     palette.color(QPalette.ColorRole.PlaceholderText)))
-        painter.drawText(detail_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         painter.fontMetrics().elidedText(detail, Qt.TextElideMode.ElideRight, detail_rect.width()))
+        painter.setPen(
+            text_colour
+            if selected
+            else (STATE_COLOURS[job.state] if job.error else palette.color(QPalette.ColorRole.PlaceholderText))
+        )
+        painter.drawText(
+            detail_rect,
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            painter.fontMetrics().elidedText(detail, Qt.TextElideMode.ElideRight, detail_rect.width()),
+        )
         bar_rect = QRect(right, rect.top() + (self.ROW_HEIGHT - 18) // 2, self.BAR_WIDTH, 18)
         if job.state in (JobState.RUNNING, JobState.DISPATCHED):
             bar = QStyleOptionProgressBar()

@@ -98,11 +98,16 @@ class SettingsPage(QWidget):
         s = self.controller.settings
         out = self.output_dir.text().strip()
         models = self.models_dir.text().strip()
-        return replace(s, output_dir=Path(out).expanduser() if out else s.output_dir,
-                       output_format=self.format.currentText(), quality=self.quality.value(),
-                       local_worker=self.local_worker.isChecked(), local_slots=self.local_slots.value(),
-                       discovery=self.discovery.isChecked(),
-                       models_dir=Path(models).expanduser() if models else s.models_dir)
+        return replace(
+            s,
+            output_dir=Path(out).expanduser() if out else s.output_dir,
+            output_format=self.format.currentText(),
+            quality=self.quality.value(),
+            local_worker=self.local_worker.isChecked(),
+            local_slots=self.local_slots.value(),
+            discovery=self.discovery.isChecked(),
+            models_dir=Path(models).expanduser() if models else s.models_dir,
+        )
 
     def apply(self) -> None:
         self.controller.update_settings(self.settings())

@@ -83,8 +83,11 @@ def format_seconds(seconds: float | None) -> str:
     if seconds is None:
         return ""
     seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+    return (
+        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
         else f"{seconds // 60}:{seconds % 60:02d}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,15 +227,22 @@ class FarmController(QObject):
     def engines(self) -> list[EngineDescriptor]:
         """This PC's engines plus those only nodes have (an AI engine on the GPU box, say)."""
         remote: list[EngineDescriptor] = []
-        for worker in (self.farm.workers.values() if self.farm else ()):
+        for worker in self.farm.workers.values() if self.farm else ():
             for data in (getattr(worker, "info", None) or {}).get("engines", ()):
                 with contextlib.suppress(FarmError, KeyError, TypeError, ValueError):
                     remote.append(EngineDescriptor.from_dict(data))
         return merge_descriptors(self.registry.descriptors(), remote)
 
-    def __init__(self, store: SettingsStore, registry: Registry, *, clock: Callable[[], float] = time.monotonic,
-                 monitor_interval: float = 2.0, queue_path: Path | None = None,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        store: SettingsStore,
+        registry: Registry,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        monitor_interval: float = 2.0,
+        queue_path: Path | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         from gui.dashboard import NodesModel
         from gui.queue_model import QueueModel
 
@@ -272,11 +282,15 @@ class FarmController(QObject):
         await self._resume()
         peers = [*self.settings.peers, *(a.url for a in await asyncio.to_thread(_saved_peers))]
         self.bridge = AppBridge(self.farm)
-        self.discovery = Discovery(self.token, session=self.farm.session,
-                                   mdns=self.settings.discovery and not mdns_switched_off(),
-                                   interfaces=interfaces_from_env() or None, peers=dict.fromkeys(peers),
-                                   listeners=[self.bridge, DashboardFeed(self.nodes)],
-                                   heartbeat_interval=self.monitor_interval)
+        self.discovery = Discovery(
+            self.token,
+            session=self.farm.session,
+            mdns=self.settings.discovery and not mdns_switched_off(),
+            interfaces=interfaces_from_env() or None,
+            peers=dict.fromkeys(peers),
+            listeners=[self.bridge, DashboardFeed(self.nodes)],
+            heartbeat_interval=self.monitor_interval,
+        )
         await self.discovery.async_start()
         self._flush_timer.start()
         self._node_timer.start()
@@ -308,8 +322,9 @@ class FarmController(QObject):
             if not resumed.todo:
                 await asyncio.to_thread(store.finish_batch, stored)
                 continue
-            self._batches.append(Batch({j.id for j in resumed.todo}, resumed.todo[0].output.parent,
-                                       len(resumed.todo), stored=stored))
+            self._batches.append(
+                Batch({j.id for j in resumed.todo}, resumed.todo[0].output.parent, len(resumed.todo), stored=stored)
+            )
             await farm.enqueue(resumed.todo)
             self.message.emit(f"resumed {len(resumed.todo)} unfinished edit(s) from last time")
 
@@ -476,8 +491,10 @@ class FarmController(QObject):
     def update_settings(self, settings: AppSettings) -> None:
         old, self.settings = self.settings, settings
         self.store.save(settings)
-        if self.farm is not None and (old.local_worker, old.local_slots) != (settings.local_worker,
-                                                                              settings.local_slots):
+        if self.farm is not None and (old.local_worker, old.local_slots) != (
+            settings.local_worker,
+            settings.local_slots,
+        ):
             self.farm.set_local(settings.local_worker, settings.local_slots)
             self.refresh_nodes()
         self.settingsChanged.emit(settings)
@@ -517,11 +534,17 @@ class FarmController(QObject):
         if batch.stored is not None and self.queue_store is not None:
             self.spawn(asyncio.to_thread(self.queue_store.finish_batch, batch.stored), "saving the queue")
         if batch.failed:
-            self.notify.emit("LAN Farm: batch finished with errors",
-                             f"{batch.done} of {batch.total} done, {batch.failed} failed or cancelled", True)
+            self.notify.emit(
+                "LAN Farm: batch finished with errors",
+                f"{batch.done} of {batch.total} done, {batch.failed} failed or cancelled",
+                True,
+            )
         else:
-            self.notify.emit("LAN Farm: batch finished", f"{batch.done} image{'s' if batch.done != 1 else ''} "
-                             f"edited, in {batch.out_dir}", False)
+            self.notify.emit(
+                "LAN Farm: batch finished",
+                f"{batch.done} image{'s' if batch.done != 1 else ''} edited, in {batch.out_dir}",
+                False,
+            )
 
     def flush(self) -> None:
         if self.queue.flush():
@@ -560,8 +583,14 @@ class FarmController(QObject):
             load = getattr(worker, "last_load", None) or {}
             if load.get("vram"):
                 row.vram_used_mb = int(load["vram"]) >> 20
-            self.nodes.sample(row.id, status, stats.done if stats else 0, stats.failed if stats else 0,
-                              job.name if job else "", farm.progress.get(job.id, 0.0) if job else 0.0)
+            self.nodes.sample(
+                row.id,
+                status,
+                stats.done if stats else 0,
+                stats.failed if stats else 0,
+                job.name if job else "",
+                farm.progress.get(job.id, 0.0) if job else 0.0,
+            )
 
     def _discovery(self) -> Discovery:
         if self.discovery is None:
@@ -572,4 +601,3 @@ class FarmController(QObject):
         if self.farm is None:
             raise FarmError("the farm is not running yet")
         return self.farm
-

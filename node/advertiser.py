@@ -44,16 +44,27 @@ def advert_addresses(host: str, interfaces: Sequence[str]) -> list[str]:
         return list(interfaces)
     if host not in ("", "0.0.0.0", "::"):
         return [host]
-    found = [ip.ip for adapter in ifaddr.get_adapters() for ip in adapter.ips
-             if isinstance(ip.ip, str) and not ip.ip.startswith("127.")]
+    found = [
+        ip.ip
+        for adapter in ifaddr.get_adapters()
+        for ip in adapter.ips
+        if isinstance(ip.ip, str) and not ip.ip.startswith("127.")
+    ]
     return found or ["127.0.0.1"]
 
 
 class Advertiser:
     """Registers the advert, re-sends TXT when it changes (at most every ``min_interval`` s), says goodbye."""
 
-    def __init__(self, advert: Callable[[], NodeAdvert], *, port: int, addresses: Sequence[str],
-                 interfaces: Sequence[str] = (), min_interval: float = MIN_UPDATE_INTERVAL) -> None:
+    def __init__(
+        self,
+        advert: Callable[[], NodeAdvert],
+        *,
+        port: int,
+        addresses: Sequence[str],
+        interfaces: Sequence[str] = (),
+        min_interval: float = MIN_UPDATE_INTERVAL,
+    ) -> None:
         self._advert = advert
         self._port = port
         self._addresses = list(addresses)
@@ -71,16 +82,19 @@ class Advertiser:
         self._dirty.set()
 
     def _service_info(self, advert: NodeAdvert, name: str | None = None) -> AsyncServiceInfo:
-        return AsyncServiceInfo(SERVICE_TYPE, name or f"{instance_label(advert.name)}.{SERVICE_TYPE}",
-                                port=self._port, properties=advert.to_txt(),
-                                server=host_label(advert.name, advert.id),
-                                parsed_addresses=self._addresses)
+        return AsyncServiceInfo(
+            SERVICE_TYPE,
+            name or f"{instance_label(advert.name)}.{SERVICE_TYPE}",
+            port=self._port,
+            properties=advert.to_txt(),
+            server=host_label(advert.name, advert.id),
+            parsed_addresses=self._addresses,
+        )
 
     async def start(self) -> None:
         """Start zeroconf and register in the background; without a usable network the node still serves."""
         try:
-            self._zc = AsyncZeroconf(interfaces=self._interfaces or InterfaceChoice.All,
-                                     ip_version=IPVersion.V4Only)
+            self._zc = AsyncZeroconf(interfaces=self._interfaces or InterfaceChoice.All, ip_version=IPVersion.V4Only)
         except (OSError, ValueError) as exc:
             log.warning("no mDNS advert (add this node in the app by address): %s", exc)
             return
@@ -135,18 +149,27 @@ ADVERTISER = web.AppKey("advertiser", Advertiser)
 
 def node_advert(app: web.Application) -> NodeAdvert:
     config, runner, hardware = app[keys.CONFIG], app[keys.RUNNER], app[keys.HARDWARE]
-    return NodeAdvert(id=app[keys.NODE_ID], name=config.display_name, version=__version__,
-                      proto=PROTOCOL_VERSION, gpu=hardware.gpu_label, vram_mb=hardware.vram_mb,
-                      engines=tuple(d.id for d in app[keys.REGISTRY].descriptors() if d.available),
-                      slots=runner.slots,
-                      free=0 if runner.draining else runner.free)
+    return NodeAdvert(
+        id=app[keys.NODE_ID],
+        name=config.display_name,
+        version=__version__,
+        proto=PROTOCOL_VERSION,
+        gpu=hardware.gpu_label,
+        vram_mb=hardware.vram_mb,
+        engines=tuple(d.id for d in app[keys.REGISTRY].descriptors() if d.available),
+        slots=runner.slots,
+        free=0 if runner.draining else runner.free,
+    )
 
 
 async def advertiser_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
-    adv = Advertiser(lambda: node_advert(app), port=config.port,
-                     addresses=advert_addresses(config.host, config.interfaces),
-                     interfaces=config.interfaces)
+    adv = Advertiser(
+        lambda: node_advert(app),
+        port=config.port,
+        addresses=advert_addresses(config.host, config.interfaces),
+        interfaces=config.interfaces,
+    )
     app[ADVERTISER] = adv
     app[keys.RUNNER].listeners.append(adv.changed)
     await adv.start()

@@ -31,9 +31,16 @@ LOAD_INTERVAL = 1.0
 HEARTBEAT_INTERVAL = 5.0
 
 
-def create_app(config: NodeConfig, *, registry: Registry, token: str, node_id: str,
-               hardware: hw.Hardware | None = None, blob_dir: Path | None = None,
-               clock: Clock = time.time) -> web.Application:
+def create_app(
+    config: NodeConfig,
+    *,
+    registry: Registry,
+    token: str,
+    node_id: str,
+    hardware: hw.Hardware | None = None,
+    blob_dir: Path | None = None,
+    clock: Clock = time.time,
+) -> web.Application:
     """A ready-to-run node app; background work (job slots, ticker, mDNS) starts with the app."""
     app = web.Application(middlewares=[error_middleware, auth_middleware])
     hardware = hardware or hw.probe()
@@ -45,11 +52,23 @@ def create_app(config: NodeConfig, *, registry: Registry, token: str, node_id: s
     app[keys.CLOCK] = clock
     app[keys.STARTED] = clock()
     app[keys.HUB] = hub = EventHub()
-    app[keys.BLOBS] = blobs = BlobStore(blob_dir or cache_dir() / "blobs", budget=config.blob_cache_bytes,
-                                        max_size=config.max_upload_bytes, clock=clock, grace=GRACE)
+    app[keys.BLOBS] = blobs = BlobStore(
+        blob_dir or cache_dir() / "blobs",
+        budget=config.blob_cache_bytes,
+        max_size=config.max_upload_bytes,
+        clock=clock,
+        grace=GRACE,
+    )
     slots = config.slots or max(1, len(hardware.gpus))
-    app[keys.RUNNER] = JobRunner(JobBook(retention=config.result_retention), blobs, registry, hub,
-                                 slots=slots, job_timeout=config.job_timeout, clock=clock)
+    app[keys.RUNNER] = JobRunner(
+        JobBook(retention=config.result_retention),
+        blobs,
+        registry,
+        hub,
+        slots=slots,
+        job_timeout=config.job_timeout,
+        clock=clock,
+    )
     app[keys.SOCKETS] = weakref.WeakSet()
     setup_routes(app)
     app.cleanup_ctx.append(_runner_ctx)

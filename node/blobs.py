@@ -63,8 +63,16 @@ class BlobStore:
     uses :data:`GRACE`).
     """
 
-    def __init__(self, folder: Path, *, budget: int, max_size: int, clock: Callable[[], float] = time.monotonic,
-                 grace: float = 0.0, result_share: float = 0.5) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        budget: int,
+        max_size: int,
+        clock: Callable[[], float] = time.monotonic,
+        grace: float = 0.0,
+        result_share: float = 0.5,
+    ) -> None:
         self.folder = folder
         self.budget = budget
         self.max_size = max_size
@@ -196,8 +204,7 @@ class BlobStore:
             os.unlink(self.path(sha))
         gone.append(sha)
 
-    async def receive(self, sha: str, chunks: AsyncIterator[bytes], *, declared: int | None,
-                      run_io: RunIO) -> int:
+    async def receive(self, sha: str, chunks: AsyncIterator[bytes], *, declared: int | None, run_io: RunIO) -> int:
         """Stream a body into the store, checking size as it comes and the hash at the end.
 
         ``declared`` (Content-Length) over the limit is refused before a byte is read.
@@ -225,8 +232,9 @@ class BlobStore:
             await run_io(fh.close)  # no fsync: see the module's docstring
             got = digest.hexdigest()
             if got != sha:
-                raise HashMismatch(f"the bytes sent hash to {got}, not {sha}; the upload was corrupted "
-                                   "or the name is wrong")
+                raise HashMismatch(
+                    f"the bytes sent hash to {got}, not {sha}; the upload was corrupted or the name is wrong"
+                )
             await run_io(os.replace, tmp, self.path(sha))
             ok = True
         finally:
@@ -240,8 +248,9 @@ class BlobStore:
     def _too_large(self, size: int, *, streaming: bool = False) -> str:
         limit = self.max_size / (1 << 20)
         what = "more than" if streaming else f"{size / (1 << 20):.1f} MB,"
-        return (f"upload is {what} {limit:g} MB, this node's limit; raise it with --max-upload-mb "
-                "if you trust the senders")
+        return (
+            f"upload is {what} {limit:g} MB, this node's limit; raise it with --max-upload-mb if you trust the senders"
+        )
 
 
 def _write_hashed(fh: BinaryIO, digest: Any, chunk: bytes) -> None:

@@ -40,17 +40,37 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--name", help="name shown in the app (default: this PC's host name)")
     a("--slots", type=int, help="jobs at once (default: one per GPU, else one)")
     a("--models-dir", type=Path, help="folder of model files (default: the data folder's models/)")
-    a("--token-file", type=Path, help=f"file holding the farm token (default: ${TOKEN_ENV}, else the "
-      "token file of `lanfarm token --path`)")
-    a("--advertise", action=argparse.BooleanOptionalAction, default=None,
-      help="announce this node over mDNS (default: yes)")
-    a("--interface", dest="interfaces", action="append", metavar="ADDR",
-      help="IPv4 address of an interface to advertise on (repeatable; default: all)")
-    a("--simulate", action=argparse.BooleanOptionalAction, default=None,
-      help="add the SIMULATED GPU engine 'sim' (tests and benchmarks)")
+    a(
+        "--token-file",
+        type=Path,
+        help=f"file holding the farm token (default: ${TOKEN_ENV}, else the token file of `lanfarm token --path`)",
+    )
+    a(
+        "--advertise",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="announce this node over mDNS (default: yes)",
+    )
+    a(
+        "--interface",
+        dest="interfaces",
+        action="append",
+        metavar="ADDR",
+        help="IPv4 address of an interface to advertise on (repeatable; default: all)",
+    )
+    a(
+        "--simulate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="add the SIMULATED GPU engine 'sim' (tests and benchmarks)",
+    )
     a("--simulate-slowdown", type=float, help="make the simulated GPU this many times slower")
-    a("--simulate-failures", action=argparse.BooleanOptionalAction, default=None,
-      help="make the simulated GPU fail every job")
+    a(
+        "--simulate-failures",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="make the simulated GPU fail every job",
+    )
     a("--max-upload-mb", type=float, help="largest upload accepted (default 256)")
     a("--blob-cache-mb", type=float, help="disk budget of the upload cache (default 4096)")
     a("--job-timeout", type=float, help="seconds before a job fails (default 1800; 0: never)")
@@ -82,8 +102,7 @@ def handle(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # Windows, where the loop has no signal handlers
         return 0
     except OSError as exc:
-        print(f"lanfarm node: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(f"lanfarm node: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
 
@@ -105,8 +124,9 @@ def make_ssl_context(config: NodeConfig) -> ssl.SSLContext | None:
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening-ready socket, bound now so that port 0 becomes a real port before the advert."""
-    family, kind, proto, _name, addr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                                          flags=socket.AI_PASSIVE)[0]
+    family, kind, proto, _name, addr = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
     sock = socket.socket(family, kind, proto)
     if os.name != "nt":  # on Windows SO_REUSEADDR would let two nodes share a port
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -121,8 +141,12 @@ def bind(host: str, port: int) -> socket.socket:
 async def serve(config: NodeConfig, *, token: str, ssl_context: ssl.SSLContext | None = None) -> int:
     sock = bind(config.host, config.port)
     config = dataclasses.replace(config, port=sock.getsockname()[1])
-    registry = default_registry(config.models_path, simulate=config.simulate,
-                                sim_slowdown=config.simulate_slowdown, sim_fail=config.simulate_failures)
+    registry = default_registry(
+        config.models_path,
+        simulate=config.simulate,
+        sim_slowdown=config.simulate_slowdown,
+        sim_fail=config.simulate_failures,
+    )
     app = create_app(config, registry=registry, token=token, node_id=load_or_create_node_id())
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()

@@ -92,6 +92,7 @@ def _positive(kind: Callable[[Any], Any], *, allow_zero: bool = True) -> Callabl
         if out < 0 or (out == 0 and not allow_zero):
             raise ValueError(f"must be {'at least 0' if allow_zero else 'above 0'}, got {value!r}")
         return out
+
     return convert
 
 
@@ -113,13 +114,24 @@ def _path(value: Any) -> Path:
 
 
 _CONVERT: dict[str, Callable[[Any], Any]] = {
-    "host": _str, "port": _port, "name": _str, "slots": _positive(int, allow_zero=False),
-    "models_dir": _path, "token_file": _path, "advertise": _bool, "interfaces": _interfaces,
-    "simulate": _bool, "simulate_slowdown": _positive(float, allow_zero=False),
-    "simulate_failures": _bool, "max_upload_mb": _positive(float, allow_zero=False),
-    "blob_cache_mb": _positive(float, allow_zero=False), "job_timeout": _positive(float),
-    "result_retention": _positive(float), "shutdown_grace": _positive(float),
-    "cert": _path, "key": _path,
+    "host": _str,
+    "port": _port,
+    "name": _str,
+    "slots": _positive(int, allow_zero=False),
+    "models_dir": _path,
+    "token_file": _path,
+    "advertise": _bool,
+    "interfaces": _interfaces,
+    "simulate": _bool,
+    "simulate_slowdown": _positive(float, allow_zero=False),
+    "simulate_failures": _bool,
+    "max_upload_mb": _positive(float, allow_zero=False),
+    "blob_cache_mb": _positive(float, allow_zero=False),
+    "job_timeout": _positive(float),
+    "result_retention": _positive(float),
+    "shutdown_grace": _positive(float),
+    "cert": _path,
+    "key": _path,
 }
 SETTINGS = tuple(f.name for f in fields(NodeConfig))
 assert set(SETTINGS) == set(_CONVERT)
@@ -129,28 +141,28 @@ def env_name(setting: str) -> str:
     return "LANFARM_" + setting.upper()
 
 
-def resolve(cli: Mapping[str, Any], env: Mapping[str, str],
-            file: Mapping[str, Any]) -> tuple[NodeConfig, dict[str, str]]:
+def resolve(
+    cli: Mapping[str, Any], env: Mapping[str, str], file: Mapping[str, Any]
+) -> tuple[NodeConfig, dict[str, str]]:
     """Merge the sources (CLI > env > file > default); return the config and where each value came from.
 
     ``cli`` holds only options the user gave (None means not given). Unknown file keys raise.
     """
     unknown = sorted(set(file) - set(SETTINGS))
     if unknown:
-        raise ConfigError(f"{CONFIG_FILE}: unknown setting {unknown[0]!r} "
-                          f"(known: {', '.join(SETTINGS)})")
+        raise ConfigError(f"{CONFIG_FILE}: unknown setting {unknown[0]!r} (known: {', '.join(SETTINGS)})")
     values: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for name in SETTINGS:
-        for source, raw in (("cli", cli.get(name)), ("env", env.get(env_name(name))),
-                            ("file", file.get(name))):
+        for source, raw in (("cli", cli.get(name)), ("env", env.get(env_name(name))), ("file", file.get(name))):
             if raw is None:
                 continue
             try:
                 values[name] = _CONVERT[name](raw)
             except (TypeError, ValueError) as exc:
-                where = {"cli": f"--{name.replace('_', '-')}", "env": env_name(name),
-                         "file": f"{CONFIG_FILE} {name}"}[source]
+                where = {"cli": f"--{name.replace('_', '-')}", "env": env_name(name), "file": f"{CONFIG_FILE} {name}"}[
+                    source
+                ]
                 raise ConfigError(f"{where}: {exc}") from None
             origin[name] = source
             break
@@ -178,8 +190,9 @@ def default_file() -> Path:
     return config_dir() / CONFIG_FILE
 
 
-def load(cli: Mapping[str, Any], *, config_file: Path | None = None,
-         env: Mapping[str, str] | None = None) -> tuple[NodeConfig, dict[str, str]]:
+def load(
+    cli: Mapping[str, Any], *, config_file: Path | None = None, env: Mapping[str, str] | None = None
+) -> tuple[NodeConfig, dict[str, str]]:
     return resolve(cli, os.environ if env is None else env, read_file(config_file or default_file()))
 
 

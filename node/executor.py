@@ -48,9 +48,19 @@ def default_cpu_workers() -> int:
 class JobRunner:
     """The node's job engine room: submit, cancel, drain; one task per job taken from the queue, owned here."""
 
-    def __init__(self, book: JobBook, blobs: BlobStore, registry: Registry, hub: EventHub, *,
-                 slots: int, job_timeout: float = 0.0, clock: Clock = time.time,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, cpu_workers: int | None = None) -> None:
+    def __init__(
+        self,
+        book: JobBook,
+        blobs: BlobStore,
+        registry: Registry,
+        hub: EventHub,
+        *,
+        slots: int,
+        job_timeout: float = 0.0,
+        clock: Clock = time.time,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        cpu_workers: int | None = None,
+    ) -> None:
         self.book = book
         self.blobs = blobs
         self.registry = registry
@@ -119,8 +129,12 @@ class JobRunner:
         return len(self.book.queue) + len(self._staged)
 
     def load(self) -> dict[str, Any]:
-        return {"type": "load", "slots": {"total": self.slots, "free": self.free},
-                "queue": self.queued, "running": [j.id for j in self.book.running]}
+        return {
+            "type": "load",
+            "slots": {"total": self.slots, "free": self.free},
+            "queue": self.queued,
+            "running": [j.id for j in self.book.running],
+        }
 
     # -- requests --------------------------------------------------------------------------------
     def submit(self, req: JobRequest) -> tuple[NodeJob, bool]:
@@ -129,8 +143,9 @@ class JobRunner:
         if known is not None:
             return known, False
         if self.draining:
-            raise Unavailable("this node is draining (shutting down or being serviced) and takes "
-                              "no new jobs; send it elsewhere")
+            raise Unavailable(
+                "this node is draining (shutting down or being serviced) and takes no new jobs; send it elsewhere"
+            )
         if self.queued >= MAX_QUEUE:
             raise QueueFull(f"this node already has {MAX_QUEUE} queued jobs; try again later")
         desc, _params = self.registry.resolve(req.spec)
@@ -138,10 +153,16 @@ class JobRunner:
             raise Invalid(f"{req.spec.op} with {desc.id} needs a mask; send one")
         for sha, what in ((req.image, "image"), (req.mask, "mask")):
             if sha is not None and not self.blobs.has(sha):
-                raise MissingBlob(f"the {what} {sha[:12]}... is not on this node; PUT it to "
-                                  f"/v1/blobs/{sha} first")
-        job = NodeJob(id=req.id, spec=req.spec, image=req.image, mask=req.mask, client=req.client,
-                      priority=req.priority, created=self.clock())
+                raise MissingBlob(f"the {what} {sha[:12]}... is not on this node; PUT it to /v1/blobs/{sha} first")
+        job = NodeJob(
+            id=req.id,
+            spec=req.spec,
+            image=req.image,
+            mask=req.mask,
+            client=req.client,
+            priority=req.priority,
+            created=self.clock(),
+        )
         self.book.submit(job)
         self.blobs.pin(job.blobs)
         self._idle.clear()
@@ -278,6 +299,7 @@ class JobRunner:
 
     def _engine(self, job: NodeJob, prepared: Prepared, loop: asyncio.AbstractEventLoop) -> Picture:
         """In a slot thread: the engine, nothing else."""
+
         def progress(fraction: float) -> None:
             loop.call_soon_threadsafe(self._on_progress, job, fraction)
 

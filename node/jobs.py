@@ -23,7 +23,9 @@ _S = JobState
 NODE_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     _S.QUEUED: frozenset({_S.RUNNING, _S.CANCELLED, _S.FAILED}),
     _S.RUNNING: frozenset({_S.DONE, _S.FAILED, _S.CANCELLED}),
-    _S.DONE: frozenset(), _S.FAILED: frozenset(), _S.CANCELLED: frozenset(),
+    _S.DONE: frozenset(),
+    _S.FAILED: frozenset(),
+    _S.CANCELLED: frozenset(),
 }
 
 
@@ -82,10 +84,19 @@ class NodeJob:
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form (docs/protocol.md, "A job")."""
-        return {"id": self.id, "state": str(self.state), "progress": self.progress, "error": self.error,
-                "error_kind": self.error_kind, "engine": self.spec.engine, "client": self.client,
-                "result": self.result.to_dict() if self.result else None,
-                "created": self.created, "started": self.started, "finished": self.finished}
+        return {
+            "id": self.id,
+            "state": str(self.state),
+            "progress": self.progress,
+            "error": self.error,
+            "error_kind": self.error_kind,
+            "engine": self.spec.engine,
+            "client": self.client,
+            "result": self.result.to_dict() if self.result else None,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+        }
 
 
 class FairQueue:
@@ -232,8 +243,7 @@ class JobBook:
 
     def expire(self, now: float) -> list[NodeJob]:
         """Forget jobs finished more than ``retention`` seconds ago; return them (their results go)."""
-        old = [j for j in self.jobs.values()
-               if j.finished is not None and now - j.finished >= self.retention]
+        old = [j for j in self.jobs.values() if j.finished is not None and now - j.finished >= self.retention]
         for job in old:
             del self.jobs[job.id]
         return old

@@ -65,5 +65,11 @@ def parse_job(body: Any) -> JobRequest:
     if "spec" not in body:
         raise Invalid("the job has no spec")
     spec = EditSpec.from_dict(body["spec"])
-    return JobRequest(id=job_id, spec=spec, image=check_sha(image),
-                      mask=None if mask is None else check_sha(mask), client=client, priority=priority)
+    return JobRequest(
+        id=job_id,
+        spec=spec,
+        image=check_sha(image),
+        mask=None if mask is None else check_sha(mask),
+        client=client,
+        priority=priority,
+    )

@@ -52,15 +52,23 @@ async def info(request: web.Request) -> web.Response:
     config, runner = app[keys.CONFIG], app[keys.RUNNER]
     hardware = await _io(hw.refresh, app[keys.HARDWARE])
     models = await _io(list_models, config.models_path)
-    return web.json_response({
-        "id": app[keys.NODE_ID], "name": config.display_name, "version": __version__,
-        "protocol": PROTOCOL_VERSION, "lite": await _io(hw.lite), "hardware": hardware.to_dict(),
-        "engines": [d.to_dict() for d in app[keys.REGISTRY].descriptors()], "models": models,
-        "slots": {"total": runner.slots, "free": runner.free}, "queue": runner.queued,
-        "uptime": round(app[keys.CLOCK]() - app[keys.STARTED], 3),
-        "jobs": {"done": runner.book.done, "failed": runner.book.failed},
-        "draining": runner.draining,
-    })
+    return web.json_response(
+        {
+            "id": app[keys.NODE_ID],
+            "name": config.display_name,
+            "version": __version__,
+            "protocol": PROTOCOL_VERSION,
+            "lite": await _io(hw.lite),
+            "hardware": hardware.to_dict(),
+            "engines": [d.to_dict() for d in app[keys.REGISTRY].descriptors()],
+            "models": models,
+            "slots": {"total": runner.slots, "free": runner.free},
+            "queue": runner.queued,
+            "uptime": round(app[keys.CLOCK]() - app[keys.STARTED], 3),
+            "jobs": {"done": runner.book.done, "failed": runner.book.failed},
+            "draining": runner.draining,
+        }
+    )
 
 
 def list_models(folder: Path) -> list[dict[str, Any]]:
@@ -69,8 +77,7 @@ def list_models(folder: Path) -> list[dict[str, Any]]:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
         return []
-    return [{"name": e.name, "size": e.stat().st_size} for e in entries
-            if not e.name.startswith(".") and e.is_file()]
+    return [{"name": e.name, "size": e.stat().st_size} for e in entries if not e.name.startswith(".") and e.is_file()]
 
 
 async def head_blob(request: web.Request) -> web.Response:
@@ -100,8 +107,7 @@ async def put_blob(request: web.Request) -> web.Response:
     sha = check_sha(request.match_info["sha"])
     if blobs.has(sha):
         return web.json_response({"sha256": sha, "size": blobs.size(sha), "stored": False}, status=200)
-    size = await blobs.receive(sha, request.content.iter_any(), declared=request.content_length,
-                               run_io=_io)
+    size = await blobs.receive(sha, request.content.iter_any(), declared=request.content_length, run_io=_io)
     return web.json_response({"sha256": sha, "size": size, "stored": True}, status=201)
 
 
@@ -115,8 +121,9 @@ def _job(request: web.Request) -> NodeJob:
     job_id = check_job_id(request.match_info["id"])
     job = request.app[keys.RUNNER].book.get(job_id)
     if job is None:
-        raise NotFound(f"no job {job_id} on this node (finished jobs are kept for "
-                       f"{request.app[keys.CONFIG].result_retention:g} s)")
+        raise NotFound(
+            f"no job {job_id} on this node (finished jobs are kept for {request.app[keys.CONFIG].result_retention:g} s)"
+        )
     return job
 
 
@@ -133,8 +140,9 @@ async def get_result(request: web.Request) -> web.Response:
         data = await _io(path.read_bytes)
     except FileNotFoundError:
         raise NotFound(f"the result of job {job.id} was evicted from this node's cache") from None
-    return web.Response(body=data, content_type=job.result.content_type,
-                        headers={"X-Content-SHA256": job.result.sha256})
+    return web.Response(
+        body=data, content_type=job.result.content_type, headers={"X-Content-SHA256": job.result.sha256}
+    )
 
 
 async def delete_job(request: web.Request) -> web.Response:

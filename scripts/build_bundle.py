@@ -34,8 +34,20 @@ ICON_SIZES = (16, 32, 48, 64, 128, 256, 512)
 def build(dist: Path, work: Path, mode: str) -> Path:
     """Run PyInstaller; return the bundle folder ``dist/LANFarm``."""
     env = dict(os.environ, LANFARM_BUNDLE=mode)
-    cmd = [sys.executable, "-m", "PyInstaller", str(ROOT / "pyinstaller.spec"), "--noconfirm", "--clean",
-           "--log-level", "WARN", "--distpath", str(dist), "--workpath", str(work)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "PyInstaller",
+        str(ROOT / "pyinstaller.spec"),
+        "--noconfirm",
+        "--clean",
+        "--log-level",
+        "WARN",
+        "--distpath",
+        str(dist),
+        "--workpath",
+        str(work),
+    ]
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
     return dist / "LANFarm"
 
@@ -81,18 +93,36 @@ def inno_setup(bundle: Path, out: Path) -> Path:
         iscc = str(default) if default.exists() else None
     if iscc is None:
         raise SystemExit("Inno Setup 6 not found: install it (https://jrsoftware.org/isinfo.php) or put ISCC on PATH")
-    subprocess.run([iscc, f"/DAppVersion={__version__}", f"/DBundleDir={bundle}", f"/O{out}",
-                    str(PACKAGING / "windows" / "lanfarm.iss")], check=True)
+    subprocess.run(
+        [
+            iscc,
+            f"/DAppVersion={__version__}",
+            f"/DBundleDir={bundle}",
+            f"/O{out}",
+            str(PACKAGING / "windows" / "lanfarm.iss"),
+        ],
+        check=True,
+    )
     return out / f"LANFarm-{__version__}-setup.exe"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     kind = parser.add_mutually_exclusive_group()
-    kind.add_argument("--lite", action="store_const", const="lite", dest="mode",
-                      help="OpenCV engines only: leave torch, spandrel, diffusers & co out even if installed")
-    kind.add_argument("--full", action="store_const", const="full", dest="mode",
-                      help="bundle the AI engines (fails unless the ai extra is installed)")
+    kind.add_argument(
+        "--lite",
+        action="store_const",
+        const="lite",
+        dest="mode",
+        help="OpenCV engines only: leave torch, spandrel, diffusers & co out even if installed",
+    )
+    kind.add_argument(
+        "--full",
+        action="store_const",
+        const="full",
+        dest="mode",
+        help="bundle the AI engines (fails unless the ai extra is installed)",
+    )
     parser.add_argument("--dist", type=Path, default=ROOT / "build" / "dist", help="output folder")
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "work", help="PyInstaller's work folder")
     parser.add_argument("--no-archive", action="store_true", help="only the bundle folder (no .tar.gz)")

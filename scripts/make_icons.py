@@ -50,8 +50,9 @@ def main() -> int:
         (ICONS / f"lanfarm-{size}.png").write_bytes(rendered[size])
     images = {size: Image.open(io.BytesIO(data)).convert("RGBA") for size, data in rendered.items()}
     # Pillow picks each size from the largest image, so hand it every size drawn by Qt.
-    images[256].save(ICONS / "lanfarm.ico", sizes=[(s, s) for s in ICO_SIZES],
-                     append_images=[images[s] for s in ICO_SIZES])
+    images[256].save(
+        ICONS / "lanfarm.ico", sizes=[(s, s) for s in ICO_SIZES], append_images=[images[s] for s in ICO_SIZES]
+    )
     images[1024].save(ICONS / "lanfarm.icns", append_images=[images[s] for s in ICNS_SIZES])
     print(f"wrote {len(SIZES)} PNGs, lanfarm.ico and lanfarm.icns to {ICONS}")
     return 0

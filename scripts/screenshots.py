@@ -31,9 +31,27 @@ def start_node(home: Path, name: str) -> tuple[subprocess.Popen[bytes], str]:
     (home / "token").write_text(TOKEN)
     env = {k: v for k, v in os.environ.items() if k != "LANFARM_TOKEN"}
     env.update(PYTHONPATH=str(REPO), LANFARM_HOME=str(home))
-    proc = subprocess.Popen([sys.executable, "-m", "farm.cli", "node", "--host", "127.0.0.1", "--port", "0",
-                             "--no-advertise", "--simulate", "--name", name, "--token-file", str(home / "token")],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "farm.cli",
+            "node",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-advertise",
+            "--simulate",
+            "--name",
+            name,
+            "--token-file",
+            str(home / "token"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -80,8 +98,15 @@ async def shoot(out: Path, tmp: Path) -> list[Path]:
 
     store = SettingsStore()
     store.set_token(TOKEN)
-    store.save(AppSettings(output_dir=tmp / "Pictures" / "LAN Farm", discovery=False, local_slots=1,
-                           tray_notice_shown=True, models_dir=tmp / "models"))
+    store.save(
+        AppSettings(
+            output_dir=tmp / "Pictures" / "LAN Farm",
+            discovery=False,
+            local_slots=1,
+            tray_notice_shown=True,
+            models_dir=tmp / "models",
+        )
+    )
     nodes = [start_node(tmp / "node-a", "studio-pc"), start_node(tmp / "node-b", "attic-gpu")]
     app = LanFarmApp(store=store, registry=default_registry(simulate=True), use_tray=False, monitor_interval=0.5)
     window = app.window
@@ -117,12 +142,20 @@ async def shoot(out: Path, tmp: Path) -> list[Path]:
         canvas = editor.canvas
         canvas.set_brush_size(34)
         path = [(180 + 55 * i, 282 + (6 if i % 2 else -6)) for i in range(6)]
-        QTest.mousePress(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                         canvas.to_widget(QPointF(*path[0])).toPoint())
+        QTest.mousePress(
+            canvas,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+            canvas.to_widget(QPointF(*path[0])).toPoint(),
+        )
         for p in path[1:]:
             QTest.mouseMove(canvas, canvas.to_widget(QPointF(*p)).toPoint())
-        QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                           canvas.to_widget(QPointF(*path[-1])).toPoint())
+        QTest.mouseRelease(
+            canvas,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+            canvas.to_widget(QPointF(*path[-1])).toPoint(),
+        )
         QTest.mouseMove(canvas, canvas.to_widget(QPointF(520, 330)).toPoint())
         await asyncio.sleep(0.3)
         shots.append(save(editor.grab(), out / "mask-editor.png"))
@@ -161,7 +194,6 @@ def main() -> int:
         os.environ.pop("LANFARM_TOKEN", None)
         import qasync
         from PySide6.QtWidgets import QApplication
-
 
         qapp = QApplication.instance() or QApplication([sys.argv[0]])
         qapp.setApplicationName("LAN Farm")

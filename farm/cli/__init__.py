@@ -24,8 +24,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lanfarm", description="LAN Farm: a render farm for AI "
-                                     "image edits on the PCs of your local network.")
+    parser = argparse.ArgumentParser(
+        prog="lanfarm", description="LAN Farm: a render farm for AI image edits on the PCs of your local network."
+    )
     parser.add_argument("--version", action="version", version=f"lanfarm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -45,14 +46,17 @@ def _missing(name: str, exc: ImportError) -> Callable[[argparse.Namespace], int]
     def handler(_args: argparse.Namespace) -> int:
         print(f"lanfarm {name}: needs {exc.name}, which is not installed ({exc})", file=sys.stderr)
         return 2
+
     return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -46,12 +46,30 @@ def demo_nodes(count: int, token: str) -> Iterator[list[str]]:
             urls = []
             for i in range(count):
                 env = {k: v for k, v in os.environ.items() if not k.startswith("LANFARM_")}
-                env.update(LANFARM_HOME=str(Path(tmp) / f"node{i + 1}"), LANFARM_TOKEN=token,
-                           PYTHONPATH=os.pathsep.join(p for p in (str(SAMPLES.parents[1]),
-                                                                   os.environ.get("PYTHONPATH")) if p))
-                proc = subprocess.Popen([sys.executable, "-m", "farm.cli", "node", "--host", "127.0.0.1",
-                                         "--port", "0", "--no-advertise", "--name", f"demo-node-{i + 1}"],
-                                        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                env.update(
+                    LANFARM_HOME=str(Path(tmp) / f"node{i + 1}"),
+                    LANFARM_TOKEN=token,
+                    PYTHONPATH=os.pathsep.join(p for p in (str(SAMPLES.parents[1]), os.environ.get("PYTHONPATH")) if p),
+                )
+                proc = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "farm.cli",
+                        "node",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        "0",
+                        "--no-advertise",
+                        "--name",
+                        f"demo-node-{i + 1}",
+                    ],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                )
                 procs.append(proc)
             for proc in procs:
                 urls.append(_wait_listening(proc))
@@ -76,7 +94,7 @@ def _wait_listening(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if line.startswith(LISTENING):
-            return line[len(LISTENING):].strip()
+            return line[len(LISTENING) :].strip()
         if not line and proc.poll() is not None:
             break
     raise FarmError("a demo node did not start (run `lanfarm node --host 127.0.0.1 --no-advertise -v` to see why)")
@@ -94,8 +112,10 @@ def handle(args: argparse.Namespace) -> int:
         console.print(f"[red]error:[/red] no usable samples in {args.samples}: {problems}")
         return 2
     token = load_or_create_token()
-    console.print(f"Starting a farm on this PC: {args.nodes} nodes on 127.0.0.1 + the local worker "
-                  "(no discovery, nothing leaves this machine)")
+    console.print(
+        f"Starting a farm on this PC: {args.nodes} nodes on 127.0.0.1 + the local worker "
+        "(no discovery, nothing leaves this machine)"
+    )
     try:
         with demo_nodes(args.nodes, token) as urls:
             return asyncio.run(_run(items, urls, token, console, out))

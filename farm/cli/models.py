@@ -31,14 +31,20 @@ from farm.local.paths import models_dir
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", default="list", choices=["list", "add"],
-                        help="list (default) or add a model")
-    parser.add_argument("path", nargs="?", type=Path, metavar="FILE_OR_FOLDER",
-                        help="for add: a .safetensors/.pth file, big-lama.pt, or a diffusers folder")
-    parser.add_argument("--link", action="store_true",
-                        help="for add: link to the model where it is instead of copying it")
-    parser.add_argument("--models-dir", type=Path, help="models folder (default: the app's, or "
-                        "LANFARM_MODELS_DIR)")
+    parser.add_argument(
+        "action", nargs="?", default="list", choices=["list", "add"], help="list (default) or add a model"
+    )
+    parser.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        metavar="FILE_OR_FOLDER",
+        help="for add: a .safetensors/.pth file, big-lama.pt, or a diffusers folder",
+    )
+    parser.add_argument(
+        "--link", action="store_true", help="for add: link to the model where it is instead of copying it"
+    )
+    parser.add_argument("--models-dir", type=Path, help="models folder (default: the app's, or LANFARM_MODELS_DIR)")
     parser.add_argument("--no-hash", action="store_true", help="skip sha256 (faster on first listing)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=handle)
@@ -57,8 +63,7 @@ def _hints(folder: Path, details: list[ModelDetails], missing: list[str]) -> lis
         hints.append(f"{', '.join(missing)} not installed. {AI_EXTRA_HINT}")
     found = iopaint_lama_path()
     if found is not None and not any(d.model.name == IOPAINT_LAMA_NAME for d in details):
-        hints.append(f"found IOPaint's {IOPAINT_LAMA_NAME} at {found}; add it with "
-                     f"`lanfarm models add {found}`")
+        hints.append(f"found IOPaint's {IOPAINT_LAMA_NAME} at {found}; add it with `lanfarm models add {found}`")
     if not details:
         hints.append(f"no models in {folder}: add one with `lanfarm models add FILE_OR_FOLDER`")
     return hints
@@ -68,25 +73,40 @@ def _list(args: argparse.Namespace, folder: Path) -> int:
     missing = missing_modules(dict.fromkeys(AI_MODULES + SD_MODULES))
     index = ModelIndex()
     try:
-        details = describe(scan_models(folder), index, inspect=None if missing else inspect_model,
-                           hashes=not args.no_hash)
+        details = describe(
+            scan_models(folder), index, inspect=None if missing else inspect_model, hashes=not args.no_hash
+        )
     finally:
         with contextlib.suppress(OSError):  # a read-only cache only costs speed next time
             index.save()
     hints = _hints(folder, details, missing)
     if args.json:
-        print(json.dumps({"models_dir": str(folder), "ai_installed": not missing,
-                          "models": [d.to_dict() for d in details], "hints": hints}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "models_dir": str(folder),
+                    "ai_installed": not missing,
+                    "models": [d.to_dict() for d in details],
+                    "hints": hints,
+                },
+                indent=2,
+            )
+        )
         return 0
     out = Console(highlight=False, soft_wrap=True, markup=False)  # "lanfarm[ai]" is no markup
     out.print(f"models folder: {folder}")
     if details:
         problems = any(d.to_dict()["error"] for d in details)
-        table = Table("name", "engine", "architecture", "scale", "size", "sha256",
-                      *(["problem"] if problems else []))
+        table = Table("name", "engine", "architecture", "scale", "size", "sha256", *(["problem"] if problems else []))
         for d in details:
-            row = [d.model.name, d.model.kind, d.architecture or "?", f"{d.scale}x" if d.scale else "",
-                   f"{d.model.size_mb:.1f} MB", (d.sha256 or "")[:12]]
+            row = [
+                d.model.name,
+                d.model.kind,
+                d.architecture or "?",
+                f"{d.scale}x" if d.scale else "",
+                f"{d.model.size_mb:.1f} MB",
+                (d.sha256 or "")[:12],
+            ]
             table.add_row(*row, *([str(d.to_dict()["error"] or "")] if problems else []))
         out.print(table)
     for hint in hints:
@@ -103,8 +123,10 @@ def _add(args: argparse.Namespace, folder: Path) -> int:
     needs = SD_MODULES if model is not None and model.kind == "sd-inpaint" else AI_MODULES
     missing = missing_modules(needs)
     if missing:
-        print(f"lanfarm models add: cannot check the model: {', '.join(missing)} not installed. "
-              f"{AI_EXTRA_HINT}", file=sys.stderr)
+        print(
+            f"lanfarm models add: cannot check the model: {', '.join(missing)} not installed. {AI_EXTRA_HINT}",
+            file=sys.stderr,
+        )
         return 2
     try:
         added = add_model(source, folder, link=args.link)

@@ -28,17 +28,33 @@ PROBE_TIMEOUT = 2.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", default="list", choices=["list", "add", "remove"],
-                        help="list the nodes (default), or add/remove a saved peer")
+    parser.add_argument(
+        "action",
+        nargs="?",
+        default="list",
+        choices=["list", "add", "remove"],
+        help="list the nodes (default), or add/remove a saved peer",
+    )
     parser.add_argument("address", nargs="?", metavar="HOST:PORT", help="the peer to add or remove")
     parser.add_argument("--wait", type=float, default=3.0, help="seconds to listen for nodes (default 3)")
-    parser.add_argument("--peer", action="append", default=[], metavar="HOST:PORT",
-                        help="also ask this node (repeatable); saved peers are always asked")
-    parser.add_argument("--no-discovery", action="store_true",
-                        help="no mDNS: only peers (networks that block multicast)")
-    parser.add_argument("--interface", action="append", default=[], metavar="ADDR",
-                        help=f"IPv4 address of an interface to browse on (repeatable; default: "
-                        f"${INTERFACES_ENV}, a comma list, else all)")
+    parser.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="also ask this node (repeatable); saved peers are always asked",
+    )
+    parser.add_argument(
+        "--no-discovery", action="store_true", help="no mDNS: only peers (networks that block multicast)"
+    )
+    parser.add_argument(
+        "--interface",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help=f"IPv4 address of an interface to browse on (repeatable; default: "
+        f"${INTERFACES_ENV}, a comma list, else all)",
+    )
     parser.add_argument("--token-file", type=Path, help="file holding the farm token")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(handler=handle)
@@ -75,25 +91,30 @@ def list_nodes(args: argparse.Namespace) -> int:
         args.no_discovery = True
         if not peers:
             how = "unset LANFARM_DISCOVERY" if switched_off else "drop --no-discovery"
-            raise FarmError("no peers: give --peer HOST:PORT, save one with `lanfarm nodes add HOST:PORT`, "
-                            f"or {how}")
+            raise FarmError(f"no peers: give --peer HOST:PORT, save one with `lanfarm nodes add HOST:PORT`, or {how}")
     interfaces = args.interface or interfaces_from_env()
-    nodes, unreached = asyncio.run(_discover(find_token(args.token_file), peers, interfaces,
-                                             mdns=not args.no_discovery, wait=args.wait))
+    nodes, unreached = asyncio.run(
+        _discover(find_token(args.token_file), peers, interfaces, mdns=not args.no_discovery, wait=args.wait)
+    )
     if args.json:
-        json.dump({"nodes": [n.to_dict() for n in nodes],
-                   "unreached": [{"address": str(u.address), "source": u.source, "error": u.error}
-                                 for u in unreached]}, sys.stdout, indent=2)
+        json.dump(
+            {
+                "nodes": [n.to_dict() for n in nodes],
+                "unreached": [{"address": str(u.address), "source": u.source, "error": u.error} for u in unreached],
+            },
+            sys.stdout,
+            indent=2,
+        )
         print()
     else:
         print_table(nodes, unreached, Console())
     return 0
 
 
-async def _discover(token: str | None, peers: list[Address], interfaces: list[str], *, mdns: bool,
-                    wait: float) -> tuple[list[NodeRecord], list[Unreached]]:
-    async with Discovery(token, mdns=mdns, interfaces=interfaces, peers=peers,
-                         timeout=PROBE_TIMEOUT) as discovery:
+async def _discover(
+    token: str | None, peers: list[Address], interfaces: list[str], *, mdns: bool, wait: float
+) -> tuple[list[NodeRecord], list[Unreached]]:
+    async with Discovery(token, mdns=mdns, interfaces=interfaces, peers=peers, timeout=PROBE_TIMEOUT) as discovery:
         if mdns:
             await asyncio.sleep(wait)
             await discovery.async_wait_probed(PROBE_TIMEOUT * 2)  # those found at the last moment
@@ -104,21 +125,32 @@ async def _discover(token: str | None, peers: list[Address], interfaces: list[st
 
 def print_table(nodes: list[NodeRecord], unreached: list[Unreached], console: Console) -> None:
     if not nodes and not unreached:
-        console.print("No nodes found. Start `lanfarm node` on another PC, or add one by address "
-                      "with `lanfarm nodes add HOST:PORT` if your network blocks mDNS.")
+        console.print(
+            "No nodes found. Start `lanfarm node` on another PC, or add one by address "
+            "with `lanfarm nodes add HOST:PORT` if your network blocks mDNS."
+        )
         return
     table = Table("Name", "Address", "GPU", "VRAM", "Engines", "State", "Load")
     styles = {"online": "green", "unauthorised": "yellow", "offline": "red"}
     for n in nodes:
         slots = n.slots
-        table.add_row(n.name, str(n.address), n.gpu, _vram(n.vram_mb), ", ".join(n.engines) or "—",
-                      f"[{styles[n.state]}]{n.state}[/]", f"{slots[0]}/{slots[1]} free" if slots else "—")
+        table.add_row(
+            n.name,
+            str(n.address),
+            n.gpu,
+            _vram(n.vram_mb),
+            ", ".join(n.engines) or "—",
+            f"[{styles[n.state]}]{n.state}[/]",
+            f"{slots[0]}/{slots[1]} free" if slots else "—",
+        )
     for u in unreached:
         table.add_row("—", str(u.address), "", "", "", f"[red]offline[/] [dim]({u.error})[/]", "")
     console.print(table)
     if any(n.state == "unauthorised" for n in nodes):
-        console.print("[yellow]unauthorised[/]: the node has another farm token; copy this PC's token "
-                      "(`lanfarm token`) to it, or pass --token-file.")
+        console.print(
+            "[yellow]unauthorised[/]: the node has another farm token; copy this PC's token "
+            "(`lanfarm token`) to it, or pass --token-file."
+        )
 
 
 def _vram(mb: int) -> str:

@@ -8,8 +8,9 @@ from farm.local.token import load_or_create_token, new_token, save_token, token_
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--regenerate", action="store_true",
-                        help="make a new token (every app and node of the farm then needs it)")
+    parser.add_argument(
+        "--regenerate", action="store_true", help="make a new token (every app and node of the farm then needs it)"
+    )
     parser.add_argument("--path", action="store_true", help="print where the token is kept instead")
     parser.set_defaults(handler=handle)
 

@@ -21,20 +21,34 @@ class NodeAdvert:
     free: int = 1
 
     def to_txt(self) -> dict[str, str]:
-        return {"id": self.id, "name": self.name[:63], "ver": self.version, "proto": str(self.proto),
-                "gpu": self.gpu[:63], "vram": str(self.vram_mb), "engines": ",".join(self.engines),
-                "slots": str(self.slots), "free": str(self.free)}
+        return {
+            "id": self.id,
+            "name": self.name[:63],
+            "ver": self.version,
+            "proto": str(self.proto),
+            "gpu": self.gpu[:63],
+            "vram": str(self.vram_mb),
+            "engines": ",".join(self.engines),
+            "slots": str(self.slots),
+            "free": str(self.free),
+        }
 
     @classmethod
     def from_txt(cls, txt: Mapping[bytes | str, bytes | str | None]) -> NodeAdvert:
         """Parse a TXT record (zeroconf gives bytes keys and values); ValueError if it is not ours."""
         d = {_s(k): _s(v) for k, v in txt.items()}
         try:
-            return cls(id=_need(d, "id"), name=d.get("name") or _need(d, "id"), version=d.get("ver", "?"),
-                       proto=int(_need(d, "proto")), gpu=d.get("gpu") or "cpu",
-                       vram_mb=int(d.get("vram") or 0),
-                       engines=tuple(e for e in (d.get("engines") or "").split(",") if e),
-                       slots=int(d.get("slots") or 1), free=int(d.get("free") or 0))
+            return cls(
+                id=_need(d, "id"),
+                name=d.get("name") or _need(d, "id"),
+                version=d.get("ver", "?"),
+                proto=int(_need(d, "proto")),
+                gpu=d.get("gpu") or "cpu",
+                vram_mb=int(d.get("vram") or 0),
+                engines=tuple(e for e in (d.get("engines") or "").split(",") if e),
+                slots=int(d.get("slots") or 1),
+                free=int(d.get("free") or 0),
+            )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"not a LAN Farm advert: {exc}") from None
 

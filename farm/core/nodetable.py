@@ -70,12 +70,20 @@ class NodeRecord:
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``lanfarm nodes --json``)."""
         slots = self.slots
-        return {"id": self.id, "name": self.name, "address": str(self.address), "source": self.source,
-                "state": self.state, "gpu": self.gpu, "vram_mb": self.vram_mb,
-                "engines": list(self.engines),
-                "slots": {"free": slots[0], "total": slots[1]} if slots else None,
-                "addresses": [str(a) for a in self.addresses], "misses": self.misses,
-                "info": dict(self.info)}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "address": str(self.address),
+            "source": self.source,
+            "state": self.state,
+            "gpu": self.gpu,
+            "vram_mb": self.vram_mb,
+            "engines": list(self.engines),
+            "slots": {"free": slots[0], "total": slots[1]} if slots else None,
+            "addresses": [str(a) for a in self.addresses],
+            "misses": self.misses,
+            "info": dict(self.info),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +175,7 @@ class _Node:
 class NodeTable:
     """Endpoints and the nodes behind them; every method takes ``now`` (seconds, any monotonic clock)."""
 
-    def __init__(self, *, heartbeat_interval: float = 2.0, misses: int = 3,
-                 info_interval: float = 10.0) -> None:
+    def __init__(self, *, heartbeat_interval: float = 2.0, misses: int = 3, info_interval: float = 10.0) -> None:
         if misses < 1 or heartbeat_interval <= 0:
             raise ValueError("misses must be >= 1 and heartbeat_interval > 0")
         self.heartbeat_interval = heartbeat_interval
@@ -189,9 +196,11 @@ class NodeTable:
         return self._record(node) if node else None
 
     def unreached(self) -> list[Unreached]:
-        return [Unreached(ep.address, "mdns" if ep.adverts else "peer", ep.error or "no answer yet")
-                for ep in sorted(self._endpoints.values(), key=lambda e: e.address)
-                if ep.probed and ep.node_id is None]
+        return [
+            Unreached(ep.address, "mdns" if ep.adverts else "peer", ep.error or "no answer yet")
+            for ep in sorted(self._endpoints.values(), key=lambda e: e.address)
+            if ep.probed and ep.node_id is None
+        ]
 
     def all_probed(self) -> bool:
         """Every known endpoint has answered or failed at least once."""
@@ -286,10 +295,12 @@ class NodeTable:
             ep.peer = False
             if not ep.adverts:
                 self._drop_endpoint(ep, "removed")
+
         return self._diff(mutate)
 
-    def mdns_service(self, service: str, addresses: Sequence[Address], advert: NodeAdvert | None,
-                     now: float) -> list[Change]:
+    def mdns_service(
+        self, service: str, addresses: Sequence[Address], advert: NodeAdvert | None, now: float
+    ) -> list[Change]:
         """mDNS resolved ``service`` to ``addresses`` (an add or an update of its records)."""
 
         def mutate() -> None:
@@ -301,6 +312,7 @@ class NodeTable:
                         self._drop_endpoint(ep, "removed")
             for address in addresses:
                 self._endpoint(address, now).adverts[service] = advert
+
         return self._diff(mutate)
 
     def mdns_goodbye(self, service: str, now: float) -> list[Change]:
@@ -320,6 +332,7 @@ class NodeTable:
             for node_id in gone:
                 self._nodes.pop(node_id, None)
                 self._down[node_id] = "goodbye"
+
         return self._diff(mutate)
 
     def invalidate_info(self) -> None:
@@ -348,11 +361,18 @@ class NodeTable:
         primary = self._endpoints.get(node.address)
         advert = next((ep.advert for ep in eps if ep.advert), None)
         name = str(node.info.get("name") or (advert.name if advert else "") or node.id)
-        return NodeRecord(id=node.id, name=name, address=node.address,
-                          source="mdns" if any(ep.adverts for ep in eps) else "peer",
-                          state=state or node.state, info=node.info, advert=advert,
-                          last_seen=node.last_seen, misses=primary.misses if primary else 0,
-                          addresses=tuple(sorted(ep.address for ep in eps)))
+        return NodeRecord(
+            id=node.id,
+            name=name,
+            address=node.address,
+            source="mdns" if any(ep.adverts for ep in eps) else "peer",
+            state=state or node.state,
+            info=node.info,
+            advert=advert,
+            last_seen=node.last_seen,
+            misses=primary.misses if primary else 0,
+            addresses=tuple(sorted(ep.address for ep in eps)),
+        )
 
     def _diff(self, mutate: Callable[[], None]) -> list[Change]:
         """Run ``mutate`` and say which nodes came up, changed (beyond heartbeat counters) or went down."""
@@ -362,8 +382,7 @@ class NodeTable:
         changes: list[Change] = []
         for nid, old in before.items():
             if nid not in self._nodes:
-                changes.append(NodeDown(dataclasses.replace(old, state="offline"),
-                                        self._down.get(nid, "removed")))
+                changes.append(NodeDown(dataclasses.replace(old, state="offline"), self._down.get(nid, "removed")))
         for nid, node in self._nodes.items():
             new = self._record(node)
             if nid not in before:

@@ -64,14 +64,26 @@ class ParamSpec:
         kind = data.get("kind")
         if kind not in ("int", "float", "bool", "str", "choice") or not isinstance(data.get("name"), str):
             raise SpecError(f"not a param schema: {data!r}")
-        return cls(name=data["name"], kind=kind, default=data.get("default", ""), label=str(data.get("label", "")),
-                   help=str(data.get("help", "")), minimum=data.get("minimum"), maximum=data.get("maximum"),
-                   choices=tuple(data.get("choices", ())), multiline=bool(data.get("multiline", False)))
+        return cls(
+            name=data["name"],
+            kind=kind,
+            default=data.get("default", ""),
+            label=str(data.get("label", "")),
+            help=str(data.get("help", "")),
+            minimum=data.get("minimum"),
+            maximum=data.get("maximum"),
+            choices=tuple(data.get("choices", ())),
+            multiline=bool(data.get("multiline", False)),
+        )
 
     def to_schema(self) -> dict[str, Any]:
         """JSON form of this param for forms in other processes (the GUI, the node API)."""
-        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "default": self.default,
-                               "label": self.label or self.name.replace("_", " ").capitalize()}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "default": self.default,
+            "label": self.label or self.name.replace("_", " ").capitalize(),
+        }
         if self.help:
             out["help"] = self.help
         if self.minimum is not None:
@@ -121,4 +133,3 @@ class ParamSchema:
         if len(names) != len(set(names)):
             raise ValueError(f"duplicate param names in {names}")
         return cls(tuple(params))
-

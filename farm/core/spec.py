@@ -32,8 +32,12 @@ class HdStrategy:
     resize_limit: int = 1280
 
     def to_dict(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "trigger": self.trigger, "margin": self.margin,
-                "resize_limit": self.resize_limit}
+        return {
+            "strategy": self.strategy,
+            "trigger": self.trigger,
+            "margin": self.margin,
+            "resize_limit": self.resize_limit,
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> HdStrategy:
@@ -42,10 +46,12 @@ class HdStrategy:
         strategy = data.get("strategy", "crop")
         if strategy not in ("original", "crop", "resize"):
             raise SpecError(f"hd.strategy must be original, crop or resize; got {strategy!r}")
-        return cls(strategy=strategy,
-                   trigger=_int(data.get("trigger", 800), "hd.trigger", 16, 1 << 16),
-                   margin=_int(data.get("margin", 128), "hd.margin", 0, 1 << 14),
-                   resize_limit=_int(data.get("resize_limit", 1280), "hd.resize_limit", 16, 1 << 16))
+        return cls(
+            strategy=strategy,
+            trigger=_int(data.get("trigger", 800), "hd.trigger", 16, 1 << 16),
+            margin=_int(data.get("margin", 128), "hd.margin", 0, 1 << 14),
+            resize_limit=_int(data.get("resize_limit", 1280), "hd.resize_limit", 16, 1 << 16),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +96,14 @@ class EditSpec:
     model: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"schema": SPEC_SCHEMA_VERSION, "op": self.op, "engine": self.engine,
-                               "params": dict(self.params), "hd": self.hd.to_dict(),
-                               "output": self.output.to_dict()}
+        out: dict[str, Any] = {
+            "schema": SPEC_SCHEMA_VERSION,
+            "op": self.op,
+            "engine": self.engine,
+            "params": dict(self.params),
+            "hd": self.hd.to_dict(),
+            "output": self.output.to_dict(),
+        }
         if self.model is not None:
             out["model"] = self.model
         return out
@@ -109,8 +120,10 @@ class EditSpec:
         data = _object(data, "spec")
         schema = data.get("schema")
         if schema != SPEC_SCHEMA_VERSION:
-            raise SpecError(f"unsupported spec schema version {schema!r} (this build reads "
-                            f"version {SPEC_SCHEMA_VERSION}); update LAN Farm on both ends")
+            raise SpecError(
+                f"unsupported spec schema version {schema!r} (this build reads "
+                f"version {SPEC_SCHEMA_VERSION}); update LAN Farm on both ends"
+            )
         _no_unknown(data, {"schema", "op", "engine", "params", "hd", "output", "model"}, "spec")
         op = data.get("op")
         if op not in OPERATIONS:
@@ -127,9 +140,14 @@ class EditSpec:
         model = data.get("model")
         if model is not None and (not isinstance(model, str) or not model or len(model) > 255):
             raise SpecError("model must be a file name")
-        return cls(op=op, engine=engine, params=dict(params),
-                   hd=HdStrategy.from_dict(data.get("hd", {})),
-                   output=OutputSpec.from_dict(data.get("output", {})), model=model)
+        return cls(
+            op=op,
+            engine=engine,
+            params=dict(params),
+            hd=HdStrategy.from_dict(data.get("hd", {})),
+            output=OutputSpec.from_dict(data.get("output", {})),
+            model=model,
+        )
 
     @classmethod
     def from_json(cls, text: str | bytes) -> EditSpec:

@@ -57,30 +57,43 @@ class EngineDescriptor:
 
     def to_dict(self) -> dict[str, object]:
         """JSON form, as /v1/info and the GUI's edit picker use it."""
-        return {"id": self.id, "title": self.title, "operations": sorted(self.operations),
-                "params": self.params.to_schema(), "devices": list(self.devices),
-                "memory_mb": self.memory_mb, "needs_mask": self.needs_mask,
-                "size_multiple": self.size_multiple, "scale": self.scale,
-                "models": list(self.models), "available": self.available,
-                "unavailable_reason": self.unavailable_reason, "simulated": self.simulated}
-
+        return {
+            "id": self.id,
+            "title": self.title,
+            "operations": sorted(self.operations),
+            "params": self.params.to_schema(),
+            "devices": list(self.devices),
+            "memory_mb": self.memory_mb,
+            "needs_mask": self.needs_mask,
+            "size_multiple": self.size_multiple,
+            "scale": self.scale,
+            "models": list(self.models),
+            "available": self.available,
+            "unavailable_reason": self.unavailable_reason,
+            "simulated": self.simulated,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EngineDescriptor:
         """The inverse of :meth:`to_dict`: an engine as a node describes it. Raises SpecError/KeyError."""
-        return cls(id=str(data["id"]), title=str(data.get("title") or data["id"]),
-                   operations=frozenset(data.get("operations") or ()),
-                   params=ParamSchema.from_schema(data.get("params")),
-                   devices=tuple(data.get("devices") or ("cpu",)), memory_mb=int(data.get("memory_mb") or 0),
-                   needs_mask=bool(data.get("needs_mask", True)), size_multiple=int(data.get("size_multiple") or 1),
-                   scale=int(data.get("scale") or 1), models=tuple(data.get("models") or ()),
-                   available=bool(data.get("available", True)),
-                   unavailable_reason=str(data.get("unavailable_reason") or ""),
-                   simulated=bool(data.get("simulated", False)))
+        return cls(
+            id=str(data["id"]),
+            title=str(data.get("title") or data["id"]),
+            operations=frozenset(data.get("operations") or ()),
+            params=ParamSchema.from_schema(data.get("params")),
+            devices=tuple(data.get("devices") or ("cpu",)),
+            memory_mb=int(data.get("memory_mb") or 0),
+            needs_mask=bool(data.get("needs_mask", True)),
+            size_multiple=int(data.get("size_multiple") or 1),
+            scale=int(data.get("scale") or 1),
+            models=tuple(data.get("models") or ()),
+            available=bool(data.get("available", True)),
+            unavailable_reason=str(data.get("unavailable_reason") or ""),
+            simulated=bool(data.get("simulated", False)),
+        )
 
 
-def merge_descriptors(local: Sequence[EngineDescriptor],
-                      remote: Sequence[EngineDescriptor]) -> list[EngineDescriptor]:
+def merge_descriptors(local: Sequence[EngineDescriptor], remote: Sequence[EngineDescriptor]) -> list[EngineDescriptor]:
     """The engines a farm offers: this PC's, plus what only nodes have; an engine available anywhere
     is available, with the models of every worker that has it."""
     merged: dict[str, EngineDescriptor] = {d.id: d for d in local}
@@ -102,5 +115,11 @@ class Engine(Protocol):
 
     descriptor: EngineDescriptor
 
-    def run(self, image: np.ndarray, mask: np.ndarray | None, params: Mapping[str, ParamValue],
-            progress: ProgressFn, cancel: CancelToken) -> np.ndarray: ...
+    def run(
+        self,
+        image: np.ndarray,
+        mask: np.ndarray | None,
+        params: Mapping[str, ParamValue],
+        progress: ProgressFn,
+        cancel: CancelToken,
+    ) -> np.ndarray: ...

@@ -31,9 +31,11 @@ ModelFormat = Literal["safetensors", "pth", "torchscript", "diffusers", "single-
 IOPAINT_LAMA_NAME = "big-lama.pt"
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".ckpt")
 SINGLE_FILE_CONFIG_SUFFIX = "-config"
-AI_EXTRA_HINT = ("AI engines need the `ai` extra: pip install 'lanfarm[ai]' (adds torch, spandrel, "
-                 "safetensors, diffusers and transformers, for LaMa inpainting, upscaling with ESRGAN/"
-                 "Real-ESRGAN/SwinIR-style models and Stable Diffusion inpainting)")
+AI_EXTRA_HINT = (
+    "AI engines need the `ai` extra: pip install 'lanfarm[ai]' (adds torch, spandrel, "
+    "safetensors, diffusers and transformers, for LaMa inpainting, upscaling with ESRGAN/"
+    "Real-ESRGAN/SwinIR-style models and Stable Diffusion inpainting)"
+)
 AI_MODULES = ("torch", "spandrel", "safetensors")
 SD_MODULES = ("torch", "diffusers", "transformers")
 
@@ -73,9 +75,17 @@ class ModelDetails:
 
     def to_dict(self) -> dict[str, object]:
         m = self.model
-        return {"name": m.name, "path": str(m.path), "engine": m.kind, "format": m.format,
-                "size_bytes": m.size_bytes, "architecture": self.architecture, "scale": self.scale,
-                "sha256": self.sha256, "error": self.error or m.note or None}
+        return {
+            "name": m.name,
+            "path": str(m.path),
+            "engine": m.kind,
+            "format": m.format,
+            "size_bytes": m.size_bytes,
+            "architecture": self.architecture,
+            "scale": self.scale,
+            "sha256": self.sha256,
+            "error": self.error or m.note or None,
+        }
 
 
 def missing_modules(names: Iterable[str]) -> list[str]:
@@ -93,6 +103,7 @@ def iopaint_lama_path() -> Path | None:
 
 # --- finding and classifying, torch-free ------------------------------------------------------------
 
+
 def scan_models(models_dir: Path) -> list[ModelFile]:
     """The models directly inside ``models_dir``, sorted by name; unusable entries carry a ``note``."""
     if not models_dir.is_dir():
@@ -103,8 +114,11 @@ def scan_models(models_dir: Path) -> list[ModelFile]:
     for path in entries:
         if path.name.startswith("."):
             continue
-        if path.is_dir() and path.name.endswith(SINGLE_FILE_CONFIG_SUFFIX) \
-                and path.name.removesuffix(SINGLE_FILE_CONFIG_SUFFIX) in single_files:
+        if (
+            path.is_dir()
+            and path.name.endswith(SINGLE_FILE_CONFIG_SUFFIX)
+            and path.name.removesuffix(SINGLE_FILE_CONFIG_SUFFIX) in single_files
+        ):
             continue  # the configs of a single-file checkpoint, not a model of its own
         model = classify(path)
         if model is not None:
@@ -122,8 +136,15 @@ def classify(path: Path) -> ModelFile | None:
         cls = _read_json(index).get("_class_name", "")
         if isinstance(cls, str) and cls.startswith("StableDiffusion"):
             return ModelFile(path.name, path, "sd-inpaint", "diffusers", size, mtime)
-        return ModelFile(path.name, path, "unknown", "diffusers", size, mtime,
-                         note=f"a diffusers {cls or 'pipeline'} folder, not Stable Diffusion")
+        return ModelFile(
+            path.name,
+            path,
+            "unknown",
+            "diffusers",
+            size,
+            mtime,
+            note=f"a diffusers {cls or 'pipeline'} folder, not Stable Diffusion",
+        )
     if not path.is_file():
         return None
     stat = path.stat()
@@ -135,8 +156,12 @@ def classify(path: Path) -> ModelFile | None:
     if path.name == IOPAINT_LAMA_NAME:
         return made("lama", "torchscript")
     if suffix == ".pt":
-        return made("unknown", "torchscript", note=f"TorchScript files run code when loaded; only "
-                    f"IOPaint's {IOPAINT_LAMA_NAME} is accepted. Use a .safetensors or .pth instead")
+        return made(
+            "unknown",
+            "torchscript",
+            note=f"TorchScript files run code when loaded; only "
+            f"IOPaint's {IOPAINT_LAMA_NAME} is accepted. Use a .safetensors or .pth instead",
+        )
     if suffix not in WEIGHT_SUFFIXES:
         return None
     fmt: ModelFormat = "safetensors" if suffix == ".safetensors" else "pth"
@@ -184,8 +209,11 @@ def read_tensor_names(path: Path) -> set[str] | None:
                 raise ValueError("data.pkl is implausibly large")
             data = zf.read(pkl)
         # genops only decodes opcodes; nothing in the pickle is imported or called.
-        return {str(arg) for op, arg, _pos in pickletools.genops(data)
-                if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8")}
+        return {
+            str(arg)
+            for op, arg, _pos in pickletools.genops(data)
+            if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8")
+        }
     except (zipfile.BadZipFile, ValueError, EOFError, KeyError) as exc:
         raise ValueError(f"corrupt torch file ({exc})") from None
 
@@ -212,11 +240,12 @@ def sd_architecture(folder: Path) -> str:
     unet = _read_json(folder / "unet" / "config.json")
     cls = str(index.get("_class_name", ""))
     cross = unet.get("cross_attention_dim")
-    family = ("SDXL" if "XL" in cls or cross == 2048 else "SD 2.x" if cross == 1024 else "SD 1.x")
+    family = "SDXL" if "XL" in cls or cross == 2048 else "SD 2.x" if cross == 1024 else "SD 1.x"
     return f"{family} {'inpaint' if unet.get('in_channels') == 9 else 'base'}"
 
 
 # --- hashes and what loading found, cached by mtime + size -------------------------------------------
+
 
 class ModelIndex:
     """A small JSON cache of sha256 / architecture / scale per model path, valid while mtime+size hold."""
@@ -249,8 +278,7 @@ class ModelIndex:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # A name per process and thread: a listing and a node may save at the same moment.
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps({"version": _INDEX_VERSION, "entries": self._entries}, indent=1),
-                       "utf-8")
+        tmp.write_text(json.dumps({"version": _INDEX_VERSION, "entries": self._entries}, indent=1), "utf-8")
         os.replace(tmp, self.path)
         self._dirty = False
 
@@ -269,8 +297,13 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def describe(models: Iterable[ModelFile], index: ModelIndex, *,
-             inspect: Callable[[ModelFile], tuple[str, int]] | None, hashes: bool = True) -> list[ModelDetails]:
+def describe(
+    models: Iterable[ModelFile],
+    index: ModelIndex,
+    *,
+    inspect: Callable[[ModelFile], tuple[str, int]] | None,
+    hashes: bool = True,
+) -> list[ModelDetails]:
     """Details for each model; ``inspect`` (``farm.engines.installed.inspect_model``, needs torch) loads
     models to learn architecture and scale."""
     out = []
@@ -288,9 +321,12 @@ def describe(models: Iterable[ModelFile], index: ModelIndex, *,
             continue
         if "architecture" in cached or "error" in cached:
             arch, scale, error = cached.get("architecture"), cached.get("scale"), cached.get("error")
-            details = replace(details, architecture=arch if isinstance(arch, str) else None,
-                              scale=scale if isinstance(scale, int) else None,
-                              error=error if isinstance(error, str) else None)
+            details = replace(
+                details,
+                architecture=arch if isinstance(arch, str) else None,
+                scale=scale if isinstance(scale, int) else None,
+                error=error if isinstance(error, str) else None,
+            )
         elif model.kind == "sd-inpaint" and model.format == "diffusers":
             details = replace(details, architecture=sd_architecture(model.path), scale=1)
         elif model.kind == "lama" and model.format == "torchscript":
@@ -335,7 +371,21 @@ def _read_json(path: Path) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
-__all__ = ["AI_EXTRA_HINT", "IOPAINT_LAMA_NAME", "ModelDetails", "ModelFile", "ModelIndex",
-           "classify", "describe", "estimate_memory_mb", "iopaint_lama_path",
-           "known_scale", "missing_modules", "models_for", "read_tensor_names", "scan_models",
-           "sha256_of", "single_file_config_dir"]
+__all__ = [
+    "AI_EXTRA_HINT",
+    "IOPAINT_LAMA_NAME",
+    "ModelDetails",
+    "ModelFile",
+    "ModelIndex",
+    "classify",
+    "describe",
+    "estimate_memory_mb",
+    "iopaint_lama_path",
+    "known_scale",
+    "missing_modules",
+    "models_for",
+    "read_tensor_names",
+    "scan_models",
+    "sha256_of",
+    "single_file_config_dir",
+]

@@ -29,8 +29,9 @@ def device_override(explicit: str | None = None) -> str | None:
     if not name or name == "auto":
         return None
     if name.split(":", 1)[0] not in KNOWN_DEVICES:
-        raise EngineError(f"unknown device {name!r} (from {DEVICE_ENV} or a setting); "
-                          f"use one of {', '.join(KNOWN_DEVICES)} or auto")
+        raise EngineError(
+            f"unknown device {name!r} (from {DEVICE_ENV} or a setting); use one of {', '.join(KNOWN_DEVICES)} or auto"
+        )
     return name
 
 

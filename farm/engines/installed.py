@@ -29,22 +29,32 @@ from farm.errors import EngineError
 from farm.local.paths import models_dir as default_models_dir
 
 
-def default_registry(models_dir: Path | None = None, *, device: str | None = None,
-                     memory_cap_mb: int | None = None, simulate: bool = False,
-                     sim_slowdown: float = 1.0, sim_fail: bool = False) -> Registry:
+def default_registry(
+    models_dir: Path | None = None,
+    *,
+    device: str | None = None,
+    memory_cap_mb: int | None = None,
+    simulate: bool = False,
+    sim_slowdown: float = 1.0,
+    sim_fail: bool = False,
+) -> Registry:
     """The engines this install offers. ``simulate`` adds the SIMULATED GPU engine (tests, benchmarks).
 
     ``models_dir`` defaults to :func:`farm.local.paths.models_dir`; ``device`` overrides the automatic
     choice (cuda > mps > cpu, or LANFARM_DEVICE) for the AI engines.
     """
-    registry = Registry([EngineEntry(opencv_inpaint.DESCRIPTOR,
-                                     lambda _model: opencv_inpaint.OpenCVInpaint())],
-                        memory_cap_mb=memory_cap_mb)
+    registry = Registry(
+        [EngineEntry(opencv_inpaint.DESCRIPTOR, lambda _model: opencv_inpaint.OpenCVInpaint())],
+        memory_cap_mb=memory_cap_mb,
+    )
     for entry in ai_entries(models_dir, device=device):
         registry.add(entry)
     if simulate:
-        registry.add(EngineEntry(simulated.DESCRIPTOR, lambda _model: simulated.SimulatedEngine(
-            slowdown=sim_slowdown, fail=sim_fail)))
+        registry.add(
+            EngineEntry(
+                simulated.DESCRIPTOR, lambda _model: simulated.SimulatedEngine(slowdown=sim_slowdown, fail=sim_fail)
+            )
+        )
     return registry
 
 
@@ -99,8 +109,10 @@ def add_model(source: Path, models_dir: Path, *, link: bool = False, check: bool
         raise EngineError(f"{source} does not exist")
     model = classify(source)
     if model is None:
-        raise EngineError(f"{source} is not a model file: expected a .safetensors, .pth or .ckpt file, "
-                          f"IOPaint's {IOPAINT_LAMA_NAME}, or a diffusers folder with model_index.json")
+        raise EngineError(
+            f"{source} is not a model file: expected a .safetensors, .pth or .ckpt file, "
+            f"IOPaint's {IOPAINT_LAMA_NAME}, or a diffusers folder with model_index.json"
+        )
     if check:
         check_loads(model)
     dest = models_dir / source.name

@@ -35,25 +35,32 @@ DEFAULT_MEMORY_MB = 1280
 LamaNet = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
-def build_descriptor(models: Sequence[ModelFile], models_dir: Path,
-                     devices: tuple[str, ...] = AI_DEVICES) -> EngineDescriptor:
+def build_descriptor(
+    models: Sequence[ModelFile], models_dir: Path, devices: tuple[str, ...] = AI_DEVICES
+) -> EngineDescriptor:
     """The LaMa descriptor for the LaMa files found; unavailable (saying what to do) when none are."""
     reason = ""
     if not models:
-        reason = (f"no LaMa model: put {IOPAINT_LAMA_NAME} or a LaMa .safetensors/.pth file in "
-                  f"{models_dir}")
+        reason = f"no LaMa model: put {IOPAINT_LAMA_NAME} or a LaMa .safetensors/.pth file in {models_dir}"
         found = iopaint_lama_path()
         if found is not None:
             reason += f" (found IOPaint's {IOPAINT_LAMA_NAME}: add it with `lanfarm models add {found}`)"
     return EngineDescriptor(
-        id=ENGINE_ID, title="LaMa inpainting (big-lama)", operations=frozenset({"inpaint"}),
-        devices=devices, size_multiple=SIZE_MULTIPLE,
+        id=ENGINE_ID,
+        title="LaMa inpainting (big-lama)",
+        operations=frozenset({"inpaint"}),
+        devices=devices,
+        size_multiple=SIZE_MULTIPLE,
         memory_mb=max((estimate_memory_mb(m) for m in models), default=DEFAULT_MEMORY_MB),
-        models=tuple(m.name for m in models), available=bool(models), unavailable_reason=reason)
+        models=tuple(m.name for m in models),
+        available=bool(models),
+        unavailable_reason=reason,
+    )
 
 
-def factory(descriptor: EngineDescriptor, models: Sequence[ModelFile],
-            device: str | None = None) -> Callable[[str | None], Engine]:
+def factory(
+    descriptor: EngineDescriptor, models: Sequence[ModelFile], device: str | None = None
+) -> Callable[[str | None], Engine]:
     """Build the engine for a model name (None: the first one found)."""
     return model_factory(descriptor, models, lambda m: LamaEngine(m, descriptor, device=device), "LaMa model")
 
@@ -82,12 +89,13 @@ def _load_torchscript(path: Path, device: torch.device | str) -> LamaNet:
     try:
         with warnings.catch_warnings():
             # torch 2.14 deprecates TorchScript, but IOPaint ships big-lama.pt as TorchScript only.
-            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.* is deprecated",
-                                    category=FutureWarning)
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.* is deprecated", category=FutureWarning)
             net = torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as exc:
-        raise EngineError(f"{path.name}: cannot load IOPaint's TorchScript LaMa ({type(exc).__name__}: "
-                          f"{exc}); the file may be corrupt or incomplete") from None
+        raise EngineError(
+            f"{path.name}: cannot load IOPaint's TorchScript LaMa ({type(exc).__name__}: "
+            f"{exc}); the file may be corrupt or incomplete"
+        ) from None
     return net.to(device)
 
 
@@ -99,11 +107,18 @@ class LamaEngine:
         self._net = load_lama(model, self._device)
         self._lock = threading.Lock()
         self.model_name = model.name
-        self.descriptor = replace(descriptor, models=(model.name,), memory_mb=estimate_memory_mb(model),
-                                  devices=(self._device.type,))
+        self.descriptor = replace(
+            descriptor, models=(model.name,), memory_mb=estimate_memory_mb(model), devices=(self._device.type,)
+        )
 
-    def run(self, image: np.ndarray, mask: np.ndarray | None, params: Mapping[str, ParamValue],
-            progress: ProgressFn, cancel: CancelToken) -> np.ndarray:
+    def run(
+        self,
+        image: np.ndarray,
+        mask: np.ndarray | None,
+        params: Mapping[str, ParamValue],
+        progress: ProgressFn,
+        cancel: CancelToken,
+    ) -> np.ndarray:
         import torch
 
         from farm.engines.torch_image import mask_to_tensor, pad_to, to_image, to_tensor
@@ -115,7 +130,8 @@ class LamaEngine:
         padded, padded_mask = pad_to(image, mask, MIN_SIDE, SIZE_MULTIPLE)
         assert padded_mask is not None
         with self._lock, flushed_denormals(), torch.inference_mode():
-            out = self._net(to_tensor(padded, self._device, torch.float32),
-                            mask_to_tensor(padded_mask, self._device, torch.float32))
+            out = self._net(
+                to_tensor(padded, self._device, torch.float32), mask_to_tensor(padded_mask, self._device, torch.float32)
+            )
         progress(1.0)
         return to_image(out)[:h, :w]

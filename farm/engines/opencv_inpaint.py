@@ -15,10 +15,23 @@ DESCRIPTOR = EngineDescriptor(
     title="OpenCV inpaint (fast, no model)",
     operations=frozenset({"inpaint"}),
     params=ParamSchema.of(
-        ParamSpec("method", "choice", "ns", label="Method", choices=("ns", "telea"),
-                  help="Navier-Stokes (ns) or Telea's fast marching"),
-        ParamSpec("radius", "int", 4, label="Radius", minimum=1, maximum=64,
-                  help="neighbourhood in pixels each filled pixel looks at"),
+        ParamSpec(
+            "method",
+            "choice",
+            "ns",
+            label="Method",
+            choices=("ns", "telea"),
+            help="Navier-Stokes (ns) or Telea's fast marching",
+        ),
+        ParamSpec(
+            "radius",
+            "int",
+            4,
+            label="Radius",
+            minimum=1,
+            maximum=64,
+            help="neighbourhood in pixels each filled pixel looks at",
+        ),
     ),
     memory_mb=64,
 )
@@ -28,8 +41,14 @@ _FLAGS = {"ns": cv2.INPAINT_NS, "telea": cv2.INPAINT_TELEA}
 class OpenCVInpaint:
     descriptor = DESCRIPTOR
 
-    def run(self, image: np.ndarray, mask: np.ndarray | None, params: Mapping[str, ParamValue],
-            progress: ProgressFn, cancel: CancelToken) -> np.ndarray:
+    def run(
+        self,
+        image: np.ndarray,
+        mask: np.ndarray | None,
+        params: Mapping[str, ParamValue],
+        progress: ProgressFn,
+        cancel: CancelToken,
+    ) -> np.ndarray:
         assert mask is not None, "the pipeline passes a mask to inpaint engines"
         cancel.check()
         out = cv2.inpaint(image, mask, float(params["radius"]), _FLAGS[str(params["method"])])

@@ -23,8 +23,9 @@ ModelT = TypeVar("ModelT", bound=_Named)
 EngineFactory = Callable[[str | None], Engine]
 
 
-def model_factory(descriptor: EngineDescriptor, models: Sequence[ModelT],
-                  build: Callable[[ModelT], Engine], what: str) -> EngineFactory:
+def model_factory(
+    descriptor: EngineDescriptor, models: Sequence[ModelT], build: Callable[[ModelT], Engine], what: str
+) -> EngineFactory:
     """A factory that builds the engine for a model name (None: the first found), or says what is missing."""
     by_name = {m.name: m for m in models}
 
@@ -78,13 +79,13 @@ class Registry:
         """Check that ``spec`` can run here; return the descriptor and the full, typed params."""
         desc = self.descriptor(spec.engine)
         if spec.op not in desc.operations:
-            raise SpecError(f"engine {desc.id!r} cannot {spec.op} "
-                            f"(it does: {', '.join(sorted(desc.operations))})")
+            raise SpecError(f"engine {desc.id!r} cannot {spec.op} (it does: {', '.join(sorted(desc.operations))})")
         if not desc.available:
             raise EngineError(f"engine {desc.id!r} is not available here: {desc.unavailable_reason}")
         if spec.model is not None and desc.models and spec.model not in desc.models:
-            raise EngineError(f"model {spec.model!r} is not in this machine's models folder "
-                              f"(found: {', '.join(desc.models)})")
+            raise EngineError(
+                f"model {spec.model!r} is not in this machine's models folder (found: {', '.join(desc.models)})"
+            )
         return desc, desc.params.validate(spec.params)
 
     def engine(self, engine_id: str, model: str | None = None) -> Engine:
@@ -97,8 +98,9 @@ class Registry:
         if model is None and desc.models:
             model = desc.models[0]  # so "default" and its explicit name share one loaded copy
         with self._lock:
-            return self._loaded.get_or_load((engine_id, model), lambda: entry.factory(model),
-                                            expected_mb=desc.memory_mb)
+            return self._loaded.get_or_load(
+                (engine_id, model), lambda: entry.factory(model), expected_mb=desc.memory_mb
+            )
 
     def to_dict(self) -> Mapping[str, object]:
         return {d.id: d.to_dict() for d in self.descriptors()}

@@ -44,41 +44,85 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     "unipc": ("UniPCMultistepScheduler", {}),
 }
 PARAMS = ParamSchema.of(
-    ParamSpec("prompt", "str", "", label="Prompt", multiline=True,
-              help="what to paint into the masked area"),
-    ParamSpec("negative_prompt", "str", "", label="Negative prompt", multiline=True,
-              help="what to keep out of it"),
-    ParamSpec("steps", "int", 25, label="Steps", minimum=1, maximum=150,
-              help="denoising steps; more is slower and usually finer"),
-    ParamSpec("guidance", "float", 7.5, label="Guidance", minimum=0.0, maximum=30.0,
-              help="how strictly to follow the prompt (classifier-free guidance scale)"),
-    ParamSpec("strength", "float", 1.0, label="Strength", minimum=0.01, maximum=1.0,
-              help="how much of the masked area to repaint; 1 ignores what is there"),
-    ParamSpec("seed", "int", -1, label="Seed", minimum=-1, maximum=MAX_SEED,
-              help="the same seed gives the same result; -1 picks one at random"),
-    ParamSpec("scheduler", "choice", "default", label="Sampler", choices=tuple(SCHEDULERS),
-              help="denoising scheduler; default is the one the model ships with"),
+    ParamSpec("prompt", "str", "", label="Prompt", multiline=True, help="what to paint into the masked area"),
+    ParamSpec("negative_prompt", "str", "", label="Negative prompt", multiline=True, help="what to keep out of it"),
+    ParamSpec(
+        "steps",
+        "int",
+        25,
+        label="Steps",
+        minimum=1,
+        maximum=150,
+        help="denoising steps; more is slower and usually finer",
+    ),
+    ParamSpec(
+        "guidance",
+        "float",
+        7.5,
+        label="Guidance",
+        minimum=0.0,
+        maximum=30.0,
+        help="how strictly to follow the prompt (classifier-free guidance scale)",
+    ),
+    ParamSpec(
+        "strength",
+        "float",
+        1.0,
+        label="Strength",
+        minimum=0.01,
+        maximum=1.0,
+        help="how much of the masked area to repaint; 1 ignores what is there",
+    ),
+    ParamSpec(
+        "seed",
+        "int",
+        -1,
+        label="Seed",
+        minimum=-1,
+        maximum=MAX_SEED,
+        help="the same seed gives the same result; -1 picks one at random",
+    ),
+    ParamSpec(
+        "scheduler",
+        "choice",
+        "default",
+        label="Sampler",
+        choices=tuple(SCHEDULERS),
+        help="denoising scheduler; default is the one the model ships with",
+    ),
 )
 
 
-def build_descriptor(models: Sequence[ModelFile], models_dir: Path,
-                     devices: tuple[str, ...] = AI_DEVICES) -> EngineDescriptor:
+def build_descriptor(
+    models: Sequence[ModelFile], models_dir: Path, devices: tuple[str, ...] = AI_DEVICES
+) -> EngineDescriptor:
     return EngineDescriptor(
-        id=ENGINE_ID, title="Stable Diffusion inpainting", operations=frozenset({"inpaint"}),
-        params=PARAMS, devices=devices, size_multiple=SIZE_MULTIPLE,
+        id=ENGINE_ID,
+        title="Stable Diffusion inpainting",
+        operations=frozenset({"inpaint"}),
+        params=PARAMS,
+        devices=devices,
+        size_multiple=SIZE_MULTIPLE,
         memory_mb=max((estimate_memory_mb(m) for m in models), default=4096),
-        models=tuple(m.name for m in models), available=bool(models),
-        unavailable_reason="" if models else (
+        models=tuple(m.name for m in models),
+        available=bool(models),
+        unavailable_reason=""
+        if models
+        else (
             f"no Stable Diffusion model: put a diffusers inpainting folder (with model_index.json, "
             f"e.g. stable-diffusion-inpainting) or a single-file .safetensors checkpoint with its "
-            f"configs in <name>-config/ in {models_dir}"))
+            f"configs in <name>-config/ in {models_dir}"
+        ),
+    )
 
 
-def factory(descriptor: EngineDescriptor, models: Sequence[ModelFile],
-            device: str | None = None) -> Callable[[str | None], Engine]:
+def factory(
+    descriptor: EngineDescriptor, models: Sequence[ModelFile], device: str | None = None
+) -> Callable[[str | None], Engine]:
     """Build the engine for a model name (None: the first one found)."""
-    return model_factory(descriptor, models, lambda m: SdInpaintEngine(m, descriptor, device=device),
-                         "Stable Diffusion model")
+    return model_factory(
+        descriptor, models, lambda m: SdInpaintEngine(m, descriptor, device=device), "Stable Diffusion model"
+    )
 
 
 def is_sdxl(folder: Path) -> bool:
@@ -111,7 +155,8 @@ def load_pipeline(model: ModelFile, device: torch.device | str) -> Any:
                 f"{model.name} is a single-file Stable Diffusion checkpoint; to load it offline, "
                 f"diffusers needs the configs of its model family: put a diffusers folder of that "
                 f"family (model_index.json, the subfolders' config files and the tokenizer; weights "
-                f"not needed) at {config_dir}")
+                f"not needed) at {config_dir}"
+            )
     else:
         raise EngineError(f"{model.name} is not a Stable Diffusion model")
     xl = is_sdxl(config_dir)
@@ -125,8 +170,9 @@ def load_pipeline(model: ModelFile, device: torch.device | str) -> Any:
         else:
             pipe = cls.from_single_file(str(model.path), config=str(config_dir), **kwargs)
     except Exception as exc:
-        raise EngineError(f"{model.name}: cannot load the Stable Diffusion model "
-                          f"({type(exc).__name__}: {exc})") from None
+        raise EngineError(
+            f"{model.name}: cannot load the Stable Diffusion model ({type(exc).__name__}: {exc})"
+        ) from None
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -141,8 +187,9 @@ class SdInpaintEngine:
         self._schedulers: dict[str, Any] = {"default": self._pipe.scheduler}
         self._lock = threading.Lock()
         self.model_name = model.name
-        self.descriptor = replace(descriptor, models=(model.name,), memory_mb=estimate_memory_mb(model),
-                                  devices=(self._device.type,))
+        self.descriptor = replace(
+            descriptor, models=(model.name,), memory_mb=estimate_memory_mb(model), devices=(self._device.type,)
+        )
 
     def _place(self, need_mb: int) -> None:
         """Move to the device; on a short GPU offload idle parts to the CPU or slice attention."""
@@ -171,8 +218,14 @@ class SdInpaintEngine:
             self._schedulers[name] = getattr(diffusers, cls_name).from_config(base.config, **extra)
         return self._schedulers[name]
 
-    def run(self, image: np.ndarray, mask: np.ndarray | None, params: Mapping[str, ParamValue],
-            progress: ProgressFn, cancel: CancelToken) -> np.ndarray:
+    def run(
+        self,
+        image: np.ndarray,
+        mask: np.ndarray | None,
+        params: Mapping[str, ParamValue],
+        progress: ProgressFn,
+        cancel: CancelToken,
+    ) -> np.ndarray:
         import torch
         from PIL import Image
 
@@ -194,18 +247,26 @@ class SdInpaintEngine:
             self._pipe.scheduler = self._scheduler(str(params["scheduler"]))
             try:
                 result = self._pipe(
-                    prompt=str(params["prompt"]), negative_prompt=str(params["negative_prompt"]) or None,
+                    prompt=str(params["prompt"]),
+                    negative_prompt=str(params["negative_prompt"]) or None,
                     image=Image.fromarray(np.ascontiguousarray(image[:, :, ::-1])),
-                    mask_image=Image.fromarray(mask), height=h, width=w,
-                    num_inference_steps=int(params["steps"]), guidance_scale=float(params["guidance"]),
+                    mask_image=Image.fromarray(mask),
+                    height=h,
+                    width=w,
+                    num_inference_steps=int(params["steps"]),
+                    guidance_scale=float(params["guidance"]),
                     strength=float(params["strength"]),
                     generator=torch.Generator("cpu").manual_seed(seed),
-                    output_type="np", callback_on_step_end=on_step_end)
+                    output_type="np",
+                    callback_on_step_end=on_step_end,
+                )
             except JobCancelled:
                 raise
             except torch.cuda.OutOfMemoryError:
-                raise EngineError(f"Stable Diffusion ran out of GPU memory at {w}x{h}; use the crop or "
-                                  f"resize HD strategy or a smaller mask") from None
+                raise EngineError(
+                    f"Stable Diffusion ran out of GPU memory at {w}x{h}; use the crop or "
+                    f"resize HD strategy or a smaller mask"
+                ) from None
             except ValueError as exc:  # diffusers' own argument checks, e.g. too few steps for strength
                 raise EngineError(f"Stable Diffusion refused the job: {exc}") from None
         rgb = np.clip(np.asarray(result.images[0]) * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -20,8 +20,14 @@ DESCRIPTOR = EngineDescriptor(
     title="Simulated GPU (sleeps; benchmarks and tests only)",
     operations=frozenset({"inpaint"}),
     params=ParamSchema.of(
-        ParamSpec("seconds_per_mp", "float", 0.1, minimum=0.0, maximum=600.0,
-                  help="service time per megapixel on a node of speed 1"),
+        ParamSpec(
+            "seconds_per_mp",
+            "float",
+            0.1,
+            minimum=0.0,
+            maximum=600.0,
+            help="service time per megapixel on a node of speed 1",
+        ),
     ),
     devices=("sim",),
     memory_mb=1024,
@@ -38,8 +44,14 @@ class SimulatedEngine:
         self._fail = fail
         self._steps = steps
 
-    def run(self, image: np.ndarray, mask: np.ndarray | None, params: Mapping[str, ParamValue],
-            progress: ProgressFn, cancel: CancelToken) -> np.ndarray:
+    def run(
+        self,
+        image: np.ndarray,
+        mask: np.ndarray | None,
+        params: Mapping[str, ParamValue],
+        progress: ProgressFn,
+        cancel: CancelToken,
+    ) -> np.ndarray:
         total = float(params["seconds_per_mp"]) * image.shape[0] * image.shape[1] / 1e6
         step = total * self._slowdown / self._steps
         for i in range(self._steps):

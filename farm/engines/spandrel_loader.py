@@ -30,9 +30,12 @@ def load_spandrel(path: Path, device: torch.device | str) -> ModelDescriptor:
         # Read on the CPU, then move: a failed load never leaves half a model on the GPU.
         desc = ModelLoader(device="cpu").load_from_file(path)
     except UnsupportedModelError:
-        raise EngineError(f"{path.name}: the weights in this file are of no architecture spandrel "
-                          f"knows (is it a LaMa, ESRGAN, Real-ESRGAN, SwinIR... model?)") from None
+        raise EngineError(
+            f"{path.name}: the weights in this file are of no architecture spandrel "
+            f"knows (is it a LaMa, ESRGAN, Real-ESRGAN, SwinIR... model?)"
+        ) from None
     except Exception as exc:  # corrupt zip, truncated safetensors, refused pickle global...
-        raise EngineError(f"{path.name}: cannot load the model ({type(exc).__name__}: {exc}); "
-                          f"the file may be corrupt or incomplete") from None
+        raise EngineError(
+            f"{path.name}: cannot load the model ({type(exc).__name__}: {exc}); the file may be corrupt or incomplete"
+        ) from None
     return desc.to(device).eval()

@@ -28,8 +28,9 @@ def to_image(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
-def pad_to(image: np.ndarray, mask: np.ndarray | None, minimum: int,
-           multiple: int) -> tuple[np.ndarray, np.ndarray | None]:
+def pad_to(
+    image: np.ndarray, mask: np.ndarray | None, minimum: int, multiple: int
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Reflect-pad right/bottom so each side is >= ``minimum`` and a multiple of ``multiple``."""
     h, w = image.shape[:2]
     th = -(-max(h, minimum) // multiple) * multiple

@@ -35,30 +35,58 @@ MIN_TILE, MAX_TILE = 64, 2048
 # Rough working memory per *output* pixel in fp32 (a few 64-channel feature maps alive at once).
 BYTES_PER_OUTPUT_PIXEL = 1024
 PARAMS = ParamSchema.of(
-    ParamSpec("tile", "int", 0, label="Tile size", minimum=0, maximum=8192,
-              help="pixels per tile side; 0 picks one from the device's free memory"),
-    ParamSpec("overlap", "int", 32, label="Tile overlap", minimum=0, maximum=512,
-              help="context pixels around each tile, cropped away so tiles join without seams"),
+    ParamSpec(
+        "tile",
+        "int",
+        0,
+        label="Tile size",
+        minimum=0,
+        maximum=8192,
+        help="pixels per tile side; 0 picks one from the device's free memory",
+    ),
+    ParamSpec(
+        "overlap",
+        "int",
+        32,
+        label="Tile overlap",
+        minimum=0,
+        maximum=512,
+        help="context pixels around each tile, cropped away so tiles join without seams",
+    ),
 )
 
 
-def build_descriptor(models: Sequence[ModelFile], models_dir: Path,
-                     devices: tuple[str, ...] = AI_DEVICES,
-                     index: ModelIndex | None = None) -> EngineDescriptor:
+def build_descriptor(
+    models: Sequence[ModelFile],
+    models_dir: Path,
+    devices: tuple[str, ...] = AI_DEVICES,
+    index: ModelIndex | None = None,
+) -> EngineDescriptor:
     """The upscale descriptor; ``scale`` is the default model's as last recorded (loading confirms it)."""
     scale = (known_scale(models[0], index) if models else None) or DEFAULT_SCALE
     return EngineDescriptor(
-        id=ENGINE_ID, title="Upscale (ESRGAN, Real-ESRGAN, SwinIR... via spandrel)",
-        operations=frozenset({"upscale"}), params=PARAMS, devices=devices, needs_mask=False,
-        scale=scale, memory_mb=max((estimate_memory_mb(m) for m in models), default=1024),
-        models=tuple(m.name for m in models), available=bool(models),
-        unavailable_reason="" if models else (
+        id=ENGINE_ID,
+        title="Upscale (ESRGAN, Real-ESRGAN, SwinIR... via spandrel)",
+        operations=frozenset({"upscale"}),
+        params=PARAMS,
+        devices=devices,
+        needs_mask=False,
+        scale=scale,
+        memory_mb=max((estimate_memory_mb(m) for m in models), default=1024),
+        models=tuple(m.name for m in models),
+        available=bool(models),
+        unavailable_reason=""
+        if models
+        else (
             f"no upscaling model: put an ESRGAN/Real-ESRGAN/SwinIR... .safetensors or .pth file "
-            f"(for example RealESRGAN_x4plus.pth) in {models_dir}"))
+            f"(for example RealESRGAN_x4plus.pth) in {models_dir}"
+        ),
+    )
 
 
-def factory(descriptor: EngineDescriptor, models: Sequence[ModelFile],
-            device: str | None = None) -> Callable[[str | None], Engine]:
+def factory(
+    descriptor: EngineDescriptor, models: Sequence[ModelFile], device: str | None = None
+) -> Callable[[str | None], Engine]:
     """Build the engine for a model name (None: the first one found)."""
     return model_factory(descriptor, models, lambda m: UpscaleEngine(m, descriptor, device=device), "upscaling model")
 
@@ -71,14 +99,16 @@ def load_upscaler(path: Path, device: torch.device | str) -> ImageModelDescripto
 
     desc = load_spandrel(path, device)
     if not isinstance(desc, ImageModelDescriptor):
-        raise EngineError(f"{path.name} is a {desc.architecture.name} {desc.purpose.lower()} model, "
-                          f"not an upscaler")
+        raise EngineError(f"{path.name} is a {desc.architecture.name} {desc.purpose.lower()} model, not an upscaler")
     if desc.scale <= 1:
-        raise EngineError(f"{path.name} is a 1x {desc.architecture.name} model "
-                          f"({desc.purpose.lower()}), not an upscaler")
+        raise EngineError(
+            f"{path.name} is a 1x {desc.architecture.name} model ({desc.purpose.lower()}), not an upscaler"
+        )
     if desc.input_channels != 3 or desc.output_channels != 3:
-        raise EngineError(f"{path.name}: only RGB models are supported (this one has "
-                          f"{desc.input_channels} in, {desc.output_channels} out channels)")
+        raise EngineError(
+            f"{path.name}: only RGB models are supported (this one has "
+            f"{desc.input_channels} in, {desc.output_channels} out channels)"
+        )
     return desc
 
 
@@ -120,12 +150,22 @@ class UpscaleEngine:
         self.model_name = model.name
         _remember(model, self._model)
         self.descriptor = replace(
-            descriptor, scale=int(self._model.scale), models=(model.name,),
+            descriptor,
+            scale=int(self._model.scale),
+            models=(model.name,),
             size_multiple=int(self._model.size_requirements.multiple_of),
-            memory_mb=estimate_memory_mb(model), devices=(self._device.type,))
+            memory_mb=estimate_memory_mb(model),
+            devices=(self._device.type,),
+        )
 
-    def run(self, image: np.ndarray, mask: np.ndarray | None, params: Mapping[str, ParamValue],
-            progress: ProgressFn, cancel: CancelToken) -> np.ndarray:
+    def run(
+        self,
+        image: np.ndarray,
+        mask: np.ndarray | None,
+        params: Mapping[str, ParamValue],
+        progress: ProgressFn,
+        cancel: CancelToken,
+    ) -> np.ndarray:
         import torch
 
         from farm.engines.torch_image import to_image, to_tensor
@@ -145,8 +185,9 @@ class UpscaleEngine:
                     cancel.check()
                     window = to_tensor(image[wy0:wy1, wx0:wx1], self._device, self._dtype)
                     result = to_image(self._model(window))
-                    out[y0 * scale:y1 * scale, x0 * scale:x1 * scale] = result[
-                        (y0 - wy0) * scale:(y1 - wy0) * scale, (x0 - wx0) * scale:(x1 - wx0) * scale]
+                    out[y0 * scale : y1 * scale, x0 * scale : x1 * scale] = result[
+                        (y0 - wy0) * scale : (y1 - wy0) * scale, (x0 - wx0) * scale : (x1 - wx0) * scale
+                    ]
                     done += 1
                     progress(done / total)
         return out

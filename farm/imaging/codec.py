@@ -64,20 +64,21 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pictur
     try:
         header = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise ImageError("not an image, or a format LAN Farm cannot read "
-                         f"(supported: {', '.join(sorted(SUPPORTED_FORMATS))})") from None
+        raise ImageError(
+            f"not an image, or a format LAN Farm cannot read (supported: {', '.join(sorted(SUPPORTED_FORMATS))})"
+        ) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"corrupt image header ({exc})") from None
     fmt = header.format or "?"
     if fmt not in SUPPORTED_FORMATS:
-        raise ImageError(f"unsupported image format {fmt} "
-                         f"(supported: {', '.join(sorted(SUPPORTED_FORMATS))})")
+        raise ImageError(f"unsupported image format {fmt} (supported: {', '.join(sorted(SUPPORTED_FORMATS))})")
     width, height = header.size
     if width <= 0 or height <= 0:
         raise ImageError(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
-        raise ImageError(f"image is {width}x{height} ({width * height / 1e6:.1f} MP), over the "
-                         f"{max_pixels / 1e6:g} MP limit")
+        raise ImageError(
+            f"image is {width}x{height} ({width * height / 1e6:.1f} MP), over the {max_pixels / 1e6:g} MP limit"
+        )
     icc = header.info.get("icc_profile") or None
     orientation = _orientation(header, fmt)
     pic = _decode_cv2(data) if fmt in _CV2_FORMATS and header.mode in _CV2_MODES else _decode_pillow(header)
@@ -87,8 +88,9 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pictur
     return _apply_orientation(pic, orientation)
 
 
-def decode_mask(data: bytes, width: int, height: int, *, resize: bool = False,
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_mask(
+    data: bytes, width: int, height: int, *, resize: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """Decode a mask to HxW uint8 with 255 where the edit goes.
 
     White (grey level > 127) marks the area; a transparent pixel never does. The mask must have the
@@ -105,8 +107,9 @@ def decode_mask(data: bytes, width: int, height: int, *, resize: bool = False,
         alpha = pic.alpha
     mh, mw = grey.shape
     if (mw, mh) != (width, height) and not resize:
-        raise ImageError(f"mask is {mw}x{mh} but the image is {width}x{height} "
-                         "(make them the same size, or allow mask resizing)")
+        raise ImageError(
+            f"mask is {mw}x{mh} but the image is {width}x{height} (make them the same size, or allow mask resizing)"
+        )
     _, mask = cv2.threshold(grey, 127, 255, cv2.THRESH_BINARY)
     if alpha is not None:
         mask[alpha == 0] = 0
@@ -123,8 +126,12 @@ def _fast_grey_mask(data: bytes, max_pixels: int) -> np.ndarray | None:
     except Exception:  # the general path reports it properly
         return None
     fmt = header.format or ""
-    if (fmt not in _CV2_FORMATS or header.mode not in ("L", "RGB")
-            or header.size[0] * header.size[1] > max_pixels or _orientation(header, fmt) != 1):
+    if (
+        fmt not in _CV2_FORMATS
+        or header.mode not in ("L", "RGB")
+        or header.size[0] * header.size[1] > max_pixels
+        or _orientation(header, fmt) != 1
+    ):
         return None
     grey = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if grey is None or grey.shape != (header.size[1], header.size[0]):
@@ -140,15 +147,20 @@ def encode_image(pic: Picture, output: OutputSpec) -> bytes:
         data = buf.tobytes()
         return _png_with_icc(data, pic.icc) if ok and pic.icc else _checked(ok, data)
     if pic.icc is None:
-        params = ([cv2.IMWRITE_JPEG_QUALITY, output.quality] if output.format == "jpeg"
-                  else [cv2.IMWRITE_WEBP_QUALITY, output.quality])
+        params = (
+            [cv2.IMWRITE_JPEG_QUALITY, output.quality]
+            if output.format == "jpeg"
+            else [cv2.IMWRITE_WEBP_QUALITY, output.quality]
+        )
         ok, buf = cv2.imencode(output.suffix, arr, params)
         return _checked(ok, buf.tobytes())
-    rgb = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA if arr.ndim == 3 and arr.shape[2] == 4
-                       else cv2.COLOR_BGR2RGB) if arr.ndim == 3 else arr
+    rgb = (
+        cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA if arr.ndim == 3 and arr.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+        if arr.ndim == 3
+        else arr
+    )
     out = io.BytesIO()
-    Image.fromarray(rgb).save(out, format=output.format.upper(), quality=output.quality,
-                              icc_profile=pic.icc)
+    Image.fromarray(rgb).save(out, format=output.format.upper(), quality=output.quality, icc_profile=pic.icc)
     return out.getvalue()
 
 
@@ -207,8 +219,7 @@ def _decode_pillow(header: Image.Image) -> Picture:
     if arr.ndim == 2:
         return Picture(color=cv2.cvtColor(arr, cv2.COLOR_GRAY2BGR), grey=True)
     if arr.shape[2] == 4:
-        return Picture(color=cv2.cvtColor(arr[:, :, :3], cv2.COLOR_RGB2BGR),
-                       alpha=np.ascontiguousarray(arr[:, :, 3]))
+        return Picture(color=cv2.cvtColor(arr[:, :, :3], cv2.COLOR_RGB2BGR), alpha=np.ascontiguousarray(arr[:, :, 3]))
     return Picture(color=cv2.cvtColor(arr, cv2.COLOR_RGB2BGR))
 
 

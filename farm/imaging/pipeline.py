@@ -44,16 +44,31 @@ class Box:
     y1: int
 
 
-def execute(image: bytes, mask: bytes | None, spec: EditSpec, registry: Registry, *,
-            progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
-            max_pixels: int = DEFAULT_MAX_PIXELS, resize_mask: bool = False) -> bytes:
+def execute(
+    image: bytes,
+    mask: bytes | None,
+    spec: EditSpec,
+    registry: Registry,
+    *,
+    progress: ProgressFn = no_progress,
+    cancel: CancelToken | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    resize_mask: bool = False,
+) -> bytes:
     """Run ``spec`` on an encoded image (and mask); return the encoded result."""
     prepared = prepare(image, mask, spec, registry, max_pixels=max_pixels, resize_mask=resize_mask)
     return encode_image(run(prepared, registry, progress=progress, cancel=cancel), spec.output)
 
 
-def prepare(image: bytes, mask: bytes | None, spec: EditSpec, registry: Registry, *,
-            max_pixels: int = DEFAULT_MAX_PIXELS, resize_mask: bool = False) -> Prepared:
+def prepare(
+    image: bytes,
+    mask: bytes | None,
+    spec: EditSpec,
+    registry: Registry,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    resize_mask: bool = False,
+) -> Prepared:
     """Resolve ``spec`` against ``registry`` and decode the image (and mask); no engine is touched.
 
     Raises SpecError/EngineError (the spec cannot run here) and ImageError (bad image or mask).
@@ -68,8 +83,9 @@ def prepare(image: bytes, mask: bytes | None, spec: EditSpec, registry: Registry
     return Prepared(spec, desc, params, pic, mask_arr)
 
 
-def run(prepared: Prepared, registry: Registry, *, progress: ProgressFn = no_progress,
-        cancel: CancelToken | None = None) -> Picture:
+def run(
+    prepared: Prepared, registry: Registry, *, progress: ProgressFn = no_progress, cancel: CancelToken | None = None
+) -> Picture:
     """Get (load on first use) the engine and :func:`apply` it; the result still needs encoding.
 
     Raises JobCancelled if ``cancel`` is set before the engine starts or by the time it returns.
@@ -78,15 +94,21 @@ def run(prepared: Prepared, registry: Registry, *, progress: ProgressFn = no_pro
     cancel.check()
     spec = prepared.spec
     engine = registry.engine(spec.engine, spec.model)
-    result = apply(prepared.picture, prepared.mask, spec, engine, prepared.params, progress=progress,
-                   cancel=cancel)
+    result = apply(prepared.picture, prepared.mask, spec, engine, prepared.params, progress=progress, cancel=cancel)
     cancel.check()
     return result
 
 
-def apply(pic: Picture, mask: np.ndarray | None, spec: EditSpec, engine: Engine,
-          params: Mapping[str, ParamValue], *, progress: ProgressFn = no_progress,
-          cancel: CancelToken | None = None) -> Picture:
+def apply(
+    pic: Picture,
+    mask: np.ndarray | None,
+    spec: EditSpec,
+    engine: Engine,
+    params: Mapping[str, ParamValue],
+    *,
+    progress: ProgressFn = no_progress,
+    cancel: CancelToken | None = None,
+) -> Picture:
     """Run an engine on decoded pixels; for inpainting, only masked pixels change."""
     cancel = cancel or CancelToken()
     desc = engine.descriptor
@@ -97,8 +119,8 @@ def apply(pic: Picture, mask: np.ndarray | None, spec: EditSpec, engine: Engine,
         progress(1.0)
         return pic
     box, scale = plan_region(pic.width, pic.height, mask, spec.hd)
-    region = to_uint8(pic.color[box.y0:box.y1, box.x0:box.x1])
-    region_mask = mask[box.y0:box.y1, box.x0:box.x1]
+    region = to_uint8(pic.color[box.y0 : box.y1, box.x0 : box.x1])
+    region_mask = mask[box.y0 : box.y1, box.x0 : box.x1]
     if scale != 1.0:
         size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
         small = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
@@ -121,8 +143,12 @@ def plan_region(width: int, height: int, mask: np.ndarray, hd: HdStrategy) -> tu
     if hd.strategy == "resize":
         return full, min(1.0, hd.resize_limit / long_side)
     ys, xs = np.nonzero(mask)
-    box = Box(max(0, int(xs.min()) - hd.margin), max(0, int(ys.min()) - hd.margin),
-              min(width, int(xs.max()) + 1 + hd.margin), min(height, int(ys.max()) + 1 + hd.margin))
+    box = Box(
+        max(0, int(xs.min()) - hd.margin),
+        max(0, int(ys.min()) - hd.margin),
+        min(width, int(xs.max()) + 1 + hd.margin),
+        min(height, int(ys.max()) + 1 + hd.margin),
+    )
     crop_long = max(box.x1 - box.x0, box.y1 - box.y0)
     return box, min(1.0, hd.resize_limit / crop_long)
 
@@ -130,23 +156,29 @@ def plan_region(width: int, height: int, mask: np.ndarray, hd: HdStrategy) -> tu
 def paste_back(pic: Picture, done: np.ndarray, region_mask: np.ndarray, box: Box) -> Picture:
     """Copy only the masked pixels of ``done`` (8-bit) into a copy of ``pic`` at ``box``."""
     color = pic.color.copy()
-    target = color[box.y0:box.y1, box.x0:box.x1]
+    target = color[box.y0 : box.y1, box.x0 : box.x1]
     if color.dtype == np.uint16:
         done = done.astype(np.uint16) * 257
     target[...] = cv2.copyTo(done, region_mask, target)
     return pic.with_color(color)
 
 
-def _run_padded(engine: Engine, image: np.ndarray, mask: np.ndarray | None,
-                params: Mapping[str, ParamValue], progress: ProgressFn,
-                cancel: CancelToken) -> np.ndarray:
+def _run_padded(
+    engine: Engine,
+    image: np.ndarray,
+    mask: np.ndarray | None,
+    params: Mapping[str, ParamValue],
+    progress: ProgressFn,
+    cancel: CancelToken,
+) -> np.ndarray:
     desc: EngineDescriptor = engine.descriptor
     m = desc.size_multiple
     h, w = image.shape[:2]
     ph, pw = (-h) % m, (-w) % m
     if ph or pw:
-        image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_REFLECT_101 if min(h, w) > 1
-                                   else cv2.BORDER_REPLICATE)
+        image = cv2.copyMakeBorder(
+            image, 0, ph, 0, pw, cv2.BORDER_REFLECT_101 if min(h, w) > 1 else cv2.BORDER_REPLICATE
+        )
         if mask is not None:
             mask = cv2.copyMakeBorder(mask, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0)
     out = engine.run(image, mask, params, progress, cancel)

@@ -33,8 +33,13 @@ class Gpu:
     driver: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "name": self.name, "vram_total": self.vram_total,
-                "vram_free": self.vram_free, "driver": self.driver}
+        return {
+            "index": self.index,
+            "name": self.name,
+            "vram_total": self.vram_total,
+            "vram_free": self.vram_free,
+            "driver": self.driver,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +62,21 @@ class Hardware:
         return self.gpus[0].vram_total // (1 << 20) if self.gpus else 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cpu": self.cpu, "cpu_count": self.cpu_count, "ram_total": self.ram_total,
-                "backend": self.backend, "gpus": [g.to_dict() for g in self.gpus]}
+        return {
+            "cpu": self.cpu,
+            "cpu_count": self.cpu_count,
+            "ram_total": self.ram_total,
+            "backend": self.backend,
+            "gpus": [g.to_dict() for g in self.gpus],
+        }
 
 
 def probe() -> Hardware:
     """Look at this PC. Never raises: every failed probe degrades to less information."""
     backend, gpus = probe_gpus()
-    return Hardware(cpu=cpu_name(), cpu_count=os.cpu_count() or 1, ram_total=ram_total(),
-                    backend=backend, gpus=tuple(gpus))
+    return Hardware(
+        cpu=cpu_name(), cpu_count=os.cpu_count() or 1, ram_total=ram_total(), backend=backend, gpus=tuple(gpus)
+    )
 
 
 def refresh(hw: Hardware) -> Hardware:
@@ -146,12 +157,20 @@ def cpu_name() -> str:
 def ram_total() -> int:
     """Physical memory in bytes, 0 when unknown."""
     if sys.platform == "win32":
+
         class _MemStatus(ctypes.Structure):
-            _fields_ = [("dwLength", ctypes.c_ulong), ("dwMemoryLoad", ctypes.c_ulong),
-                        ("ullTotalPhys", ctypes.c_ulonglong), ("ullAvailPhys", ctypes.c_ulonglong),
-                        ("ullTotalPageFile", ctypes.c_ulonglong), ("ullAvailPageFile", ctypes.c_ulonglong),
-                        ("ullTotalVirtual", ctypes.c_ulonglong), ("ullAvailVirtual", ctypes.c_ulonglong),
-                        ("ullAvailExtendedVirtual", ctypes.c_ulonglong)]
+            _fields_ = [
+                ("dwLength", ctypes.c_ulong),
+                ("dwMemoryLoad", ctypes.c_ulong),
+                ("ullTotalPhys", ctypes.c_ulonglong),
+                ("ullAvailPhys", ctypes.c_ulonglong),
+                ("ullTotalPageFile", ctypes.c_ulonglong),
+                ("ullAvailPageFile", ctypes.c_ulonglong),
+                ("ullTotalVirtual", ctypes.c_ulonglong),
+                ("ullAvailVirtual", ctypes.c_ulonglong),
+                ("ullAvailExtendedVirtual", ctypes.c_ulonglong),
+            ]
+
         status = _MemStatus()
         status.dwLength = ctypes.sizeof(_MemStatus)
         if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):  # type: ignore[attr-defined]

@@ -26,7 +26,7 @@ def load_peers(path: Path | None = None) -> list[Address]:
         raise FarmError(f"{path}: cannot read the peer list: {exc}") from None
     items = data.get("peers") if isinstance(data, dict) else None
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-        raise FarmError(f"{path}: expected {{\"peers\": [\"host:port\", ...]}}")
+        raise FarmError(f'{path}: expected {{"peers": ["host:port", ...]}}')
     return [Address.parse(item) for item in items]
 
 

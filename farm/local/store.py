@@ -89,8 +89,9 @@ class QueueStore:
 
     def unfinished_batch(self, key: str) -> int | None:
         with self._lock:
-            row = self._db.execute("SELECT id FROM batches WHERE key = ? AND finished IS NULL "
-                                   "ORDER BY id DESC LIMIT 1", (key,)).fetchone()
+            row = self._db.execute(
+                "SELECT id FROM batches WHERE key = ? AND finished IS NULL ORDER BY id DESC LIMIT 1", (key,)
+            ).fetchone()
         return int(row[0]) if row else None
 
     def unfinished_batches(self) -> list[int]:
@@ -99,8 +100,23 @@ class QueueStore:
         return [int(r[0]) for r in rows]
 
     def add_jobs(self, batch: int, jobs: Sequence[Job]) -> None:
-        rows = [(j.id, batch, i, str(j.input), str(j.mask) if j.mask else None, str(j.output), j.spec.to_json(),
-                 j.priority, str(j.state), j.attempts, j.error, j.worker) for i, j in enumerate(jobs)]
+        rows = [
+            (
+                j.id,
+                batch,
+                i,
+                str(j.input),
+                str(j.mask) if j.mask else None,
+                str(j.output),
+                j.spec.to_json(),
+                j.priority,
+                str(j.state),
+                j.attempts,
+                j.error,
+                j.worker,
+            )
+            for i, j in enumerate(jobs)
+        ]
         with self._lock:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
@@ -127,15 +143,25 @@ class QueueStore:
         app shows them as failed instead, with a retry button).
         """
         with self._lock:
-            rows = self._db.execute("SELECT id, input, mask, output, spec, priority, state, attempts, worker "
-                                    "FROM jobs WHERE batch = ? ORDER BY seq", (batch,)).fetchall()
+            rows = self._db.execute(
+                "SELECT id, input, mask, output, spec, priority, state, attempts, worker "
+                "FROM jobs WHERE batch = ? ORDER BY seq",
+                (batch,),
+            ).fetchall()
         todo, done = [], []
         for jid, inp, mask, out, spec, prio, state, attempts, worker in rows:
             output = Path(out)
             remove_partials(output)
-            job = Job(input=Path(inp), spec=EditSpec.from_json(spec), output=output,
-                      mask=Path(mask) if mask else None, id=jid, priority=prio, attempts=attempts,
-                      worker=worker)
+            job = Job(
+                input=Path(inp),
+                spec=EditSpec.from_json(spec),
+                output=output,
+                mask=Path(mask) if mask else None,
+                id=jid,
+                priority=prio,
+                attempts=attempts,
+                worker=worker,
+            )
             if state == JobState.DONE or output.exists():
                 job.state = JobState.DONE
                 done.append(job)

@@ -80,8 +80,9 @@ class NodeClient:
         sha = sha or sha256_hex(data)
         if sha in self._known_blobs:
             return sha
-        async with self._request("PUT", f"/v1/blobs/{sha}", data=data, expect100=True,
-                                 headers={"Content-Type": "application/octet-stream"}) as resp:
+        async with self._request(
+            "PUT", f"/v1/blobs/{sha}", data=data, expect100=True, headers={"Content-Type": "application/octet-stream"}
+        ) as resp:
             if resp.status not in (200, 201):
                 await self._raise_for(resp)
         self._known_blobs.add(sha)
@@ -91,10 +92,17 @@ class NodeClient:
         """The node may have evicted or lost blobs (it restarted, or answered 409): ask again."""
         self._known_blobs.clear()
 
-    async def submit(self, job_id: str, spec: EditSpec, image: str, mask: str | None, *,
-                     client: str = "", priority: int = 0) -> dict[str, Any]:
-        body = {"id": job_id, "spec": spec.to_dict(), "image": image, "mask": mask, "client": client,
-                "priority": priority}
+    async def submit(
+        self, job_id: str, spec: EditSpec, image: str, mask: str | None, *, client: str = "", priority: int = 0
+    ) -> dict[str, Any]:
+        body = {
+            "id": job_id,
+            "spec": spec.to_dict(),
+            "image": image,
+            "mask": mask,
+            "client": client,
+            "priority": priority,
+        }
         return await self._json("POST", "/v1/jobs", json=body)
 
     async def job(self, job_id: str) -> dict[str, Any]:
@@ -121,8 +129,12 @@ class NodeClient:
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """The node's event stream until it closes; raises NodeUnavailable if it cannot connect."""
         try:
-            ws = await self._session.ws_connect(f"{self.base_url}/v1/events", headers=self._headers,
-                                                heartbeat=10, timeout=aiohttp.ClientWSTimeout(ws_close=2))
+            ws = await self._session.ws_connect(
+                f"{self.base_url}/v1/events",
+                headers=self._headers,
+                heartbeat=10,
+                timeout=aiohttp.ClientWSTimeout(ws_close=2),
+            )
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 401:
                 raise NodeUnauthorised(f"{self.base_url}: missing or wrong farm token") from None
@@ -141,20 +153,22 @@ class NodeClient:
 
     # ------------------------------------------------------------------ internals
     @contextlib.asynccontextmanager
-    async def _request(self, method: str, path: str, *, auth: bool = True,
-                       **kwargs: Any) -> AsyncIterator[aiohttp.ClientResponse]:
+    async def _request(
+        self, method: str, path: str, *, auth: bool = True, **kwargs: Any
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
         headers = dict(kwargs.pop("headers", {}) or {})
         if auth:
             headers.update(self._headers)
         try:
-            async with self._session.request(method, self.base_url + path, headers=headers,
-                                             timeout=kwargs.pop("timeout", DEFAULT_TIMEOUT),
-                                             **kwargs) as resp:
+            async with self._session.request(
+                method, self.base_url + path, headers=headers, timeout=kwargs.pop("timeout", DEFAULT_TIMEOUT), **kwargs
+            ) as resp:
                 if resp.status == 401:
                     raise NodeUnauthorised(f"{self.base_url}: missing or wrong farm token")
                 if resp.status >= 500:
-                    raise NodeUnavailable(f"{self.base_url}: {method} {path} answered {resp.status}"
-                                          f"{await _message(resp)}")
+                    raise NodeUnavailable(
+                        f"{self.base_url}: {method} {path} answered {resp.status}{await _message(resp)}"
+                    )
                 yield resp
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise NodeUnavailable(f"{self.base_url}: {method} {path} failed ({type(exc).__name__}: {exc})") from None

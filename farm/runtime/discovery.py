@@ -83,11 +83,21 @@ class Discovery:
     borrowed if given (never closed here), else one is owned.
     """
 
-    def __init__(self, token: str | None = None, *, session: aiohttp.ClientSession | None = None,
-                 mdns: bool = True, interfaces: Sequence[str] | None = None,
-                 peers: Iterable[Address | str] = (), listeners: Iterable[NodeListener] = (),
-                 heartbeat_interval: float = 2.0, misses: int = 3, timeout: float = 2.0,
-                 info_interval: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        mdns: bool = True,
+        interfaces: Sequence[str] | None = None,
+        peers: Iterable[Address | str] = (),
+        listeners: Iterable[NodeListener] = (),
+        heartbeat_interval: float = 2.0,
+        misses: int = 3,
+        timeout: float = 2.0,
+        info_interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._token = token
         self._session = session
         self._owns_session = session is None
@@ -96,8 +106,7 @@ class Discovery:
         self._listeners = list(listeners)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
-        self.table = NodeTable(heartbeat_interval=heartbeat_interval, misses=misses,
-                               info_interval=info_interval)
+        self.table = NodeTable(heartbeat_interval=heartbeat_interval, misses=misses, info_interval=info_interval)
         for peer in peers:
             self.table.add_peer(_address(peer), clock())
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -242,8 +251,7 @@ class Discovery:
             if not probe.full:
                 return Healthy(node_id)
             headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
-            async with self._session.get(f"{base}/v1/info", headers=headers,
-                                         timeout=self._timeout) as resp:
+            async with self._session.get(f"{base}/v1/info", headers=headers, timeout=self._timeout) as resp:
                 if resp.status == 401:
                     return Unauthorised(node_id)
                 if resp.status != 200:
@@ -270,8 +278,7 @@ class Discovery:
                 except Exception:
                     log.exception("node listener %r failed", listener)
             if isinstance(change, NodeDown):
-                log.warning("node %s (%s) is down: %s", change.record.name, change.record.address,
-                            change.reason)
+                log.warning("node %s (%s) is down: %s", change.record.name, change.record.address, change.reason)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name=name)
@@ -291,11 +298,11 @@ class Discovery:
         except (OSError, ValueError) as exc:  # no usable interface: peers still work
             log.warning("no mDNS discovery (add nodes by address): %s", exc)
             return
-        self._browser = AsyncServiceBrowser(self._azc.zeroconf, SERVICE_TYPE,
-                                            handlers=[self._on_service_state_change])
+        self._browser = AsyncServiceBrowser(self._azc.zeroconf, SERVICE_TYPE, handlers=[self._on_service_state_change])
 
-    def _on_service_state_change(self, zeroconf: Zeroconf, service_type: str, name: str,
-                                 state_change: ServiceStateChange) -> None:
+    def _on_service_state_change(
+        self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
+    ) -> None:
         # zeroconf may call this from its own thread; everything else happens on our loop.
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._mdns_event, name, state_change.name)

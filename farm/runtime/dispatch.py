@@ -97,9 +97,16 @@ class FarmOptions:
 class Farm:
     """Runs jobs across this PC and the nodes it is told about. Use as ``async with Farm(...)``."""
 
-    def __init__(self, registry: Registry, *, token: str = "", options: FarmOptions | None = None,
-                 policy: Policy | None = None, clock: Callable[[], float] = time.monotonic,
-                 store: QueueStore | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        token: str = "",
+        options: FarmOptions | None = None,
+        policy: Policy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        store: QueueStore | None = None,
+    ) -> None:
         self.registry = registry
         self.store = store
         self._dirty: dict[str, Job] = {}
@@ -172,8 +179,7 @@ class Farm:
             if worker.client.base_url != base_url.rstrip("/"):
                 worker.client = self.node_client(base_url)
         else:
-            worker = RemoteWorker(node_id, name, self.node_client(base_url), info,
-                                  client_id=self.options.client_id)
+            worker = RemoteWorker(node_id, name, self.node_client(base_url), info, client_id=self.options.client_id)
             worker.start()
             self._add_worker(worker)
             return
@@ -227,8 +233,9 @@ class Farm:
         self._apply(self.scheduler.worker_up(worker.caps(), self.clock()))
 
     # ----------------------------------------------------------------------- jobs
-    async def submit(self, items: Sequence[Planned], spec: EditSpec, *, priority: int = 0,
-                     batch: int | None = None) -> list[Job]:
+    async def submit(
+        self, items: Sequence[Planned], spec: EditSpec, *, priority: int = 0, batch: int | None = None
+    ) -> list[Job]:
         """Queue one job per planned input (recorded in the store's ``batch`` first, if any)."""
         jobs = [Job(input=i.input, spec=spec, output=i.output, mask=i.mask, priority=priority) for i in items]
         await self.enqueue(jobs, batch=batch)
@@ -243,8 +250,9 @@ class Farm:
         for job, mp in zip(jobs, sizes, strict=True):
             self.jobs[job.id] = job
             self._specs[job.id] = job.spec
-            requests.append(JobRequest(job.id, job.spec.engine, mp, job.spec.model,
-                                       self._memory_need(job.spec), job.priority))
+            requests.append(
+                JobRequest(job.id, job.spec.engine, mp, job.spec.model, self._memory_need(job.spec), job.priority)
+            )
         if jobs:
             self._idle.clear()
         for job in jobs:
@@ -309,7 +317,8 @@ class Farm:
                     job.worker = d.worker_id
                     self._emit(JobEvent(job))
                 self._attempts[(d.job_id, d.worker_id)] = asyncio.create_task(
-                    self._attempt(d.job_id, d.worker_id), name=f"job {d.job_id[:8]} on {d.worker_id}")
+                    self._attempt(d.job_id, d.worker_id), name=f"job {d.job_id[:8]} on {d.worker_id}"
+                )
             elif isinstance(d, Cancel):
                 task = self._attempts.pop((d.job_id, d.worker_id), None)
                 if task is not None:
@@ -328,8 +337,11 @@ class Farm:
         for job_id in job_ids:
             job = self.jobs[job_id]
             still_running = any(k[0] == job_id for k in self._attempts)
-            if (job.state in (JobState.DISPATCHED, JobState.RUNNING) and not still_running
-                    and self.scheduler.state(job_id) in ("queued", "active")):
+            if (
+                job.state in (JobState.DISPATCHED, JobState.RUNNING)
+                and not still_running
+                and self.scheduler.state(job_id) in ("queued", "active")
+            ):
                 job.move(JobState.QUEUED)
                 self.progress.pop(job_id, None)
                 self._emit(JobEvent(job))
@@ -342,8 +354,7 @@ class Farm:
             if worker is None:
                 raise WorkerFailure(FailureKind.LOST, f"{worker_id} is gone")
             task = await self._payload(job)
-            data = await worker.run(task, lambda f: self._on_progress(job, f),
-                                    lambda: self._on_started(job, worker_id))
+            data = await worker.run(task, lambda f: self._on_progress(job, f), lambda: self._on_started(job, worker_id))
         except asyncio.CancelledError:
             self._started_at.pop(key, None)
             return
@@ -405,8 +416,15 @@ class Farm:
     async def _payload(self, job: Job) -> Task:
         image = await self._read(job.input)
         mask = await self._read(job.mask) if job.mask is not None else None
-        return Task(job.id, self._specs[job.id], image, mask, priority=job.priority,
-                    resize_mask=self.options.resize_mask, max_pixels=self.options.max_pixels)
+        return Task(
+            job.id,
+            self._specs[job.id],
+            image,
+            mask,
+            priority=job.priority,
+            resize_mask=self.options.resize_mask,
+            max_pixels=self.options.max_pixels,
+        )
 
     async def _read(self, path: Path) -> bytes:
         """A file's bytes, read off the loop and cached (one mask serves many jobs)."""
@@ -460,8 +478,6 @@ def _close_later(worker: Worker) -> None:
     task = asyncio.ensure_future(worker.close())
     _closing.add(task)
     task.add_done_callback(_closing.discard)
-
-
 
 
 class DiscoveryBridge(NodeListener):

@@ -106,8 +106,7 @@ class OutputNamer:
     """Output names in one folder that never hit an input, another output of the batch, or (unless
     ``overwrite``) an existing file: ``photo.png``, then ``photo-1.png``, ``photo-2.png`` ..."""
 
-    def __init__(self, out_dir: Path, suffix: str, *, overwrite: bool = False,
-                 protected: Iterable[Path] = ()) -> None:
+    def __init__(self, out_dir: Path, suffix: str, *, overwrite: bool = False, protected: Iterable[Path] = ()) -> None:
         self.out_dir = out_dir
         self.suffix = suffix
         self.overwrite = overwrite
@@ -124,8 +123,9 @@ class OutputNamer:
             n += 1
 
 
-def plan(inputs: Sequence[Path], mask: Path | None, out_dir: Path, suffix: str, *,
-         overwrite: bool = False) -> tuple[list[Planned], list[Problem]]:
+def plan(
+    inputs: Sequence[Path], mask: Path | None, out_dir: Path, suffix: str, *, overwrite: bool = False
+) -> tuple[list[Planned], list[Problem]]:
     """Match masks and name outputs for each input; inputs that cannot run become Problems."""
     skip = [out_dir] + ([mask] if mask is not None and mask.is_dir() else [])
     files, problems = collect_inputs(inputs, skip=skip)

@@ -101,9 +101,14 @@ class LocalWorker:
     def caps(self) -> WorkerCaps:
         descs = [d for d in self.registry.descriptors() if d.available]
         ram_mb = (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) >> 20 if hasattr(os, "sysconf") else 8192
-        return WorkerCaps(id=LOCAL, slots=self.slots, engines=frozenset(d.id for d in descs),
-                          models={d.id: frozenset(d.models) for d in descs if d.models},
-                          memory_mb=int(ram_mb), local=True)
+        return WorkerCaps(
+            id=LOCAL,
+            slots=self.slots,
+            engines=frozenset(d.id for d in descs),
+            models={d.id: frozenset(d.models) for d in descs if d.models},
+            memory_mb=int(ram_mb),
+            local=True,
+        )
 
     async def run(self, task: Task, progress: ProgressCb, started: StartedCb) -> bytes:
         loop = asyncio.get_running_loop()
@@ -114,8 +119,16 @@ class LocalWorker:
 
         def work() -> bytes:
             loop.call_soon_threadsafe(started)
-            return execute(task.image, task.mask, task.spec, self.registry, progress=report, cancel=token,
-                           max_pixels=task.max_pixels, resize_mask=task.resize_mask)
+            return execute(
+                task.image,
+                task.mask,
+                task.spec,
+                self.registry,
+                progress=report,
+                cancel=token,
+                max_pixels=task.max_pixels,
+                resize_mask=task.resize_mask,
+            )
 
         future = loop.run_in_executor(self._pool, work)
         try:
@@ -146,8 +159,9 @@ class RemoteWorker:
     poll_interval_without_events = 0.25
     probe_failures_for_lost = 3
 
-    def __init__(self, node_id: str, name: str, client: NodeClient, info: dict[str, Any], *,
-                 client_id: str = "") -> None:
+    def __init__(
+        self, node_id: str, name: str, client: NodeClient, info: dict[str, Any], *, client_id: str = ""
+    ) -> None:
         self.id = node_id
         self.name = name
         self.client = client
@@ -181,8 +195,9 @@ class RemoteWorker:
             await self.client.put_blob(task.image, task.image_sha)
             if task.mask is not None:
                 await self.client.put_blob(task.mask, task.mask_sha)
-            job = await self.client.submit(task.id, task.spec, task.image_sha, task.mask_sha,
-                                           client=self.client_id, priority=task.priority)
+            job = await self.client.submit(
+                task.id, task.spec, task.image_sha, task.mask_sha, client=self.client_id, priority=task.priority
+            )
             submitted = True
             job = await self._until_finished(task.id, job, queue, progress, started)
             if job["state"] == "done":
@@ -210,8 +225,14 @@ class RemoteWorker:
         finally:
             self._waiters.pop(task.id, None)
 
-    async def _until_finished(self, job_id: str, job: dict[str, Any], queue: asyncio.Queue[dict[str, Any]],
-                              progress: ProgressCb, started: StartedCb) -> dict[str, Any]:
+    async def _until_finished(
+        self,
+        job_id: str,
+        job: dict[str, Any],
+        queue: asyncio.Queue[dict[str, Any]],
+        progress: ProgressCb,
+        started: StartedCb,
+    ) -> dict[str, Any]:
         failures = 0
         announced = False
         while True:
@@ -286,9 +307,13 @@ def caps_from_info(node_id: str, info: dict[str, Any]) -> WorkerCaps:
     vram = max((int(g.get("vram_total") or 0) for g in gpus), default=0) >> 20
     ram = int(hardware.get("ram_total") or 0) >> 20
     slots = int((info.get("slots") or {}).get("total") or 1)
-    return WorkerCaps(id=node_id, slots=slots, engines=frozenset(str(e["id"]) for e in engines),
-                      models={str(e["id"]): frozenset(e.get("models") or []) for e in engines if e.get("models")},
-                      memory_mb=vram or ram or (1 << 30))
+    return WorkerCaps(
+        id=node_id,
+        slots=slots,
+        engines=frozenset(str(e["id"]) for e in engines),
+        models={str(e["id"]): frozenset(e.get("models") or []) for e in engines if e.get("models")},
+        memory_mb=vram or ram or (1 << 30),
+    )
 
 
 _background: set[asyncio.Task[Any]] = set()

@@ -12,8 +12,12 @@ import cv2
 import numpy as np
 
 HERE = Path(__file__).parent
-SCENES = [("harbour", (40, 90, 160), "LAN FARM"), ("meadow", (60, 140, 70), "SAMPLE"),
-          ("dusk", (120, 60, 150), "(c) 2026"), ("studio", (150, 150, 150), "PROOF")]
+SCENES = [
+    ("harbour", (40, 90, 160), "LAN FARM"),
+    ("meadow", (60, 140, 70), "SAMPLE"),
+    ("dusk", (120, 60, 150), "(c) 2026"),
+    ("studio", (150, 150, 150), "PROOF"),
+]
 
 
 def scene(seed: int, base: tuple[int, int, int], text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -24,8 +28,9 @@ def scene(seed: int, base: tuple[int, int, int], text: str) -> tuple[np.ndarray,
     img = img.astype(np.uint8)
     for _ in range(12):
         c = tuple(int(v) for v in rng.integers(0, 255, 3))
-        cv2.circle(img, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(10, 80)),
-                   c, -1, cv2.LINE_AA)
+        cv2.circle(
+            img, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(10, 80)), c, -1, cv2.LINE_AA
+        )
     img = cv2.GaussianBlur(img, (0, 0), 1.2)
     mask = np.zeros((h, w), np.uint8)
     org = (int(rng.integers(20, 200)), int(rng.integers(120, 440)))

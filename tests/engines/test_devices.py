@@ -45,7 +45,12 @@ def test_engines_flush_denormals_while_they_run_and_restore_the_thread_after(ai_
         return (torch.tensor([1e-40], dtype=torch.float32) * 1.0).item() == 0.0
 
     during: list[bool] = []
-    ai_registry.engine("upscale").run(np.zeros((16, 16, 3), np.uint8), None, {"tile": 8, "overlap": 0},
-                                      lambda _f: during.append(flushed()), CancelToken())
+    ai_registry.engine("upscale").run(
+        np.zeros((16, 16, 3), np.uint8),
+        None,
+        {"tile": 8, "overlap": 0},
+        lambda _f: during.append(flushed()),
+        CancelToken(),
+    )
     assert during == [True] * 4
     assert not flushed()  # hypothesis and numpy code later in this thread get IEEE subnormals back

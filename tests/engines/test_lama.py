@@ -22,8 +22,7 @@ def decode(data: bytes) -> np.ndarray:
 @pytest.mark.parametrize("model", LAMA_FILES)
 def test_lama_fills_only_the_masked_pixels(ai_registry, model: str) -> None:  # type: ignore[no-untyped-def]
     img, mask = scene(70, 60), box_mask(70, 60, (20, 10, 45, 40))  # 70x60: not a multiple of 8
-    out = decode(execute(png_bytes(img), png_bytes(mask), EditSpec(engine="lama", model=model),
-                         ai_registry))
+    out = decode(execute(png_bytes(img), png_bytes(mask), EditSpec(engine="lama", model=model), ai_registry))
     assert out.shape == img.shape
     keep = mask == 0
     assert np.array_equal(out[keep], img[keep])
@@ -32,8 +31,10 @@ def test_lama_fills_only_the_masked_pixels(ai_registry, model: str) -> None:  # 
 
 def test_the_three_file_forms_of_one_model_agree(ai_registry) -> None:  # type: ignore[no-untyped-def]
     img, mask = scene(64, 48, seed=3), box_mask(64, 48, (10, 10, 40, 30))
-    outs = [decode(execute(png_bytes(img), png_bytes(mask), EditSpec(engine="lama", model=m),
-                           ai_registry)).astype(int) for m in LAMA_FILES]
+    outs = [
+        decode(execute(png_bytes(img), png_bytes(mask), EditSpec(engine="lama", model=m), ai_registry)).astype(int)
+        for m in LAMA_FILES
+    ]
     assert np.array_equal(outs[0], outs[1])  # same weights, .safetensors vs .pth
     assert np.abs(outs[0] - outs[2]).max() <= 2  # TorchScript trace of the same module
 
@@ -73,8 +74,12 @@ def test_a_corrupt_lama_file_names_itself(model_folders) -> None:  # type: ignor
     reg = default_registry(model_folders.bad, device="cpu")
     assert "broken-lama.safetensors" in reg.descriptor("lama").models
     with pytest.raises(EngineError, match=r"broken-lama\.safetensors: cannot load the model"):
-        execute(png_bytes(scene(32, 32)), png_bytes(box_mask(32, 32, (4, 4, 9, 9))),
-                EditSpec(engine="lama", model="broken-lama.safetensors"), reg)
+        execute(
+            png_bytes(scene(32, 32)),
+            png_bytes(box_mask(32, 32, (4, 4, 9, 9))),
+            EditSpec(engine="lama", model="broken-lama.safetensors"),
+            reg,
+        )
 
 
 def test_an_upscaler_is_refused_as_lama(model_folders) -> None:  # type: ignore[no-untyped-def]

@@ -25,8 +25,14 @@ def test_listing_shows_architecture_scale_size_and_sha256(model_folders, capsys)
     data = listing(capsys, model_folders.good)
     assert data["ai_installed"] is True
     by_name = {m["name"]: m for m in data["models"]}
-    assert list(by_name) == ["big-lama.pt", "compact-x4.safetensors", "esrgan-x2.pth", "lama.pth",
-                             "lama.safetensors", "sd-tiny"]
+    assert list(by_name) == [
+        "big-lama.pt",
+        "compact-x4.safetensors",
+        "esrgan-x2.pth",
+        "lama.pth",
+        "lama.safetensors",
+        "sd-tiny",
+    ]
     compact = by_name["compact-x4.safetensors"]
     assert (compact["engine"], compact["architecture"], compact["scale"]) == ("upscale", "RealESRGAN Compact", 4)
     assert (by_name["esrgan-x2.pth"]["architecture"], by_name["esrgan-x2.pth"]["scale"]) == ("ESRGAN", 2)
@@ -45,8 +51,12 @@ def test_listing_as_a_table(model_folders, capsys) -> None:  # type: ignore[no-u
     assert "4x" in out and "LaMa" in out
 
 
-def test_hashes_and_architectures_are_cached_by_mtime_and_size(model_folders, capsys, monkeypatch,  # type: ignore[no-untyped-def]
-                                                                tmp_path) -> None:
+def test_hashes_and_architectures_are_cached_by_mtime_and_size(
+    model_folders,
+    capsys,
+    monkeypatch,  # type: ignore[no-untyped-def]
+    tmp_path,
+) -> None:
     import shutil
 
     import farm.cli.models
@@ -105,18 +115,20 @@ def test_add_copies_a_model_after_loading_it(model_folders, tmp_path, capsys) ->
 
 def test_add_link_and_a_diffusers_folder(model_folders, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     dest = tmp_path / "models"
-    assert main(["models", "add", str(model_folders.good / "sd-tiny"), "--link",
-                 "--models-dir", str(dest)]) == 0
+    assert main(["models", "add", str(model_folders.good / "sd-tiny"), "--link", "--models-dir", str(dest)]) == 0
     assert (dest / "sd-tiny").is_symlink()
     from farm.engines.installed import default_registry
 
     assert default_registry(dest).descriptor("sd-inpaint").models == ("sd-tiny",)
 
 
-@pytest.mark.parametrize(("name", "message"), [
-    ("notes.txt", "is not a model file"),
-    ("random.pth", r"random\.pth: the weights in this file are of no architecture"),
-])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("notes.txt", "is not a model file"),
+        ("random.pth", r"random\.pth: the weights in this file are of no architecture"),
+    ],
+)
 def test_add_refuses_what_is_not_a_usable_model(model_folders, tmp_path, capsys, name, message) -> None:  # type: ignore[no-untyped-def]
     dest = tmp_path / "models"
     assert main(["models", "add", str(model_folders.spare / name), "--models-dir", str(dest)]) == 1
@@ -162,6 +174,5 @@ def test_listing_without_the_ai_stack_still_lists_files(tmp_path, capsys, monkey
     data = listing(capsys, tmp_path)
     assert data["ai_installed"] is False and "lanfarm[ai]" in data["hints"][0]
     assert [(m["name"], m["engine"]) for m in data["models"]] == [("big-lama.safetensors", "lama")]
-    assert main(["models", "add", str(tmp_path / "big-lama.safetensors"),
-                 "--models-dir", str(tmp_path / "m")]) == 2
+    assert main(["models", "add", str(tmp_path / "big-lama.safetensors"), "--models-dir", str(tmp_path / "m")]) == 2
     assert "lanfarm[ai]" in capsys.readouterr().err

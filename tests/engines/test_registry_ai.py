@@ -34,11 +34,14 @@ def fake_safetensors(path: Path, keys: list[str]) -> Path:
 def test_import_and_default_registry_do_not_import_torch_or_qt(tmp_path: Path) -> None:
     fake_safetensors(tmp_path / "lama.safetensors", ["model.model.1.bn_l.running_mean"])
     fake_safetensors(tmp_path / "x4.safetensors", ["body.0.weight"])
-    code = ("import sys, farm, farm.engines.catalogue, farm.cli.models; r = farm.default_registry("
-            f"{str(tmp_path)!r}); r.to_dict(); "
-            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env=subprocess_env(), timeout=60)
+    code = (
+        "import sys, farm, farm.engines.catalogue, farm.cli.models; r = farm.default_registry("
+        f"{str(tmp_path)!r}); r.to_dict(); "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=subprocess_env(), timeout=60
+    )
     assert out.stdout.strip() == "[]", out.stdout
 
 
@@ -50,7 +53,8 @@ def test_ai_engines_are_absent_without_their_libraries(monkeypatch: pytest.Monke
 
 
 def test_without_models_ai_engines_are_listed_unavailable_with_what_to_do(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import farm.engines.installed
 
     monkeypatch.setattr(farm.engines.installed, "missing_modules", lambda names: [])
@@ -74,14 +78,14 @@ def test_without_models_ai_engines_are_listed_unavailable_with_what_to_do(
 
 
 def test_descriptors_list_each_engines_models_from_a_torch_free_scan(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import farm.engines.installed
 
     monkeypatch.setattr(farm.engines.installed, "missing_modules", lambda names: [])
     fake_safetensors(tmp_path / "b-lama.safetensors", ["generator.model.1.bn_l.running_mean"])
     fake_safetensors(tmp_path / "a-x4.safetensors", ["body.0.weight"])
-    fake_safetensors(tmp_path / "sd15.safetensors",
-                     ["model.diffusion_model.input_blocks.0.0.weight"])
+    fake_safetensors(tmp_path / "sd15.safetensors", ["model.diffusion_model.input_blocks.0.0.weight"])
     (tmp_path / "sd15-config").mkdir()
     (tmp_path / "sd15-config" / "model_index.json").write_text('{"_class_name": "X"}')
     (tmp_path / "other.pt").write_bytes(b"torchscript")
@@ -128,8 +132,7 @@ def test_model_cache_drops_least_recently_used_past_its_memory_cap() -> None:
 
 def test_registry_loads_the_default_model_once_under_both_names() -> None:
     built: list[str | None] = []
-    desc = EngineDescriptor(id="m", title="m", operations=frozenset({"inpaint"}),
-                            models=("first.pth", "second.pth"))
+    desc = EngineDescriptor(id="m", title="m", operations=frozenset({"inpaint"}), models=("first.pth", "second.pth"))
     reg = Registry([EngineEntry(desc, lambda model: (built.append(model), FakeEngine(desc))[1])])
     assert reg.engine("m") is reg.engine("m", "first.pth")
     reg.engine("m", "second.pth")
@@ -147,8 +150,11 @@ def test_registry_memory_cap_evicts() -> None:
 
 def test_the_command_line_parser_imports_neither_torch_nor_qt() -> None:
     """`lanfarm run` builds its parser from every subcommand module: none may pull in the heavy stacks."""
-    code = ("import sys, farm.cli; farm.cli.build_parser(); "
-            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env=subprocess_env(), timeout=60)
+    code = (
+        "import sys, farm.cli; farm.cli.build_parser(); "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=subprocess_env(), timeout=60
+    )
     assert out.stdout.strip() == "[]", out.stdout

@@ -18,7 +18,8 @@ from tests.conftest import box_mask, png_bytes, scene
 # diffusers' Euler/DPM schedulers call np.array() on a torch tensor; torch's __array__ predates
 # NumPy 2's copy keyword, so NumPy warns. Harmless and outside LAN Farm's code.
 pytestmark = pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
 
 IMG, MASK = scene(64, 64, seed=11), box_mask(64, 64, (16, 16, 48, 40))
 
@@ -52,8 +53,7 @@ def test_unknown_scheduler_is_a_spec_error(ai_registry) -> None:  # type: ignore
 
 def test_progress_per_step_and_cancel_within_one_step(ai_registry) -> None:  # type: ignore[no-untyped-def]
     engine = ai_registry.engine("sd-inpaint")
-    params = ai_registry.descriptor("sd-inpaint").params.validate(
-        {"steps": 4, "seed": 0, "scheduler": "ddim"})
+    params = ai_registry.descriptor("sd-inpaint").params.validate({"steps": 4, "seed": 0, "scheduler": "ddim"})
     steps: list[float] = []
     engine.run(IMG, MASK, params, steps.append, CancelToken())
     assert steps == [0.25, 0.5, 0.75, 1.0]
@@ -82,12 +82,12 @@ def test_single_file_checkpoint_without_configs_says_where_they_go(model_folders
     from farm.engines.installed import default_registry
     from tests.engines.test_registry_ai import fake_safetensors
 
-    fake_safetensors(tmp_path / "my-sd15-inpaint.safetensors",
-                     ["model.diffusion_model.input_blocks.0.0.weight"])
+    fake_safetensors(tmp_path / "my-sd15-inpaint.safetensors", ["model.diffusion_model.input_blocks.0.0.weight"])
     reg = default_registry(tmp_path, device="cpu")
     assert reg.descriptor("sd-inpaint").models == ("my-sd15-inpaint.safetensors",)
-    with pytest.raises(EngineError, match=r"single-file Stable Diffusion checkpoint.*"
-                       + str(tmp_path / "my-sd15-inpaint-config")):
+    with pytest.raises(
+        EngineError, match=r"single-file Stable Diffusion checkpoint.*" + str(tmp_path / "my-sd15-inpaint-config")
+    ):
         reg.engine("sd-inpaint")
 
 
@@ -100,8 +100,7 @@ def test_sdxl_is_recognised_from_model_index(model_folders, tmp_path) -> None:  
     xl = tmp_path / "xl"
     shutil.copytree(model_folders.good / "sd-tiny", xl)
     index = json.loads((xl / "model_index.json").read_text())
-    (xl / "model_index.json").write_text(json.dumps(
-        {**index, "_class_name": "StableDiffusionXLInpaintPipeline"}))
+    (xl / "model_index.json").write_text(json.dumps({**index, "_class_name": "StableDiffusionXLInpaintPipeline"}))
     assert is_sdxl(xl) and sd_architecture(xl).startswith("SDXL")
 
 
@@ -119,13 +118,16 @@ class RecordingPipe:
         self.calls.append("offload")
 
 
-@pytest.mark.parametrize(("device", "free_mb", "expected"), [
-    ("cpu", 0, ["to:cpu"]),
-    ("mps", 0, ["to:mps", "slicing"]),
-    ("cuda", 80_000, ["to:cuda"]),
-    ("cuda", 3_000, ["to:cuda", "slicing"]),
-    ("cuda", 500, ["offload"]),
-])
+@pytest.mark.parametrize(
+    ("device", "free_mb", "expected"),
+    [
+        ("cpu", 0, ["to:cpu"]),
+        ("mps", 0, ["to:mps", "slicing"]),
+        ("cuda", 80_000, ["to:cuda"]),
+        ("cuda", 3_000, ["to:cuda", "slicing"]),
+        ("cuda", 500, ["offload"]),
+    ],
+)
 def test_small_gpus_get_attention_slicing_or_cpu_offload(monkeypatch, device, free_mb, expected) -> None:  # type: ignore[no-untyped-def]
     torch = pytest.importorskip("torch")
 

@@ -21,8 +21,7 @@ def decode(data: bytes) -> np.ndarray:
 @pytest.mark.parametrize(("model", "scale"), [("compact-x4.safetensors", 4), ("esrgan-x2.pth", 2)])
 def test_output_is_scale_times_the_input(ai_registry, model: str, scale: int) -> None:  # type: ignore[no-untyped-def]
     img = scene(37, 29)
-    out = decode(execute(png_bytes(img), None, EditSpec(op="upscale", engine="upscale", model=model),
-                         ai_registry))
+    out = decode(execute(png_bytes(img), None, EditSpec(op="upscale", engine="upscale", model=model), ai_registry))
     assert out.shape == (29 * scale, 37 * scale, 3)
     assert ai_registry.engine("upscale", model).descriptor.scale == scale
 

@@ -19,8 +19,17 @@ from tests.node.helpers import TOKEN, node_env, start_node, stop_node
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[str]:
     """A real node on 127.0.0.1 (no mDNS); yields its ``host:port``."""
-    proc, url = start_node(tmp_path / "node", "--host", "127.0.0.1", "--port", "0", "--no-advertise",
-                           "--name", "bench-pc", env=node_env(tmp_path / "node"))
+    proc, url = start_node(
+        tmp_path / "node",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-advertise",
+        "--name",
+        "bench-pc",
+        env=node_env(tmp_path / "node"),
+    )
     try:
         yield url.removeprefix("http://")
     finally:
@@ -39,16 +48,15 @@ def test_add_and_remove_saved_peers(capsys: pytest.CaptureFixture[str]) -> None:
     assert load_peers() == []
 
 
-def test_lists_a_real_node_by_address_and_a_dead_saved_peer(node: str, tmp_path: Path,
-                                                            capsys: pytest.CaptureFixture[str],
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lists_a_real_node_by_address_and_a_dead_saved_peer(
+    node: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("COLUMNS", "200")  # rich wraps cells at 80 columns when not on a terminal
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
     assert main(["nodes", "add", "127.0.0.1:9"]) == 0
     capsys.readouterr()
-    assert main(["nodes", "--no-discovery", "--peer", node, "--token-file", str(token_file),
-                 "--json"]) == 0
+    assert main(["nodes", "--no-discovery", "--peer", node, "--token-file", str(token_file), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     [n] = out["nodes"]
     assert (n["name"], n["address"], n["state"], n["source"]) == ("bench-pc", node, "online", "peer")
@@ -59,8 +67,9 @@ def test_lists_a_real_node_by_address_and_a_dead_saved_peer(node: str, tmp_path:
     assert node in table and "unauthorised" in table and "offline" in table  # no name without the token
 
 
-def test_no_discovery_without_peers_is_an_error(capsys: pytest.CaptureFixture[str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_discovery_without_peers_is_an_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("LANFARM_DISCOVERY", raising=False)
     assert main(["nodes", "--no-discovery"]) == 2
     assert "or drop --no-discovery" in capsys.readouterr().err
@@ -70,7 +79,11 @@ def test_no_discovery_without_peers_is_an_error(capsys: pytest.CaptureFixture[st
 
 
 def test_registered_as_a_subcommand() -> None:
-    out = subprocess.run([*[sys.executable, "-c", "from farm.cli import build_parser; build_parser().parse_args"
-                          "(['nodes', '--help'])"]], capture_output=True, text=True, check=False,
-                         env=node_env(Path("/nonexistent")))
+    out = subprocess.run(
+        [*[sys.executable, "-c", "from farm.cli import build_parser; build_parser().parse_args(['nodes', '--help'])"]],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=node_env(Path("/nonexistent")),
+    )
     assert "list the farm's nodes" in out.stdout

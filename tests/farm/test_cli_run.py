@@ -24,8 +24,15 @@ def _drop_root_file_powers() -> None:
 
 def run_cli(*args: str, obey_permissions: bool = False) -> subprocess.CompletedProcess[str]:
     preexec = _drop_root_file_powers if obey_permissions and os.geteuid() == 0 else None
-    return subprocess.run([*LANFARM, *args], capture_output=True, text=True, timeout=120,
-                          env=subprocess_env(), preexec_fn=preexec, check=False)
+    return subprocess.run(
+        [*LANFARM, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(),
+        preexec_fn=preexec,
+        check=False,
+    )
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -56,15 +63,21 @@ def test_bad_inputs_fail_alone_with_clear_reasons(tmp_path: Path) -> None:
     out.mkdir()
     locked.chmod(0o000)
 
-    result = run_cli("run", str(src), str(odd), str(locked), "--mask", str(masks), "--out", str(out),
-                     obey_permissions=True)
+    result = run_cli(
+        "run", str(src), str(odd), str(locked), "--mask", str(masks), "--out", str(out), obey_permissions=True
+    )
 
     assert result.returncode == 1, result.stderr
     assert "done 2, failed 6" in result.stdout
     err = result.stderr
-    for fragment in ("corrupt.png: corrupt", "empty.png: empty file", "bomb.png: image is 20000x10000",
-                     "wrongmask.png: mask is 10x10",
-                     "icon.png: unsupported image format ICO", "locked: cannot read folder"):
+    for fragment in (
+        "corrupt.png: corrupt",
+        "empty.png: empty file",
+        "bomb.png: image is 20000x10000",
+        "wrongmask.png: mask is 10x10",
+        "icon.png: unsupported image format ICO",
+        "locked: cannot read folder",
+    ):
         assert fragment in err, (fragment, err)
     assert "Traceback" not in err
     assert sorted(p.name for p in out.iterdir()) == ["good1.png", "good2.png"]
@@ -111,9 +124,9 @@ def test_overwrite_replaces_outputs_but_never_inputs(tmp_path: Path) -> None:
 
 def test_samples_run_with_the_default_engine(tmp_path: Path) -> None:
     from tests.conftest import REPO
+
     samples = REPO / "resources" / "samples"
-    result = run_cli("run", str(samples), "--mask", str(samples / "masks"), "--out", str(tmp_path),
-                     "--json")
+    result = run_cli("run", str(samples), "--mask", str(samples / "masks"), "--out", str(tmp_path), "--json")
     assert result.returncode == 0, result.stderr
     assert len(list(tmp_path.glob("*.png"))) == len(list(samples.glob("*.png")))
 
@@ -122,8 +135,9 @@ def test_an_engine_this_pc_cannot_run_says_what_is_missing(tmp_path: Path) -> No
     from farm import default_registry
 
     img = _write(tmp_path / "a.png", png_bytes(scene()))
-    result = run_cli("run", str(img), "--out", str(tmp_path / "out"), "--op", "upscale", "--engine", "upscale",
-                     "--local-only")
+    result = run_cli(
+        "run", str(img), "--out", str(tmp_path / "out"), "--op", "upscale", "--engine", "upscale", "--local-only"
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     if "upscale" in default_registry().ids():  # the ai extra is installed: the models folder is named
         assert "no upscaling model: put" in result.stderr and "models" in result.stderr

@@ -10,8 +10,14 @@ from tests.conftest import LANFARM, REPO, subprocess_env
 
 def test_demo_splits_the_samples_across_two_nodes_and_this_pc(tmp_path: Path, lanfarm_home: Path) -> None:
     out = tmp_path / "out"
-    result = subprocess.run([*LANFARM, "demo", "--out", str(out)], capture_output=True, text=True, timeout=120,
-                            env=subprocess_env(LANFARM_HOME=str(lanfarm_home), COLUMNS="200"), check=False)
+    result = subprocess.run(
+        [*LANFARM, "demo", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(LANFARM_HOME=str(lanfarm_home), COLUMNS="200"),
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     samples = sorted(p.name for p in (REPO / "resources" / "samples").glob("*.png"))
     assert sorted(p.name for p in out.iterdir()) == samples

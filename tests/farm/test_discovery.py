@@ -39,8 +39,7 @@ class Events(NodeListener):
         self.log.append(event)
         self._changed.set()
 
-    async def wait_for(self, predicate: Callable[[list[tuple[str, Any]]], bool],
-                       timeout: float = 5.0) -> None:
+    async def wait_for(self, predicate: Callable[[list[tuple[str, Any]]], bool], timeout: float = 5.0) -> None:
         async with asyncio.timeout(timeout):
             while not predicate(self.log):
                 self._changed.clear()
@@ -51,8 +50,7 @@ class Events(NodeListener):
 
 
 def node_app(node_id: str = "n1", name: str = "pc1") -> web.Application:
-    config = NodeConfig(host="127.0.0.1", port=0, name=name, slots=2, advertise=False,
-                        shutdown_grace=0.5)
+    config = NodeConfig(host="127.0.0.1", port=0, name=name, slots=2, advertise=False, shutdown_grace=0.5)
     return create_app(config, registry=default_registry(), token=TOKEN, node_id=node_id)
 
 
@@ -84,8 +82,7 @@ async def test_a_peer_comes_up_once_under_two_addresses() -> None:
 
 async def test_wrong_token_is_unauthorised_not_dropped() -> None:
     events = Events()
-    async with node() as (_, addr), Discovery("wrong", mdns=False, peers=[addr], listeners=[events],
-                                              **FAST) as d:
+    async with node() as (_, addr), Discovery("wrong", mdns=False, peers=[addr], listeners=[events], **FAST) as d:
         await events.wait_for(lambda log: "up" in events.kinds())
         [r] = d.nodes()
         assert r.state == "unauthorised" and r.info == {} and r.name == "n1"
@@ -149,14 +146,21 @@ async def test_stop_leaves_no_tasks_behind() -> None:
 @pytest.mark.parametrize("bad", ["", "host:x", "host:0", "[::1"])
 def test_bad_peer_addresses_are_refused(bad: str) -> None:
     from farm.errors import FarmError
+
     with pytest.raises(FarmError):
         Address.parse(bad)
 
 
-@pytest.mark.parametrize(("text", "host", "port", "shown"), [
-    ("pc1", "pc1", 7788, "pc1:7788"), ("10.0.0.2:9000", "10.0.0.2", 9000, "10.0.0.2:9000"),
-    ("http://10.0.0.2:9000/", "10.0.0.2", 9000, "10.0.0.2:9000"), ("[fe80::1]:81", "fe80::1", 81, "[fe80::1]:81"),
-    ("fe80::1", "fe80::1", 7788, "[fe80::1]:7788")])
+@pytest.mark.parametrize(
+    ("text", "host", "port", "shown"),
+    [
+        ("pc1", "pc1", 7788, "pc1:7788"),
+        ("10.0.0.2:9000", "10.0.0.2", 9000, "10.0.0.2:9000"),
+        ("http://10.0.0.2:9000/", "10.0.0.2", 9000, "10.0.0.2:9000"),
+        ("[fe80::1]:81", "fe80::1", 81, "[fe80::1]:81"),
+        ("fe80::1", "fe80::1", 7788, "[fe80::1]:7788"),
+    ],
+)
 def test_peer_addresses(text: str, host: str, port: int, shown: str) -> None:
     address = Address.parse(text)
     assert (address.host, address.port, str(address)) == (host, port, shown)

@@ -91,8 +91,12 @@ async def test_a_node_killed_mid_job_loses_nothing_and_writes_each_output_once(t
         def on_event(e: object) -> None:
             if isinstance(e, JobEvent) and e.progress is None and e.state is JobState.DONE:
                 finished[e.job.id] = finished.get(e.job.id, 0) + 1
-            if (isinstance(e, JobEvent) and e.state is JobState.RUNNING and e.job.worker == victim_id
-                    and victim.poll() is None):
+            if (
+                isinstance(e, JobEvent)
+                and e.state is JobState.RUNNING
+                and e.job.worker == victim_id
+                and victim.poll() is None
+            ):
                 victim.send_signal(signal.SIGKILL)
 
         farm.subscribe(on_event)

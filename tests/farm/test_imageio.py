@@ -76,12 +76,15 @@ def test_icc_profile_is_kept_in_png_and_jpeg() -> None:
         assert out.info.get("icc_profile") == icc, fmt
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (b"", "empty file"),
-    (b"this is not an image at all", "not an image"),
-    (png_bytes(scene())[:200], "corrupt"),
-    (png_header_only(20000, 10000), r"20000x10000 \(200.0 MP\), over the 100 MP limit"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty file"),
+        (b"this is not an image at all", "not an image"),
+        (png_bytes(scene())[:200], "corrupt"),
+        (png_header_only(20000, 10000), r"20000x10000 \(200.0 MP\), over the 100 MP limit"),
+    ],
+)
 def test_bad_images_give_one_clear_line(data: bytes, message: str) -> None:
     with pytest.raises(ImageError, match=message) as info:
         decode_image(data)

@@ -14,14 +14,28 @@ A = Address("10.0.0.1", 7788)
 A2 = Address("192.168.1.9", 7788)
 B = Address("10.0.0.2", 7788)
 SVC = "pc1._lanfarm._tcp.local."
-ADVERT = NodeAdvert(id="n1", name="pc1", version="0.1.0", proto=1, gpu="RTX 4090", vram_mb=24564,
-                    engines=("cv2", "lama"), slots=2, free=2)
+ADVERT = NodeAdvert(
+    id="n1",
+    name="pc1",
+    version="0.1.0",
+    proto=1,
+    gpu="RTX 4090",
+    vram_mb=24564,
+    engines=("cv2", "lama"),
+    slots=2,
+    free=2,
+)
 
 
 def info(node_id: str = "n1", name: str = "pc1", free: int = 2) -> dict[str, Any]:
-    return {"id": node_id, "name": name, "protocol": 1,
-            "hardware": {"gpus": [{"index": 0, "name": "RTX 4090", "vram_total": 24564 << 20}]},
-            "engines": [{"id": "cv2"}, {"id": "lama"}], "slots": {"total": 2, "free": free}}
+    return {
+        "id": node_id,
+        "name": name,
+        "protocol": 1,
+        "hardware": {"gpus": [{"index": 0, "name": "RTX 4090", "vram_total": 24564 << 20}]},
+        "engines": [{"id": "cv2"}, {"id": "lama"}],
+        "slots": {"total": 2, "free": free},
+    }
 
 
 def table() -> NodeTable:

@@ -58,8 +58,7 @@ def test_alpha_is_kept() -> None:
 
 def test_empty_mask_returns_the_image_and_missing_mask_is_an_error() -> None:
     img = scene()
-    out = _decode(execute(png_bytes(img), png_bytes(np.zeros((120, 160), np.uint8)), EditSpec(),
-                          default_registry()))
+    out = _decode(execute(png_bytes(img), png_bytes(np.zeros((120, 160), np.uint8)), EditSpec(), default_registry()))
     assert np.array_equal(out, img)
     with pytest.raises(ImageError, match="needs a mask"):
         execute(png_bytes(img), None, EditSpec(), default_registry())
@@ -69,8 +68,9 @@ def test_simulated_engine_is_only_there_when_asked() -> None:
     assert "sim" not in default_registry().ids()
     reg = default_registry(simulate=True)
     assert reg.descriptor("sim").simulated
-    out = _decode(execute(png_bytes(scene()), png_bytes(box_mask()),
-                          EditSpec(engine="sim", params={"seconds_per_mp": 0.0}), reg))
+    out = _decode(
+        execute(png_bytes(scene()), png_bytes(box_mask()), EditSpec(engine="sim", params={"seconds_per_mp": 0.0}), reg)
+    )
     assert out.shape == (120, 160, 3)
 
 
@@ -81,17 +81,38 @@ def _cases() -> list[tuple[str, bytes, bytes | None, EditSpec, bool]]:
     big[400:500, 500:700] = (255, 255, 255)
     big_mask = png_bytes(box_mask(w, h, (500, 400, 700, 500)))
     cases: list[tuple[str, bytes, bytes | None, EditSpec, bool]] = [
-        (f"inpaint-{s}", png_bytes(big), big_mask,
-         EditSpec(hd=HdStrategy(s, trigger=800, margin=64, resize_limit=600)), False)  # type: ignore[arg-type]
-        for s in ("original", "crop", "resize")]
+        (
+            f"inpaint-{s}",
+            png_bytes(big),
+            big_mask,
+            EditSpec(hd=HdStrategy(s, trigger=800, margin=64, resize_limit=600)),
+            False,
+        )  # type: ignore[arg-type]
+        for s in ("original", "crop", "resize")
+    ]
     cases += [
-        ("16-bit", png_bytes(scene(200, 150).astype(np.uint16) * 257 + 3),
-         png_bytes(box_mask(200, 150, (50, 50, 90, 90))), EditSpec(), False),
-        ("alpha", png_bytes(np.dstack([scene(), np.full((120, 160), 200, np.uint8)])), png_bytes(box_mask()),
-         EditSpec(), False),
+        (
+            "16-bit",
+            png_bytes(scene(200, 150).astype(np.uint16) * 257 + 3),
+            png_bytes(box_mask(200, 150, (50, 50, 90, 90))),
+            EditSpec(),
+            False,
+        ),
+        (
+            "alpha",
+            png_bytes(np.dstack([scene(), np.full((120, 160), 200, np.uint8)])),
+            png_bytes(box_mask()),
+            EditSpec(),
+            False,
+        ),
         ("empty-mask", png_bytes(scene()), png_bytes(np.zeros((120, 160), np.uint8)), EditSpec(), False),
-        ("sim", png_bytes(scene()), png_bytes(box_mask()), EditSpec(engine="sim", params={"seconds_per_mp": 0.0}),
-         True),
+        (
+            "sim",
+            png_bytes(scene()),
+            png_bytes(box_mask()),
+            EditSpec(engine="sim", params={"seconds_per_mp": 0.0}),
+            True,
+        ),
     ]
     return cases
 

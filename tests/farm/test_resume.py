@@ -44,8 +44,9 @@ def test_killed_run_resumes_exactly(tmp_path: Path, lanfarm_home: Path) -> None:
     again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
 
     assert again.returncode == 0, again.stderr
-    assert f"already done, {N - len(first)} to do" in again.stderr or \
-        f"{len(first)} already done" in again.stderr, again.stderr
+    assert f"already done, {N - len(first)} to do" in again.stderr or f"{len(first)} already done" in again.stderr, (
+        again.stderr
+    )
     names = sorted(os.listdir(out))
     assert names == [f"p{i:03d}.png" for i in range(N)], "missing, doubled or partial outputs"
     for name, stamp in first.items():  # finished outputs were not redone

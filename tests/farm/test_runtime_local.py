@@ -143,6 +143,7 @@ class BuggyWorker:
 
     def caps(self):  # type: ignore[no-untyped-def]
         from farm.core.scheduler import WorkerCaps
+
         return WorkerCaps("buggy", slots=1, engines=frozenset({"cv2"}), prefetch=0)
 
     async def run(self, task, progress, started):  # type: ignore[no-untyped-def]

@@ -70,9 +70,16 @@ def test_capabilities_route_jobs_and_local_takes_what_no_peer_can() -> None:
     s.worker_up(peer("gpu", engines=frozenset({"lama", "cv2"}), memory_mb=8000), 0)
     s.worker_up(peer("small", engines=frozenset({"lama"}), memory_mb=2000), 0)
     s.worker_up(local(engines=frozenset({"cv2"})), 0)
-    out = dispatched(s.add_jobs([JobRequest("big", "lama", memory_mb=6000),
-                                 JobRequest("little", "lama", memory_mb=500),
-                                 JobRequest("plain", "cv2")], 0))
+    out = dispatched(
+        s.add_jobs(
+            [
+                JobRequest("big", "lama", memory_mb=6000),
+                JobRequest("little", "lama", memory_mb=500),
+                JobRequest("plain", "cv2"),
+            ],
+            0,
+        )
+    )
     where = dict(out)
     assert where["big"] == "gpu"
     assert where["little"] in ("gpu", "small")
@@ -171,7 +178,7 @@ def test_blocklist_and_forgiveness() -> None:
     assert all(w != "bad" for _, w in dispatched(s.tick(30)))
     back = dispatched(s.tick(62))
     assert next(w for w in s.workers() if w.id == "bad").blocked == ()
-    assert ("bad" in {w for _, w in back})
+    assert "bad" in {w for _, w in back}
 
 
 def test_cancel_queued_and_running() -> None:
@@ -199,8 +206,13 @@ def test_pause_and_resume() -> None:
 
 def test_tail_waits_for_a_fast_worker() -> None:
     sim_s = Scheduler()
-    sim = Simulation(sim_s, [SimWorker(WorkerCaps("fast", engines=CV2, prefetch=0), 1.0),
-                             SimWorker(WorkerCaps("slow", engines=CV2, prefetch=0), 10.0)])
+    sim = Simulation(
+        sim_s,
+        [
+            SimWorker(WorkerCaps("fast", engines=CV2, prefetch=0), 1.0),
+            SimWorker(WorkerCaps("slow", engines=CV2, prefetch=0), 10.0),
+        ],
+    )
     sim.add(jobs(4, prefix="warm"))
     sim.run()
     start = sim.now
@@ -213,8 +225,10 @@ def test_tail_waits_for_a_fast_worker() -> None:
 
 def test_straggler_gets_a_backup_and_first_result_wins() -> None:
     s = Scheduler()
-    fast, flaky = SimWorker(WorkerCaps("fast", engines=CV2, prefetch=0), 1.0), \
-        SimWorker(WorkerCaps("flaky", engines=CV2, prefetch=0), 1.0)
+    fast, flaky = (
+        SimWorker(WorkerCaps("fast", engines=CV2, prefetch=0), 1.0),
+        SimWorker(WorkerCaps("flaky", engines=CV2, prefetch=0), 1.0),
+    )
     sim = Simulation(s, [fast, flaky], tick=0.1)
     sim.add(jobs(6, prefix="warm"))
     sim.run()
@@ -246,8 +260,9 @@ def test_mixed_speeds_makespan_near_ideal(n_jobs: int) -> None:
 
 def test_a_node_that_fails_everything_is_blocklisted_and_the_batch_completes() -> None:
     s = Scheduler(Policy(retry_backoff=0.1))
-    sim = Simulation(s, [SimWorker(peer("ok"), 1.0), SimWorker(peer("broken"), 0.2, fail=True),
-                         SimWorker(local(), 1.5)], tick=0.1)
+    sim = Simulation(
+        s, [SimWorker(peer("ok"), 1.0), SimWorker(peer("broken"), 0.2, fail=True), SimWorker(local(), 1.5)], tick=0.1
+    )
     sim.add(jobs(30))
     sim.run()
     assert len(sim.finished) == 30 and all(f.state == "done" for f in sim.finished.values())

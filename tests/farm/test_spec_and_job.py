@@ -13,9 +13,14 @@ from farm.core.spec import HdStrategy, OutputSpec
 
 
 def test_spec_round_trips_through_json() -> None:
-    spec = EditSpec(op="inpaint", engine="cv2", params={"radius": 7, "method": "telea"},
-                    hd=HdStrategy("resize", trigger=900, margin=64, resize_limit=1024),
-                    output=OutputSpec("webp", 80), model=None)
+    spec = EditSpec(
+        op="inpaint",
+        engine="cv2",
+        params={"radius": 7, "method": "telea"},
+        hd=HdStrategy("resize", trigger=900, margin=64, resize_limit=1024),
+        output=OutputSpec("webp", 80),
+        model=None,
+    )
     again = EditSpec.from_json(spec.to_json())
     assert again == spec
     assert json.loads(spec.to_json())["schema"] == 1
@@ -52,8 +57,13 @@ def test_unknown_field_and_bad_json_are_refused() -> None:
         EditSpec.from_json("{nope")
 
 
-@given(st.dictionaries(st.text(max_size=8), st.one_of(st.none(), st.integers(), st.text(max_size=8),
-                                                       st.lists(st.integers(), max_size=2)), max_size=6))
+@given(
+    st.dictionaries(
+        st.text(max_size=8),
+        st.one_of(st.none(), st.integers(), st.text(max_size=8), st.lists(st.integers(), max_size=2)),
+        max_size=6,
+    )
+)
 def test_random_dicts_either_parse_or_raise_spec_error(data: dict[str, object]) -> None:
     with contextlib.suppress(SpecError):
         EditSpec.from_dict(data | {"schema": 1})
@@ -65,15 +75,28 @@ def _job() -> Job:
 
 def test_job_happy_path_counts_attempts() -> None:
     job = _job()
-    for state in (JobState.DISPATCHED, JobState.RUNNING, JobState.QUEUED, JobState.DISPATCHED,
-                  JobState.RUNNING, JobState.DONE):
+    for state in (
+        JobState.DISPATCHED,
+        JobState.RUNNING,
+        JobState.QUEUED,
+        JobState.DISPATCHED,
+        JobState.RUNNING,
+        JobState.DONE,
+    ):
         job.move(state)
     assert job.attempts == 2
     assert job.state.finished
 
 
-@pytest.mark.parametrize(("start", "to"), [(JobState.DONE, JobState.QUEUED), (JobState.QUEUED, JobState.RUNNING),
-                                           (JobState.QUEUED, JobState.DONE), (JobState.CANCELLED, JobState.RUNNING)])
+@pytest.mark.parametrize(
+    ("start", "to"),
+    [
+        (JobState.DONE, JobState.QUEUED),
+        (JobState.QUEUED, JobState.RUNNING),
+        (JobState.QUEUED, JobState.DONE),
+        (JobState.CANCELLED, JobState.RUNNING),
+    ],
+)
 def test_illegal_transitions_raise(start: JobState, to: JobState) -> None:
     job = _job()
     job.state = start

@@ -82,8 +82,15 @@ async def running(app: LanFarmApp, files: Sequence[Path] = ()) -> AsyncIterator[
 def store(tmp_path: Path, lanfarm_home: Path) -> SettingsStore:
     """Settings under the test's LANFARM_HOME: output in tmp, discovery off (nothing multicasts)."""
     s = SettingsStore()
-    s.save(AppSettings(output_dir=tmp_path / "out", discovery=False, local_slots=2,
-                       models_dir=tmp_path / "models", tray_notice_shown=True))
+    s.save(
+        AppSettings(
+            output_dir=tmp_path / "out",
+            discovery=False,
+            local_slots=2,
+            models_dir=tmp_path / "models",
+            tray_notice_shown=True,
+        )
+    )
     return s
 
 

@@ -45,9 +45,27 @@ def start_node(home: Path, token: str, *extra: str) -> Node:
     token_file.write_text(token + "\n")
     env = {k: v for k, v in os.environ.items() if k != "LANFARM_TOKEN"}
     env.update(PYTHONPATH=str(REPO), LANFARM_HOME=str(home))
-    proc = subprocess.Popen([sys.executable, "-m", "farm.cli", "node", "--host", "127.0.0.1", "--port", "0",
-                             "--no-advertise", "--token-file", str(token_file), "--name", "gpu-box", *extra],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "farm.cli",
+            "node",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-advertise",
+            "--token-file",
+            str(token_file),
+            "--name",
+            "gpu-box",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -75,8 +93,9 @@ def app_store(store: SettingsStore) -> SettingsStore:
     return store
 
 
-def test_node_added_by_address_goes_busy_then_offline_when_killed(qloop, node: Node, app_store: SettingsStore,
-                                                                   tmp_path: Path) -> None:
+def test_node_added_by_address_goes_busy_then_offline_when_killed(
+    qloop, node: Node, app_store: SettingsStore, tmp_path: Path
+) -> None:
     inputs = write_inputs(tmp_path / "in", 1, size=(200, 100))
     app = LanFarmApp(store=app_store, use_tray=False, monitor_interval=0.3)
     nodes = app.controller.nodes
@@ -123,6 +142,7 @@ def test_a_node_with_another_token_shows_unauthorised(qloop, app_store: Settings
     app = LanFarmApp(store=app_store, use_tray=False, monitor_interval=0.3)
     nodes = app.controller.nodes
     try:
+
         async def scenario() -> None:
             async with running(app):
                 await app.controller.add_peer(other.url)

@@ -121,7 +121,8 @@ def test_keyboard_shortcuts_wheel_zoom_and_space_pan(qloop, qtbot, tmp_path: Pat
 
 
 def test_painted_mask_is_saved_under_the_output_folder_and_used_by_the_job(
-        qloop, store: SettingsStore, tmp_path: Path) -> None:
+    qloop, store: SettingsStore, tmp_path: Path
+) -> None:
     [image] = write_inputs(tmp_path / "in", 1, masks=False)
     app = LanFarmApp(store=store, use_tray=False)
 

@@ -22,8 +22,9 @@ def drop(widget, paths: list[Path]) -> bool:  # type: ignore[no-untyped-def]
     pos = QPointF(widget.rect().center())
     actions = Qt.DropAction.CopyAction
     # PySide6 6.11 builds a drag-enter event from an integer QPoint only (6.12 prefers QPointF)
-    enter = QDragEnterEvent(widget.rect().center(), actions, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        widget.rect().center(), actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     QApplication.sendEvent(widget, enter)
     if not enter.isAccepted():
         return False

@@ -36,8 +36,9 @@ def test_unfinished_edits_resume_after_a_restart(qloop, store: SettingsStore, tm
             farm = second.controller.farm
             assert farm is not None
             assert len(farm.jobs) == 6 - len(stamps), "only the unfinished edits come back"
-            await until(lambda: all(j.state is JobState.DONE for j in farm.jobs.values()), timeout=30,
-                        what="the resumed edits")
+            await until(
+                lambda: all(j.state is JobState.DONE for j in farm.jobs.values()), timeout=30, what="the resumed edits"
+            )
 
     qloop(resumed())
     assert sorted(p.name for p in out.iterdir()) == [f"img{i}.png" for i in range(6)]

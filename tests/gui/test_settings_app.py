@@ -45,7 +45,13 @@ def test_settings_survive_a_restart_of_the_app(qloop, store: SettingsStore, tmp_
     async def check() -> None:
         s = second.controller.settings
         assert (s.output_dir, s.output_format, s.quality, s.local_slots, s.local_worker, s.discovery) == (
-            tmp_path / "elsewhere", "webp", 80, 3, False, False)
+            tmp_path / "elsewhere",
+            "webp",
+            80,
+            3,
+            False,
+            False,
+        )
         assert s.peers == ("http://10.0.0.5:7788",)
         page = second.window.settings_page
         assert page.format.currentText() == "webp" and page.local_slots.value() == 3
@@ -70,24 +76,46 @@ def test_a_damaged_settings_file_falls_back_to_defaults(store: SettingsStore) ->
 
 
 def test_edit_form_is_generated_from_the_params_schema(qtbot) -> None:
-    desc = EngineDescriptor(id="x", title="Every kind", operations=frozenset({"inpaint"}), params=ParamSchema.of(
-        ParamSpec("steps", "int", 20, minimum=1, maximum=150),
-        ParamSpec("strength", "float", 0.75, minimum=0.0, maximum=1.0),
-        ParamSpec("hd", "bool", True),
-        ParamSpec("sampler", "choice", "ddim", choices=("ddim", "euler")),
-        ParamSpec("prompt", "str", "", multiline=True),
-        ParamSpec("seed_text", "str", "42"),
-    ))
-    other = EngineDescriptor(id="y", title="One", operations=frozenset({"upscale"}), needs_mask=False,
-                             params=ParamSchema.of(ParamSpec("scale", "choice", "4", choices=("2", "4"))))
+    desc = EngineDescriptor(
+        id="x",
+        title="Every kind",
+        operations=frozenset({"inpaint"}),
+        params=ParamSchema.of(
+            ParamSpec("steps", "int", 20, minimum=1, maximum=150),
+            ParamSpec("strength", "float", 0.75, minimum=0.0, maximum=1.0),
+            ParamSpec("hd", "bool", True),
+            ParamSpec("sampler", "choice", "ddim", choices=("ddim", "euler")),
+            ParamSpec("prompt", "str", "", multiline=True),
+            ParamSpec("seed_text", "str", "42"),
+        ),
+    )
+    other = EngineDescriptor(
+        id="y",
+        title="One",
+        operations=frozenset({"upscale"}),
+        needs_mask=False,
+        params=ParamSchema.of(ParamSpec("scale", "choice", "4", choices=("2", "4"))),
+    )
     form = EditForm([desc, other], engine="x")
     qtbot.addWidget(form)
     kinds = {name: type(w) for name, w in form.controls.items()}
-    assert kinds == {"steps": QSpinBox, "strength": QDoubleSpinBox, "hd": QCheckBox, "sampler": QComboBox,
-                     "prompt": QPlainTextEdit, "seed_text": QLineEdit}
+    assert kinds == {
+        "steps": QSpinBox,
+        "strength": QDoubleSpinBox,
+        "hd": QCheckBox,
+        "sampler": QComboBox,
+        "prompt": QPlainTextEdit,
+        "seed_text": QLineEdit,
+    }
     assert form.controls["steps"].maximum() == 150
-    assert form.values() == {"steps": 20, "strength": 0.75, "hd": True, "sampler": "ddim", "prompt": "",
-                             "seed_text": "42"}
+    assert form.values() == {
+        "steps": 20,
+        "strength": 0.75,
+        "hd": True,
+        "sampler": "ddim",
+        "prompt": "",
+        "seed_text": "42",
+    }
     form.set_param("steps", 30)
     form.set_param("sampler", "euler")
     spec = form.spec()
@@ -161,8 +189,9 @@ def test_second_launch_hands_its_files_to_the_first(qloop, qtbot, tmp_path: Path
     assert not SingleInstance(key).hand_over([], timeout_ms=200)  # nobody listens any more
 
 
-def test_cli_imports_no_qt_and_explains_a_missing_pyside(monkeypatch: pytest.MonkeyPatch,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_imports_no_qt_and_explains_a_missing_pyside(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = "import sys, farm.cli; farm.cli.build_parser(); assert 'PySide6' not in sys.modules, 'Qt imported'"
     subprocess.run([sys.executable, "-c", code], env=subprocess_env(), check=True, timeout=60)
     parser = argparse.ArgumentParser()

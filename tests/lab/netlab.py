@@ -128,12 +128,14 @@ class Lines:
 
     def expect_json(self, predicate: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
         """The next JSON-object line that satisfies ``predicate`` (other lines are skipped)."""
+
         def match(line: str) -> bool:
             try:
                 obj = json.loads(line)
             except ValueError:
                 return False
             return isinstance(obj, dict) and predicate(obj)
+
         return dict(json.loads(self.expect(match, timeout)))
 
 
@@ -158,32 +160,35 @@ class Host:
         if "LANFARM_DISCOVERY" not in (env or {}):
             merged.pop("LANFARM_DISCOVERY", None)
         # Child Pythons import this checkout (tests, farm, node) whatever is installed in the venv.
-        merged["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO_ROOT), merged.get("PYTHONPATH", "")) if p)
+        merged["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), merged.get("PYTHONPATH", "")) if p)
         return merged
 
-    def popen(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-              **kwargs: object) -> subprocess.Popen[str]:
+    def popen(
+        self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, **kwargs: object
+    ) -> subprocess.Popen[str]:
         """Start ``argv`` inside the host; the lab kills it at teardown. Pipes stdout/stderr by default."""
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.PIPE)
         proc: subprocess.Popen[str] = subprocess.Popen(  # type: ignore[call-overload]
-            self._argv(argv), env=self._env(env), text=True, start_new_session=True, **kwargs)
+            self._argv(argv), env=self._env(env), text=True, start_new_session=True, **kwargs
+        )
         self.lab.processes.append(proc)
         return proc
 
-    def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, check: bool = True,
-            timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` inside the host to completion; LabError if it fails and ``check`` is set."""
-        proc = subprocess.run(self._argv(argv), env=self._env(env), capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        proc = subprocess.run(
+            self._argv(argv), env=self._env(env), capture_output=True, text=True, timeout=timeout, check=False
+        )
         if check and proc.returncode != 0:
-            raise LabError(f"[{self.netns}] {' '.join(argv)}: exit {proc.returncode}: "
-                           f"{proc.stderr.strip()}")
+            raise LabError(f"[{self.netns}] {' '.join(argv)}: exit {proc.returncode}: {proc.stderr.strip()}")
         return proc
 
-    def python(self, code: str, *args: str, env: Mapping[str, str] | None = None,
-               **kwargs: object) -> subprocess.Popen[str]:
+    def python(
+        self, code: str, *args: str, env: Mapping[str, str] | None = None, **kwargs: object
+    ) -> subprocess.Popen[str]:
         """Start ``python -c code args...`` (this interpreter, unbuffered) inside the host."""
         env = {"PYTHONUNBUFFERED": "1", **(env or {})}
         return self.popen([sys.executable, "-c", code, *args], env=env, **kwargs)
@@ -214,8 +219,9 @@ class Lab:
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.teardown()
 
     def _add_netns(self, netns: str) -> None:
@@ -245,8 +251,27 @@ class Lab:
             self.hosts.append(Host(self, i, netns, address))
 
     def _shape(self, netns: str, dev: str) -> None:
-        _cmd(["ip", "netns", "exec", netns, "tc", "qdisc", "add", "dev", dev, "root", "tbf",
-              "rate", str(self.rate), "burst", "256kb", "latency", "10ms"])
+        _cmd(
+            [
+                "ip",
+                "netns",
+                "exec",
+                netns,
+                "tc",
+                "qdisc",
+                "add",
+                "dev",
+                dev,
+                "root",
+                "tbf",
+                "rate",
+                str(self.rate),
+                "burst",
+                "256kb",
+                "latency",
+                "10ms",
+            ]
+        )
 
     def teardown(self) -> None:
         """Kill every process started in the lab, then delete its namespaces. Safe to call twice."""

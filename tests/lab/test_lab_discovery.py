@@ -30,9 +30,26 @@ def start_node(host: Host, home: Path, token: str, name: str) -> tuple[subproces
     token_file = home / "token"
     home.mkdir(parents=True, exist_ok=True)
     token_file.write_text(token)
-    proc = host.popen([sys.executable, "-m", "farm.cli", "node", "--host", host.ip, "--port", PORT,
-                       "--interface", host.ip, "--token-file", str(token_file), "--name", name],
-                      env=node_env(home), stderr=subprocess.STDOUT)
+    proc = host.popen(
+        [
+            sys.executable,
+            "-m",
+            "farm.cli",
+            "node",
+            "--host",
+            host.ip,
+            "--port",
+            PORT,
+            "--interface",
+            host.ip,
+            "--token-file",
+            str(token_file),
+            "--name",
+            name,
+        ],
+        env=node_env(home),
+        stderr=subprocess.STDOUT,
+    )
     lines = Lines(proc.stdout)
     lines.expect(lambda line: line.startswith("lanfarm node listening on"), timeout=30)
     return proc, lines
@@ -42,6 +59,7 @@ def event(kind: str, **want: Any) -> Any:
     def match(e: dict[str, Any]) -> bool:
         node = e.get("node", {})
         return e["event"] == kind and all(e.get(k, node.get(k)) == v for k, v in want.items())
+
     return match
 
 
@@ -50,10 +68,21 @@ def test_nodes_found_over_mdns_then_goodbye_and_kill(tmp_path: Path) -> None:
         h1, watcher_host, h3 = lab.hosts
         node1, _ = start_node(h1, tmp_path / "n1", TOKEN, "pc-one")
         start_node(h3, tmp_path / "n3", "another-farm", "pc-three")
-        watch = watcher_host.popen([sys.executable, "-m", "tests.lab.watch", "--interface",
-                                    watcher_host.ip, "--token", TOKEN, "--interval", "0.5"],
-                                   env=node_env(tmp_path / "watch", PYTHONUNBUFFERED="1"),
-                                   stderr=subprocess.STDOUT)
+        watch = watcher_host.popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.lab.watch",
+                "--interface",
+                watcher_host.ip,
+                "--token",
+                TOKEN,
+                "--interval",
+                "0.5",
+            ],
+            env=node_env(tmp_path / "watch", PYTHONUNBUFFERED="1"),
+            stderr=subprocess.STDOUT,
+        )
         events = Lines(watch.stdout)
         events.expect_json(event("ready"), timeout=20)
         one = events.expect_json(event("up", name="pc-one"), timeout=10)["node"]
@@ -64,9 +93,23 @@ def test_nodes_found_over_mdns_then_goodbye_and_kill(tmp_path: Path) -> None:
 
         # `lanfarm nodes` in the watcher's host sees both through mDNS
         token_file = tmp_path / "n1" / "token"
-        listing = watcher_host.run([sys.executable, "-m", "farm.cli", "nodes", "--json", "--wait", "2",
-                                    "--interface", watcher_host.ip, "--token-file", str(token_file)],
-                                   env=node_env(tmp_path / "cli"), timeout=30)
+        listing = watcher_host.run(
+            [
+                sys.executable,
+                "-m",
+                "farm.cli",
+                "nodes",
+                "--json",
+                "--wait",
+                "2",
+                "--interface",
+                watcher_host.ip,
+                "--token-file",
+                str(token_file),
+            ],
+            env=node_env(tmp_path / "cli"),
+            timeout=30,
+        )
         found = {n["name"]: n["state"] for n in json.loads(listing.stdout)["nodes"]}
         assert found == {"pc-one": "online", "pc-three": "unauthorised"}
 

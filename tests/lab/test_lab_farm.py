@@ -41,9 +41,27 @@ def start_node(host: Host, home: Path, *extra: str, token: str = TOKEN) -> subpr
     home.mkdir(parents=True, exist_ok=True)
     token_file = home / "token"
     token_file.write_text(token)
-    proc = host.popen([sys.executable, "-m", "farm.cli", "node", "--host", host.ip, "--port", "7788",
-                       "--interface", host.ip, "--token-file", str(token_file), "--name", f"node-{host.ip}",
-                       *extra], env=node_env(home), stderr=subprocess.STDOUT)
+    proc = host.popen(
+        [
+            sys.executable,
+            "-m",
+            "farm.cli",
+            "node",
+            "--host",
+            host.ip,
+            "--port",
+            "7788",
+            "--interface",
+            host.ip,
+            "--token-file",
+            str(token_file),
+            "--name",
+            f"node-{host.ip}",
+            *extra,
+        ],
+        env=node_env(home),
+        stderr=subprocess.STDOUT,
+    )
     Lines(proc.stdout).expect(lambda line: line.startswith("lanfarm node listening on"), timeout=30)
     return proc
 
@@ -51,9 +69,26 @@ def start_node(host: Host, home: Path, *extra: str, token: str = TOKEN) -> subpr
 def run_args(host: Host, src: Path, out: Path, seconds_per_mp: float, *extra: str) -> list[str]:
     token_file = src.parent / "farm-token"
     token_file.write_text(TOKEN)
-    return [sys.executable, "-m", "farm.cli", "run", str(src), "--out", str(out), "--engine", "sim",
-            "--param", f"seconds_per_mp={seconds_per_mp}", "--simulate", "--interface", host.ip,
-            "--token-file", str(token_file), "--json", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "farm.cli",
+        "run",
+        str(src),
+        "--out",
+        str(out),
+        "--engine",
+        "sim",
+        "--param",
+        f"seconds_per_mp={seconds_per_mp}",
+        "--simulate",
+        "--interface",
+        host.ip,
+        "--token-file",
+        str(token_file),
+        "--json",
+        *extra,
+    ]
 
 
 def farm_env(tmp: Path) -> dict[str, str]:
@@ -75,14 +110,18 @@ def test_three_nodes_and_local_split_sixty_edits_identically(tmp_path: Path) -> 
         for i, host in enumerate(node_hosts):
             start_node(host, tmp_path / f"n{i}", "--simulate")
         src = make_batch(tmp_path / "in", 60)
-        report = summary(farm_host.run(run_args(farm_host, src, tmp_path / "out", 2.0), env=farm_env(tmp_path),
-                                       timeout=120))
+        report = summary(
+            farm_host.run(run_args(farm_host, src, tmp_path / "out", 2.0), env=farm_env(tmp_path), timeout=120)
+        )
         workers = by_name(report)
         assert set(workers) == {"this PC", *(f"node-{h.ip}" for h in node_hosts)}
         assert all(w["done"] >= 1 for w in workers.values()), workers
         assert len(report["done"]) == 60 and report["failed"] == []
-        local = summary(farm_host.run(run_args(farm_host, src, tmp_path / "ref", 0.0, "--local-only"),
-                                      env=farm_env(tmp_path), timeout=120))
+        local = summary(
+            farm_host.run(
+                run_args(farm_host, src, tmp_path / "ref", 0.0, "--local-only"), env=farm_env(tmp_path), timeout=120
+            )
+        )
         assert len(local["done"]) == 60
         for name in (f"e{i:03d}.png" for i in range(60)):
             assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
@@ -137,8 +176,13 @@ def test_a_three_times_slower_node_does_not_stretch_the_batch(tmp_path: Path) ->
         start_node(slow, tmp_path / "slow", "--simulate", "--simulate-slowdown", "3")
         n, seconds_per_mp = 24, 5.2  # 0.4 s a job on the fast node, 1.2 s on the slow one
         src = make_batch(tmp_path / "in", n)
-        report = summary(farm_host.run(run_args(farm_host, src, tmp_path / "out", seconds_per_mp, "--no-local"),
-                                       env=farm_env(tmp_path), timeout=120))
+        report = summary(
+            farm_host.run(
+                run_args(farm_host, src, tmp_path / "out", seconds_per_mp, "--no-local"),
+                env=farm_env(tmp_path),
+                timeout=120,
+            )
+        )
         assert len(report["done"]) == n
         workers = by_name(report)
         per_job = {name: w["busy_seconds"] / w["done"] for name, w in workers.items() if w["done"]}

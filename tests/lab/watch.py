@@ -36,8 +36,14 @@ class Printer(NodeListener):
 async def main(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    async with Discovery(args.token, interfaces=args.interface, listeners=[Printer()],
-                         heartbeat_interval=args.interval, misses=3, timeout=1.0):
+    async with Discovery(
+        args.token,
+        interfaces=args.interface,
+        listeners=[Printer()],
+        heartbeat_interval=args.interval,
+        misses=3,
+        timeout=1.0,
+    ):
         emit("ready")
         await stop.wait()
     emit("stopped")

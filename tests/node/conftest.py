@@ -50,12 +50,17 @@ class Clock:
         return self.now
 
 
-def make_app(*, sim_fail: bool = False, clock: Callable[[], float] | None = None,
-             **settings: Any) -> web.Application:
+def make_app(*, sim_fail: bool = False, clock: Callable[[], float] | None = None, **settings: Any) -> web.Application:
     config = NodeConfig(**{"advertise": False, "slots": 1, **settings})
     kwargs: dict[str, Any] = {"clock": clock} if clock else {}
-    return create_app(config, registry=default_registry(simulate=True, sim_fail=sim_fail), token=TOKEN,
-                      node_id="testnode0001", hardware=FAKE_HW, **kwargs)
+    return create_app(
+        config,
+        registry=default_registry(simulate=True, sim_fail=sim_fail),
+        token=TOKEN,
+        node_id="testnode0001",
+        hardware=FAKE_HW,
+        **kwargs,
+    )
 
 
 NodeClient = TestClient[web.Request, web.Application]
@@ -64,6 +69,8 @@ NodeClient = TestClient[web.Request, web.Application]
 @pytest.fixture
 def node_client(aiohttp_client: Any) -> Callable[..., Awaitable[NodeClient]]:
     """``await node_client(**settings)``: a test client of a fresh node app; auth headers preset."""
+
     async def factory(**settings: Any) -> NodeClient:
         return await aiohttp_client(make_app(**settings), headers=AUTH)
+
     return factory

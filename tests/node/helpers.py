@@ -33,7 +33,7 @@ def png(width: int = 64, height: int = 64, seed: int = 0) -> bytes:
 
 def mask_png(width: int = 64, height: int = 64) -> bytes:
     mask = np.zeros((height, width), np.uint8)
-    mask[height // 4: height // 2, width // 4: width // 2] = 255
+    mask[height // 4 : height // 2, width // 4 : width // 2] = 255
     ok, buf = cv2.imencode(".png", mask)
     assert ok
     return buf.tobytes()
@@ -47,10 +47,24 @@ def spec(engine: str = "sim", **params: Any) -> dict[str, Any]:
     return {"schema": 1, "op": "inpaint", "engine": engine, "params": params}
 
 
-def job_body(job_id: str, image: bytes, mask: bytes | None, *, engine: str = "sim", client: str = "c1",
-             priority: int = 0, **params: Any) -> dict[str, Any]:
-    return {"id": job_id, "spec": spec(engine, **params), "image": sha(image),
-            "mask": sha(mask) if mask is not None else None, "client": client, "priority": priority}
+def job_body(
+    job_id: str,
+    image: bytes,
+    mask: bytes | None,
+    *,
+    engine: str = "sim",
+    client: str = "c1",
+    priority: int = 0,
+    **params: Any,
+) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "spec": spec(engine, **params),
+        "image": sha(image),
+        "mask": sha(mask) if mask is not None else None,
+        "client": client,
+        "priority": priority,
+    }
 
 
 @functools.cache
@@ -74,12 +88,12 @@ def node_env(home: Path, **extra: str) -> dict[str, str]:
 NODE_CMD = [sys.executable, "-m", "farm.cli", "node"]
 
 
-def start_node(home: Path, *args: str, env: dict[str, str] | None = None, verbose: bool = False,
-               timeout: float = 20.0) -> tuple[subprocess.Popen[bytes], str]:
+def start_node(
+    home: Path, *args: str, env: dict[str, str] | None = None, verbose: bool = False, timeout: float = 20.0
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``lanfarm node ARGS`` and wait for its ``listening on`` line; return it and its base URL."""
     cmd = [*NODE_CMD[:-1], "-v", NODE_CMD[-1]] if verbose else NODE_CMD
-    proc = subprocess.Popen([*cmd, *args], env=env or node_env(home), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen([*cmd, *args], env=env or node_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     line = b""

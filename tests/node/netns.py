@@ -21,8 +21,7 @@ def require_netns() -> None:
         pytest.skip("network namespaces need root, unshare and ip")
 
 
-def run_in_netns(code: str, *, env: dict[str, str],
-                 timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run_in_netns(code: str, *, env: dict[str, str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """``python -c code`` in a new network namespace whose ``lo`` carries multicast (224.0.0.0/4)."""
     cmd = ["unshare", "--net", "--", "sh", "-c", f'{SETUP} && exec "$0" -c "$1"', sys.executable, code]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)

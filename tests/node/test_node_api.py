@@ -151,19 +151,43 @@ async def test_resubmitting_an_id_returns_the_same_job_and_runs_once(node_client
     assert client.app[keys.RUNNER].book.done == 1
 
 
-@pytest.mark.parametrize(("body", "status", "code"), [
-    ({"id": "short"}, 422, "invalid"),
-    ({"id": "valid-id-1", "spec": {"schema": 99}, "image": "0" * 64}, 422, "bad_spec"),
-    ({"id": "valid-id-2", "spec": {"schema": 1, "op": "inpaint", "engine": "nope"}, "image": "0" * 64},
-     422, "engine"),
-    ({"id": "valid-id-3", "spec": {"schema": 1, "op": "inpaint", "engine": "sim",
-                                   "params": {"seconds_per_mp": -1}}, "image": "0" * 64}, 422, "bad_spec"),
-    ({"id": "valid-id-4", "spec": {"schema": 1, "op": "inpaint", "engine": "sim"}, "image": "0" * 64,
-      "mask": "1" * 64}, 409, "missing_blob"),
-    ({"id": "valid-id-5", "spec": {"schema": 1, "op": "inpaint", "engine": "sim"}, "image": "0" * 64},
-     422, "invalid"),
-    ([1, 2], 422, "invalid"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"id": "short"}, 422, "invalid"),
+        ({"id": "valid-id-1", "spec": {"schema": 99}, "image": "0" * 64}, 422, "bad_spec"),
+        (
+            {"id": "valid-id-2", "spec": {"schema": 1, "op": "inpaint", "engine": "nope"}, "image": "0" * 64},
+            422,
+            "engine",
+        ),
+        (
+            {
+                "id": "valid-id-3",
+                "spec": {"schema": 1, "op": "inpaint", "engine": "sim", "params": {"seconds_per_mp": -1}},
+                "image": "0" * 64,
+            },
+            422,
+            "bad_spec",
+        ),
+        (
+            {
+                "id": "valid-id-4",
+                "spec": {"schema": 1, "op": "inpaint", "engine": "sim"},
+                "image": "0" * 64,
+                "mask": "1" * 64,
+            },
+            409,
+            "missing_blob",
+        ),
+        (
+            {"id": "valid-id-5", "spec": {"schema": 1, "op": "inpaint", "engine": "sim"}, "image": "0" * 64},
+            422,
+            "invalid",
+        ),
+        ([1, 2], 422, "invalid"),
+    ],
+)
 async def test_bad_jobs_get_readable_errors(node_client: Any, body: Any, status: int, code: str) -> None:
     client = await node_client()
     resp = await client.post("/v1/jobs", json=body)

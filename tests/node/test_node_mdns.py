@@ -13,7 +13,7 @@ from tests.node.netns import require_netns, run_in_netns
 
 pytestmark = pytest.mark.lab
 
-SCRIPT = r'''
+SCRIPT = r"""
 import asyncio, json, sys, time
 from pathlib import Path
 import aiohttp
@@ -81,17 +81,18 @@ async def main() -> dict:
 
 
 print("RESULT " + json.dumps(asyncio.run(main())))
-'''
+"""
 
 
 def test_advert_seen_updated_and_withdrawn(tmp_path: Path) -> None:
     require_netns()
     code = SCRIPT.replace("HOME = Path(sys.argv[1])", f"HOME = Path({str(tmp_path)!r})").replace(
-        "sys.argv[2]", repr(TOKEN))
+        "sys.argv[2]", repr(TOKEN)
+    )
     proc = run_in_netns(code, env=node_env(tmp_path), timeout=90)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stdout + proc.stderr
-    out = json.loads(lines[0][len("RESULT "):])
+    out = json.loads(lines[0][len("RESULT ") :])
     advert = NodeAdvert.from_txt(out["txt"])
     assert out["first_change"] == "Added"
     assert out["name"] == "spare-pc._lanfarm._tcp.local."

@@ -40,8 +40,14 @@ class GatedEngine:
         self._lock = threading.Lock()
         self.active = self.peak = self.runs = 0
 
-    def run(self, image: np.ndarray, mask: np.ndarray | None, params: Mapping[str, ParamValue],
-            progress: ProgressFn, cancel: CancelToken) -> np.ndarray:
+    def run(
+        self,
+        image: np.ndarray,
+        mask: np.ndarray | None,
+        params: Mapping[str, ParamValue],
+        progress: ProgressFn,
+        cancel: CancelToken,
+    ) -> np.ndarray:
         with self._lock:
             self.active += 1
             self.runs += 1
@@ -58,8 +64,13 @@ class GatedEngine:
 
 def gated_app(engine: GatedEngine, **settings: Any) -> web.Application:
     config = NodeConfig(**{"advertise": False, "slots": 1, **settings})
-    return create_app(config, registry=Registry([EngineEntry(simulated.DESCRIPTOR, lambda _m: engine)]),
-                      token=TOKEN, node_id="testnode0001", hardware=FAKE_HW)
+    return create_app(
+        config,
+        registry=Registry([EngineEntry(simulated.DESCRIPTOR, lambda _m: engine)]),
+        token=TOKEN,
+        node_id="testnode0001",
+        hardware=FAKE_HW,
+    )
 
 
 async def until(what: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -120,7 +131,8 @@ async def test_never_more_engines_at_once_than_slots(aiohttp_client: Any, slots:
 
 
 async def test_a_job_cancelled_while_decoding_or_ready_never_reaches_the_engine(
-        aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine = GatedEngine()
     app = gated_app(engine, slots=1)
     client = await aiohttp_client(app, headers=AUTH)
@@ -185,4 +197,3 @@ async def test_post_after_upload_never_409s_when_results_fill_the_cache(aiohttp_
     resp = await client.get("/v1/jobs/cached-job-0/result")  # the oldest result made room
     assert resp.status == 404
     assert "evicted" in (await resp.json())["error"]["message"]
-

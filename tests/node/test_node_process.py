@@ -23,16 +23,38 @@ from tests.node.helpers import AUTH, TOKEN, check_schema, job_body, mask_png, pn
 
 IMG, MASK = png(), mask_png()
 SLOW = {"seconds_per_mp": 600.0}  # 64x64 -> about 2.5 s, in 10 steps
-PROTECTED = [("GET", "/v1/info"), ("HEAD", f"/v1/blobs/{'0' * 64}"), ("PUT", f"/v1/blobs/{'0' * 64}"),
-             ("POST", "/v1/jobs"), ("GET", "/v1/jobs/some-job-1"), ("GET", "/v1/jobs/some-job-1/result"),
-             ("DELETE", "/v1/jobs/some-job-1"), ("GET", "/v1/events"), ("POST", "/v1/drain")]
+PROTECTED = [
+    ("GET", "/v1/info"),
+    ("HEAD", f"/v1/blobs/{'0' * 64}"),
+    ("PUT", f"/v1/blobs/{'0' * 64}"),
+    ("POST", "/v1/jobs"),
+    ("GET", "/v1/jobs/some-job-1"),
+    ("GET", "/v1/jobs/some-job-1/result"),
+    ("DELETE", "/v1/jobs/some-job-1"),
+    ("GET", "/v1/events"),
+    ("POST", "/v1/drain"),
+]
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("node-home")
-    proc, url = start_node(home, "--host", "127.0.0.1", "--port", "0", "--no-advertise", "--simulate",
-                           "--slots", "2", "--max-upload-mb", "1", "--job-timeout", "60", verbose=True)
+    proc, url = start_node(
+        home,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-advertise",
+        "--simulate",
+        "--slots",
+        "2",
+        "--max-upload-mb",
+        "1",
+        "--job-timeout",
+        "60",
+        verbose=True,
+    )
     yield url
     code, err = stop_node(proc)
     assert code == 0, err
@@ -57,8 +79,7 @@ async def post(http: aiohttp.ClientSession, job_id: str, **params: Any) -> tuple
         return resp.status, await resp.json()
 
 
-async def wait_state(http: aiohttp.ClientSession, job_id: str, *states: str,
-                     timeout: float = 15.0) -> dict[str, Any]:
+async def wait_state(http: aiohttp.ClientSession, job_id: str, *states: str, timeout: float = 15.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         async with http.get(f"/v1/jobs/{job_id}") as resp:
@@ -105,8 +126,10 @@ def _raw_put(url: str, headers: str, body: bytes, name: str = "ab" * 32) -> tupl
     parts = urlsplit(url)
     t0 = time.monotonic()
     with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
-        sock.sendall(f"PUT /v1/blobs/{name} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
-                     f"{headers}\r\n".encode() + body)
+        sock.sendall(
+            f"PUT /v1/blobs/{name} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n{headers}\r\n".encode()
+            + body
+        )
         data = sock.recv(65536)
     return data, time.monotonic() - t0
 
@@ -115,8 +138,10 @@ def test_expect_continue_invites_an_acceptable_body(node: str) -> None:
     body = b"invited body"
     parts = urlsplit(node)
     with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
-        sock.sendall(f"PUT /v1/blobs/{sha(body)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
-                     f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode())
+        sock.sendall(
+            f"PUT /v1/blobs/{sha(body)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode()
+        )
         assert sock.recv(4096).startswith(b"HTTP/1.1 100 Continue")
         sock.sendall(body)
         assert sock.recv(65536).startswith(b"HTTP/1.1 201")
@@ -213,8 +238,9 @@ async def test_slots_respected_and_events_show_whole_life(http: aiohttp.ClientSe
 
 
 def test_drain_then_sigterm_exits_zero(tmp_path: Path) -> None:
-    proc, url = start_node(tmp_path, "--host", "127.0.0.1", "--port", "0", "--no-advertise", "--simulate",
-                           "--shutdown-grace", "10")
+    proc, url = start_node(
+        tmp_path, "--host", "127.0.0.1", "--port", "0", "--no-advertise", "--simulate", "--shutdown-grace", "10"
+    )
 
     async def scenario() -> None:
         async with aiohttp.ClientSession(url, headers=AUTH) as http:
@@ -233,8 +259,7 @@ def test_drain_then_sigterm_exits_zero(tmp_path: Path) -> None:
 
 
 def test_sigterm_while_running_drains_and_exits_zero(tmp_path: Path) -> None:
-    proc, url = start_node(tmp_path, "--host", "127.0.0.1", "--port", "0", "--no-advertise", "--simulate",
-                           verbose=True)
+    proc, url = start_node(tmp_path, "--host", "127.0.0.1", "--port", "0", "--no-advertise", "--simulate", verbose=True)
 
     async def scenario() -> tuple[int, str, float, list[str]]:
         async with aiohttp.ClientSession(url, headers=AUTH) as http:
@@ -261,10 +286,29 @@ def test_tls_with_cert_and_key(tmp_path: Path) -> None:
     if not shutil.which("openssl"):
         pytest.skip("openssl is needed to make a test certificate")
     cert, key = tmp_path / "node.pem", tmp_path / "node-key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                    "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    proc, url = start_node(tmp_path, "--host", "127.0.0.1", "--port", "0", "--no-advertise",
-                           "--cert", str(cert), "--key", str(key))
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    proc, url = start_node(
+        tmp_path, "--host", "127.0.0.1", "--port", "0", "--no-advertise", "--cert", str(cert), "--key", str(key)
+    )
     try:
         assert url.startswith("https://127.0.0.1:")
         ctx = ssl.create_default_context(cafile=str(cert))

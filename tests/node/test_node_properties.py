@@ -20,28 +20,37 @@ from tests.node.conftest import make_app
 from tests.node.helpers import AUTH
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False)
-    | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-    max_leaves=20)
+    max_leaves=20,
+)
 
 spec_like = st.fixed_dictionaries(
     {"schema": st.sampled_from([1, 1, 2, "1", None])},
-    optional={"op": st.sampled_from(["inpaint", "upscale", "", 3]),
-              "engine": st.sampled_from(["sim", "cv2", "nope", "", None]),
-              "params": st.dictionaries(st.sampled_from(["seconds_per_mp", "radius", "method", "x"]),
-                                        json_values, max_size=3) | json_values,
-              "hd": st.dictionaries(st.sampled_from(["strategy", "trigger", "margin", "y"]), json_values,
-                                    max_size=3) | json_values,
-              "output": st.dictionaries(st.sampled_from(["format", "quality"]), json_values) | json_values,
-              "model": json_values})
+    optional={
+        "op": st.sampled_from(["inpaint", "upscale", "", 3]),
+        "engine": st.sampled_from(["sim", "cv2", "nope", "", None]),
+        "params": st.dictionaries(st.sampled_from(["seconds_per_mp", "radius", "method", "x"]), json_values, max_size=3)
+        | json_values,
+        "hd": st.dictionaries(st.sampled_from(["strategy", "trigger", "margin", "y"]), json_values, max_size=3)
+        | json_values,
+        "output": st.dictionaries(st.sampled_from(["format", "quality"]), json_values) | json_values,
+        "model": json_values,
+    },
+)
 
 job_like = st.fixed_dictionaries(
-    {}, optional={"id": st.text(max_size=70) | st.from_regex(r"\A[A-Za-z0-9_-]{8,64}\Z") | json_values,
-                  "spec": spec_like | json_values,
-                  "image": st.from_regex(r"\A[0-9a-f]{64}\Z") | json_values,
-                  "mask": st.none() | st.from_regex(r"\A[0-9a-fA-F]{64}\Z") | json_values,
-                  "client": json_values, "priority": json_values, "extra": json_values})
+    {},
+    optional={
+        "id": st.text(max_size=70) | st.from_regex(r"\A[A-Za-z0-9_-]{8,64}\Z") | json_values,
+        "spec": spec_like | json_values,
+        "image": st.from_regex(r"\A[0-9a-f]{64}\Z") | json_values,
+        "mask": st.none() | st.from_regex(r"\A[0-9a-fA-F]{64}\Z") | json_values,
+        "client": json_values,
+        "priority": json_values,
+        "extra": json_values,
+    },
+)
 
 
 @given(job_like | json_values)
@@ -87,8 +96,9 @@ def live_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     thread.join(10)
 
 
-def request(port: int, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+def request(
+    port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -99,14 +109,16 @@ def request(port: int, method: str, path: str, body: bytes | None = None,
 
 
 header_names = st.from_regex(r"\A[A-Za-z][A-Za-z0-9-]{0,20}\Z").filter(
-    lambda n: n.lower() not in {"content-length", "transfer-encoding", "host", "connection", "expect",
-                                "upgrade"})
+    lambda n: n.lower() not in {"content-length", "transfer-encoding", "host", "connection", "expect", "upgrade"}
+)
 header_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
 
 
-@given(body=job_like | json_values,
-       headers=st.dictionaries(header_names, header_values, max_size=4),
-       auth=st.sampled_from([AUTH["Authorization"], "Bearer wrong", "", "Bearer " + "x" * 300]))
+@given(
+    body=job_like | json_values,
+    headers=st.dictionaries(header_names, header_values, max_size=4),
+    auth=st.sampled_from([AUTH["Authorization"], "Bearer wrong", "", "Bearer " + "x" * 300]),
+)
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_random_job_posts_never_500(live_node: int, body: Any, headers: dict[str, str], auth: str) -> None:
     headers = {**headers, "Authorization": auth, "Content-Type": "application/json"}
@@ -115,10 +127,13 @@ def test_random_job_posts_never_500(live_node: int, body: Any, headers: dict[str
     assert "error" in json.loads(data) or status in (200, 202)
 
 
-@given(method=st.sampled_from(["GET", "DELETE", "HEAD", "PUT", "POST"]),
-       segment=st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="/?#%"),
-                       min_size=1, max_size=80).filter(lambda s: s != "drain"),
-       where=st.sampled_from(["/v1/jobs/{}", "/v1/jobs/{}/result", "/v1/blobs/{}", "/v1/{}"]))
+@given(
+    method=st.sampled_from(["GET", "DELETE", "HEAD", "PUT", "POST"]),
+    segment=st.text(
+        st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="/?#%"), min_size=1, max_size=80
+    ).filter(lambda s: s != "drain"),
+    where=st.sampled_from(["/v1/jobs/{}", "/v1/jobs/{}/result", "/v1/blobs/{}", "/v1/{}"]),
+)
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_random_paths_never_500(live_node: int, method: str, segment: str, where: str) -> None:
     body = b"x" if method in ("PUT", "POST") else None

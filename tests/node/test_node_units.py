@@ -22,8 +22,9 @@ SHA = "a" * 64
 
 
 def job(job_id: str, client: str = "c", priority: int = 0) -> NodeJob:
-    return NodeJob(id=job_id, spec=EditSpec(engine="sim"), image=SHA, mask=None, client=client,
-                   priority=priority, created=0.0)
+    return NodeJob(
+        id=job_id, spec=EditSpec(engine="sim"), image=SHA, mask=None, client=client, priority=priority, created=0.0
+    )
 
 
 def test_queue_serves_clients_round_robin() -> None:
@@ -117,16 +118,19 @@ def test_config_precedence_cli_env_file_default() -> None:
     assert origin["port"] == "cli" and origin["name"] == "env" and origin["slots"] == "file"
     assert origin["host"] == "default"
     text = describe(config, origin)
-    assert 'port = 3333' in text and "# cli" in text
+    assert "port = 3333" in text and "# cli" in text
 
 
-@pytest.mark.parametrize(("cli", "env", "file", "words"), [
-    ({}, {"LANFARM_PORT": "99999"}, {}, "LANFARM_PORT"),
-    ({}, {}, {"bogus": 1}, "unknown setting 'bogus'"),
-    ({"slots": 0}, {}, {}, "--slots"),
-    ({}, {"LANFARM_ADVERTISE": "maybe"}, {}, "LANFARM_ADVERTISE"),
-    ({"cert": "c.pem"}, {}, {}, "both --cert and --key"),
-])
+@pytest.mark.parametrize(
+    ("cli", "env", "file", "words"),
+    [
+        ({}, {"LANFARM_PORT": "99999"}, {}, "LANFARM_PORT"),
+        ({}, {}, {"bogus": 1}, "unknown setting 'bogus'"),
+        ({"slots": 0}, {}, {}, "--slots"),
+        ({}, {"LANFARM_ADVERTISE": "maybe"}, {}, "LANFARM_ADVERTISE"),
+        ({"cert": "c.pem"}, {}, {}, "both --cert and --key"),
+    ],
+)
 def test_config_errors_name_the_setting(cli: dict, env: dict, file: dict, words: str) -> None:
     with pytest.raises(ConfigError, match=words):
         resolve(cli, env, file)
@@ -144,8 +148,7 @@ def test_config_file_and_node_id(tmp_path: Path) -> None:
     assert first == load_or_create_node_id(tmp_path) and len(first) == 16
 
 
-def test_print_config_via_cli(home: Path, monkeypatch: pytest.MonkeyPatch,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_print_config_via_cli(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     (home / "config").mkdir(parents=True)
     (home / "config" / "node.toml").write_text("slots = 2\nport = 9000\n", encoding="utf-8")
     monkeypatch.setenv("LANFARM_PORT", "9001")
@@ -184,11 +187,15 @@ def _fake_module(name: str, **attrs: object) -> types.ModuleType:
 
 
 def test_hardware_reads_gpus_from_torch(monkeypatch: pytest.MonkeyPatch) -> None:
-    cuda = types.SimpleNamespace(is_available=lambda: True, device_count=lambda: 1,
-                                 mem_get_info=lambda i: (3 << 30, 8 << 30),
-                                 get_device_name=lambda i: "NVIDIA GeForce RTX 3070")
-    torch = _fake_module("torch", cuda=cuda, version=types.SimpleNamespace(cuda="12.4", hip=None),
-                         backends=types.SimpleNamespace())
+    cuda = types.SimpleNamespace(
+        is_available=lambda: True,
+        device_count=lambda: 1,
+        mem_get_info=lambda i: (3 << 30, 8 << 30),
+        get_device_name=lambda i: "NVIDIA GeForce RTX 3070",
+    )
+    torch = _fake_module(
+        "torch", cuda=cuda, version=types.SimpleNamespace(cuda="12.4", hip=None), backends=types.SimpleNamespace()
+    )
     monkeypatch.setitem(sys.modules, "torch", torch)
     hw = hardware.probe()
     assert hw.backend == "cuda" and hw.gpus[0].vram_total == 8 << 30 and hw.gpus[0].driver == "12.4"
@@ -210,8 +217,9 @@ def test_advert_names_and_addresses() -> None:
     assert host_label("Studio PC!", "0123456789abcdef") == "Studio-PC-01234567.local."
     assert advert_addresses("0.0.0.0", ["10.0.0.2"]) == ["10.0.0.2"]
     assert advert_addresses("192.168.1.5", []) == ["192.168.1.5"]
-    assert all(not a.startswith("127.") for a in advert_addresses("0.0.0.0", [])) or \
-        advert_addresses("0.0.0.0", []) == ["127.0.0.1"]
+    assert all(not a.startswith("127.") for a in advert_addresses("0.0.0.0", [])) or advert_addresses(
+        "0.0.0.0", []
+    ) == ["127.0.0.1"]
 
 
 class FakeClock:

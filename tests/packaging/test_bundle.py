@@ -33,8 +33,17 @@ from tests.node.helpers import stop_node
 TOKEN = "bundle-test-token-0123456789abcdef"
 SAMPLES = REPO / "resources" / "samples"
 BUILD_INPUTS = ("pyinstaller.spec", "packaging", "scripts/build_bundle.py", "farm", "node", "gui", "resources")
-AI_PACKAGES = ("torch", "torchvision", "spandrel", "diffusers", "transformers", "accelerate", "safetensors",
-               "tokenizers", "huggingface_hub")
+AI_PACKAGES = (
+    "torch",
+    "torchvision",
+    "spandrel",
+    "diffusers",
+    "transformers",
+    "accelerate",
+    "safetensors",
+    "tokenizers",
+    "huggingface_hub",
+)
 EXE = ".exe" if sys.platform == "win32" else ""
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 only, never a proxy
 
@@ -53,16 +62,20 @@ entry = load_script(REPO / "packaging" / "entry.py")
 
 # --- fast checks of the packaging scripts -----------------------------------------------------------
 
-@pytest.mark.parametrize(("argv", "expected"), [
-    ([], ["app"]),
-    (["app", "--no-tray"], ["app", "--no-tray"]),
-    (["photo.png", "shoot/"], ["app", "photo.png", "shoot/"]),
-    (["-psn_0_12345"], ["app"]),
-    (["node", "--host", "127.0.0.1"], ["node", "--host", "127.0.0.1"]),
-    (["-m", "farm.cli", "node", "--port", "0"], ["node", "--port", "0"]),
-    (["--version"], ["--version"]),
-    (["-v", "run", "x.png"], ["-v", "run", "x.png"]),
-])
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], ["app"]),
+        (["app", "--no-tray"], ["app", "--no-tray"]),
+        (["photo.png", "shoot/"], ["app", "photo.png", "shoot/"]),
+        (["-psn_0_12345"], ["app"]),
+        (["node", "--host", "127.0.0.1"], ["node", "--host", "127.0.0.1"]),
+        (["-m", "farm.cli", "node", "--port", "0"], ["node", "--port", "0"]),
+        (["--version"], ["--version"]),
+        (["-v", "run", "x.png"], ["-v", "run", "x.png"]),
+    ],
+)
 def test_entry_dispatches_app_or_cli(argv: list[str], expected: list[str]) -> None:
     assert entry.cli_args(argv) == expected
 
@@ -79,8 +92,12 @@ def test_linux_archive_layout(tmp_path: Path) -> None:
     with tarfile.open(archive) as tar:
         members = {m.name: m for m in tar.getmembers()}
         desktop = tar.extractfile(members["LANFarm-x/lanfarm.desktop"]).read().decode()  # type: ignore[union-attr]
-    assert {"LANFarm-x/LANFarm/LANFarm", "LANFarm-x/LANFarm/lanfarm-cli", "LANFarm-x/icons/lanfarm.svg",
-            "LANFarm-x/icons/lanfarm-256.png"} <= members.keys()
+    assert {
+        "LANFarm-x/LANFarm/LANFarm",
+        "LANFarm-x/LANFarm/lanfarm-cli",
+        "LANFarm-x/icons/lanfarm.svg",
+        "LANFarm-x/icons/lanfarm-256.png",
+    } <= members.keys()
     assert members["LANFarm-x/install.sh"].mode & 0o111
     assert f"X-LANFarm-Version={__version__}\n" in desktop
     assert "Exec=LANFarm %F\n" in desktop and "Icon=lanfarm\n" in desktop and "@" not in desktop
@@ -102,6 +119,7 @@ def test_icons_exist_in_every_size() -> None:
 
 # --- the built bundle ------------------------------------------------------------------------------
 
+
 def build_key() -> str:
     """A hash of everything the bundle is made from: sources (uncommitted edits included), the installed
     distributions (PyInstaller and its hooks among them) and the interpreter."""
@@ -109,13 +127,18 @@ def build_key() -> str:
 
     installed = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
     digest = hashlib.sha256("\0".join([sys.version, sys.prefix, "lite", *installed]).encode())
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "--", *BUILD_INPUTS], cwd=REPO,
-                            capture_output=True, text=True)
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "--", *BUILD_INPUTS], cwd=REPO, capture_output=True, text=True
+    )
     if listed.returncode == 0:
         files = sorted(set(listed.stdout.splitlines()))
     else:  # not a git checkout: every file under the inputs
-        files = sorted(str(p.relative_to(REPO)) for name in BUILD_INPUTS for p in (REPO / name).rglob("*")
-                       if p.is_file() and "__pycache__" not in p.parts)
+        files = sorted(
+            str(p.relative_to(REPO))
+            for name in BUILD_INPUTS
+            for p in (REPO / name).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+        )
         files += [n for n in BUILD_INPUTS if (REPO / n).is_file()]
     for name in files:
         path = REPO / name
@@ -139,9 +162,23 @@ def bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     work = tmp_path_factory.mktemp("pyinstaller-work")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LANFARM_")}
     started = time.monotonic()
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "build_bundle.py"), "--lite", "--no-archive",
-                             "--dist", str(dist), "--work", str(work)], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "build_bundle.py"),
+            "--lite",
+            "--no-archive",
+            "--dist",
+            str(dist),
+            "--work",
+            str(work),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     shutil.rmtree(work, ignore_errors=True)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
     (dist / "complete").write_text(f"{time.monotonic() - started:.1f}\n")
@@ -150,8 +187,11 @@ def bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 def frozen_env(home: Path, **extra: str) -> dict[str, str]:
     """The frozen executables' environment: their own LANFARM_HOME, no Python paths, no discovery."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LANFARM_", "PYTHON", "QT_")) and k not in ("VIRTUAL_ENV",)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LANFARM_", "PYTHON", "QT_")) and k not in ("VIRTUAL_ENV",)
+    }
     env.update(LANFARM_HOME=str(home), LANFARM_DISCOVERY="off", **extra)
     return env
 
@@ -172,9 +212,22 @@ def token_file(tmp_path: Path) -> Path:
 
 def frozen_node(bundle: Path, home: Path, token_file: Path, timeout: float = 60) -> tuple[subprocess.Popen[bytes], str]:
     """``lanfarm-cli node`` on 127.0.0.1 (port 0, no mDNS), once it prints its address; and that URL."""
-    proc = subprocess.Popen([str(bundle / f"lanfarm-cli{EXE}"), "node", "--host", "127.0.0.1", "--port", "0",
-                             "--no-advertise", "--token-file", str(token_file)], env=frozen_env(home),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            str(bundle / f"lanfarm-cli{EXE}"),
+            "node",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-advertise",
+            "--token-file",
+            str(token_file),
+        ],
+        env=frozen_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout is not None
     deadline, line = time.monotonic() + timeout, b""
     while time.monotonic() < deadline and proc.poll() is None and not line:
@@ -192,14 +245,25 @@ def test_bundle_is_lite_and_complete(bundle: Path, record_property: Any) -> None
     internal = bundle / "_internal"
     assert (bundle / f"LANFarm{EXE}").is_file() and (bundle / f"lanfarm-cli{EXE}").is_file()
     assert not [p for p in AI_PACKAGES if (internal / p).exists()], "AI packages in the lite bundle"
-    for data in ("resources/icons/lanfarm.svg", "resources/icons/lanfarm-256.png", "resources/samples/harbour.png",
-                 "resources/samples/masks/harbour.png", "resources/lanfarm-node.service", "node/openapi.yaml"):
+    for data in (
+        "resources/icons/lanfarm.svg",
+        "resources/icons/lanfarm-256.png",
+        "resources/samples/harbour.png",
+        "resources/samples/masks/harbour.png",
+        "resources/lanfarm-node.service",
+        "node/openapi.yaml",
+    ):
         assert (internal / data).is_file(), data
     size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file() and not p.is_symlink())
     record_property("bundle_mb", round(size / 2**20))
     print(f"\nlite bundle: {size / 2**20:.0f} MiB in {bundle}")
-    out = subprocess.run([str(bundle / f"lanfarm-cli{EXE}"), "--version"], env=frozen_env(bundle.parent / "home"),
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [str(bundle / f"lanfarm-cli{EXE}"), "--version"],
+        env=frozen_env(bundle.parent / "home"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     from farm.version import __version__
 
     assert out.returncode == 0 and out.stdout.strip() == f"lanfarm {__version__}"
@@ -219,12 +283,35 @@ def test_frozen_node_edits_like_a_local_run(bundle: Path, tmp_path: Path, token_
         port = url.rsplit(":", 1)[1]
         image, mask = SAMPLES / "harbour.png", SAMPLES / "masks" / "harbour.png"
         env = subprocess_env()
-        farm = subprocess.run([*LANFARM, "run", str(image), "--mask", str(mask), "--out", str(tmp_path / "farm"),
-                               "--peer", f"127.0.0.1:{port}", "--no-local", "--no-discovery",
-                               "--token-file", str(token_file)], env=env, capture_output=True, text=True, timeout=120)
+        farm = subprocess.run(
+            [
+                *LANFARM,
+                "run",
+                str(image),
+                "--mask",
+                str(mask),
+                "--out",
+                str(tmp_path / "farm"),
+                "--peer",
+                f"127.0.0.1:{port}",
+                "--no-local",
+                "--no-discovery",
+                "--token-file",
+                str(token_file),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert farm.returncode == 0, farm.stdout + farm.stderr
-        local = subprocess.run([*LANFARM, "run", str(image), "--mask", str(mask), "--out", str(tmp_path / "local"),
-                                "--local-only"], env=env, capture_output=True, text=True, timeout=120)
+        local = subprocess.run(
+            [*LANFARM, "run", str(image), "--mask", str(mask), "--out", str(tmp_path / "local"), "--local-only"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert local.returncode == 0, local.stdout + local.stderr
         assert get_json(f"{url}/v1/info", auth=True)["jobs"]["done"] == 1
         remote_out, local_out = tmp_path / "farm" / "harbour.png", tmp_path / "local" / "harbour.png"
@@ -247,9 +334,22 @@ def test_frozen_node_start_time(bundle: Path, tmp_path: Path, token_file: Path, 
             port = s.getsockname()[1]
         home = tmp_path / f"home{i}"
         started = time.monotonic()
-        proc = subprocess.Popen([str(bundle / f"lanfarm-cli{EXE}"), "node", "--host", "127.0.0.1", "--port", str(port),
-                                 "--no-advertise", "--token-file", str(token_file)], env=frozen_env(home),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [
+                str(bundle / f"lanfarm-cli{EXE}"),
+                "node",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-advertise",
+                "--token-file",
+                str(token_file),
+            ],
+            env=frozen_env(home),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             while True:
                 assert proc.poll() is None, "the frozen node exited"

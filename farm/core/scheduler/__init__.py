@@ -14,5 +14,17 @@ from farm.core.scheduler.model import (
 )
 from farm.core.scheduler.speed import SpeedEstimate
 
-__all__ = ["LOCAL", "Cancel", "Decision", "Dispatch", "FailureKind", "Finished", "JobRequest", "Policy",
-           "Scheduler", "SpeedEstimate", "WorkerCaps", "WorkerStatus"]
+__all__ = [
+    "LOCAL",
+    "Cancel",
+    "Decision",
+    "Dispatch",
+    "FailureKind",
+    "Finished",
+    "JobRequest",
+    "Policy",
+    "Scheduler",
+    "SpeedEstimate",
+    "WorkerCaps",
+    "WorkerStatus",
+]

@@ -192,8 +192,7 @@ class Scheduler:
         job.errors["output"] = error
         return [Finished(job_id, FAILED, job.winner, errors=dict(job.errors))]
 
-    def failed(self, job_id: str, worker_id: str, kind: FailureKind, error: str,
-               now: float) -> list[Decision]:
+    def failed(self, job_id: str, worker_id: str, kind: FailureKind, error: str, now: float) -> list[Decision]:
         """An attempt failed. INPUT ends the job; ENGINE retries elsewhere (and may blocklist the
         worker for that engine); LOST requeues it without blame."""
         job = self._jobs.get(job_id)
@@ -301,8 +300,7 @@ class Scheduler:
 
     def all_queued_runnable(self, now: float) -> bool:
         """True when every queued job has some online worker that could run it (busy or not)."""
-        return all(self._anyone_could_run(j, now, ignore_busy=True) for j in self._jobs.values()
-                   if j.state == QUEUED)
+        return all(self._anyone_could_run(j, now, ignore_busy=True) for j in self._jobs.values() if j.state == QUEUED)
 
     # -------------------------------------------------------------- queries
     def state(self, job_id: str) -> str:
@@ -315,10 +313,19 @@ class Scheduler:
         return self._queued
 
     def workers(self) -> list[WorkerStatus]:
-        return [WorkerStatus(w.id, w.online, w.paused, tuple(w.inflight), w.done, w.failed,
-                             tuple(sorted(w.blocked_until)),
-                             {e: s.seconds_per_mp for e, s in w.speed.items() if s.seconds_per_mp})
-                for w in self._workers.values()]
+        return [
+            WorkerStatus(
+                w.id,
+                w.online,
+                w.paused,
+                tuple(w.inflight),
+                w.done,
+                w.failed,
+                tuple(sorted(w.blocked_until)),
+                {e: s.seconds_per_mp for e, s in w.speed.items() if s.seconds_per_mp},
+            )
+            for w in self._workers.values()
+        ]
 
     # ------------------------------------------------------------ internals
     def _set(self, job: _Job, state: str) -> None:
@@ -379,17 +386,22 @@ class Scheduler:
         if worker.id in job.excluded or worker.id in job.assigned or job.not_before > now:
             return False
         if job.retried and worker.caps.local:  # retries go to another peer, the local worker last
-            return not any(w is not worker and not w.caps.local and self._could_run(job, w, now)
-                           for w in self._workers.values())
+            return not any(
+                w is not worker and not w.caps.local and self._could_run(job, w, now) for w in self._workers.values()
+            )
         return True
 
     def _could_run(self, job: _Job, worker: _Worker, now: float) -> bool:
-        return (worker.online and not worker.paused and worker.id not in job.excluded
-                and not worker.blocked(job.req.engine, now) and worker.caps.can_run(job.req))
+        return (
+            worker.online
+            and not worker.paused
+            and worker.id not in job.excluded
+            and not worker.blocked(job.req.engine, now)
+            and worker.caps.can_run(job.req)
+        )
 
     def _anyone_could_run(self, job: _Job, now: float, *, ignore_busy: bool) -> bool:
-        return any(self._could_run(job, w, now) and (ignore_busy or w.has_room())
-                   for w in self._workers.values())
+        return any(self._could_run(job, w, now) and (ignore_busy or w.has_room()) for w in self._workers.values())
 
     def _best_job_for(self, worker: _Worker, now: float) -> _Job | None:
         best: tuple[int, int] | None = None
@@ -411,8 +423,11 @@ class Scheduler:
         """The best eligible job of one queue when its head is not (rare: exclusions after failures)."""
         found = None
         for entry in heap:
-            if self._valid(entry) and self._eligible(self._jobs[entry[3]], worker, now) and (
-                    found is None or entry < found):
+            if (
+                self._valid(entry)
+                and self._eligible(self._jobs[entry[3]], worker, now)
+                and (found is None or entry < found)
+            ):
                 found = entry
         return self._jobs[found[3]] if found else None
 
@@ -433,8 +448,12 @@ class Scheduler:
                 if not worker.has_room():
                     continue
                 job = self._best_job_for(worker, now)
-                if job is not None and tail and len(worker.inflight) >= worker.caps.slots \
-                        and not self._among_fastest(worker, job):
+                if (
+                    job is not None
+                    and tail
+                    and len(worker.inflight) >= worker.caps.slots
+                    and not self._among_fastest(worker, job)
+                ):
                     # near the end, a job queued ahead on a busy, slower node could be stranded there
                     job = None
                 if job is None or self._should_wait(job, worker, now):
@@ -452,8 +471,14 @@ class Scheduler:
         mine = worker.predict(job.req.engine, job.req.megapixels)
         if mine is None:
             return False
-        best = min((t for w in self._workers.values() if w.online and not w.paused
-                    and (t := w.predict(job.req.engine, job.req.megapixels)) is not None), default=mine)
+        best = min(
+            (
+                t
+                for w in self._workers.values()
+                if w.online and not w.paused and (t := w.predict(job.req.engine, job.req.megapixels)) is not None
+            ),
+            default=mine,
+        )
         return mine <= best * self.policy.tail_margin
 
     def _online_slots(self) -> int:
@@ -499,16 +524,21 @@ class Scheduler:
             if w is worker or not w.online or w.paused:
                 continue
             t = w.predict(job.req.engine, job.req.megapixels)
-            if t is not None and t * margin < t_here and self._could_run(job, w, now) \
-                    and self._eligible(job, w, now):
+            if t is not None and t * margin < t_here and self._could_run(job, w, now) and self._eligible(job, w, now):
                 faster.append((w, t))
         if not faster:
             return False
         free = {w.id: self._slot_free_at(w, job, now) for w, _ in faster}
         key = (-job.req.priority, job.seq)
-        ahead = sorted((self._jobs[e[3]] for h in self._queues.values() for e in h
-                        if self._valid(e) and (-self._jobs[e[3]].req.priority, self._jobs[e[3]].seq) < key),
-                       key=lambda j: (-j.req.priority, j.seq))
+        ahead = sorted(
+            (
+                self._jobs[e[3]]
+                for h in self._queues.values()
+                for e in h
+                if self._valid(e) and (-self._jobs[e[3]].req.priority, self._jobs[e[3]].seq) < key
+            ),
+            key=lambda j: (-j.req.priority, j.seq),
+        )
         for other in ahead:
             best_w, best_end = None, float("inf")
             for w, _ in faster:
@@ -526,8 +556,7 @@ class Scheduler:
         if self.paused or self._queued:
             return []
         out: list[Decision] = []
-        idle = sorted((self._workers[w] for w in self._room if not self._workers[w].inflight),
-                      key=lambda w: w.order)
+        idle = sorted((self._workers[w] for w in self._room if not self._workers[w].inflight), key=lambda w: w.order)
         for worker in idle:
             best: tuple[float, _Job, str] | None = None
             for job in (self._jobs[j] for j in self._active):
@@ -535,7 +564,7 @@ class Scheduler:
                     continue
                 if not self._could_run(job, worker, now):
                     continue
-                (holder_id, start), = job.assigned.items()
+                ((holder_id, start),) = job.assigned.items()
                 holder = self._workers[holder_id]
                 t_holder = holder.predict(job.req.engine, job.req.megapixels)
                 t_here = worker.predict(job.req.engine, job.req.megapixels)
