@@ -37,9 +37,10 @@ from gui.drop_zone import DropZone
 from gui.edit_form import EditForm
 from gui.mask_editor import MaskEditor, mask_path_for, save_mask
 from gui.queue_model import QueueDelegate
+from gui.rows import Counts, JobRow
 from gui.settings import AppSettings
 from gui.settings_page import SettingsPage
-from gui.viewmodels import Counts, FarmController, JobRow
+from gui.viewmodels import FarmController
 
 
 def open_path(path: Path) -> bool:

@@ -15,8 +15,8 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionProgressBar, QStyleOptionViewItem
 
 from farm.core.job import Job, JobState
+from gui.rows import Counts, JobRow, format_seconds
 from gui.thumbnails import ThumbnailCache
-from gui.viewmodels import Counts, JobRow, format_seconds
 
 JOB_ROLE = Qt.ItemDataRole.UserRole + 1
 Index = QModelIndex | QPersistentModelIndex
