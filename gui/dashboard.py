@@ -42,15 +42,15 @@ class JobCellDelegate(QStyledItemDelegate):
         if not row.job:
             super().paint(painter, option, index)
             return
-        widget = option.widget  # type: ignore[attr-defined]
+        widget = option.widget
         style = widget.style() if widget else QApplication.style()
         bar = QStyleOptionProgressBar()
-        bar.rect = option.rect.adjusted(4, 6, -4, -6)  # type: ignore[attr-defined]
+        bar.rect = option.rect.adjusted(4, 6, -4, -6)
         bar.minimum, bar.maximum, bar.progress = 0, 1000, int(row.progress * 1000)
         bar.text = f"{row.job}  {row.progress:.0%}"
         bar.textVisible = True
         bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
-        bar.palette = option.palette  # type: ignore[attr-defined]
+        bar.palette = option.palette
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)
 
 
@@ -62,8 +62,8 @@ class SparklineDelegate(QStyledItemDelegate):
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         row: NodeRow = index.data(NODE_ROLE)
-        rect: QRect = option.rect.adjusted(4, 6, -4, -6)  # type: ignore[attr-defined]
-        paint_sparkline(painter, rect, list(row.history), option.palette)  # type: ignore[attr-defined]
+        rect: QRect = option.rect.adjusted(4, 6, -4, -6)
+        paint_sparkline(painter, rect, list(row.history), option.palette)
 
 
 def paint_sparkline(painter: QPainter, rect: QRect, values: list[int], palette: QPalette, slots: int = 60) -> None:
@@ -135,9 +135,11 @@ class Dashboard(QWidget):
         layout.addWidget(self.table, 1)
 
         actions = QHBoxLayout()
-        self.pause_button = QPushButton("Pause node", checkable=True)
-        self.ignore_button = QPushButton("Ignore node", checkable=True)
+        self.pause_button = QPushButton("Pause node")
+        self.ignore_button = QPushButton("Ignore node")
         self.remove_button = QPushButton("Remove")
+        self.pause_button.setCheckable(True)
+        self.ignore_button.setCheckable(True)
         self.pause_button.toggled.connect(self._pause)
         self.ignore_button.toggled.connect(self._ignore)
         self.remove_button.clicked.connect(self._remove)
@@ -150,7 +152,8 @@ class Dashboard(QWidget):
         token_row = QHBoxLayout(token_box)
         self.token = QLineEdit(controller.token, readOnly=True)
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
-        self.show_token = QPushButton("Show", checkable=True)
+        self.show_token = QPushButton("Show")
+        self.show_token.setCheckable(True)
         self.copy_token = QPushButton("Copy")
         self.regenerate = QPushButton("Regenerate…")
         self.show_token.toggled.connect(

@@ -33,16 +33,19 @@ def make_control(param: ParamSpec) -> tuple[QWidget, Callable[[], ParamValue], C
     """A widget for ``param`` with a getter and a setter for its value."""
     tip = param.help
     if param.kind == "bool":
-        box = QCheckBox(toolTip=tip)
+        box = QCheckBox()
+        box.setToolTip(tip)
         box.setChecked(bool(param.default))
         return box, box.isChecked, lambda v: box.setChecked(bool(v))
     if param.kind == "choice":
-        combo = QComboBox(toolTip=tip)
+        combo = QComboBox()
+        combo.setToolTip(tip)
         combo.addItems(list(param.choices))
         combo.setCurrentText(str(param.default))
         return combo, combo.currentText, lambda v: combo.setCurrentText(str(v))
     if param.kind == "int":
-        spin = QSpinBox(toolTip=tip)
+        spin = QSpinBox()
+        spin.setToolTip(tip)
         spin.setRange(
             int(param.minimum) if param.minimum is not None else -INT_LIMIT,
             int(param.maximum) if param.maximum is not None else INT_LIMIT,
@@ -50,7 +53,8 @@ def make_control(param: ParamSpec) -> tuple[QWidget, Callable[[], ParamValue], C
         spin.setValue(int(param.default))
         return spin, spin.value, lambda v: spin.setValue(int(v))
     if param.kind == "float":
-        dspin = QDoubleSpinBox(toolTip=tip, decimals=3)
+        dspin = QDoubleSpinBox(decimals=3)
+        dspin.setToolTip(tip)
         dspin.setRange(
             param.minimum if param.minimum is not None else -1e9, param.maximum if param.maximum is not None else 1e9
         )
@@ -59,11 +63,13 @@ def make_control(param: ParamSpec) -> tuple[QWidget, Callable[[], ParamValue], C
         dspin.setValue(float(param.default))
         return dspin, dspin.value, lambda v: dspin.setValue(float(v))
     if param.multiline:
-        text = QPlainTextEdit(str(param.default), toolTip=tip)
+        text = QPlainTextEdit(str(param.default))
+        text.setToolTip(tip)
         text.setFixedHeight(64)
         return text, text.toPlainText, lambda v: text.setPlainText(str(v))
-    line = QLineEdit(str(param.default), toolTip=tip)
-    return line, line.text, line.setText
+    line = QLineEdit(str(param.default))
+    line.setToolTip(tip)
+    return line, line.text, lambda v: line.setText(str(v))
 
 
 class EditForm(QWidget):
@@ -92,7 +98,8 @@ class EditForm(QWidget):
         self.engine.setMinimumContentsLength(14)
         self._fill_engines(descriptors)
         top.addRow("Engine", self.engine)
-        self.hd = QComboBox(toolTip="How big images are handled: crop around the mask, resize, or whole")
+        self.hd = QComboBox()
+        self.hd.setToolTip("How big images are handled: crop around the mask, resize, or whole")
         for key, text in (
             ("crop", "Crop around the mask"),
             ("resize", "Resize big images"),

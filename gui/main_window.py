@@ -4,7 +4,10 @@ on the right; a toolbar for the queue and the local worker."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PySide6.QtCore import QModelIndex, QPoint, Qt, QUrl, Signal
@@ -28,8 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from farm.core.job import JobState
-from farm.core.spec import EditSpec, OutputSpec
-from farm.local import hardware
+from farm.core.spec import EditSpec, OutputFormat, OutputSpec
 from farm.runtime.planning import IMAGE_SUFFIXES
 from gui.compare import CompareView
 from gui.dashboard import Dashboard
@@ -59,25 +61,29 @@ class MainWindow(QMainWindow):
         self.keep_in_tray = keep_in_tray
         self.quitting = False
         self.mask_editors: list[MaskEditor] = []
+        self._compared: str | None = None  # the job whose before/after the compare pane shows
         self.setWindowTitle("LAN Farm")
         self.resize(1180, 760)
 
-        # ------------------------------------------------------------ left panel
-        self.drop_zone = DropZone()
-        self.drop_zone.pathsDropped.connect(self.add_paths)
-        self.edit_form = EditForm(controller.registry.descriptors(), engine=controller.settings.engine)
-        self.edit_form.engineChanged.connect(self._engine_changed)
-        controller.enginesChanged.connect(self.edit_form.set_descriptors)
-        edit_box = QGroupBox("Edit")
-        QVBoxLayout(edit_box).addWidget(self.edit_form)
-        self.output_label = QLabel(wordWrap=True)
-        self.output_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        change_out = QPushButton("Change…")
-        change_out.clicked.connect(self._choose_output)
-        out_box = QGroupBox("Output")
-        out_layout = QHBoxLayout(out_box)
-        out_layout.addWidget(self.output_label, 1)
-        out_layout.addWidget(change_out)
+        left = self._build_left_panel()
+        queue_page = self._build_queue_page()
+        self._build_tabs(queue_page)
+        self._build_central(left)
+        self._build_toolbar()
+        self._build_status_bar()
+
+        self._connect_left_panel()
+        self._connect_queue()
+        self._connect_toolbar()
+        self._connect_controller()
+        self._show_current_state()
+
+    # ----------------------------------------------------------- building: left
+    def _build_left_panel(self) -> QScrollArea:
+        """Drop zone, edit picker and output folder, in a scroll area."""
+        self._build_drop_zone()
+        edit_box = self._build_edit_form()
+        out_box = self._build_output_box()
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.addWidget(self.drop_zone)
@@ -89,27 +95,67 @@ class MainWindow(QMainWindow):
         scroll.setWidget(left)
         scroll.setMinimumWidth(320)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        return scroll
 
-        # ------------------------------------------------------------ queue page
+    def _build_drop_zone(self) -> None:
+        self.drop_zone = DropZone()
+
+    def _build_edit_form(self) -> QGroupBox:
+        settings = self.controller.settings
+        self.edit_form = EditForm(self.controller.registry.descriptors(), engine=settings.engine)
+        edit_box = QGroupBox("Edit")
+        QVBoxLayout(edit_box).addWidget(self.edit_form)
+        return edit_box
+
+    def _build_output_box(self) -> QGroupBox:
+        self.output_label = QLabel(wordWrap=True)
+        self.output_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.output_button = QPushButton("Change…")
+        out_box = QGroupBox("Output")
+        out_layout = QHBoxLayout(out_box)
+        out_layout.addWidget(self.output_label, 1)
+        out_layout.addWidget(self.output_button)
+        return out_box
+
+    # ---------------------------------------------------------- building: queue
+    def _build_queue_page(self) -> QSplitter:
+        """The queue list with its action buttons above the before/after compare pane."""
+        self._build_queue_list()
+        self._build_queue_actions()
+        actions_row = self._build_queue_buttons()
+        self._build_compare_pane()
+        queue_top = QWidget()
+        qt_layout = QVBoxLayout(queue_top)
+        qt_layout.setContentsMargins(0, 0, 0, 0)
+        qt_layout.addWidget(self.queue_view, 1)
+        qt_layout.addLayout(actions_row)
+        queue_split = QSplitter(Qt.Orientation.Vertical)
+        queue_split.addWidget(queue_top)
+        queue_split.addWidget(self.compare)
+        queue_split.setSizes([420, 300])
+        return queue_split
+
+    def _build_queue_list(self) -> None:
+        queue = self.controller.queue
         self.queue_view = QListView()
-        self.queue_view.setModel(controller.queue)
-        self.queue_view.setItemDelegate(QueueDelegate(controller.queue, self.queue_view))
+        self.queue_view.setModel(queue)
+        self.queue_view.setItemDelegate(QueueDelegate(queue, self.queue_view))
         self.queue_view.setUniformItemSizes(True)  # needed for 10,000 rows: no per-row size queries
         self.queue_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.queue_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.queue_view.customContextMenuRequested.connect(self._queue_menu)
-        self.queue_view.doubleClicked.connect(self._open_index)
-        self.queue_view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.queue_view.setAlternatingRowColors(True)
 
-        self.cancel_action = QAction(
-            "Cancel", self, shortcut=QKeySequence.StandardKey.Delete, triggered=self.cancel_selected
-        )
-        self.retry_action = QAction("Retry", self, triggered=self.retry_selected)
-        self.open_action = QAction("Open result", self, triggered=self.open_selected)
-        self.reveal_action = QAction("Show in folder", self, triggered=self.reveal_selected)
-        self.mask_job_action = QAction("Paint mask and queue again…", self, triggered=self.paint_mask_selected)
-        self.clear_action = QAction("Clear finished", self, triggered=controller.queue.clear_finished)
+    def _build_queue_actions(self) -> None:
+        """The actions on the selected jobs (context menu, buttons, shortcuts)."""
+        self.cancel_action = QAction("Cancel", self, shortcut=QKeySequence(QKeySequence.StandardKey.Delete))
+        self.retry_action = QAction("Retry", self)
+        self.open_action = QAction("Open result", self)
+        self.reveal_action = QAction("Show in folder", self)
+        self.mask_job_action = QAction("Paint mask and queue again…", self)
+        self.clear_action = QAction("Clear finished", self)
+
+    def _build_queue_buttons(self) -> QHBoxLayout:
+        """A button per queue action (enabled as its action is) and the job counts."""
         actions_row = QHBoxLayout()
         for action in (self.cancel_action, self.retry_action, self.open_action, self.reveal_action, self.clear_action):
             button = QPushButton(action.text())
@@ -120,34 +166,29 @@ class MainWindow(QMainWindow):
         actions_row.addStretch(1)
         self.counts_label = QLabel()
         actions_row.addWidget(self.counts_label)
-        self.compare = CompareView()
-        queue_top = QWidget()
-        qt_layout = QVBoxLayout(queue_top)
-        qt_layout.setContentsMargins(0, 0, 0, 0)
-        qt_layout.addWidget(self.queue_view, 1)
-        qt_layout.addLayout(actions_row)
-        queue_split = QSplitter(Qt.Orientation.Vertical)
-        queue_split.addWidget(queue_top)
-        queue_split.addWidget(self.compare)
-        queue_split.setSizes([420, 300])
+        return actions_row
 
-        self.dashboard = Dashboard(controller)
-        self.settings_page = SettingsPage(controller)
+    def _build_compare_pane(self) -> None:
+        self.compare = CompareView()
+
+    # ---------------------------------------------------- building: the window
+    def _build_tabs(self, queue_page: QWidget) -> None:
+        """Queue, Nodes (the dashboard) and Settings."""
+        self.dashboard = Dashboard(self.controller)
+        self.settings_page = SettingsPage(self.controller)
         self.tabs = QTabWidget()
-        self.tabs.addTab(queue_split, "Queue")
+        self.tabs.addTab(queue_page, "Queue")
         self.tabs.addTab(self.dashboard, "Nodes")
         self.tabs.addTab(self.settings_page, "Settings")
 
+    def _build_central(self, left: QWidget) -> None:
+        """The banner over the left panel and the tabs side by side."""
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
+        split.addWidget(left)
         split.addWidget(self.tabs)
         split.setStretchFactor(1, 1)
         split.setSizes([340, 840])
-        self.banner = QLabel(wordWrap=True, visible=False)
-        self.banner.setStyleSheet(
-            "background: palette(tool-tip-base); color: palette(tool-tip-text);"
-            "padding: 6px 10px; border-bottom: 1px solid palette(mid);"
-        )
+        self._build_banner()
         central = QWidget()
         central_layout = QVBoxLayout(central)
         central_layout.setContentsMargins(0, 0, 0, 0)
@@ -156,39 +197,80 @@ class MainWindow(QMainWindow):
         central_layout.addWidget(split, 1)
         self.setCentralWidget(central)
 
-        # --------------------------------------------------------------- toolbar
+    def _build_banner(self) -> None:
+        self.banner = QLabel(wordWrap=True)
+        self.banner.setVisible(False)
+        self.banner.setStyleSheet(
+            "background: palette(tool-tip-base); color: palette(tool-tip-text);"
+            "padding: 6px 10px; border-bottom: 1px solid palette(mid);"
+        )
+
+    def _build_toolbar(self) -> None:
         bar = QToolBar("Main", movable=False)
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.addToolBar(bar)
-        self.add_action = QAction("Add images…", self, shortcut=QKeySequence.StandardKey.Open, triggered=self._browse)
-        self.paint_action = QAction("Paint mask…", self, shortcut=QKeySequence("Ctrl+M"), triggered=self.paint_mask)
-        self.pause_action = QAction("Pause queue", self, checkable=True, toggled=controller.set_paused)
-        self.local_action = QAction("Pause this PC", self, checkable=True, toggled=controller.set_local_paused)
-        self.local_action.setEnabled(controller.settings.local_worker)
-        self.folder_action = QAction("Open output folder", self, triggered=self.open_output_folder)
+        self.add_action = QAction("Add images…", self, shortcut=QKeySequence(QKeySequence.StandardKey.Open))
+        self.paint_action = QAction("Paint mask…", self, shortcut=QKeySequence("Ctrl+M"))
+        self.pause_action = QAction("Pause queue", self, checkable=True)
+        self.local_action = QAction("Pause this PC", self, checkable=True)
+        self.local_action.setEnabled(self.controller.settings.local_worker)
+        self.folder_action = QAction("Open output folder", self)
         for action in (self.add_action, self.paint_action):
             bar.addAction(action)
         bar.addSeparator()
         for action in (self.pause_action, self.local_action, self.folder_action):
             bar.addAction(action)
 
-        controller.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
-        if hardware.lite():  # a bundle or install without the AI stack: say so once, permanently
+    def _build_status_bar(self) -> None:
+        # statusBar() creates the bar: only when there is something to show, else at the first message
+        if self.controller.registry.lite:  # an install without the AI engines: say so once, permanently
             self.statusBar().addPermanentWidget(QLabel("Lite: OpenCV engines only"))
+
+    # ------------------------------------------------------------------ wiring
+    def _connect_left_panel(self) -> None:
+        self.drop_zone.pathsDropped.connect(self.add_paths)
+        self.edit_form.engineChanged.connect(self._engine_changed)
+        self.controller.enginesChanged.connect(self.edit_form.set_descriptors)
+        self.output_button.clicked.connect(self._choose_output)
+
+    def _connect_queue(self) -> None:
+        self.queue_view.customContextMenuRequested.connect(self._queue_menu)
+        self.queue_view.doubleClicked.connect(self._open_index)
+        self.queue_view.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.cancel_action.triggered.connect(self.cancel_selected)
+        self.retry_action.triggered.connect(self.retry_selected)
+        self.open_action.triggered.connect(self.open_selected)
+        self.reveal_action.triggered.connect(self.reveal_selected)
+        self.mask_job_action.triggered.connect(self.paint_mask_selected)
+        self.clear_action.triggered.connect(self.controller.queue.clear_finished)
+
+    def _connect_toolbar(self) -> None:
+        self.add_action.triggered.connect(self._browse)
+        self.paint_action.triggered.connect(self.paint_mask)
+        self.pause_action.toggled.connect(self.controller.set_paused)
+        self.local_action.toggled.connect(self.controller.set_local_paused)
+        self.folder_action.triggered.connect(self.open_output_folder)
+
+    def _connect_controller(self) -> None:
+        controller = self.controller
+        controller.message.connect(self._show_message)
         controller.countsChanged.connect(self._counts_changed)
         controller.settingsChanged.connect(self._settings_changed)
         controller.needsMask.connect(self._needs_mask)
         controller.pausedChanged.connect(self._sync_check(self.pause_action))
         controller.localPausedChanged.connect(self._sync_check(self.local_action))
         controller.queue.dataChanged.connect(self._rows_changed)
-        self._settings_changed(controller.settings)
-        self._counts_changed(controller.queue.counts())
+
+    def _show_current_state(self) -> None:
+        self._settings_changed(self.controller.settings)
+        self._counts_changed(self.controller.queue.counts())
         self._selection_changed()
 
     # ---------------------------------------------------------------- editing
     def current_spec(self) -> EditSpec:
         s = self.controller.settings
-        self.edit_form.output = OutputSpec(format=s.output_format, quality=s.quality)  # type: ignore[arg-type]
+        # AppSettings keeps the format as a plain str, checked against FORMAT_SUFFIX when the settings load
+        self.edit_form.output = OutputSpec(format=cast(OutputFormat, s.output_format), quality=s.quality)
         return self.edit_form.spec()
 
     def add_paths(self, paths: list[Path]) -> asyncio.Task[object]:
@@ -200,13 +282,9 @@ class MainWindow(QMainWindow):
     def _choose_output(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Output folder", str(self.controller.settings.output_dir))
         if folder:
-            from dataclasses import replace
-
             self.controller.update_settings(replace(self.controller.settings, output_dir=Path(folder)))
 
     def _engine_changed(self, engine: str) -> None:
-        from dataclasses import replace
-
         if engine != self.controller.settings.engine:
             self.controller.update_settings(replace(self.controller.settings, engine=engine))
 
@@ -235,7 +313,7 @@ class MainWindow(QMainWindow):
         return editor
 
     def _mask_accepted(self, editor: MaskEditor, spec: EditSpec) -> asyncio.Task[object]:
-        mask = editor.mask()
+        mask = editor.mask_array()
         image = editor.image_path
         return self.controller.spawn(self._save_and_queue(image, mask, spec), f"mask for {image.name}")
 
@@ -325,14 +403,17 @@ class MainWindow(QMainWindow):
             self._compared = None
             self.compare.clear("Select a finished edit to compare before and after")
 
-    def _rows_changed(self, top: QModelIndex, bottom: QModelIndex, roles: list[int] = ()) -> None:  # type: ignore[assignment]
+    def _rows_changed(self, top: QModelIndex, bottom: QModelIndex, roles: Sequence[int] = ()) -> None:
         rows = self._selected_rows()
-        if (
-            len(rows) == 1
-            and top.row() <= self.controller.queue.row_of(rows[0].job.id) <= bottom.row()
-            and getattr(self, "_compared", None) != rows[0].job.id
-        ):
+        if len(rows) != 1:
+            return
+        job_id = rows[0].job.id
+        row = self.controller.queue.row_of(job_id)
+        if row is not None and top.row() <= row <= bottom.row() and self._compared != job_id:
             self._selection_changed()
+
+    def _show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
 
     def _counts_changed(self, counts: Counts) -> None:
         self.counts_label.setText(counts.summary())
@@ -341,7 +422,7 @@ class MainWindow(QMainWindow):
         self.output_label.setText(f"{settings.output_dir}  ({settings.output_format})")
 
     @staticmethod
-    def _sync_check(action: QAction):  # type: ignore[no-untyped-def]
+    def _sync_check(action: QAction) -> Callable[[bool], None]:
         def sync(on: bool) -> None:
             if action.isChecked() != on:
                 action.blockSignals(True)

@@ -129,8 +129,8 @@ class MaskCanvas(QWidget):
         buf = np.frombuffer(self.overlay.bits(), np.uint8).reshape(h, self.overlay.bytesPerLine())
         return buf[:, : w * 4].reshape(h, w, 4)
 
-    def mask(self) -> np.ndarray:
-        """The mask: 255 where painted, 0 elsewhere (HxW uint8)."""
+    def mask_array(self) -> np.ndarray:
+        """The mask: 255 where painted, 0 elsewhere (HxW uint8). Not ``mask()``: that is QWidget's QRegion."""
         if self.overlay.isNull():
             return np.zeros((0, 0), np.uint8)
         h, w = self.overlay.height(), self.overlay.width()
@@ -354,13 +354,10 @@ class MaskEditor(QDialog):
             bar.addAction(action)
         bar.addSeparator()
         bar.addWidget(QLabel(" Size "))
-        self.size_slider = QSlider(
-            Qt.Orientation.Horizontal,
-            minimum=MIN_BRUSH,
-            maximum=MAX_BRUSH,
-            value=self.canvas.brush_size,
-            toolTip="Brush size ([ and ])",
-        )
+        self.size_slider = QSlider(Qt.Orientation.Horizontal)
+        self.size_slider.setRange(MIN_BRUSH, MAX_BRUSH)
+        self.size_slider.setValue(self.canvas.brush_size)
+        self.size_slider.setToolTip("Brush size ([ and ])")
         self.size_slider.setFixedWidth(160)
         self.size_label = QLabel(f" {self.canvas.brush_size} px ")
         self.size_slider.valueChanged.connect(self.canvas.set_brush_size)
@@ -412,8 +409,9 @@ class MaskEditor(QDialog):
             self._loader.request(mask_path, "mask")
         self._parts: dict[str, QImage] = {}
 
-    def mask(self) -> np.ndarray:
-        return self.canvas.mask()
+    def mask_array(self) -> np.ndarray:
+        """The painted mask (HxW uint8, 255 where painted); see :meth:`MaskCanvas.mask_array`."""
+        return self.canvas.mask_array()
 
     def _brush_changed(self, size: int) -> None:
         self.size_label.setText(f" {size} px ")

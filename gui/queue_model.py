@@ -182,12 +182,12 @@ class QueueDelegate(QStyledItemDelegate):
         if row is None:
             return
         job = row.job
-        widget = option.widget  # type: ignore[attr-defined]
+        widget = option.widget
         style = widget.style() if widget else QApplication.style()
         style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, widget)
-        rect: QRect = option.rect  # type: ignore[attr-defined]
-        selected = bool(option.state & QStyle.StateFlag.State_Selected)  # type: ignore[attr-defined]
-        palette: QPalette = option.palette  # type: ignore[attr-defined]
+        rect: QRect = option.rect
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        palette: QPalette = option.palette
         text_colour = palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
         painter.save()
         pad = (self.ROW_HEIGHT - self.THUMB) // 2
@@ -201,7 +201,7 @@ class QueueDelegate(QStyledItemDelegate):
             painter.fillRect(thumb_rect, palette.color(QPalette.ColorRole.AlternateBase))
         right = rect.right() - 10 - self.BAR_WIDTH
         text_left = thumb_rect.right() + 10
-        font = QFont(option.font)  # type: ignore[attr-defined]
+        font = QFont(option.font)
         font.setBold(True)
         painter.setFont(font)
         painter.setPen(text_colour)
@@ -211,7 +211,7 @@ class QueueDelegate(QStyledItemDelegate):
             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
             painter.fontMetrics().elidedText(job.name, Qt.TextElideMode.ElideMiddle, name_rect.width()),
         )
-        painter.setFont(option.font)  # type: ignore[attr-defined]
+        painter.setFont(option.font)
         node = self.model.worker_names.get(job.worker or "", job.worker or "")
         parts = [STATE_LABELS.get(job.state, job.state.value)]
         if node:

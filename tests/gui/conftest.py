@@ -14,16 +14,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from PySide6.QtCore import QEvent
+from PySide6.QtWidgets import QApplication
 
-pytest.importorskip("PySide6")
-qasync = pytest.importorskip("qasync")
+# isort: split
+import qasync  # after PySide6: qasync drives the first Qt binding it finds already imported
 
-from PySide6.QtCore import QEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
-
-from gui.app import LanFarmApp  # noqa: E402
-from gui.settings import AppSettings, SettingsStore  # noqa: E402
-from tests.conftest import box_mask, png_bytes, scene  # noqa: E402
+from gui.app import LanFarmApp
+from gui.settings import AppSettings, SettingsStore
+from tests.conftest import box_mask, png_bytes, scene
 
 T = TypeVar("T")
 HERE = Path(__file__).parent

@@ -17,12 +17,10 @@ import pytest
 
 from farm.core.spec import EditSpec
 from gui.app import LanFarmApp
+from gui.rows import NodeRow
 from gui.settings import SettingsStore
 from tests.conftest import REPO
 from tests.gui.conftest import running, until, write_inputs
-
-if not (REPO / "node" / "cli.py").exists():
-    pytest.skip("node service not merged yet", allow_module_level=True)
 
 APP_TOKEN = "gui-test-farm-token-0123456789abcdef"
 
@@ -101,14 +99,19 @@ def test_node_added_by_address_goes_busy_then_offline_when_killed(
     nodes = app.controller.nodes
     dashboard = app.window.dashboard
 
-    def row():  # type: ignore[no-untyped-def]
+    def find_row() -> NodeRow | None:
         return next((r for r in nodes.rows() if r.address == node.url), None)
+
+    def row() -> NodeRow:
+        r = find_row()
+        assert r is not None, f"{node.url} is not on the dashboard"
+        return r
 
     async def scenario() -> None:
         async with running(app):
             dashboard.address.setText(node.url.removeprefix("http://"))
             dashboard.add_button.click()
-            await until(lambda: row() is not None and row().state == "idle", what="node idle on the dashboard")
+            await until(lambda: find_row() is not None and row().state == "idle", what="node idle on the dashboard")
             r = row()
             assert r.name == "gpu-box" and r.gpu.startswith("CPU") and r.online
             assert app.controller.settings.peers == (node.url,)
@@ -132,7 +135,7 @@ def test_node_added_by_address_goes_busy_then_offline_when_killed(
             assert app.controller.queue.job_row(0).job.worker == row().id
             node.kill()
             await until(lambda: row().state == "offline", timeout=10, what="node offline after kill")
-            assert row().id not in app.controller.farm.workers
+            assert row().id not in app.controller.farm.worker_ids
 
     qloop(scenario(), timeout=60)
 
@@ -149,7 +152,7 @@ def test_a_node_with_another_token_shows_unauthorised(qloop, app_store: Settings
                 r = next(r for r in nodes.rows() if r.address == other.url)
                 assert r.state == "unauthorised"
                 assert "token" in r.error
-                assert r.id not in app.controller.farm.workers
+                assert r.id not in app.controller.farm.worker_ids
                 row = nodes.rows().index(r)
                 assert nodes.data(nodes.index(row, 1)) == "unauthorised"
 

@@ -42,12 +42,12 @@ def test_strokes_paint_the_mask_and_undo_restores_it(qloop, qtbot, tmp_path: Pat
 
     qloop(scenario())
     canvas = editor.canvas
-    assert canvas.mask().shape == (150, 200) and not canvas.mask().any()
+    assert canvas.mask_array().shape == (150, 200) and not canvas.mask_array().any()
     canvas.set_brush_size(10)
     assert canvas.zoom > 1  # fitted: a 200 px image fills the editor
 
     stroke(canvas, [(20, 75), (100, 75), (180, 75)])
-    mask = canvas.mask()
+    mask = canvas.mask_array()
     assert set(np.unique(mask)) == {0, 255}
     assert mask[75, 20] == mask[75, 100] == mask[75, 180] == 255
     assert mask[73, 100] == mask[78, 100] == 255  # the brush is 10 image pixels wide
@@ -58,19 +58,19 @@ def test_strokes_paint_the_mask_and_undo_restores_it(qloop, qtbot, tmp_path: Pat
 
     editor.eraser_action.trigger()
     stroke(canvas, [(100, 60), (100, 90)])
-    erased = canvas.mask()
+    erased = canvas.mask_array()
     assert erased[75, 100] == 0 and erased[75, 20] == 255
 
     editor.undo_action.trigger()  # the eraser stroke
-    assert np.array_equal(canvas.mask(), first)
+    assert np.array_equal(canvas.mask_array(), first)
     editor.undo_action.trigger()  # the brush stroke
-    assert not canvas.mask().any()
+    assert not canvas.mask_array().any()
     editor.redo_action.trigger()
-    assert np.array_equal(canvas.mask(), first)
+    assert np.array_equal(canvas.mask_array(), first)
     editor.clear_action.trigger()
-    assert not canvas.mask().any()
+    assert not canvas.mask_array().any()
     editor.undo_action.trigger()
-    assert np.array_equal(canvas.mask(), first)
+    assert np.array_equal(canvas.mask_array(), first)
 
 
 def test_keyboard_shortcuts_wheel_zoom_and_space_pan(qloop, qtbot, tmp_path: Path) -> None:
@@ -98,19 +98,19 @@ def test_keyboard_shortcuts_wheel_zoom_and_space_pan(qloop, qtbot, tmp_path: Pat
     assert editor.size_slider.value() == canvas.brush_size
 
     stroke(canvas, [(50, 50), (120, 50)])
-    assert canvas.mask().any()
+    assert canvas.mask_array().any()
     QTest.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert not canvas.mask().any()
+    assert not canvas.mask_array().any()
     QTest.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
-    assert canvas.mask().any()
+    assert canvas.mask_array().any()
 
     # space held + drag pans instead of painting
-    before = canvas.mask().copy()
+    before = canvas.mask_array().copy()
     offset = QPointF(canvas.offset)
     QTest.keyPress(canvas, Qt.Key.Key_Space)
     stroke(canvas, [(100, 100), (140, 120)])
     QTest.keyRelease(canvas, Qt.Key.Key_Space)
-    assert np.array_equal(canvas.mask(), before)
+    assert np.array_equal(canvas.mask_array(), before)
     assert canvas.offset != offset
 
     zoom = canvas.zoom
@@ -136,7 +136,7 @@ def test_painted_mask_is_saved_under_the_output_folder_and_used_by_the_job(
             await until(lambda: editor.save_button.isEnabled(), what="image loaded")
             editor.canvas.set_brush_size(12)
             stroke(editor.canvas, [(40, 60), (120, 60)])
-            painted = editor.mask().copy()
+            painted = editor.mask_array().copy()
             editor.accept()
             model = app.controller.queue
             await until(lambda: model.counts().done == 1, timeout=20, what="masked job done")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QItemSelectionModel, QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from farm.core.job import JobState
 from gui.app import LanFarmApp
@@ -15,7 +15,7 @@ from gui.settings import SettingsStore
 from tests.gui.conftest import running, until, write_inputs
 
 
-def drop(widget, paths: list[Path]) -> bool:  # type: ignore[no-untyped-def]
+def drop(widget: QWidget, paths: list[Path]) -> bool:
     """A real drag-enter then drop of file URLs on ``widget``; True when the drop was accepted."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
@@ -117,7 +117,12 @@ def test_cancel_and_retry_from_the_window(qloop, store: SettingsStore, tmp_path:
             import gui.main_window as mw
 
             original = mw.open_path
-            mw.open_path = lambda p: opened.append(p) or True  # type: ignore[assignment]
+
+            def fake_open(path: Path) -> bool:
+                opened.append(path)
+                return True
+
+            mw.open_path = fake_open
             try:
                 window.queue_view.setCurrentIndex(model.index(1))
                 window.open_action.trigger()
