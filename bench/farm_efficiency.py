@@ -385,11 +385,11 @@ async def run_ours(
     from farm.core.job import JobState
     from farm.engines.installed import default_registry
     from farm.local.store import QueueStore, batch_key
-    from farm.runtime.dispatch import Farm, FarmOptions
+    from farm.runtime.dispatch import Dispatcher, FarmOptions
 
     store = QueueStore(store_path) if store_path is not None else None
     try:
-        async with Farm(
+        async with Dispatcher(
             default_registry(simulate=True), token=TOKEN, store=store, options=FarmOptions(use_local=False)
         ) as farm:
             ids = [await farm.add_peer(u) for u in urls]
@@ -628,14 +628,16 @@ class Bench:
     async def _failover_once(self) -> tuple[float, float]:
         from farm.core.job import JobState
         from farm.engines.installed import default_registry
-        from farm.runtime.dispatch import Farm, FarmOptions, JobEvent
+        from farm.runtime.dispatch import Dispatcher, FarmOptions, JobEvent
 
         victim, survivor = await asyncio.to_thread(start_nodes, self.root, [1.0, 1.0])
         folder = self.root / f"fo-{next(_seed)}"
         items = write_inputs(folder, payloads(1))
         marks: dict[str, float] = {}
         try:
-            async with Farm(default_registry(simulate=True), token=TOKEN, options=FarmOptions(use_local=False)) as farm:
+            async with Dispatcher(
+                default_registry(simulate=True), token=TOKEN, options=FarmOptions(use_local=False)
+            ) as farm:
                 victim_id = await farm.add_peer(victim.url)
                 running = asyncio.Event()
                 elsewhere = asyncio.Event()

@@ -84,14 +84,14 @@ def in_process(src: Path, masks: Path, out: Path, hd: str) -> float:
     from farm.core.job import JobState
     from farm.core.spec import EditSpec, HdStrategy
     from farm.engines.installed import default_registry
-    from farm.runtime.dispatch import Farm, FarmOptions
+    from farm.runtime.dispatch import Dispatcher, FarmOptions
     from farm.runtime.planning import plan
 
     spec = EditSpec(params={"method": "ns", "radius": 4}, hd=HdStrategy(hd))  # type: ignore[arg-type]
     registry = default_registry()
 
     async def run() -> None:
-        async with Farm(registry, options=FarmOptions(local_slots=1)) as farm:
+        async with Dispatcher(registry, options=FarmOptions(local_slots=1)) as farm:
             jobs = await farm.submit(plan([src], masks, out, ".png")[0], spec)
             await farm.wait()
         assert all(j.state is JobState.DONE for j in jobs)

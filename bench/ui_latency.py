@@ -206,13 +206,13 @@ async def latency(args: argparse.Namespace, home: Path) -> dict[str, float]:
 async def memory(n: int, home: Path) -> dict[str, float]:
     """Python bytes per queued job: Farm.submit (job, scheduler entry) plus the app's queue row."""
     from farm.engines.installed import default_registry
-    from farm.runtime.dispatch import Farm, FarmOptions
+    from farm.runtime.dispatch import Dispatcher, FarmOptions
     from gui.queue_model import QueueModel
 
     inputs = make_inputs(home / "mem", 50)
     items = [Planned(inputs[i % 50], None, home / "out" / f"m{i}.png") for i in range(n)]
     model = QueueModel()
-    async with Farm(default_registry(), options=FarmOptions(use_local=False)) as farm:
+    async with Dispatcher(default_registry(), options=FarmOptions(use_local=False)) as farm:
         farm.pause()
         farm.subscribe(lambda e: model.stage(e.job, e.progress) if isinstance(e, JobEvent) else None)
         gc.collect()

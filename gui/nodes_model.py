@@ -7,6 +7,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
 
+from farm.core.nodeinfo import NodeInfo
 from farm.core.scheduler import LOCAL, WorkerStatus
 from gui.rows import NodeRow
 
@@ -80,7 +81,7 @@ class NodesModel(QAbstractTableModel):
         i = self._index.get(node_id)
         return self._rows[i] if i is not None else None
 
-    def node_up(self, node_id: str, name: str, address: str, info: dict[str, Any]) -> None:
+    def node_up(self, node_id: str, name: str, address: str, info: NodeInfo | None) -> None:
         row = self.row(node_id)
         if row is None:
             row = NodeRow(node_id, name, address)
@@ -95,7 +96,7 @@ class NodesModel(QAbstractTableModel):
         row.address = address or row.address
         row.online, row.authorised = True, True
         row.error = ""
-        if info:
+        if info is not None:
             row.apply_info(info)
         self._changed(node_id)
 
@@ -110,7 +111,7 @@ class NodesModel(QAbstractTableModel):
     def node_unauthorised(self, node_id: str, address: str, error: str) -> None:
         row = self.row(node_id)
         if row is None:
-            self.node_up(node_id, address, address, {})
+            self.node_up(node_id, address, address, None)
             row = self.row(node_id)
             assert row is not None
         row.authorised = False

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from farm.core.job import Job, JobState
+from farm.core.nodeinfo import NodeInfo
 from farm.core.scheduler import LOCAL, WorkerStatus
 
 
@@ -134,18 +133,11 @@ class NodeRow:
         """Seconds per megapixel as the scheduler measured it (the sparkline shows jobs over time)."""
         return f"{self.seconds_per_mp:.2f} s/MP" if self.seconds_per_mp else "—"
 
-    def apply_info(self, info: Mapping[str, Any]) -> None:
+    def apply_info(self, info: NodeInfo) -> None:
         """Take name, GPU and VRAM from a node's /v1/info answer."""
-        self.name = str(info.get("name") or self.name)
-        hardware = info.get("hardware") or {}
-        gpus = hardware.get("gpus") or []
-        if gpus:
-            g = gpus[0]
-            total, free = int(g.get("vram_total") or 0), int(g.get("vram_free") or 0)
-            self.gpu = str(g.get("name") or "GPU")
-            self.vram_total_mb, self.vram_used_mb = total >> 20, max(0, total - free) >> 20
-        elif hardware:
-            self.gpu = "CPU only"
+        self.name = info.name or self.name
+        self.gpu = info.gpu_label
+        self.vram_total_mb, self.vram_used_mb = info.vram_total_mb, info.vram_used_mb
 
     def sample(self, status: WorkerStatus | None, done: int, failed: int, job: str, progress: float) -> None:
         """Once a second: the scheduler's view of this worker; the sparkline gets jobs done since last."""

@@ -1,11 +1,15 @@
 """App settings: a pure value type, stored by QSettings in an ini file under ``farm.local.paths.config_dir()``.
 
 The farm token is not kept here: it lives in the token file that ``lanfarm token`` and the node use.
+As everywhere (``farm.local.settings``), the environment beats the file: ``LANFARM_MODELS_DIR`` and
+``LANFARM_DISCOVERY`` beat ``app.ini``, ``LANFARM_TOKEN`` beats the token file, and a value that came
+from the environment is never written to ``app.ini``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -15,9 +19,11 @@ from PySide6.QtCore import QSettings
 
 from farm.core.spec import FORMAT_SUFFIX
 from farm.local import paths
+from farm.local import settings as resolver
 from farm.local import token as auth
 
 SETTINGS_FILE = "app.ini"
+log = logging.getLogger(__name__)
 
 
 def default_output_dir() -> Path:
@@ -35,7 +41,7 @@ class AppSettings:
     local_worker: bool = True
     local_slots: int = 1
     discovery: bool = True
-    models_dir: Path = field(default_factory=paths.models_dir)
+    models_dir: Path = field(default_factory=paths.default_models_dir)
     peers: tuple[str, ...] = ()
     engine: str = "cv2"
     tray_notice_shown: bool = False
@@ -99,11 +105,17 @@ def _parse(text: Any, default: Any) -> Any:
 
 
 class SettingsStore:
-    """Loads and saves :class:`AppSettings` (ini via QSettings) and the farm token (token file)."""
+    """Loads and saves :class:`AppSettings` (ini via QSettings) and the farm token (token file).
+
+    :meth:`load` applies the environment over the file (``LANFARM_MODELS_DIR``, ``LANFARM_DISCOVERY``);
+    :meth:`origins` says where each of those values came from. :meth:`save` leaves a value that came
+    from the environment, and was not changed since, out of the file, so the file keeps its own.
+    """
 
     def __init__(self, path: Path | None = None, token_path: Path | None = None) -> None:
         self.path = path or paths.config_dir() / SETTINGS_FILE
         self.token_path = token_path or auth.token_path()
+        self._resolved: dict[str, resolver.Resolved[Any]] = {}
 
     def _qsettings(self) -> QSettings:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,22 +123,74 @@ class SettingsStore:
 
     def load(self) -> AppSettings:
         qs = self._qsettings()
-        return AppSettings.from_strings({key: qs.value(key) for key in qs.allKeys()})
+        raw = {key: qs.value(key) for key in qs.allKeys()}
+        settings = AppSettings.from_strings(raw)
+        resolved = {name: _resolve(name, _from_file(raw, name, settings)) for name in ENV_SETTINGS}
+        self._resolved = resolved
+        return replace(settings, **{name: r.value for name, r in resolved.items()})
+
+    def origins(self) -> dict[str, resolver.Resolved[Any]]:
+        """Where the environment-overridable settings of the last :meth:`load` came from."""
+        return dict(self._resolved)
 
     def save(self, settings: AppSettings) -> None:
         qs = self._qsettings()
         for key, value in settings.to_strings().items():
+            came = self._resolved.get(key)
+            if came is not None and came.origin == "env" and getattr(settings, key) == came.value:
+                continue  # the environment's value, unchanged: the file keeps its own
             qs.setValue(key, value)
         qs.sync()
 
+    def token_setting(self) -> resolver.Resolved[str | None]:
+        """The farm token in effect and where it came from (``LANFARM_TOKEN`` > the token file)."""
+        return auth.resolve_token(saved=self.token_path)
+
     def token(self) -> str:
+        """The farm token in effect: ``LANFARM_TOKEN``, else the token file (created on first use)."""
         return auth.load_or_create_token(self.token_path)
 
     def set_token(self, token: str) -> str:
+        """Save ``token`` in the token file; return the token in effect (``LANFARM_TOKEN`` if set)."""
         token = token.strip()
         if len(token) < 16:
             raise ValueError("a farm token has at least 16 characters")
-        return auth.save_token(token, self.token_path)
+        auth.save_token(token, self.token_path)
+        return self.token()
 
     def regenerate_token(self) -> str:
-        return auth.save_token(auth.new_token(), self.token_path)
+        """Save a new token in the token file; return the token in effect (``LANFARM_TOKEN`` if set)."""
+        auth.save_token(auth.new_token(), self.token_path)
+        return self.token()
+
+
+#: The settings of app.ini that a ``LANFARM_*`` variable beats.
+ENV_SETTINGS = ("models_dir", "discovery")
+
+
+def _resolve(name: str, file: Any) -> resolver.Resolved[Any]:
+    """``name`` resolved env > app.ini > default; a variable the app cannot use is ignored (and logged):
+    a bad environment must not stop the app, just as a damaged file does not."""
+    environments: tuple[Mapping[str, str] | None, ...] = (None, {})
+    for env in environments:
+        try:
+            if name == "models_dir":
+                return resolver.models_dir(
+                    default=paths.default_models_dir(), file=file, env=env, file_label=SETTINGS_FILE
+                )
+            return resolver.discovery_enabled(file=file, env=env, file_label=SETTINGS_FILE)
+        except resolver.SettingError as exc:
+            log.warning("ignoring %s", exc)
+    raise AssertionError("unreachable: without the environment a setting always resolves")
+
+
+def _from_file(raw: Mapping[str, Any], name: str, parsed: AppSettings) -> Any:
+    """The file's value of ``name`` when it holds a usable one (as :meth:`AppSettings.from_strings` read
+    it), else None: a damaged value falls back to the environment or the default."""
+    if raw.get(name) is None:
+        return None
+    try:
+        _parse(raw[name], getattr(AppSettings(), name))
+    except (ValueError, TypeError):
+        return None
+    return getattr(parsed, name)

@@ -1,8 +1,9 @@
-"""Between the widgets and the farm: value types (job rows, node rows) and the FarmController QObject.
+"""Between the widgets and the farm: the FarmController QObject.
 
-The controller owns the :class:`farm.runtime.dispatch.Farm` (on the qasync loop, which is the GUI thread's),
-turns its events into model updates, and runs every network or disk step as an owned asyncio task;
-a failed step becomes one line in ``message`` (the only place gui/ translates farm errors).
+The controller opens the :class:`farm.runtime.farm.Farm` (on the qasync loop, which is the GUI
+thread's), turns its events into model updates and signals, and runs every network or disk step as
+an owned asyncio task; a failed step becomes one line in ``message`` (the only place gui/ translates
+farm errors). Everything else is forwarding: the farm owns discovery, the token, the queue store.
 """
 
 from __future__ import annotations
@@ -12,56 +13,30 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from farm.core.address import Address
-from farm.core.job import Job, JobState
+from farm.core.job import Job
+from farm.core.scheduler import LOCAL
 from farm.core.spec import EditSpec
 from farm.engines import EngineDescriptor, Registry
-from farm.engines.base import merge_descriptors
 from farm.errors import FarmError
 from farm.local.peers import load_peers
-from farm.local.store import QueueStore, default_store_path
-from farm.runtime.discovery import Discovery, interfaces_from_env, mdns_switched_off
-from farm.runtime.dispatch import LOCAL, Farm, FarmEvent, FarmOptions, JobEvent, NodeEvent
-from farm.runtime.planning import OutputNamer, Planned, plan
-from gui.nodefeed import AppBridge, DashboardFeed
+from farm.local.store import default_store_path
+from farm.runtime.discovery import interfaces_from_env, mdns_switched_off
+from farm.runtime.farm import Batch, BatchEnded, Farm, FarmEvent, FarmSettings, JobEvent, NodeEvent
 from gui.nodes_model import NodesModel
 from gui.queue_model import QueueModel
+from gui.rows import Counts
 from gui.settings import AppSettings, SettingsStore
 
 log = logging.getLogger(__name__)
 PROBE_WAIT = 5.0  # seconds an added address has to answer
 
 
-def _saved_peers() -> list[Address]:
-    """The peers ``lanfarm run`` and ``lanfarm nodes`` use too (peers.json); none if unreadable."""
-    try:
-        return load_peers()
-    except (FarmError, OSError):
-        return []
-
-
-# ---------------------------------------------------------------------------------- value types
-
-
-@dataclass(slots=True)
-class Batch:
-    """Jobs submitted together; one notification when the last of them ends."""
-
-    job_ids: set[str]
-    out_dir: Path
-    total: int
-    done: int = 0
-    failed: int = 0
-    stored: int | None = None  # its batch in the durable queue
-
-
-# ------------------------------------------------------------------------------- the controller
 class FarmController(QObject):
     """The app's farm, its queue and node models, and the settings; widgets only talk to this."""
 
@@ -75,15 +50,6 @@ class FarmController(QObject):
     settingsChanged = Signal(object)  # AppSettings
     needsMask = Signal(list)  # inputs dropped without a mask for an engine that needs one
     enginesChanged = Signal(list)  # EngineDescriptors the farm offers: this PC's plus the nodes'
-
-    def engines(self) -> list[EngineDescriptor]:
-        """This PC's engines plus those only nodes have (an AI engine on the GPU box, say)."""
-        remote: list[EngineDescriptor] = []
-        for worker in self.farm.workers.values() if self.farm else ():
-            for data in (getattr(worker, "info", None) or {}).get("engines", ()):
-                with contextlib.suppress(FarmError, KeyError, TypeError, ValueError):
-                    remote.append(EngineDescriptor.from_dict(data))
-        return merge_descriptors(self.registry.descriptors(), remote)
 
     def __init__(
         self,
@@ -99,21 +65,17 @@ class FarmController(QObject):
         self.store = store
         self.registry = registry
         self.settings = store.load()
-        self.clock = clock
         self.monitor_interval = monitor_interval
         self.queue = QueueModel(clock=clock, parent=self)
         self.nodes = NodesModel(parent=self)
         self.farm: Farm | None = None
         self.queue_path = queue_path or default_store_path("app-queue")
-        self.queue_store: QueueStore | None = None
         self.token = ""
         self.paused = False
         self._activity = "idle"
-        self._batches: list[Batch] = []
         self._last_batch_failed = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.discovery: Discovery | None = None
-        self.bridge: AppBridge | None = None
+        self._open = contextlib.AsyncExitStack()  # holds the farm's ``async with`` from start to stop
         self._flush_timer = QTimer(self, interval=100)
         self._flush_timer.timeout.connect(self.flush)
         self._node_timer = QTimer(self, interval=1000)
@@ -122,25 +84,24 @@ class FarmController(QObject):
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self.token = await asyncio.to_thread(self.store.token)
-        options = FarmOptions(use_local=self.settings.local_worker, local_slots=self.settings.local_slots)
-        self.queue_store = await asyncio.to_thread(QueueStore, self.queue_path)
-        self.farm = Farm(self.registry, token=self.token, options=options, store=self.queue_store)
-        self.farm.subscribe(self.on_event)
         self.tokenChanged.emit(self.token)
-        await self.farm.start()
-        await self._resume()
-        peers = [*self.settings.peers, *(a.url for a in await asyncio.to_thread(_saved_peers))]
-        self.bridge = AppBridge(self.farm)
-        self.discovery = Discovery(
-            self.token,
-            session=self.farm.session,
+        saved = await asyncio.to_thread(_saved_peers)
+        peers = [Address.parse(p) for p in self.settings.peers] + saved
+        settings = FarmSettings(
+            token=self.token,
+            use_local=self.settings.local_worker,
+            local_slots=self.settings.local_slots,
             mdns=self.settings.discovery and not mdns_switched_off(),
-            interfaces=interfaces_from_env() or None,
-            peers=dict.fromkeys(peers),
-            listeners=[self.bridge, DashboardFeed(self.nodes)],
+            interfaces=tuple(interfaces_from_env()),
+            peers=tuple(dict.fromkeys(peers)),
+            store=self.queue_path,
+            retry_failed_on_resume=False,
             heartbeat_interval=self.monitor_interval,
         )
-        await self.discovery.async_start()
+        self.farm = await self._open.enter_async_context(Farm.open(settings, registry=self.registry))
+        self.farm.subscribe(self.on_event)
+        for batch in await self.farm.resume_unfinished():
+            self.message.emit(f"resumed {batch.total} unfinished edit(s) from last time")
         self._flush_timer.start()
         self._node_timer.start()
         self.refresh_nodes()
@@ -148,34 +109,12 @@ class FarmController(QObject):
     async def stop(self) -> None:
         self._flush_timer.stop()
         self._node_timer.stop()
-        if self.discovery is not None:
-            await self.discovery.async_stop()
-            self.discovery = None
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self.farm is not None:
-            await self.farm.close()
-            self.farm = None
-        if self.queue_store is not None:
-            await asyncio.to_thread(self.queue_store.close)
-            self.queue_store = None
-
-    async def _resume(self) -> None:
-        """Edits still queued or running when the app last stopped (or was killed) run again."""
-        farm, store = self._farm(), self.queue_store
-        assert store is not None
-        for stored in await asyncio.to_thread(store.unfinished_batches):
-            resumed = await asyncio.to_thread(store.resume, stored, include_failed=False)
-            if not resumed.todo:
-                await asyncio.to_thread(store.finish_batch, stored)
-                continue
-            self._batches.append(
-                Batch({j.id for j in resumed.todo}, resumed.todo[0].output.parent, len(resumed.todo), stored=stored)
-            )
-            await farm.enqueue(resumed.todo)
-            self.message.emit(f"resumed {len(resumed.todo)} unfinished edit(s) from last time")
+        self.farm = None
+        await self._open.aclose()
 
     def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
         """Run ``coro`` on the loop, owned (cancelled at stop); a failure becomes a status message."""
@@ -196,62 +135,34 @@ class FarmController(QObject):
         task.add_done_callback(done)
         return task
 
+    def engines(self) -> list[EngineDescriptor]:
+        """This PC's engines plus those only nodes have (an AI engine on the GPU box, say)."""
+        return self.farm.engines() if self.farm else self.registry.descriptors()
+
     # ----------------------------------------------------------------------- jobs
     async def add_paths(self, paths: Sequence[Path], spec: EditSpec) -> list[Job]:
-        """Dropped files/folders -> planned jobs (masks by NAME_mask.* convention) -> the farm."""
-        farm = self._farm()
-        out_dir = self.settings.output_dir
-        engines = {d.id: d for d in self.engines()}
-        needs_mask = engines[spec.engine].needs_mask if spec.engine in engines else True
-
-        def planning() -> tuple[list[Planned], list[str]]:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            items, problems = plan(list(paths), None, out_dir, spec.output.suffix)
-            return items, [str(p) for p in problems]
-
-        items, problems = await asyncio.to_thread(planning)
-        if needs_mask:
-            unmasked = [i.input for i in items if i.mask is None]
-            items = [i for i in items if i.mask is not None]
-            if unmasked:
-                self.needsMask.emit(unmasked)
-        if problems:
-            self.message.emit(f"{len(problems)} skipped: {problems[0]}")
-        return await self._submit(farm, items, spec, out_dir)
+        """Dropped files/folders -> the farm (masks by the NAME_mask.* convention)."""
+        batch = await self._farm().submit_paths(paths, None, spec, self.settings.output_dir, only_masked=True)
+        if batch.unmasked:
+            self.needsMask.emit(batch.unmasked)
+        if batch.problems:
+            self.message.emit(f"{len(batch.problems)} skipped: {batch.problems[0]}")
+        return self._queued(batch)
 
     async def add_with_mask(self, image: Path, mask: Path, spec: EditSpec) -> list[Job]:
         """An image with a mask painted in the editor."""
-        farm = self._farm()
-        out_dir = self.settings.output_dir
+        return self._queued(await self._farm().submit_masked(image, mask, spec, self.settings.output_dir))
 
-        def naming() -> Path:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            return OutputNamer(out_dir, spec.output.suffix, protected=[image]).name_for(image)
-
-        output = await asyncio.to_thread(naming)
-        return await self._submit(farm, [Planned(image, mask, output)], spec, out_dir)
-
-    async def _submit(self, farm: Farm, items: list[Planned], spec: EditSpec, out_dir: Path) -> list[Job]:
-        if not items:
-            return []
-        store = self.queue_store
-        stored = await asyncio.to_thread(store.new_batch, "app") if store is not None else None
-        jobs = await farm.submit(items, spec, batch=stored)
-        self._batches.append(Batch({j.id for j in jobs}, out_dir, len(jobs), stored=stored))
-        self.message.emit(f"queued {len(jobs)} image{'s' if len(jobs) != 1 else ''}")
-        return jobs
+    def _queued(self, batch: Batch) -> list[Job]:
+        if batch.jobs:
+            self.message.emit(f"queued {batch.total} image{'s' if batch.total != 1 else ''}")
+        return batch.jobs
 
     def cancel(self, job_ids: Sequence[str]) -> None:
-        for job_id in job_ids:
-            self._farm().cancel(job_id)
+        self._farm().cancel(job_ids)
 
     def retry(self, job_ids: Sequence[str]) -> None:
-        farm = self._farm()
-        for job_id in job_ids:
-            job = farm.jobs.get(job_id)
-            if job is not None and job.state in (JobState.FAILED, JobState.CANCELLED):
-                self._batches.append(Batch({job_id}, job.output.parent, 1))
-                farm.retry(job_id)
+        self._farm().retry(job_ids)
 
     def set_paused(self, paused: bool) -> None:
         farm = self._farm()
@@ -263,39 +174,27 @@ class FarmController(QObject):
         self.pausedChanged.emit(paused)
 
     def set_local_paused(self, paused: bool) -> None:
-        self._farm().set_worker_paused(LOCAL, paused)
-        self.localPausedChanged.emit(paused)
-        self.refresh_nodes()
+        self.set_node_paused(LOCAL, paused)
 
     # ---------------------------------------------------------------------- nodes
     async def add_peer(self, text: str) -> str:
         """Add a node by address: probed at once, saved in the settings when a node answered there."""
-        discovery = self._discovery()
-        address = Address.parse(text)
-        discovery.add_peer(address)
-        await discovery.async_wait_probed(PROBE_WAIT)
-        record = next((r for r in discovery.nodes() if address == r.address or address in r.addresses), None)
-        if record is None:
-            miss = next((u.error for u in discovery.unreached() if u.address == address), "no answer")
-            discovery.remove_peer(address)
-            raise FarmError(f"{address} did not answer ({miss}); is `lanfarm node` running there?")
-        self.update_settings(self.settings.with_peer(address.url))
-        self.message.emit(f"node {record.name} at {address}: {record.state}")
+        record = await self._farm().add_peer(text, wait=PROBE_WAIT)
+        self.update_settings(self.settings.with_peer(Address.parse(text).url))
+        self.message.emit(f"node {record.name} at {Address.parse(text)}: {record.state}")
         return record.state
 
     def remove_peer(self, node_id: str) -> None:
         row = self.nodes.row(node_id)
         if row is None or row.local:
             return
-        if self.discovery is not None and row.address:
-            self.discovery.remove_peer(Address.parse(row.address))
         if self.farm is not None:
-            self.farm.remove_node(node_id, "removed")
+            self.farm.remove_node(node_id, row.address)
         self.nodes.remove(node_id)
         self.update_settings(self.settings.without_peer(row.address))
 
     def set_node_paused(self, node_id: str, paused: bool) -> None:
-        self._farm().set_worker_paused(node_id, paused)
+        self._farm().pause_worker(node_id, paused)
         if node_id == LOCAL:
             self.localPausedChanged.emit(paused)
         self.refresh_nodes()
@@ -303,19 +202,9 @@ class FarmController(QObject):
     def set_node_ignored(self, node_id: str, ignored: bool) -> None:
         """An ignored node gets no jobs and is not re-added until it is un-ignored."""
         row = self.nodes.row(node_id)
-        if row is None or row.local:
+        if row is None or row.local or self.farm is None:
             return
-        bridge, discovery = self.bridge, self.discovery
-        if bridge is None or discovery is None:
-            return
-        if ignored:
-            bridge.ignored.add(node_id)
-            self._farm().remove_node(node_id, "ignored")
-        else:
-            bridge.ignored.discard(node_id)
-            record = discovery.get(node_id)
-            if record is not None:
-                bridge.on_node_up(record)
+        self.farm.ignore_node(node_id, ignored)
         self.nodes.update(node_id, ignored=ignored)
 
     # ---------------------------------------------------------------------- token
@@ -326,13 +215,7 @@ class FarmController(QObject):
         token = self.store.set_token(token)
         self.token = token
         if self.farm is not None:
-            self.farm.token = token
-            for worker in self.farm.workers.values():
-                client = getattr(worker, "client", None)
-                if client is not None:  # a remote worker: its requests carry the new token from now on
-                    worker.client = self.farm.node_client(client.base_url)  # type: ignore[attr-defined]
-        if self.discovery is not None:
-            self.discovery.set_token(token)
+            self.farm.set_token(token)
         self.tokenChanged.emit(token)
         return token
 
@@ -340,11 +223,9 @@ class FarmController(QObject):
     def update_settings(self, settings: AppSettings) -> None:
         old, self.settings = self.settings, settings
         self.store.save(settings)
-        if self.farm is not None and (old.local_worker, old.local_slots) != (
-            settings.local_worker,
-            settings.local_slots,
-        ):
-            self.farm.set_local(settings.local_worker, settings.local_slots)
+        local = (settings.local_worker, settings.local_slots)
+        if self.farm is not None and (old.local_worker, old.local_slots) != local:
+            self.farm.set_local(*local)
             self.refresh_nodes()
         self.settingsChanged.emit(settings)
 
@@ -353,51 +234,30 @@ class FarmController(QObject):
         """From the farm (on the loop = GUI thread): staged now, shown at the next flush (10 a second)."""
         if isinstance(event, JobEvent):
             self.queue.stage(event.job, event.progress)
-            if event.progress is None and event.job.state.finished:
-                self._job_ended(event.job)
         elif isinstance(event, NodeEvent):
-            self.queue.worker_names[event.worker_id] = event.name
+            if event.name:
+                self.queue.worker_names[event.worker_id] = event.name
             if event.online:
-                worker = self.farm.workers.get(event.worker_id) if self.farm else None
-                info = getattr(worker, "info", {}) or {}
-                address = worker.client.base_url if hasattr(worker, "client") else ""  # type: ignore[union-attr]
-                self.nodes.node_up(event.worker_id, event.name, address, info)
+                self.nodes.node_up(event.worker_id, event.name, event.address, event.info)
+            elif not event.authorised:
+                self.nodes.node_unauthorised(event.worker_id, event.address, event.reason)
             else:
                 self.nodes.node_down(event.worker_id, event.reason)
-
-    def _job_ended(self, job: Job) -> None:
-        for batch in list(self._batches):
-            if job.id not in batch.job_ids:
-                continue
-            batch.job_ids.discard(job.id)
-            if job.state is JobState.DONE:
-                batch.done += 1
-            else:
-                batch.failed += 1
-            if not batch.job_ids:
-                self._batches.remove(batch)
-                self._batch_ended(batch)
+        elif isinstance(event, BatchEnded):
+            self._batch_ended(event.batch)
 
     def _batch_ended(self, batch: Batch) -> None:
         self._last_batch_failed = batch.failed > 0
-        if batch.stored is not None and self.queue_store is not None:
-            self.spawn(asyncio.to_thread(self.queue_store.finish_batch, batch.stored), "saving the queue")
         if batch.failed:
-            self.notify.emit(
-                "LAN Farm: batch finished with errors",
-                f"{batch.done} of {batch.total} done, {batch.failed} failed or cancelled",
-                True,
-            )
+            text = f"{batch.done} of {batch.total} done, {batch.failed} failed or cancelled"
+            self.notify.emit("LAN Farm: batch finished with errors", text, True)
         else:
-            self.notify.emit(
-                "LAN Farm: batch finished",
-                f"{batch.done} image{'s' if batch.done != 1 else ''} edited, in {batch.out_dir}",
-                False,
-            )
+            text = f"{batch.done} image{'s' if batch.done != 1 else ''} edited, in {batch.out_dir}"
+            self.notify.emit("LAN Farm: batch finished", text, False)
 
     def flush(self) -> None:
         if self.queue.flush():
-            counts = self.queue.counts()
+            counts: Counts = self.queue.counts()
             self.countsChanged.emit(counts)
             working = counts.unfinished > 0
             activity = "working" if working else ("error" if self._last_batch_failed else "idle")
@@ -410,43 +270,39 @@ class FarmController(QObject):
         return self._activity
 
     def refresh_nodes(self) -> None:
-        """Once a second: every worker's state, current job and counts from the scheduler."""
+        """Once a second: every worker's state, current job and counts, from the farm's snapshot."""
         farm = self.farm
         if farm is None:
             return
-        statuses = {s.id: s for s in farm.scheduler.workers()}
-        for worker_id, worker in farm.workers.items():
-            if self.nodes.row(worker_id) is None:
-                address = worker.client.base_url if hasattr(worker, "client") else ""  # type: ignore[union-attr]
-                self.nodes.node_up(worker_id, worker.name, address, getattr(worker, "info", {}) or {})
+        workers = {w.id: w for w in farm.workers()}
+        for w in workers.values():
+            if self.nodes.row(w.id) is None:
+                self.nodes.node_up(w.id, w.name, w.address, w.info)
         self.enginesChanged.emit(self.engines())
+        stats = farm.stats()
         for row in self.nodes.rows():
-            status = statuses.get(row.id)
-            if status is None and row.id not in farm.workers:
-                self.nodes.sample(row.id, None, row.done, row.failed, "", 0.0)
+            snapshot = workers.get(row.id)
+            if snapshot is None:  # not a worker now (offline, ignored ...): what the scheduler last saw
+                status, done = farm.status(row.id), stats.get(row.id)
+                if status is None:
+                    self.nodes.sample(row.id, None, row.done, row.failed, "", 0.0)
+                else:
+                    self.nodes.sample(row.id, status, done.done if done else 0, done.failed if done else 0, "", 0.0)
                 continue
-            running = status.running if status else ()
-            job = farm.jobs.get(running[0]) if running else None
-            stats = farm.stats.get(row.id)
-            worker = farm.workers.get(row.id)
-            load = getattr(worker, "last_load", None) or {}
-            if load.get("vram"):
-                row.vram_used_mb = int(load["vram"]) >> 20
-            self.nodes.sample(
-                row.id,
-                status,
-                stats.done if stats else 0,
-                stats.failed if stats else 0,
-                job.name if job else "",
-                farm.progress.get(job.id, 0.0) if job else 0.0,
-            )
-
-    def _discovery(self) -> Discovery:
-        if self.discovery is None:
-            raise FarmError("the farm is not running yet")
-        return self.discovery
+            if snapshot.vram_used_mb is not None:
+                row.vram_used_mb = snapshot.vram_used_mb
+            s = snapshot.stats
+            self.nodes.sample(row.id, snapshot.status, s.done, s.failed, snapshot.job, snapshot.progress)
 
     def _farm(self) -> Farm:
         if self.farm is None:
             raise FarmError("the farm is not running yet")
         return self.farm
+
+
+def _saved_peers() -> list[Address]:
+    """The peers ``lanfarm run`` and ``lanfarm nodes`` use too (peers.json); none if unreadable."""
+    try:
+        return load_peers()
+    except (FarmError, OSError):
+        return []

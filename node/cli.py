@@ -17,7 +17,8 @@ from pathlib import Path
 from aiohttp import web
 
 from farm.engines.installed import default_registry
-from farm.local.token import TOKEN_ENV, load_or_create_token, read_token
+from farm.local.settings import Origin
+from farm.local.token import TOKEN_ENV, load_or_create_token, resolve_token
 from node import keys
 from node.app import create_app
 from node.config import (
@@ -91,8 +92,9 @@ def handle(args: argparse.Namespace) -> int:
         if args.print_config:
             print(f"# lanfarm node settings (file: {config_file})")
             print(describe(config, origin))
+            print(describe_token(config, origin["token_file"]))
             return 0
-        token = node_token(config)
+        token = node_token(config, origin["token_file"])
         ssl_context = make_ssl_context(config)
     except (ConfigError, OSError, ValueError, ssl.SSLError) as exc:
         print(f"lanfarm node: {exc}", file=sys.stderr)
@@ -106,12 +108,21 @@ def handle(args: argparse.Namespace) -> int:
         return 1
 
 
-def node_token(config: NodeConfig) -> str:
-    """--token-file, else LANFARM_TOKEN, else the farm's token file (created on first use)."""
-    if config.token_file is not None:
-        return read_token(config.token_file)
-    env = os.environ.get(TOKEN_ENV, "").strip()
-    return env or load_or_create_token()
+def node_token(config: NodeConfig, origin: Origin = "cli") -> str:
+    """The farm token (farm.local.token): --token-file > LANFARM_TOKEN > node.toml's token_file, else the
+    farm's token file (created on first use). ``origin`` is where ``config.token_file`` came from."""
+    return load_or_create_token(token_file=config.token_file, token_file_origin=origin)
+
+
+def describe_token(config: NodeConfig, origin: Origin = "cli") -> str:
+    """A comment line saying where the farm token comes from (never the token itself)."""
+    try:
+        found = resolve_token(config.token_file, origin=origin)
+    except (OSError, ValueError) as exc:
+        return f"# farm token: cannot be read: {exc}"
+    if found.value is None:
+        return "# farm token: none yet (created in the token file on first start)"
+    return f"# farm token: from {found.source} ({found.origin})"
 
 
 def make_ssl_context(config: NodeConfig) -> ssl.SSLContext | None:

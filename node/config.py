@@ -1,4 +1,4 @@
-"""Node settings: CLI > env (``LANFARM_*``) > ``node.toml`` > defaults, resolved by a pure function."""
+"""Node settings: CLI > env (``LANFARM_*``) > ``node.toml`` > defaults, resolved by :mod:`farm.local.settings`."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from farm.core.protocol import DEFAULT_PORT
-from farm.errors import FarmError
 from farm.local.files import write_atomic
 from farm.local.paths import config_dir, data_dir, models_dir
+from farm.local.settings import Origin, Setting, SettingError, parse_bool, parse_list, parse_path, parse_str
 
 CONFIG_FILE = "node.toml"
 NODE_ID_FILE = "node-id"
 
 
-class ConfigError(FarmError):
+class ConfigError(SettingError):
     """A setting has a value the node cannot use; the message names the setting and where it came from."""
 
 
@@ -68,22 +68,6 @@ class NodeConfig:
         return self.cert is not None
 
 
-def _bool(text: Any) -> bool:
-    if isinstance(text, bool):
-        return text
-    low = str(text).strip().lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
-
-
-def _interfaces(value: Any) -> tuple[str, ...]:
-    items = value if isinstance(value, list | tuple) else str(value).split(",")
-    return tuple(str(i).strip() for i in items if str(i).strip())
-
-
 def _positive(kind: Callable[[Any], Any], *, allow_zero: bool = True) -> Callable[[Any], Any]:
     def convert(value: Any) -> Any:
         if isinstance(value, bool):
@@ -103,47 +87,35 @@ def _port(value: Any) -> int:
     return port
 
 
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected text, got {value!r}")
-    return value
-
-
-def _path(value: Any) -> Path:
-    return (value if isinstance(value, Path) else Path(_str(value))).expanduser()
-
-
 _CONVERT: dict[str, Callable[[Any], Any]] = {
-    "host": _str,
+    "host": parse_str,
     "port": _port,
-    "name": _str,
+    "name": parse_str,
     "slots": _positive(int, allow_zero=False),
-    "models_dir": _path,
-    "token_file": _path,
-    "advertise": _bool,
-    "interfaces": _interfaces,
-    "simulate": _bool,
+    "models_dir": parse_path,
+    "token_file": parse_path,
+    "advertise": parse_bool,
+    "interfaces": parse_list,
+    "simulate": parse_bool,
     "simulate_slowdown": _positive(float, allow_zero=False),
-    "simulate_failures": _bool,
+    "simulate_failures": parse_bool,
     "max_upload_mb": _positive(float, allow_zero=False),
     "blob_cache_mb": _positive(float, allow_zero=False),
     "job_timeout": _positive(float),
     "result_retention": _positive(float),
     "shutdown_grace": _positive(float),
-    "cert": _path,
-    "key": _path,
+    "cert": parse_path,
+    "key": parse_path,
 }
-SETTINGS = tuple(f.name for f in fields(NodeConfig))
+#: Every node setting, resolved by :func:`farm.local.settings.resolve` (``LANFARM_<NAME>``, ``--<name>``).
+TABLE: tuple[Setting[Any], ...] = tuple(Setting(f.name, _CONVERT[f.name], f.default) for f in fields(NodeConfig))
+SETTINGS = tuple(s.name for s in TABLE)
 assert set(SETTINGS) == set(_CONVERT)
-
-
-def env_name(setting: str) -> str:
-    return "LANFARM_" + setting.upper()
 
 
 def resolve(
     cli: Mapping[str, Any], env: Mapping[str, str], file: Mapping[str, Any]
-) -> tuple[NodeConfig, dict[str, str]]:
+) -> tuple[NodeConfig, dict[str, Origin]]:
     """Merge the sources (CLI > env > file > default); return the config and where each value came from.
 
     ``cli`` holds only options the user gave (None means not given). Unknown file keys raise.
@@ -151,27 +123,18 @@ def resolve(
     unknown = sorted(set(file) - set(SETTINGS))
     if unknown:
         raise ConfigError(f"{CONFIG_FILE}: unknown setting {unknown[0]!r} (known: {', '.join(SETTINGS)})")
-    values: dict[str, Any] = {}
-    origin: dict[str, str] = {}
-    for name in SETTINGS:
-        for source, raw in (("cli", cli.get(name)), ("env", env.get(env_name(name))), ("file", file.get(name))):
-            if raw is None:
-                continue
-            try:
-                values[name] = _CONVERT[name](raw)
-            except (TypeError, ValueError) as exc:
-                where = {"cli": f"--{name.replace('_', '-')}", "env": env_name(name), "file": f"{CONFIG_FILE} {name}"}[
-                    source
-                ]
-                raise ConfigError(f"{where}: {exc}") from None
-            origin[name] = source
-            break
-        else:
-            origin[name] = "default"
-    config = NodeConfig(**values)
+    resolved = {}
+    for setting in TABLE:
+        try:
+            resolved[setting.name] = setting.resolve(
+                cli=cli.get(setting.name), env=env, file=file.get(setting.name), file_label=CONFIG_FILE
+            )
+        except SettingError as exc:
+            raise ConfigError(str(exc)) from None
+    config = NodeConfig(**{name: r.value for name, r in resolved.items()})
     if (config.cert is None) != (config.key is None):
         raise ConfigError("TLS needs both --cert and --key")
-    return config, origin
+    return config, {name: r.origin for name, r in resolved.items()}
 
 
 def read_file(path: Path) -> dict[str, Any]:
@@ -192,7 +155,7 @@ def default_file() -> Path:
 
 def load(
     cli: Mapping[str, Any], *, config_file: Path | None = None, env: Mapping[str, str] | None = None
-) -> tuple[NodeConfig, dict[str, str]]:
+) -> tuple[NodeConfig, dict[str, Origin]]:
     return resolve(cli, os.environ if env is None else env, read_file(config_file or default_file()))
 
 

@@ -31,7 +31,7 @@ from farm.imaging.pipeline import Prepared, prepare, run
 from node.blobs import BlobStore, read_blob, write_blob
 from node.errors import Invalid, MissingBlob, QueueFull, Unavailable
 from node.events import EventHub
-from node.jobs import JobBook, NodeJob, ProgressThrottle, ResultInfo
+from node.jobs import JobBook, NodeJob, Phase, ProgressThrottle, ResultInfo
 from node.requests import JobRequest
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ class JobRunner:
             taken = self.book.take_next()
             if taken is None:
                 break
-            taken.phase = "preparing"
+            taken.phase = Phase.PREPARING
             self._staged.append(taken)
             self._spawn(self._prepare(taken))
         self._check_idle()
@@ -235,7 +235,7 @@ class JobRunner:
         if job in self._staged:  # not cancelled meanwhile (that releases its blobs itself)
             if prepared is not None:
                 self.prepared += 1
-                job.phase = "ready"
+                job.phase = Phase.READY
                 self._ready[job.id] = prepared
             else:
                 assert error is not None
@@ -256,7 +256,7 @@ class JobRunner:
             del prepared
             in_slot = False
             self.busy -= 1
-            job.phase = "encoding"
+            job.phase = Phase.ENCODING
             self._encoding += 1
             self._pump()  # the next job's engine starts while this result is encoded
             try:

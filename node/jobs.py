@@ -6,6 +6,7 @@ Every method that depends on time takes ``now``; the executor feeds it one clock
 from __future__ import annotations
 
 import bisect
+import enum
 import itertools
 from collections import deque
 from collections.abc import Iterator
@@ -17,6 +18,18 @@ from farm.core.spec import EditSpec
 from farm.engines import CancelToken
 
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+class Phase(enum.StrEnum):
+    """Where a job is inside the node (``NodeJob.phase``, not on the wire; the wire has ``JobState``)."""
+
+    QUEUED = "queued"  # in the fair queue
+    PREPARING = "preparing"  # taken from the queue, its inputs being decoded
+    READY = "ready"  # decoded, waiting for a slot
+    ENGINE = "engine"  # holding a slot: its engine runs
+    ENCODING = "encoding"  # slot released, its result being encoded and stored
+    ENDED = "ended"  # finished (done, failed or cancelled)
+
 
 _S = JobState
 #: Node-side moves; a node never dispatches, and finished jobs stay finished.
@@ -49,10 +62,8 @@ class NodeJob:
     """One job on this node. ``state`` changes only through :class:`JobBook`.
 
     ``state`` is the wire state: ``queued`` until its engine starts (``started``), ``running`` from
-    then until its result is encoded and stored. ``phase`` (not on the wire) says where a job is
-    inside the node: ``queued`` (in the fair queue), ``preparing`` (taken from the queue, its inputs
-    being decoded), ``ready`` (decoded, waiting for a slot), ``engine`` (holding a slot),
-    ``encoding`` (slot released, its result being encoded and stored); ``ended`` once finished.
+    then until its result is encoded and stored. ``phase`` (:class:`Phase`, not on the wire) says where
+    a job is inside the node: queued, preparing, ready, engine, encoding; ended once finished.
     """
 
     id: str
@@ -69,7 +80,7 @@ class NodeJob:
     result: ResultInfo | None = None
     started: float | None = None
     finished: float | None = None
-    phase: str = "queued"
+    phase: Phase = Phase.QUEUED
     cancel: CancelToken = field(default_factory=CancelToken)
     seq: int = field(default_factory=lambda: next(_seq))
 
@@ -164,7 +175,7 @@ class JobBook:
     @property
     def running(self) -> list[NodeJob]:
         """Jobs on an engine now (at most the node's slots); not those encoding their result."""
-        return [j for j in self.jobs.values() if j.state is JobState.RUNNING and j.phase == "engine"]
+        return [j for j in self.jobs.values() if j.state is JobState.RUNNING and j.phase is Phase.ENGINE]
 
     @property
     def active(self) -> Iterator[NodeJob]:
@@ -190,7 +201,7 @@ class JobBook:
             return False
         self._move(job, JobState.RUNNING, now)
         job.started = now
-        job.phase = "engine"
+        job.phase = Phase.ENGINE
         return True
 
     def start_next(self, now: float) -> NodeJob | None:
@@ -254,7 +265,7 @@ class JobBook:
         job.state = to
         if to.finished:
             job.finished = now
-            job.phase = "ended"
+            job.phase = Phase.ENDED
             if to is JobState.DONE:
                 self.done += 1
             elif to is JobState.FAILED:

@@ -58,7 +58,7 @@ async def info(request: web.Request) -> web.Response:
             "name": config.display_name,
             "version": __version__,
             "protocol": PROTOCOL_VERSION,
-            "lite": await _io(hw.lite),
+            "lite": app[keys.REGISTRY].lite,
             "hardware": hardware.to_dict(),
             "engines": [d.to_dict() for d in app[keys.REGISTRY].descriptors()],
             "models": models,

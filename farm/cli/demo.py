@@ -18,16 +18,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from farm.core.address import Address
 from farm.core.job import JobState
 from farm.core.spec import EditSpec
 from farm.engines.installed import default_registry
 from farm.errors import FarmError
 from farm.local.token import load_or_create_token
-from farm.runtime.dispatch import Farm, FarmOptions
-from farm.runtime.planning import Planned, plan
+from farm.runtime.farm import Farm, FarmSettings
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 LISTENING = "lanfarm node listening on "
+NODE_WAIT = 10.0  # seconds the demo nodes have to answer
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -107,10 +108,6 @@ def handle(args: argparse.Namespace) -> int:
         console.print(f"[red]error:[/red] output folder {out} is a file")
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    items, problems = plan([args.samples], args.samples / "masks", out, ".png")
-    if problems or not items:
-        console.print(f"[red]error:[/red] no usable samples in {args.samples}: {problems}")
-        return 2
     token = load_or_create_token()
     console.print(
         f"Starting a farm on this PC: {args.nodes} nodes on 127.0.0.1 + the local worker "
@@ -118,25 +115,32 @@ def handle(args: argparse.Namespace) -> int:
     )
     try:
         with demo_nodes(args.nodes, token) as urls:
-            return asyncio.run(_run(items, urls, token, console, out))
+            return asyncio.run(_run(args.samples, urls, token, console, out))
     except FarmError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
 
 
-async def _run(items: list[Planned], urls: list[str], token: str, console: Console, out: Path) -> int:
-    async with Farm(default_registry(), token=token, options=FarmOptions(local_slots=1)) as farm:
-        for url in urls:
-            node_id = await farm.add_peer(url)
-            console.print(f"  node {farm.workers[node_id].name} at {url}")
+async def _run(samples: Path, urls: list[str], token: str, console: Console, out: Path) -> int:
+    peers = tuple(Address.parse(url) for url in urls)
+    settings = FarmSettings(token=token, local_slots=1, mdns=False, peers=peers)
+    async with Farm.open(settings, registry=default_registry()) as farm:
+        await farm.wait_for_nodes(NODE_WAIT)
+        for miss in farm.unreached():
+            raise FarmError(f"demo node at {miss.address} did not answer: {miss.error}")
+        for node in farm.nodes():
+            console.print(f"  node {node.name} at {node.address.url}")
         started = time.perf_counter()
-        jobs = await farm.submit(items, EditSpec())
+        batch = await farm.submit_paths([samples], samples / "masks", EditSpec(), out)
+        if batch.problems or not batch.jobs:
+            raise FarmError(f"no usable samples in {samples}: {[str(p) for p in batch.problems]}")
         await farm.wait()
         elapsed = time.perf_counter() - started
+        jobs = batch.jobs
         table = Table(title=f"{len(jobs)} sample edits in {elapsed:.2f} s")
         for col in ("worker", "done", "failed attempts", "edits"):
             table.add_column(col)
-        for worker_id, stats in farm.stats.items():
+        for worker_id, stats in farm.stats().items():
             names = ", ".join(j.input.name for j in jobs if j.worker == worker_id and j.state is JobState.DONE)
             table.add_row(stats.name, str(stats.done), str(stats.failed), names)
         console.print(table)

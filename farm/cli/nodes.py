@@ -12,17 +12,13 @@ from rich.console import Console
 from rich.table import Table
 
 from farm.core.address import Address
+from farm.core.nodetable import NodeRecord, Unreached
+from farm.engines.registry import Registry
 from farm.errors import FarmError
 from farm.local.peers import add_peer, load_peers, peers_path, remove_peer
 from farm.local.token import find_token
-from farm.runtime.discovery import (
-    INTERFACES_ENV,
-    Discovery,
-    NodeRecord,
-    Unreached,
-    interfaces_from_env,
-    mdns_switched_off,
-)
+from farm.runtime.discovery import INTERFACES_ENV, interfaces_from_env, mdns_switched_off
+from farm.runtime.farm import Farm, FarmSettings
 
 PROBE_TIMEOUT = 2.0
 
@@ -114,13 +110,20 @@ def list_nodes(args: argparse.Namespace) -> int:
 async def _discover(
     token: str | None, peers: list[Address], interfaces: list[str], *, mdns: bool, wait: float
 ) -> tuple[list[NodeRecord], list[Unreached]]:
-    async with Discovery(token, mdns=mdns, interfaces=interfaces, peers=peers, timeout=PROBE_TIMEOUT) as discovery:
+    settings = FarmSettings(
+        token=token or "",
+        use_local=False,
+        mdns=mdns,
+        interfaces=tuple(interfaces),
+        peers=tuple(peers),
+        probe_timeout=PROBE_TIMEOUT,
+    )
+    async with Farm.open(settings, registry=Registry([])) as farm:
         if mdns:
-            await asyncio.sleep(wait)
-            await discovery.async_wait_probed(PROBE_TIMEOUT * 2)  # those found at the last moment
+            await farm.wait_for_nodes(PROBE_TIMEOUT * 2, mdns_grace=wait)  # and those found at the last moment
         else:
-            await discovery.async_wait_probed(max(wait, PROBE_TIMEOUT * 2))
-        return discovery.nodes(), discovery.unreached()
+            await farm.wait_for_nodes(max(wait, PROBE_TIMEOUT * 2))
+        return farm.nodes(), farm.unreached()
 
 
 def print_table(nodes: list[NodeRecord], unreached: list[Unreached], console: Console) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -16,25 +15,23 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from farm.core.address import Address
-from farm.core.job import Job, JobState
+from farm.core.job import JobState
 from farm.core.params import ParamValue
 from farm.core.spec import EditSpec, HdStrategy, OutputSpec
 from farm.engines import Registry
 from farm.engines.installed import default_registry
 from farm.errors import FarmError
 from farm.local.peers import load_peers
-from farm.local.store import QueueStore, batch_key
+from farm.local.store import default_store_path
 from farm.local.token import find_token, load_or_create_token
 from farm.runtime.discovery import (
     DISCOVERY_ENV,
     INTERFACES_ENV,
-    Discovery,
-    NodeRecord,
     interfaces_from_env,
     mdns_switched_off,
 )
-from farm.runtime.dispatch import DiscoveryBridge, Farm, FarmEvent, FarmOptions, JobEvent, WorkerStats
-from farm.runtime.planning import Problem, plan
+from farm.runtime.dispatch import WorkerStats
+from farm.runtime.farm import Batch, Farm, FarmEvent, FarmSettings, JobEvent, NodeEvent
 
 NODE_WAIT = 5.0
 
@@ -144,73 +141,43 @@ def handle(args: argparse.Namespace) -> int:
     except (FarmError, OSError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
-    options = FarmOptions(
+    settings = FarmSettings(
+        token=token,
         use_local=not args.no_local,
         local_slots=max(1, args.jobs),
+        nodes=nodes.wanted,
+        mdns=nodes.mdns,
+        interfaces=nodes.interfaces,
+        peers=nodes.peers,
+        store=default_store_path(),
         overwrite=args.overwrite,
         resize_mask=args.resize_mask,
         max_pixels=int(args.max_megapixels * 1e6),
+        unrunnable_after=NODE_WAIT,
     )
-    store = QueueStore()
-    key = batch_key(
-        *sorted(p.resolve() for p in args.inputs),
-        args.mask and args.mask.resolve(),
-        out_dir.resolve(),
-        spec.to_json(),
-        args.overwrite,
-        args.resize_mask,
-    )
-    batch = None if args.fresh else store.unfinished_batch(key)
-    resuming = batch is not None
-    problems: list[Problem] = []
-    earlier: list[Job] = []
-    if batch is not None:
-        resumed = store.resume(batch)
-        todo, earlier = resumed.todo, resumed.done
-        err.print(f"resuming an interrupted run: {len(earlier)} already done, {len(todo)} to do", highlight=False)
-    else:
-        items, problems = plan(args.inputs, args.mask, out_dir, spec.output.suffix, overwrite=args.overwrite)
-        batch = store.new_batch(key)
-        todo = [Job(input=i.input, spec=spec, output=i.output, mask=i.mask) for i in items]
-    try:
-        # resumed jobs are in the store already; new ones are recorded before any work starts
-        jobs, stats, elapsed = asyncio.run(
-            _run(todo, None if resuming else batch, store, registry, token, options, nodes, err)
-        )
-        if all(j.state is JobState.DONE for j in jobs):
-            store.finish_batch(batch)
-    finally:
-        store.close()
+    batch, stats, elapsed = asyncio.run(_run(args, spec, settings, registry, err))
+    jobs = batch.jobs
     failed = [(str(j.input), j.error or j.state.value) for j in jobs if j.state is not JobState.DONE]
-    failed += [(str(p.path), p.reason) for p in problems]
-    done = earlier + [j for j in jobs if j.state is JobState.DONE]
+    failed += [(str(p.path), p.reason) for p in batch.problems]
+    done = batch.earlier + [j for j in jobs if j.state is JobState.DONE]
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "elapsed": round(elapsed, 3),
-                    "done": [str(j.output) for j in done],
-                    "failed": [{"input": i, "error": e} for i, e in failed],
-                    "workers": {
-                        w: {
-                            "name": s.name,
-                            "done": s.done,
-                            "failed": s.failed,
-                            "busy_seconds": round(s.busy_seconds, 3),
-                        }
-                        for w, s in stats.items()
-                    },
-                },
-                indent=2,
-            )
-        )
+        summary = {
+            "elapsed": round(elapsed, 3),
+            "done": [str(j.output) for j in done],
+            "failed": [{"input": i, "error": e} for i, e in failed],
+            "workers": {
+                w: {"name": s.name, "done": s.done, "failed": s.failed, "busy_seconds": round(s.busy_seconds, 3)}
+                for w, s in stats.items()
+            },
+        }
+        print(json.dumps(summary, indent=2))
     else:
         for path, reason in failed:
             print(f"failed: {path}: {reason}", file=sys.stderr)
         if len(stats) > 1 or nodes.wanted:
             for s in stats.values():
                 print(f"  {s.name:24s} done {s.done:4d}  failed attempts {s.failed}")
-        print(f"done {len(done)}, failed {len(failed)}; outputs in {out_dir}")
+        print(f"done {len(done)}, failed {len(failed)}; outputs in {args.out}")
     return 1 if failed else 0
 
 
@@ -243,44 +210,24 @@ class NodeOptions:
         )
 
 
-RunResult = tuple[list[Job], dict[str, WorkerStats], float]
-
-
 async def _run(
-    jobs: list[Job],
-    batch: int | None,
-    store: QueueStore,
-    registry: Registry,
-    token: str,
-    options: FarmOptions,
-    nodes: NodeOptions,
-    err: Console,
-) -> RunResult:
-    async with Farm(registry, token=token, options=options, store=store) as farm, contextlib.AsyncExitStack() as stack:
-        if nodes.wanted:
+    args: argparse.Namespace, spec: EditSpec, settings: FarmSettings, registry: Registry, err: Console
+) -> tuple[Batch, dict[str, WorkerStats], float]:
+    async with Farm.open(settings, registry=registry) as farm:
 
-            def unauthorised(record: NodeRecord) -> None:
+        def on_node(event: FarmEvent) -> None:
+            if isinstance(event, NodeEvent) and not event.authorised:
                 err.print(
-                    f"[yellow]warning:[/yellow] node {record.name} at {record.address} refused the farm "
+                    f"[yellow]warning:[/yellow] node {event.name} at {event.address} refused the farm "
                     "token: not used (give it this PC's `lanfarm token`)",
                     highlight=False,
                 )
 
-            discovery = Discovery(
-                token,
-                session=farm.session,
-                mdns=nodes.mdns,
-                interfaces=nodes.interfaces,
-                peers=nodes.peers,
-                listeners=[DiscoveryBridge(farm, on_unauthorised=unauthorised)],
-            )
-            await stack.enter_async_context(discovery)
-            if not options.use_local:  # nothing can start before the nodes are known
-                await discovery.async_wait_probed(NODE_WAIT)
-                if nodes.mdns:
-                    await asyncio.sleep(1.0)
-            for miss in discovery.unreached():
-                err.print(f"[yellow]warning:[/yellow] peer {miss.address} not reached: {miss.error}", highlight=False)
+        farm.subscribe(on_node)
+        if not settings.use_local:  # nothing can start before the nodes are known
+            await farm.wait_for_nodes(NODE_WAIT)
+        for miss in farm.unreached():
+            err.print(f"[yellow]warning:[/yellow] peer {miss.address} not reached: {miss.error}", highlight=False)
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -290,37 +237,24 @@ async def _run(
             transient=True,
             disable=not err.is_terminal,
         ) as bar:
-            task = bar.add_task("editing", total=len(jobs))
+            task = bar.add_task("editing")
 
             def on_event(event: FarmEvent) -> None:
                 if isinstance(event, JobEvent) and event.progress is None and event.job.state.finished:
                     bar.advance(task)
                     if event.job.state is JobState.FAILED and err.is_terminal:
                         bar.console.print(f"[red]failed[/red] {event.job.input}: {event.job.error}", highlight=False)
-                    per_node = ", ".join(f"{s.name} {s.done}" for s in farm.stats.values())
+                    per_node = ", ".join(f"{s.name} {s.done}" for s in farm.stats().values())
                     bar.update(task, description=f"editing ({per_node})")
 
             farm.subscribe(on_event)
             started = time.monotonic()
-            await farm.enqueue(jobs, batch=batch)
-            watchdog = asyncio.create_task(_fail_when_no_worker(farm))
-            try:
-                await farm.wait()
-            finally:
-                watchdog.cancel()
-        return jobs, dict(farm.stats), time.monotonic() - started
-
-
-async def _fail_when_no_worker(farm: Farm, grace: float = NODE_WAIT) -> None:
-    """Jobs that no worker of the farm can run end failed once that has lasted ``grace`` seconds
-    (a batch never hangs because every node went away and this PC takes no jobs)."""
-    since: float | None = None
-    while True:
-        if farm.scheduler.queued() and not farm.could_run_queued():
-            since = since if since is not None else asyncio.get_running_loop().time()
-            if asyncio.get_running_loop().time() - since >= grace:
-                farm.fail_unrunnable()
-                since = None
-        else:
-            since = None
-        await asyncio.sleep(0.5)
+            batch = await farm.submit_paths(args.inputs, args.mask, spec, args.out, resumable=True, fresh=args.fresh)
+            if batch.resumed:
+                err.print(
+                    f"resuming an interrupted run: {len(batch.earlier)} already done, {len(batch.jobs)} to do",
+                    highlight=False,
+                )
+            bar.update(task, total=len(batch.jobs))
+            await farm.wait()
+        return batch, farm.stats(), time.monotonic() - started

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from farm.core.address import Address
 from farm.core.advert import NodeAdvert
+from farm.core.nodeinfo import NodeInfo
 
 Source = Literal["mdns", "peer"]
 NodeState = Literal["online", "unauthorised", "offline"]
@@ -31,7 +32,7 @@ class NodeRecord:
     address: Address
     source: Source
     state: NodeState
-    info: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    info: NodeInfo | None = field(default=None, hash=False)
     advert: NodeAdvert | None = None
     last_seen: float = 0.0
     misses: int = 0
@@ -39,32 +40,27 @@ class NodeRecord:
 
     @property
     def gpu(self) -> str:
-        gpus = (self.info.get("hardware") or {}).get("gpus") or []
-        if gpus:
-            return str(gpus[0].get("name") or "?")
-        if self.info:
-            return "cpu"
+        if self.info is not None:
+            return self.info.gpus[0].name or "?" if self.info.gpus else "cpu"
         return self.advert.gpu if self.advert else "?"
 
     @property
     def vram_mb(self) -> int:
-        gpus = (self.info.get("hardware") or {}).get("gpus") or []
-        if gpus:
-            return int(gpus[0].get("vram_total") or 0) // (1 << 20)
+        if self.info is not None and self.info.gpus:
+            return self.info.vram_total_mb
         return self.advert.vram_mb if self.advert else 0
 
     @property
     def engines(self) -> tuple[str, ...]:
-        if "engines" in self.info:
-            return tuple(str(e.get("id", "?")) for e in self.info["engines"] if isinstance(e, Mapping))
+        if self.info is not None:
+            return self.info.engine_ids
         return self.advert.engines if self.advert else ()
 
     @property
     def slots(self) -> tuple[int, int] | None:
         """(free, total) from the latest info, else from the advert; None when unknown."""
-        s = self.info.get("slots")
-        if isinstance(s, Mapping):
-            return int(s.get("free", 0)), int(s.get("total", 0))
+        if self.info is not None:
+            return self.info.slots_free, self.info.slots_total
         return (self.advert.free, self.advert.slots) if self.advert else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,7 +78,7 @@ class NodeRecord:
             "slots": {"free": slots[0], "total": slots[1]} if slots else None,
             "addresses": [str(a) for a in self.addresses],
             "misses": self.misses,
-            "info": dict(self.info),
+            "info": self.info.to_dict() if self.info else {},
         }
 
 
@@ -110,7 +106,7 @@ class Healthy:
     """``/v1/health`` answered with ``id``; ``info`` is the ``/v1/info`` answer when a full probe ran."""
 
     id: str
-    info: Mapping[str, Any] | None = None
+    info: NodeInfo | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +163,7 @@ class _Node:
     id: str
     address: Address
     state: NodeState
-    info: Mapping[str, Any]
+    info: NodeInfo | None
     info_at: float
     last_seen: float
 
@@ -253,16 +249,16 @@ class NodeTable:
             if isinstance(outcome, Healthy) and outcome.info is None:
                 return  # the node went away while this health-only probe ran; the next one is full
             state: NodeState = "online" if isinstance(outcome, Healthy) else "unauthorised"
-            info = outcome.info if isinstance(outcome, Healthy) else {}
-            self._nodes[outcome.id] = _Node(outcome.id, ep.address, state, dict(info or {}), now, now)
+            info = outcome.info if isinstance(outcome, Healthy) else None
+            self._nodes[outcome.id] = _Node(outcome.id, ep.address, state, info, now, now)
             ep.node_id = outcome.id
             return
         ep.node_id = node.id
         node.last_seen = now
         if isinstance(outcome, Unauthorised):
-            node.state, node.info, node.info_at = "unauthorised", {}, now
+            node.state, node.info, node.info_at = "unauthorised", None, now
         elif outcome.info is not None:
-            node.state, node.info, node.info_at = "online", dict(outcome.info), now
+            node.state, node.info, node.info_at = "online", outcome.info, now
         primary = self._endpoints.get(node.address)
         if primary is None or primary.node_id != node.id:
             node.address = ep.address
@@ -360,7 +356,7 @@ class NodeTable:
         eps = [ep for ep in self._endpoints.values() if ep.node_id == node.id]
         primary = self._endpoints.get(node.address)
         advert = next((ep.advert for ep in eps if ep.advert), None)
-        name = str(node.info.get("name") or (advert.name if advert else "") or node.id)
+        name = (node.info.name if node.info else "") or (advert.name if advert else "") or node.id
         return NodeRecord(
             id=node.id,
             name=name,

@@ -75,7 +75,7 @@ class OutputSpec:
         fmt = data.get("format", "png")
         if fmt == "jpg":
             fmt = "jpeg"
-        if fmt not in FORMAT_SUFFIX:
+        if not isinstance(fmt, str) or fmt not in FORMAT_SUFFIX:
             raise SpecError(f"output.format must be png, jpeg or webp; got {fmt!r}")
         return cls(format=fmt, quality=_int(data.get("quality", 95), "output.quality", 1, 100))
 
@@ -126,7 +126,7 @@ class EditSpec:
             )
         _no_unknown(data, {"schema", "op", "engine", "params", "hd", "output", "model"}, "spec")
         op = data.get("op")
-        if op not in OPERATIONS:
+        if not isinstance(op, str) or op not in OPERATIONS:
             raise SpecError(f"op must be one of {', '.join(OPERATIONS)}; got {op!r}")
         engine = data.get("engine")
         if not isinstance(engine, str) or not engine or len(engine) > 64:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from farm.engines.base import CancelToken, Engine, EngineDescriptor, ProgressFn, no_progress
+from farm.core.descriptor import EngineDescriptor
+from farm.engines.base import CancelToken, Engine, ProgressFn, no_progress
 from farm.engines.registry import EngineEntry, Registry
 
 __all__ = ["CancelToken", "Engine", "EngineDescriptor", "EngineEntry", "ProgressFn", "Registry", "no_progress"]

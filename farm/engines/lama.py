@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from farm.core.descriptor import EngineDescriptor
 from farm.core.params import ParamValue
-from farm.engines.base import CancelToken, Engine, EngineDescriptor, ProgressFn
+from farm.engines.base import CancelToken, Engine, ProgressFn
 from farm.engines.catalogue import IOPAINT_LAMA_NAME, ModelFile, estimate_memory_mb, iopaint_lama_path
 from farm.engines.devices import AI_DEVICES, flushed_denormals, pick_device
 from farm.engines.registry import model_factory

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 import cv2
 import numpy as np
 
+from farm.core.descriptor import EngineDescriptor
 from farm.core.params import ParamSchema, ParamSpec, ParamValue
-from farm.engines.base import CancelToken, EngineDescriptor, ProgressFn
+from farm.engines.base import CancelToken, ProgressFn
 
 DESCRIPTOR = EngineDescriptor(
     id="cv2",

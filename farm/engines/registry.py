@@ -7,9 +7,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from farm.core.descriptor import EngineDescriptor
 from farm.core.params import ParamValue
 from farm.core.spec import EditSpec
-from farm.engines.base import Engine, EngineDescriptor
+from farm.engines.base import Engine
 from farm.engines.cache import ModelCache
 from farm.errors import EngineError, SpecError
 
@@ -46,6 +47,10 @@ class EngineEntry:
     factory: EngineFactory
 
 
+#: Engines that need no AI library and no model (OpenCV). A registry of only these, and simulated ones, is lite.
+OPENCV_ENGINE_IDS = frozenset({"cv2"})
+
+
 class Registry:
     """Engines by id. Duplicate ids raise; built engines are cached per (engine, model), optionally
     under a memory cap (``memory_cap_mb``: least recently used engines are dropped first)."""
@@ -67,6 +72,13 @@ class Registry:
 
     def descriptors(self) -> list[EngineDescriptor]:
         return [e.descriptor for e in self._entries.values()]
+
+    @property
+    def lite(self) -> bool:
+        """True when no AI engine is registered (only OpenCV engines, and simulated ones, can run): the one
+        definition of "lite", from what is registered rather than which libraries import. An AI engine
+        registered without a model file (unavailable until one is added) still makes it not lite."""
+        return all(d.id in OPENCV_ENGINE_IDS or d.simulated for d in self.descriptors())
 
     def descriptor(self, engine_id: str) -> EngineDescriptor:
         try:

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from farm.core.descriptor import EngineDescriptor
 from farm.core.params import ParamSchema, ParamSpec, ParamValue
-from farm.engines.base import CancelToken, Engine, EngineDescriptor, ProgressFn
+from farm.engines.base import CancelToken, Engine, ProgressFn
 from farm.engines.catalogue import ModelFile, estimate_memory_mb, single_file_config_dir
 from farm.engines.devices import AI_DEVICES, flushed_denormals, free_memory_mb, pick_device
 from farm.engines.registry import model_factory

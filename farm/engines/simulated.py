@@ -11,8 +11,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from farm.core.descriptor import EngineDescriptor
 from farm.core.params import ParamSchema, ParamSpec, ParamValue
-from farm.engines.base import CancelToken, EngineDescriptor, ProgressFn
+from farm.engines.base import CancelToken, ProgressFn
 from farm.errors import EngineError
 
 DESCRIPTOR = EngineDescriptor(

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from farm.core.descriptor import EngineDescriptor
 from farm.core.params import ParamSchema, ParamSpec, ParamValue
-from farm.engines.base import CancelToken, Engine, EngineDescriptor, ProgressFn
+from farm.engines.base import CancelToken, Engine, ProgressFn
 from farm.engines.catalogue import ModelFile, ModelIndex, estimate_memory_mb, known_scale
 from farm.engines.devices import AI_DEVICES, flushed_denormals, free_memory_mb, is_half_safe, pick_device
 from farm.engines.registry import model_factory

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from farm.core.descriptor import EngineDescriptor
 from farm.core.params import ParamValue
 from farm.core.spec import EditSpec, HdStrategy
-from farm.engines.base import CancelToken, Engine, EngineDescriptor, ProgressFn, no_progress
+from farm.engines.base import CancelToken, Engine, ProgressFn, no_progress
 from farm.engines.registry import Registry
 from farm.errors import ImageError
 from farm.imaging.codec import DEFAULT_MAX_PIXELS, Picture, decode_image, decode_mask, encode_image, to_uint8

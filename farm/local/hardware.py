@@ -19,8 +19,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-AI_MODULES = ("torch", "spandrel", "diffusers")
-
 
 @dataclass(frozen=True, slots=True)
 class Gpu:
@@ -87,11 +85,6 @@ def refresh(hw: Hardware) -> Hardware:
     return replace(hw, backend=backend, gpus=tuple(gpus)) if gpus else hw
 
 
-def lite() -> bool:
-    """True when the AI engines' libraries are not installed (only OpenCV engines can run)."""
-    return not all(importlib.util.find_spec(m) is not None for m in AI_MODULES)
-
-
 def probe_gpus() -> tuple[str, list[Gpu]]:
     """``(backend, gpus)``: torch first, then NVML, else ``("cpu", [])``."""
     for probe_fn in (_torch_gpus, _nvml_gpus):
@@ -155,7 +148,7 @@ def cpu_name() -> str:
 
 
 def ram_total() -> int:
-    """Physical memory in bytes, 0 when unknown."""
+    """Physical memory in bytes, 0 when unknown (Windows, Linux, macOS): the one place RAM is measured."""
     if sys.platform == "win32":
 
         class _MemStatus(ctypes.Structure):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import platformdirs
 
+from farm.local import settings
+
 APP = "lanfarm"
 
 
@@ -30,7 +32,12 @@ def cache_dir() -> Path:
     return home / "cache" if home else Path(platformdirs.user_cache_dir(APP, appauthor=False))
 
 
+def default_models_dir() -> Path:
+    """The models folder when nothing else is set: ``models/`` in the data folder."""
+    return data_dir() / "models"
+
+
 def models_dir() -> Path:
-    """Default models folder; ``LANFARM_MODELS_DIR`` or a setting may point elsewhere."""
-    env = os.environ.get("LANFARM_MODELS_DIR")
-    return Path(env) if env else data_dir() / "models"
+    """The models folder in effect without a CLI option or settings file: ``LANFARM_MODELS_DIR``, else
+    :func:`default_models_dir` (:func:`farm.local.settings.models_dir` says where a value came from)."""
+    return settings.models_dir(default=default_models_dir()).value

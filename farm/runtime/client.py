@@ -11,6 +11,8 @@ from typing import Any
 
 import aiohttp
 
+from farm.core.nodeinfo import NodeInfo, NodeInfoError
+from farm.core.protocol import PROTOCOL_VERSION
 from farm.core.spec import EditSpec
 from farm.errors import FarmError
 from farm.local.files import sha256_hex
@@ -24,7 +26,11 @@ class NodeError(FarmError):
 
 
 class NodeUnavailable(NodeError):
-    """The node did not answer (refused, timed out, reset, 5xx): it may be gone."""
+    """The node did not answer (refused, timed out, reset, 5xx): it may be gone. ``reason`` says why, briefly."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class NodeUnauthorised(NodeError):
@@ -38,29 +44,47 @@ class NodeUnreachable(NodeUnavailable):
 class NodeRejected(NodeError):
     """The node answered the request with a 4xx error that is about the request itself."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, reason: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.reason = reason or message
 
 
 class NodeClient:
     """Requests to one node over a shared, pooled ``aiohttp.ClientSession``."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, token: str) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, token: str, *, timeout: aiohttp.ClientTimeout | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._session = session
-        self._headers = {"Authorization": f"Bearer {token}"}
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._timeout = timeout or DEFAULT_TIMEOUT
         self._known_blobs: set[str] = set()
 
     def __repr__(self) -> str:
         return f"NodeClient({self.base_url})"
 
-    async def health(self) -> dict[str, Any]:
-        return await self._json("GET", "/v1/health", auth=False)
+    async def health(self) -> str:
+        """The id of the LAN Farm node answering here (no token needed). Raises NodeError otherwise."""
+        health = await self._json("GET", "/v1/health", auth=False)
+        node_id = health.get("id")
+        if not isinstance(node_id, str) or not node_id:
+            raise NodeRejected(200, "not_a_node", "not a LAN Farm node (no id in /v1/health)")
+        if health.get("protocol") != PROTOCOL_VERSION:
+            raise NodeRejected(
+                200, "protocol", f"speaks protocol {health.get('protocol')}, this farm {PROTOCOL_VERSION}"
+            )
+        return node_id
 
-    async def info(self) -> dict[str, Any]:
-        return await self._json("GET", "/v1/info")
+    async def info(self) -> NodeInfo:
+        """The node's ``/v1/info``, parsed (NodeUnavailable if it is not a valid answer)."""
+        data = await self._json("GET", "/v1/info")
+        try:
+            return NodeInfo.from_dict(data)
+        except NodeInfoError as exc:
+            raise NodeUnavailable(f"{self.base_url}: {exc}", str(exc)) from None
 
     async def has_blob(self, sha: str) -> bool:
         async with self._request("HEAD", f"/v1/blobs/{sha}") as resp:
@@ -161,17 +185,25 @@ class NodeClient:
             headers.update(self._headers)
         try:
             async with self._session.request(
-                method, self.base_url + path, headers=headers, timeout=kwargs.pop("timeout", DEFAULT_TIMEOUT), **kwargs
+                method, self.base_url + path, headers=headers, timeout=kwargs.pop("timeout", self._timeout), **kwargs
             ) as resp:
                 if resp.status == 401:
                     raise NodeUnauthorised(f"{self.base_url}: missing or wrong farm token")
                 if resp.status >= 500:
                     raise NodeUnavailable(
-                        f"{self.base_url}: {method} {path} answered {resp.status}{await _message(resp)}"
+                        f"{self.base_url}: {method} {path} answered {resp.status}{await _message(resp)}",
+                        f"{path} answered HTTP {resp.status}",
                     )
                 yield resp
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise NodeUnavailable(f"{self.base_url}: {method} {path} failed ({type(exc).__name__}: {exc})") from None
+        except aiohttp.ClientConnectorError as exc:
+            error = NodeUnreachable if isinstance(exc.os_error, ConnectionRefusedError) else NodeUnavailable
+            raise error(f"{self.base_url}: {method} {path} failed ({_describe(exc)})", _describe(exc)) from None
+        except TimeoutError:
+            raise NodeUnavailable(f"{self.base_url}: {method} {path} timed out", "timed out") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise NodeUnavailable(
+                f"{self.base_url}: {method} {path} failed ({type(exc).__name__}: {exc})", _describe(exc)
+            ) from None
 
     async def _json(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> dict[str, Any]:
         async with self._request(method, path, auth=auth, **kwargs) as resp:
@@ -180,9 +212,11 @@ class NodeClient:
             try:
                 data = await resp.json()
             except (aiohttp.ContentTypeError, ValueError):
-                raise NodeUnavailable(f"{self.base_url}: {path} did not answer JSON") from None
+                raise NodeUnavailable(f"{self.base_url}: {path} did not answer JSON", f"{path} is not JSON") from None
             if not isinstance(data, dict):
-                raise NodeUnavailable(f"{self.base_url}: {path} answered an unexpected shape")
+                raise NodeUnavailable(
+                    f"{self.base_url}: {path} answered an unexpected shape", f"{path} is not a JSON object"
+                )
             return data
 
     async def _raise_for(self, resp: aiohttp.ClientResponse) -> None:
@@ -191,7 +225,9 @@ class NodeClient:
             body = await resp.json()
             err = body.get("error", {}) if isinstance(body, Mapping) else {}
             code, message = str(err.get("code", code)), str(err.get("message", message))
-        raise NodeRejected(resp.status, code, f"{self.base_url}: {message}")
+        raise NodeRejected(
+            resp.status, code, f"{self.base_url}: {message}", f"{resp.url.path} answered HTTP {resp.status}"
+        )
 
 
 async def _message(resp: aiohttp.ClientResponse) -> str:
@@ -199,3 +235,12 @@ async def _message(resp: aiohttp.ClientResponse) -> str:
         body = await resp.json()
         return f": {body['error']['message']}"
     return ""
+
+
+def _describe(exc: BaseException) -> str:
+    """A short cause for people: ``connection refused``, ``cannot connect: ...``."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return "connection refused"
+        return f"cannot connect: {exc.os_error.strerror or exc.os_error}"
+    return str(exc) or type(exc).__name__

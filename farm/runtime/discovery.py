@@ -36,7 +36,8 @@ from farm.core.nodetable import (
     Unauthorised,
     Unreached,
 )
-from farm.core.protocol import PROTOCOL_VERSION, SERVICE_TYPE
+from farm.core.protocol import SERVICE_TYPE
+from farm.runtime.client import NodeClient, NodeRejected, NodeUnauthorised, NodeUnavailable
 
 if TYPE_CHECKING:
     from zeroconf import ServiceStateChange, Zeroconf
@@ -237,33 +238,21 @@ class Discovery:
 
     async def _fetch(self, probe: Probe) -> ProbeOutcome:
         assert self._session is not None
-        base = probe.address.url
+        client = NodeClient(self._session, probe.address.url, self._token or "", timeout=self._timeout)
         try:
-            async with self._session.get(f"{base}/v1/health", timeout=self._timeout) as resp:
-                if resp.status != 200:
-                    return Failed(f"/v1/health answered HTTP {resp.status}")
-                health = await resp.json()
-            node_id = health.get("id") if isinstance(health, dict) else None
-            if not isinstance(node_id, str) or not node_id:
-                return Failed("not a LAN Farm node (no id in /v1/health)")
-            if health.get("protocol") != PROTOCOL_VERSION:
-                return Failed(f"speaks protocol {health.get('protocol')}, this farm {PROTOCOL_VERSION}")
-            if not probe.full:
-                return Healthy(node_id)
-            headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
-            async with self._session.get(f"{base}/v1/info", headers=headers, timeout=self._timeout) as resp:
-                if resp.status == 401:
-                    return Unauthorised(node_id)
-                if resp.status != 200:
-                    return Failed(f"/v1/info answered HTTP {resp.status}")
-                info = await resp.json()
-            if not isinstance(info, dict):
-                return Failed("/v1/info is not a JSON object")
-            return Healthy(node_id, info)
-        except TimeoutError:
-            return Failed("timed out")
-        except (aiohttp.ClientError, ValueError) as exc:
-            return Failed(_describe(exc))
+            node_id = await client.health()
+        except (NodeUnavailable, NodeRejected) as exc:
+            return Failed(exc.reason)
+        except NodeUnauthorised:
+            return Failed("/v1/health answered HTTP 401")
+        if not probe.full:
+            return Healthy(node_id)
+        try:
+            return Healthy(node_id, await client.info())
+        except NodeUnauthorised:
+            return Unauthorised(node_id)
+        except (NodeUnavailable, NodeRejected) as exc:
+            return Failed(exc.reason)
 
     def _apply(self, changes: list[Change]) -> None:
         for change in changes:
@@ -347,11 +336,3 @@ class Discovery:
 
 def _address(value: Address | str) -> Address:
     return value if isinstance(value, Address) else Address.parse(value)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        if isinstance(exc.os_error, ConnectionRefusedError):
-            return "connection refused"
-        return f"cannot connect: {exc.os_error.strerror or exc.os_error}"
-    return str(exc) or type(exc).__name__

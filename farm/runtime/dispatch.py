@@ -1,7 +1,8 @@
-"""The farm runtime: the async glue that feeds the pure scheduler events and carries out its decisions.
+"""The dispatcher: the async glue that feeds the pure scheduler events and carries out its decisions.
 
 It owns the workers (this PC and the nodes), one pooled HTTP session, the clock tick, and the
 attempt tasks. Outputs are written here, once per job: the scheduler says which result wins.
+:class:`farm.runtime.farm.Farm` (the front door) owns one, with discovery and the durable queue.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from PIL import Image
 
 from farm.core.job import Job, JobState
+from farm.core.nodeinfo import NodeInfo
 from farm.core.scheduler import (
     LOCAL,
     Cancel,
@@ -39,7 +40,6 @@ from farm.imaging.codec import DEFAULT_MAX_PIXELS
 from farm.local.files import read_bytes, write_atomic
 from farm.local.store import QueueStore
 from farm.runtime.client import NodeClient
-from farm.runtime.discovery import NodeListener, NodeRecord
 from farm.runtime.planning import Planned
 from farm.runtime.workers import LocalWorker, RemoteWorker, Task, Worker, WorkerFailure
 
@@ -77,6 +77,9 @@ class NodeEvent:
     name: str
     online: bool
     reason: str = ""
+    address: str = ""  # a node's base URL ("" for this PC)
+    info: NodeInfo | None = None
+    authorised: bool = True  # False: the node refused the farm token
 
 
 FarmEvent = JobEvent | NodeEvent
@@ -94,8 +97,8 @@ class FarmOptions:
     payload_cache_bytes: int = 256 << 20
 
 
-class Farm:
-    """Runs jobs across this PC and the nodes it is told about. Use as ``async with Farm(...)``."""
+class Dispatcher:
+    """Runs jobs across this PC and the nodes it is told about. Use as ``async with Dispatcher(...)``."""
 
     def __init__(
         self,
@@ -128,9 +131,10 @@ class Farm:
         self._idle.set()
         self._session: aiohttp.ClientSession | None = None
         self._tick_task: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # workers taken out, closing in the background
 
     # ------------------------------------------------------------------ lifecycle
-    async def __aenter__(self) -> Farm:
+    async def __aenter__(self) -> Dispatcher:
         await self.start()
         return self
 
@@ -154,6 +158,7 @@ class Farm:
         await asyncio.gather(*attempts, return_exceptions=True)
         for worker in list(self.workers.values()):
             await worker.close()
+        await asyncio.gather(*self._closing, return_exceptions=True)
         await self._flush()
         if self._session is not None:
             await self._session.close()
@@ -171,7 +176,14 @@ class Farm:
     def node_client(self, base_url: str) -> NodeClient:
         return NodeClient(self.session, base_url, self.token)
 
-    def add_node(self, node_id: str, name: str, base_url: str, info: dict[str, Any]) -> None:
+    def set_token(self, token: str) -> None:
+        """Talk to nodes with another farm token from now on (every remote worker's requests)."""
+        self.token = token
+        for worker in self.workers.values():
+            if isinstance(worker, RemoteWorker):
+                worker.client = self.node_client(worker.client.base_url)
+
+    def add_node(self, node_id: str, name: str, base_url: str, info: NodeInfo) -> None:
         """A node is up (or its info changed): it becomes a worker."""
         worker = self.workers.get(node_id)
         if isinstance(worker, RemoteWorker):
@@ -187,10 +199,9 @@ class Farm:
 
     async def add_peer(self, base_url: str) -> str:
         """Add a node by address (no discovery); returns its id. Raises NodeError if unusable."""
-        client = self.node_client(base_url)
-        info = await client.info()
-        self.add_node(str(info["id"]), str(info.get("name") or base_url), base_url, info)
-        return str(info["id"])
+        info = await self.node_client(base_url).info()
+        self.add_node(info.id, info.name, base_url, info)
+        return info.id
 
     def remove_node(self, node_id: str, reason: str = "went offline") -> None:
         """A node went away: its jobs go back to the queue and run elsewhere."""
@@ -207,7 +218,9 @@ class Farm:
         self._requeued(lost)
         self._apply(decisions)
         self._emit(NodeEvent(node_id, worker.name, False, reason))
-        _close_later(worker)
+        closing = asyncio.ensure_future(worker.close())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     def set_local(self, use: bool, slots: int) -> None:
         """Switch this PC's worker on or off, or give it another number of slots, while the farm runs.
@@ -229,7 +242,16 @@ class Farm:
     def _add_worker(self, worker: Worker) -> None:
         self.workers[worker.id] = worker
         self.stats.setdefault(worker.id, WorkerStats(worker.name))
-        self._emit(NodeEvent(worker.id, worker.name, True))
+        remote = worker if isinstance(worker, RemoteWorker) else None
+        self._emit(
+            NodeEvent(
+                worker.id,
+                worker.name,
+                True,
+                address=remote.client.base_url if remote else "",
+                info=remote.info if remote else None,
+            )
+        )
         self._apply(self.scheduler.worker_up(worker.caps(), self.clock()))
 
     # ----------------------------------------------------------------------- jobs
@@ -471,39 +493,4 @@ def _megapixels(path: Path) -> float:
         return 1.0
 
 
-_closing: set[asyncio.Task[None]] = set()
-
-
-def _close_later(worker: Worker) -> None:
-    task = asyncio.ensure_future(worker.close())
-    _closing.add(task)
-    task.add_done_callback(_closing.discard)
-
-
-class DiscoveryBridge(NodeListener):
-    """Feeds discovery's node events into a farm: online nodes are workers; unauthorised, offline
-    and vanished ones are not (their jobs go back to the queue and run elsewhere)."""
-
-    def __init__(self, farm: Farm, *, on_unauthorised: Callable[[NodeRecord], None] | None = None) -> None:
-        self.farm = farm
-        self.on_unauthorised = on_unauthorised
-
-    def on_node_up(self, record: NodeRecord) -> None:
-        self._sync(record)
-
-    def on_node_changed(self, record: NodeRecord) -> None:
-        self._sync(record)
-
-    def on_node_down(self, node_id: str, reason: str) -> None:
-        self.farm.remove_node(node_id, f"went offline ({reason})")
-
-    def _sync(self, record: NodeRecord) -> None:
-        if record.state == "online" and record.info:
-            self.farm.add_node(record.id, record.name, record.address.url, dict(record.info))
-            return
-        self.farm.remove_node(record.id, record.state)
-        if record.state == "unauthorised" and self.on_unauthorised is not None:
-            self.on_unauthorised(record)
-
-
-__all__ = ["LOCAL", "DiscoveryBridge", "Farm", "FarmEvent", "FarmOptions", "JobEvent", "NodeEvent", "WorkerStats"]
+__all__ = ["LOCAL", "Dispatcher", "FarmEvent", "FarmOptions", "JobEvent", "NodeEvent", "WorkerStats"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from farm.core.nodeinfo import NodeInfo
 from farm.core.scheduler import LOCAL, FailureKind, WorkerCaps
 from farm.core.spec import EditSpec
 from farm.engines.base import CancelToken
@@ -19,6 +19,7 @@ from farm.errors import FarmError, ImageError, JobCancelled, SpecError
 from farm.imaging.codec import DEFAULT_MAX_PIXELS
 from farm.imaging.pipeline import execute
 from farm.local.files import sha256_hex
+from farm.local.hardware import ram_total
 from farm.runtime.client import (
     NodeClient,
     NodeError,
@@ -100,7 +101,7 @@ class LocalWorker:
 
     def caps(self) -> WorkerCaps:
         descs = [d for d in self.registry.descriptors() if d.available]
-        ram_mb = (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) >> 20 if hasattr(os, "sysconf") else 8192
+        ram_mb = (ram_total() >> 20) or 8192
         return WorkerCaps(
             id=LOCAL,
             slots=self.slots,
@@ -145,7 +146,8 @@ class LocalWorker:
             raise WorkerFailure(FailureKind.ENGINE, f"{type(exc).__name__}: {exc}") from None
 
     async def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Wait for the pool's threads to end (running engines were told to cancel by their attempts)."""
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
 
 
 class RemoteWorker:
@@ -159,9 +161,7 @@ class RemoteWorker:
     poll_interval_without_events = 0.25
     probe_failures_for_lost = 3
 
-    def __init__(
-        self, node_id: str, name: str, client: NodeClient, info: dict[str, Any], *, client_id: str = ""
-    ) -> None:
+    def __init__(self, node_id: str, name: str, client: NodeClient, info: NodeInfo, *, client_id: str = "") -> None:
         self.id = node_id
         self.name = name
         self.client = client
@@ -171,6 +171,7 @@ class RemoteWorker:
         self._events_task: asyncio.Task[None] | None = None
         self._events_up = False
         self.last_load: dict[str, Any] = {}
+        self._background: set[asyncio.Task[Any]] = set()  # best-effort requests (a cancel) in flight
 
     def caps(self) -> WorkerCaps:
         return caps_from_info(self.id, self.info)
@@ -180,11 +181,24 @@ class RemoteWorker:
             self._events_task = asyncio.create_task(self._follow_events(), name=f"events {self.name}")
 
     async def close(self) -> None:
+        """Stop following events and let the best-effort requests in flight end (each has 3 s)."""
         if self._events_task is not None:
             self._events_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._events_task
             self._events_task = None
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _fire_and_forget(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """A request that must not hold up the caller; owned until done, awaited by :meth:`close`."""
+        task = asyncio.ensure_future(asyncio.wait_for(coro, 3.0))
+        self._background.add(task)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("%s: background request failed: %s", self.name, task.exception())
 
     async def run(self, task: Task, progress: ProgressCb, started: StartedCb) -> bytes:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -208,7 +222,7 @@ class RemoteWorker:
             raise WorkerFailure(kind, f"{self.name}: {job.get('error') or 'failed'}")
         except asyncio.CancelledError:
             if submitted:
-                _fire_and_forget(self.client.cancel(task.id))
+                self._fire_and_forget(self.client.cancel(task.id))
             raise
         except NodeRejected as exc:
             if exc.status == 409:  # a blob we thought it had is gone (evicted, node restarted)
@@ -299,34 +313,13 @@ class RemoteWorker:
             queue.put_nowait(msg)
 
 
-def caps_from_info(node_id: str, info: dict[str, Any]) -> WorkerCaps:
+def caps_from_info(node_id: str, info: NodeInfo) -> WorkerCaps:
     """A node's /v1/info as scheduler capabilities (memory: the biggest GPU, else RAM)."""
-    engines = [e for e in info.get("engines", []) if isinstance(e, dict) and e.get("available", True)]
-    hardware = info.get("hardware") or {}
-    gpus = hardware.get("gpus") or []
-    vram = max((int(g.get("vram_total") or 0) for g in gpus), default=0) >> 20
-    ram = int(hardware.get("ram_total") or 0) >> 20
-    slots = int((info.get("slots") or {}).get("total") or 1)
+    engines = info.available_engines
     return WorkerCaps(
         id=node_id,
-        slots=slots,
-        engines=frozenset(str(e["id"]) for e in engines),
-        models={str(e["id"]): frozenset(e.get("models") or []) for e in engines if e.get("models")},
-        memory_mb=vram or ram or (1 << 30),
+        slots=info.slots_total,
+        engines=frozenset(e.id for e in engines),
+        models={e.id: frozenset(e.models) for e in engines if e.models},
+        memory_mb=info.memory_mb,
     )
-
-
-_background: set[asyncio.Task[Any]] = set()
-
-
-def _fire_and_forget(coro: Any) -> None:
-    """Best-effort requests (a cancel) that must not hold up the caller; kept referenced until done."""
-    task = asyncio.ensure_future(asyncio.wait_for(coro, 3.0))
-    _background.add(task)
-    task.add_done_callback(_forget)
-
-
-def _forget(task: asyncio.Task[Any]) -> None:
-    _background.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("background request failed: %s", task.exception())

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from farm.core.descriptor import EngineDescriptor
 from farm.core.spec import EditSpec
-from farm.engines.base import EngineDescriptor
 from farm.engines.cache import ModelCache
 from farm.engines.installed import default_registry
 from farm.engines.registry import EngineEntry, Registry

@@ -85,7 +85,7 @@ async def test_wrong_token_is_unauthorised_not_dropped() -> None:
     async with node() as (_, addr), Discovery("wrong", mdns=False, peers=[addr], listeners=[events], **FAST) as d:
         await events.wait_for(lambda log: "up" in events.kinds())
         [r] = d.nodes()
-        assert r.state == "unauthorised" and r.info == {} and r.name == "n1"
+        assert r.state == "unauthorised" and r.info is None and r.name == "n1"
         await asyncio.sleep(0.5)  # several heartbeats: still there
         assert [n.state for n in d.nodes()] == ["unauthorised"]
         d.set_token(TOKEN)

@@ -17,7 +17,7 @@ import pytest
 from farm import EditSpec, default_registry
 from farm.core.job import JobState
 from farm.runtime.client import NodeUnauthorised
-from farm.runtime.dispatch import Farm, JobEvent
+from farm.runtime.dispatch import Dispatcher, JobEvent
 from farm.runtime.planning import plan
 from tests.conftest import box_mask, png_bytes, scene
 from tests.node.helpers import TOKEN, node_env, start_node, stop_node
@@ -57,7 +57,7 @@ def _batch(folder: Path, n: int) -> list:  # type: ignore[type-arg]
 
 async def _local_reference(tmp_path: Path, n: int, spec: EditSpec) -> dict[str, bytes]:
     items = _batch(tmp_path / "ref", n)
-    async with Farm(default_registry(simulate=True)) as farm:
+    async with Dispatcher(default_registry(simulate=True)) as farm:
         await farm.submit(items, spec)
         await farm.wait()
     return {i.output.name: i.output.read_bytes() for i in items}
@@ -66,7 +66,7 @@ async def _local_reference(tmp_path: Path, n: int, spec: EditSpec) -> dict[str, 
 async def test_jobs_split_across_nodes_and_local_with_identical_outputs(tmp_path: Path, nodes) -> None:  # type: ignore[no-untyped-def]
     urls = [nodes("--simulate")[1] for _ in range(2)]
     items = _batch(tmp_path / "farm", 24)
-    async with Farm(default_registry(simulate=True), token=TOKEN) as farm:
+    async with Dispatcher(default_registry(simulate=True), token=TOKEN) as farm:
         ids = [await farm.add_peer(u) for u in urls]
         jobs = await farm.submit(items, SIM)
         await farm.wait()
@@ -84,7 +84,7 @@ async def test_a_node_killed_mid_job_loses_nothing_and_writes_each_output_once(t
     _, other_url = nodes("--simulate")
     items = _batch(tmp_path / "farm", 16)
     finished: dict[str, int] = {}
-    async with Farm(default_registry(simulate=True), token=TOKEN) as farm:
+    async with Dispatcher(default_registry(simulate=True), token=TOKEN) as farm:
         victim_id = await farm.add_peer(victim_url)
         await farm.add_peer(other_url)
 
@@ -114,7 +114,7 @@ async def test_engine_routing_and_wrong_token(tmp_path: Path, nodes) -> None:  #
     _, plain_url = nodes()  # OpenCV only: no simulated GPU here
     _, stranger_url = nodes("--simulate", token="some-other-farm")
     items = _batch(tmp_path / "farm", 8)
-    async with Farm(default_registry(simulate=True), token=TOKEN) as farm:
+    async with Dispatcher(default_registry(simulate=True), token=TOKEN) as farm:
         plain_id = await farm.add_peer(plain_url)
         with pytest.raises(NodeUnauthorised, match="missing or wrong farm token"):
             await farm.add_peer(stranger_url)
@@ -127,7 +127,7 @@ async def test_engine_routing_and_wrong_token(tmp_path: Path, nodes) -> None:  #
 async def test_all_nodes_gone_everything_finishes_locally(tmp_path: Path, nodes) -> None:  # type: ignore[no-untyped-def]
     procs = [nodes("--simulate", "--simulate-slowdown", "5") for _ in range(2)]
     items = _batch(tmp_path / "farm", 10)
-    async with Farm(default_registry(simulate=True), token=TOKEN) as farm:
+    async with Dispatcher(default_registry(simulate=True), token=TOKEN) as farm:
         for _, url in procs:
             await farm.add_peer(url)
         jobs = await farm.submit(items, SIM)

@@ -8,6 +8,7 @@ import pytest
 
 from farm.core.address import Address
 from farm.core.advert import NodeAdvert
+from farm.core.nodeinfo import NodeInfo
 from farm.core.nodetable import Failed, Healthy, NodeChanged, NodeDown, NodeTable, NodeUp, Probe, Unauthorised
 
 A = Address("10.0.0.1", 7788)
@@ -27,15 +28,17 @@ ADVERT = NodeAdvert(
 )
 
 
-def info(node_id: str = "n1", name: str = "pc1", free: int = 2) -> dict[str, Any]:
-    return {
-        "id": node_id,
-        "name": name,
-        "protocol": 1,
-        "hardware": {"gpus": [{"index": 0, "name": "RTX 4090", "vram_total": 24564 << 20}]},
-        "engines": [{"id": "cv2"}, {"id": "lama"}],
-        "slots": {"total": 2, "free": free},
-    }
+def info(node_id: str = "n1", name: str = "pc1", free: int = 2) -> NodeInfo:
+    return NodeInfo.from_dict(
+        {
+            "id": node_id,
+            "name": name,
+            "protocol": 1,
+            "hardware": {"gpus": [{"index": 0, "name": "RTX 4090", "vram_total": 24564 << 20}]},
+            "engines": [{"id": "cv2"}, {"id": "lama"}],
+            "slots": {"total": 2, "free": free},
+        }
+    )
 
 
 def table() -> NodeTable:
@@ -145,7 +148,7 @@ def test_unauthorised_is_kept_then_recovers_when_the_token_is_fixed() -> None:
     t.mdns_service(SVC, [A], ADVERT, now=0)
     [up] = probe_all(t, 0, Unauthorised("n1"))
     r = up.record
-    assert (r.state, r.name, r.gpu, r.slots, r.info) == ("unauthorised", "pc1", "RTX 4090", (2, 2), {})
+    assert (r.state, r.name, r.gpu, r.slots, r.info) == ("unauthorised", "pc1", "RTX 4090", (2, 2), None)
     assert t.due(2) == [Probe(A, full=False)]
     assert t.result(A, Healthy("n1"), 2) == []  # health alone keeps it, still unauthorised
     assert t.get("n1").state == "unauthorised"  # type: ignore[union-attr]

@@ -12,7 +12,7 @@ from farm import EditSpec, default_registry, execute
 from farm.core.job import JobState
 from farm.engines import EngineEntry, Registry, simulated
 from farm.engines.simulated import SimulatedEngine
-from farm.runtime.dispatch import Farm, FarmOptions, JobEvent
+from farm.runtime.dispatch import Dispatcher, FarmOptions, JobEvent
 from farm.runtime.planning import plan
 from tests.conftest import box_mask, png_bytes, scene
 
@@ -33,7 +33,7 @@ async def test_local_farm_writes_every_output_once_identical_to_the_pipeline(tmp
     assert problems == []
     registry = default_registry()
     events: list[JobEvent] = []
-    async with Farm(registry, options=FarmOptions(local_slots=2)) as farm:
+    async with Dispatcher(registry, options=FarmOptions(local_slots=2)) as farm:
         farm.subscribe(lambda e: events.append(e) if isinstance(e, JobEvent) else None)
         jobs = await farm.submit(items, EditSpec())
         await farm.wait()
@@ -54,7 +54,7 @@ async def test_local_farm_writes_every_output_once_identical_to_the_pipeline(tmp
 async def test_without_any_worker_jobs_fail_with_a_reason(tmp_path: Path) -> None:
     _inputs(tmp_path, 1)
     items, _ = plan([tmp_path / "img0.png"], None, tmp_path / "out", ".png")
-    async with Farm(default_registry(), options=FarmOptions(use_local=False)) as farm:
+    async with Dispatcher(default_registry(), options=FarmOptions(use_local=False)) as farm:
         jobs = await farm.submit(items, EditSpec())
         farm.fail_unrunnable()
         await farm.wait()
@@ -67,7 +67,7 @@ async def test_cancel_and_retry(tmp_path: Path) -> None:
     items, _ = plan(sorted(tmp_path.glob("img?.png")), None, tmp_path / "out", ".png")
     (tmp_path / "out").mkdir()
     spec = EditSpec(engine="sim", params={"seconds_per_mp": 5.0})  # SIMULATED slow engine
-    async with Farm(default_registry(simulate=True), options=FarmOptions(local_slots=1)) as farm:
+    async with Dispatcher(default_registry(simulate=True), options=FarmOptions(local_slots=1)) as farm:
         farm.pause()
         jobs = await farm.submit(items, spec)
         for job in jobs:
@@ -111,7 +111,7 @@ async def test_slots_bound_local_concurrency(tmp_path: Path, slots: int) -> None
     (tmp_path / "out").mkdir()
     engine = CountingEngine()
     registry = Registry([EngineEntry(simulated.DESCRIPTOR, lambda _m: engine)])
-    async with Farm(registry, options=FarmOptions(local_slots=slots)) as farm:
+    async with Dispatcher(registry, options=FarmOptions(local_slots=slots)) as farm:
         jobs = await farm.submit(items, EditSpec(engine="sim", params={"seconds_per_mp": 0.5}))
         await farm.wait()
     assert engine.peak == slots
@@ -125,7 +125,7 @@ async def test_local_worker_switched_and_resized_while_running(tmp_path: Path) -
     engine = CountingEngine()
     registry = Registry([EngineEntry(simulated.DESCRIPTOR, lambda _m: engine)])
     spec = EditSpec(engine="sim", params={"seconds_per_mp": 2.0})
-    async with Farm(registry, options=FarmOptions(local_slots=1)) as farm:
+    async with Dispatcher(registry, options=FarmOptions(local_slots=1)) as farm:
         farm.set_local(False, 1)
         assert "local" not in farm.workers
         jobs = await farm.submit(items, spec)
@@ -157,7 +157,7 @@ async def test_a_crashing_worker_never_loses_a_job(tmp_path: Path) -> None:
     _inputs(tmp_path, 3)
     items, _ = plan(sorted(tmp_path.glob("img?.png")), None, tmp_path / "out", ".png")
     (tmp_path / "out").mkdir()
-    async with Farm(default_registry(), options=FarmOptions(use_local=False)) as farm:
+    async with Dispatcher(default_registry(), options=FarmOptions(use_local=False)) as farm:
         farm._add_worker(BuggyWorker())  # type: ignore[arg-type]
         jobs = await farm.submit(items, EditSpec())
         await asyncio.wait_for(farm.wait(), 10)  # failed everywhere it could run: ended, not hung

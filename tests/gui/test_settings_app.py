@@ -60,7 +60,7 @@ def test_settings_survive_a_restart_of_the_app(qloop, store: SettingsStore, tmp_
         second.controller.settings = replace_peers(s)  # do not probe 10.0.0.5 from a test
         async with running(second):
             assert second.controller.token == first.controller.token
-            assert second.controller.farm is not None and "local" not in second.controller.farm.workers
+            assert second.controller.farm is not None and "local" not in second.controller.farm.worker_ids
 
     qloop(check())
 

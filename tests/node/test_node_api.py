@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from farm.local.hardware import lite
+from farm.engines import installed
 from node import keys
-from tests.node.conftest import Clock, NodeClient, make_app
-from tests.node.helpers import AUTH, check_schema, job_body, mask_png, png, sha
+from node.app import create_app
+from node.config import NodeConfig
+from tests.node.conftest import FAKE_HW, Clock, NodeClient, make_app
+from tests.node.helpers import AUTH, TOKEN, check_schema, job_body, mask_png, png, sha
 
 IMG, MASK = png(), mask_png()
 SLOW = {"seconds_per_mp": 600.0}  # 64x64 -> about 2.5 s in 10 steps
@@ -74,7 +76,25 @@ async def test_info_matches_schema(node_client: Any, home: Any) -> None:
     # AI engines appear too where the ai extra is installed, unavailable without models
     assert {e["id"] for e in body["engines"] if e["available"]} == {"cv2", "sim"}
     assert body["models"] == [{"name": "big-lama.safetensors", "size": 10}]
-    assert body["lite"] is lite()  # True unless the ai extra is installed
+    # lite comes from the registry: registered AI engines (even without a model) make the node not lite
+    ai = {"lama", "upscale", "sd-inpaint"} & {e["id"] for e in body["engines"]}
+    assert body["lite"] is (not ai)
+
+
+@pytest.mark.parametrize(("missing", "lite"), [((), False), (("diffusers",), False), (("torch",), True)])
+async def test_info_lite_is_the_registrys(
+    aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch, missing: tuple[str, ...], lite: bool
+) -> None:
+    """/v1/info's lite says whether an AI engine is registered, not whether one particular library imports."""
+    monkeypatch.setattr(installed, "missing_modules", lambda names: [n for n in names if n in missing])
+    registry = installed.default_registry(simulate=True)
+    app = create_app(
+        NodeConfig(advertise=False, slots=1), registry=registry, token=TOKEN, node_id="testnode0001", hardware=FAKE_HW
+    )
+    client = await aiohttp_client(app, headers=AUTH)
+    body = await (await client.get("/v1/info")).json()
+    assert body["lite"] is lite is registry.lite
+    assert ("lama" in {e["id"] for e in body["engines"]}) is not lite
 
 
 async def test_blob_put_head_and_dedupe(node_client: Any) -> None:

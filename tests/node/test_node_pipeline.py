@@ -24,6 +24,7 @@ from node import keys
 from node.app import create_app
 from node.config import NodeConfig
 from node.executor import JobRunner
+from node.jobs import Phase
 from tests.node.conftest import FAKE_HW, Clock, NodeClient, make_app
 from tests.node.helpers import AUTH, TOKEN, job_body, mask_png, png, sha
 
@@ -97,16 +98,16 @@ async def test_next_job_is_decoded_while_the_engine_runs(aiohttp_client: Any) ->
     await post(client, "third-job", png(seed=3))
     first, second, third = (runner.book.get(i) for i in ("first-job", "second-job", "third-job"))
     assert first and second and third
-    await until(lambda: engine.active == 1 and second.phase == "ready")
+    await until(lambda: engine.active == 1 and second.phase is Phase.READY)
     # the engine runs the first job; the second is decoded, still queued (on the wire too), no slot
-    assert first.state is JobState.RUNNING and first.phase == "engine" and first.started is not None
+    assert first.state is JobState.RUNNING and first.phase is Phase.ENGINE and first.started is not None
     assert second.state is JobState.QUEUED and second.started is None and runner.prepared == 2
-    assert third.phase == "queued" and runner.queued == 2 and runner.free == 0  # one job decoded ahead
+    assert third.phase is Phase.QUEUED and runner.queued == 2 and runner.free == 0  # one job decoded ahead
     body = await (await client.get("/v1/jobs/second-job")).json()
     assert body["state"] == "queued" and body["started"] is None
     engine.permits.release()
-    await until(lambda: first.state is JobState.DONE and engine.active == 1 and third.phase == "ready")
-    assert second.phase == "engine" and engine.runs == 2 and runner.prepared == 3
+    await until(lambda: first.state is JobState.DONE and engine.active == 1 and third.phase is Phase.READY)
+    assert second.phase is Phase.ENGINE and engine.runs == 2 and runner.prepared == 3
     engine.permits.release(2)
     await until(lambda: third.state is JobState.DONE)
     assert engine.peak == 1 and runner.busy == 0 and await runner.wait_idle(1.0)
@@ -147,14 +148,14 @@ async def test_a_job_cancelled_while_decoding_or_ready_never_reaches_the_engine(
     monkeypatch.setattr(runner, "_decode", slow_decode)
     await post(client, "decoding-job", png(seed=1))
     job = runner.book.get("decoding-job")
-    assert job is not None and job.phase == "preparing"
+    assert job is not None and job.phase is Phase.PREPARING
     body = await (await client.delete("/v1/jobs/decoding-job")).json()
     assert body["state"] == "cancelled" and body["started"] is None
     await post(client, "running-job", png(seed=2))
     await post(client, "ready-job", png(seed=3))
     ready = runner.book.get("ready-job")
     assert ready is not None
-    await until(lambda: engine.active == 1 and ready.phase == "ready")
+    await until(lambda: engine.active == 1 and ready.phase is Phase.READY)
     body = await (await client.delete("/v1/jobs/ready-job")).json()
     assert body["state"] == "cancelled" and body["started"] is None
     gate.set()  # the cancelled decode ends; its result is dropped

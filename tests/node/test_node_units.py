@@ -16,7 +16,7 @@ from farm.local import hardware
 from node.advertiser import advert_addresses, host_label, instance_label
 from node.blobs import BlobStore, write_blob
 from node.config import ConfigError, NodeConfig, describe, load_or_create_node_id, read_file, resolve
-from node.jobs import FairQueue, JobBook, NodeJob, ProgressThrottle, ResultInfo
+from node.jobs import FairQueue, JobBook, NodeJob, Phase, ProgressThrottle, ResultInfo
 
 SHA = "a" * 64
 
@@ -156,6 +156,40 @@ def test_print_config_via_cli(home: Path, monkeypatch: pytest.MonkeyPatch, capsy
     out = capsys.readouterr().out
     assert "slots = 2" in out and "port = 9001" in out and 'name = "box"' in out
     assert main(["node", "--print-config", "--port", "-5"]) == 2
+
+
+def test_print_config_says_where_the_token_comes_from(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["node", "--print-config"]) == 0
+    assert "# farm token: none yet" in capsys.readouterr().out
+    monkeypatch.setenv("LANFARM_TOKEN", "e" * 32)
+    assert main(["node", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "# farm token: from LANFARM_TOKEN (env)" in out and "e" * 32 not in out
+    given = tmp_path / "tok"
+    given.write_text("g" * 32)
+    assert main(["node", "--print-config", "--token-file", str(given)]) == 0
+    assert "# farm token: from --token-file (cli)" in capsys.readouterr().out
+    assert main(["node", "--print-config", "--token-file", str(tmp_path / "missing")]) == 0
+    assert "# farm token: cannot be read" in capsys.readouterr().out
+
+
+def test_node_token_order_cli_env_node_toml_saved(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from farm.local.token import save_token
+    from node.cli import node_token
+
+    named = tmp_path / "named"
+    named.write_text("n" * 32)
+    save_token("s" * 32)
+    config, origin = resolve({}, {}, {"token_file": str(named)})
+    assert node_token(config, origin["token_file"]) == "n" * 32  # node.toml's token_file beats the saved one
+    monkeypatch.setenv("LANFARM_TOKEN", "e" * 32)
+    assert node_token(config, origin["token_file"]) == "e" * 32  # ... and loses to LANFARM_TOKEN
+    config, origin = resolve({"token_file": named}, {}, {})
+    assert node_token(config, origin["token_file"]) == "n" * 32  # --token-file beats LANFARM_TOKEN
+    monkeypatch.delenv("LANFARM_TOKEN")
+    assert node_token(NodeConfig()) == "s" * 32
 
 
 def test_defaults() -> None:
@@ -302,8 +336,8 @@ def test_job_book_takes_in_fair_order_and_starts_only_queued_jobs() -> None:
     book.submit(b)
     assert book.take_next() is a and a.state is JobState.QUEUED and len(book.queue) == 1
     assert book.take_next() is b
-    assert book.cancel(b, 1.0) and b.state is JobState.CANCELLED and b.phase == "ended"
+    assert book.cancel(b, 1.0) and b.state is JobState.CANCELLED and b.phase is Phase.ENDED
     assert not book.start(b, 2.0) and b.started is None
     assert book.start(a, 2.0) and a.state is JobState.RUNNING and a.started == 2.0 and book.running == [a]
-    a.phase = "encoding"  # slot released: no longer counted among the engines
+    a.phase = Phase.ENCODING  # slot released: no longer counted among the engines
     assert book.running == [] and book.succeed(a, ResultInfo("f" * 64, 1, "image/png"), 3.0)
