@@ -8,6 +8,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+HELP = "start the desktop app"  # `lanfarm --help` lists it so
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

@@ -25,8 +25,8 @@ from farm.core.spec import EditSpec
 from farm.engines import EngineDescriptor, Registry
 from farm.errors import FarmError
 from farm.local.peers import load_peers
+from farm.local.settings import interfaces
 from farm.local.store import default_store_path
-from farm.runtime.discovery import interfaces_from_env, mdns_switched_off
 from farm.runtime.farm import Batch, BatchEnded, Farm, FarmEvent, FarmSettings, JobEvent, NodeEvent
 from gui.nodes_model import NodesModel
 from gui.queue_model import QueueModel
@@ -91,8 +91,8 @@ class FarmController(QObject):
             token=self.token,
             use_local=self.settings.local_worker,
             local_slots=self.settings.local_slots,
-            mdns=self.settings.discovery and not mdns_switched_off(),
-            interfaces=tuple(interfaces_from_env()),
+            mdns=self.settings.discovery,  # LANFARM_DISCOVERY applied by the settings store
+            interfaces=interfaces().value,
             peers=tuple(dict.fromkeys(peers)),
             store=self.queue_path,
             retry_failed_on_resume=False,

@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from farm.local.files import sha256_hex, write_atomic
 from node.errors import HashMismatch, Invalid, TooLarge
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,6 @@ def check_sha(text: str) -> str:
     if not SHA256_RE.match(sha):
         raise Invalid("a blob name is the 64-character hex SHA-256 of its bytes")
     return sha
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class BlobStore:
@@ -271,13 +268,7 @@ def write_blob(folder: Path, data: bytes) -> str:
     sha = sha256_hex(data)
     path = folder / sha
     if not path.exists():
-        tmp = folder / f".{sha}.{os.getpid()}.{os.urandom(4).hex()}.part"
-        try:
-            with open(tmp, "xb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        finally:
-            _unlink_quiet(tmp)
+        write_atomic(path, data, overwrite=True)
     return sha
 
 

@@ -33,6 +33,8 @@ from node.config import (
 
 log = logging.getLogger(__name__)
 
+HELP = "run this PC as a farm node (headless)"  # `lanfarm --help` lists it so
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument

@@ -124,8 +124,8 @@ class Import:
 class Graph:
     root: Path
     packages: tuple[str, ...]
-    modules: dict[str, Path] = field(default_factory=dict)  # name -> file
-    imports: list[Import] = field(default_factory=list)
+    modules: dict[str, Path] = field(default_factory=dict, repr=False)  # name -> file
+    imports: list[Import] = field(default_factory=list, repr=False)
 
     def is_project(self, name: str) -> bool:
         return name.split(".")[0] in self.packages

@@ -1,45 +1,69 @@
-"""The ``lanfarm`` command: subcommands from farm, node and gui, each imported only when used."""
+"""The ``lanfarm`` command. farm's own subcommands are listed here; the node's and the app's
+register themselves as ``lanfarm.commands`` entry points (pyproject.toml), or are handed to
+:func:`main` by the frozen bundle's entry script, so ``farm`` never imports ``node`` or ``gui``.
+Each subcommand module is imported only to build the parser; its heavy parts load when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from farm.version import __version__
 
-# name -> (module, help). Modules outside farm/ are imported by name so farm never depends on them.
+ENTRY_POINTS = "lanfarm.commands"  # name = "module" of a package that adds a subcommand
+# name -> (module, help) of the commands the core brings.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("farm.cli.demo", "a whole farm on this PC (2 nodes on 127.0.0.1 + this PC) editing the samples"),
     "run": ("farm.cli.run", "edit images in a batch (files or folders)"),
     "models": ("farm.cli.models", "list or add AI models"),
     "version": ("farm.cli.version", "print the version"),
-    "node": ("node.cli", "run this PC as a farm node (headless)"),
     "nodes": ("farm.cli.nodes", "list the farm's nodes"),
-    "app": ("gui.cli", "start the desktop app"),
     "token": ("farm.cli.token", "print this PC's farm token (share it with the farm's other PCs)"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def registered() -> dict[str, str]:
+    """Subcommands other installed packages register (``node``, ``app``): name -> module."""
+    return {ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINTS)}
+
+
+def commands(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every subcommand: name -> module (farm's, the registered ones, then ``extra``)."""
+    return {**{name: module for name, (module, _help) in SUBCOMMANDS.items()}, **registered(), **(extra or {})}
+
+
+def build_parser(extra: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lanfarm", description="LAN Farm: a render farm for AI image edits on the PCs of your local network."
+        prog="lanfarm",
+        description="LAN Farm: a render farm for AI image edits on the PCs of your local network.",
     )
     parser.add_argument("--version", action="version", version=f"lanfarm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_text) in SUBCOMMANDS.items():
+    for name, module in sorted(commands(extra).items(), key=lambda item: _order(item[0])):
+        known = SUBCOMMANDS.get(name)
         try:
             mod = importlib.import_module(module)
         except ImportError as exc:  # an optional part (Qt, say) is not installed
+            help_text = known[1] if known else name
             p = sub.add_parser(name, help=f"{help_text} (unavailable: {exc.name} is not installed)")
             p.set_defaults(handler=_missing(name, exc))
             continue
+        help_text = known[1] if known else str(getattr(mod, "HELP", name))
         p = sub.add_parser(name, help=help_text, description=help_text)
         mod.configure(p)
     return parser
+
+
+def _order(name: str) -> int:
+    """farm's commands in their listed order, then the registered ones."""
+    names = list(SUBCOMMANDS)
+    return names.index(name) if name in names else len(names)
 
 
 def _missing(name: str, exc: ImportError) -> Callable[[argparse.Namespace], int]:
@@ -50,8 +74,9 @@ def _missing(name: str, exc: ImportError) -> Callable[[argparse.Namespace], int]
     return handler
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, *, extra: Mapping[str, str] | None = None) -> int:
+    """Run ``lanfarm``; ``extra`` adds subcommands (name -> module) where entry points are not installed."""
+    parser = build_parser(extra)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,

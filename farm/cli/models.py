@@ -26,7 +26,7 @@ from farm.engines.catalogue import (
     scan_models,
 )
 from farm.engines.installed import add_model, inspect_model
-from farm.errors import FarmError
+from farm.errors import FarmError, OutputError
 from farm.local.paths import models_dir
 
 
@@ -77,7 +77,7 @@ def _list(args: argparse.Namespace, folder: Path) -> int:
             scan_models(folder), index, inspect=None if missing else inspect_model, hashes=not args.no_hash
         )
     finally:
-        with contextlib.suppress(OSError):  # a read-only cache only costs speed next time
+        with contextlib.suppress(OSError, OutputError):  # a read-only cache only costs speed next time
             index.save()
     hints = _hints(folder, details, missing)
     if args.json:

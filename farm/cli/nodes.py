@@ -16,8 +16,8 @@ from farm.core.nodetable import NodeRecord, Unreached
 from farm.engines.registry import Registry
 from farm.errors import FarmError
 from farm.local.peers import add_peer, load_peers, peers_path, remove_peer
+from farm.local.settings import INTERFACES_ENV, discovery_enabled, interfaces
 from farm.local.token import find_token
-from farm.runtime.discovery import INTERFACES_ENV, interfaces_from_env, mdns_switched_off
 from farm.runtime.farm import Farm, FarmSettings
 
 PROBE_TIMEOUT = 2.0
@@ -82,15 +82,15 @@ def handle(args: argparse.Namespace) -> int:
 
 def list_nodes(args: argparse.Namespace) -> int:
     peers = [*load_peers(), *(Address.parse(p) for p in args.peer)]
-    switched_off = mdns_switched_off()
+    switched_off = not discovery_enabled().value
     if args.no_discovery or switched_off:
         args.no_discovery = True
         if not peers:
             how = "unset LANFARM_DISCOVERY" if switched_off else "drop --no-discovery"
             raise FarmError(f"no peers: give --peer HOST:PORT, save one with `lanfarm nodes add HOST:PORT`, or {how}")
-    interfaces = args.interface or interfaces_from_env()
+    only_on = list(interfaces(args.interface).value)
     nodes, unreached = asyncio.run(
-        _discover(find_token(args.token_file), peers, interfaces, mdns=not args.no_discovery, wait=args.wait)
+        _discover(find_token(args.token_file), peers, only_on, mdns=not args.no_discovery, wait=args.wait)
     )
     if args.json:
         json.dump(

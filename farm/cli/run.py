@@ -22,14 +22,9 @@ from farm.engines import Registry
 from farm.engines.installed import default_registry
 from farm.errors import FarmError
 from farm.local.peers import load_peers
+from farm.local.settings import DISCOVERY_ENV, INTERFACES_ENV, discovery_enabled, interfaces
 from farm.local.store import default_store_path
-from farm.local.token import find_token, load_or_create_token
-from farm.runtime.discovery import (
-    DISCOVERY_ENV,
-    INTERFACES_ENV,
-    interfaces_from_env,
-    mdns_switched_off,
-)
+from farm.local.token import load_or_create_token
 from farm.runtime.dispatch import WorkerStats
 from farm.runtime.farm import Batch, Farm, FarmEvent, FarmSettings, JobEvent, NodeEvent
 
@@ -183,7 +178,7 @@ def handle(args: argparse.Namespace) -> int:
 
 def _token(args: argparse.Namespace) -> str:
     """The farm token to talk to nodes with; one is created (and saved) on first use."""
-    return find_token(args.token_file) or load_or_create_token()
+    return load_or_create_token(token_file=args.token_file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,9 +199,9 @@ class NodeOptions:
             return cls(False, (), ())
         peers = (*load_peers(), *(Address.parse(p) for p in args.peer))
         return cls(
-            not (args.no_discovery or mdns_switched_off()),
+            discovery_enabled(False if args.no_discovery else None).value,
             tuple(dict.fromkeys(peers)),
-            tuple(args.interface or interfaces_from_env()),
+            interfaces(args.interface).value,
         )
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
 
 from farm.core.params import ParamValue
 from farm.core.protocol import SPEC_SCHEMA_VERSION
@@ -77,7 +77,7 @@ class OutputSpec:
             fmt = "jpeg"
         if not isinstance(fmt, str) or fmt not in FORMAT_SUFFIX:
             raise SpecError(f"output.format must be png, jpeg or webp; got {fmt!r}")
-        return cls(format=fmt, quality=_int(data.get("quality", 95), "output.quality", 1, 100))
+        return cls(format=cast(OutputFormat, fmt), quality=_int(data.get("quality", 95), "output.quality", 1, 100))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +110,6 @@ class EditSpec:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-
-    def with_params(self, params: Mapping[str, ParamValue]) -> EditSpec:
-        return replace(self, params=dict(params))
 
     @classmethod
     def from_dict(cls, data: Any) -> EditSpec:

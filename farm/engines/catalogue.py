@@ -13,7 +13,6 @@ import json
 import os
 import pickletools
 import struct
-import threading
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from farm.errors import EngineError
+from farm.local.files import write_atomic
 from farm.local.paths import cache_dir
 
 ModelKind = Literal["lama", "upscale", "sd-inpaint", "unknown"]
@@ -276,10 +276,8 @@ class ModelIndex:
         if not self._dirty:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # A name per process and thread: a listing and a node may save at the same moment.
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps({"version": _INDEX_VERSION, "entries": self._entries}, indent=1), "utf-8")
-        os.replace(tmp, self.path)
+        body = json.dumps({"version": _INDEX_VERSION, "entries": self._entries}, indent=1)
+        write_atomic(self.path, body.encode(), overwrite=True)  # a listing and a node may save at once
         self._dirty = False
 
 

@@ -24,6 +24,7 @@ from farm.engines.catalogue import IOPAINT_LAMA_NAME, ModelFile, estimate_memory
 from farm.engines.devices import AI_DEVICES, flushed_denormals, pick_device
 from farm.engines.registry import model_factory
 from farm.errors import EngineError
+from farm.imaging.padding import pad_to
 
 if TYPE_CHECKING:
     import torch
@@ -122,7 +123,7 @@ class LamaEngine:
     ) -> np.ndarray:
         import torch
 
-        from farm.engines.torch_image import mask_to_tensor, pad_to, to_image, to_tensor
+        from farm.engines.torch_image import mask_to_tensor, to_image, to_tensor
 
         if mask is None:
             raise EngineError("LaMa needs a mask")

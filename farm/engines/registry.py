@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -113,6 +113,3 @@ class Registry:
             return self._loaded.get_or_load(
                 (engine_id, model), lambda: entry.factory(model), expected_mb=desc.memory_mb
             )
-
-    def to_dict(self) -> Mapping[str, object]:
-        return {d.id: d.to_dict() for d in self.descriptors()}

@@ -5,8 +5,6 @@ Imported only from the engines' load/run paths, never at ``import farm`` time.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import torch
 
@@ -26,19 +24,3 @@ def to_image(tensor: torch.Tensor) -> np.ndarray:
     """1x3xHxW RGB in [0, 1] -> HxWx3 BGR uint8."""
     rgb = tensor[0].float().clamp(0, 1).mul(255.0).round().byte().permute(1, 2, 0).cpu().numpy()
     return np.ascontiguousarray(rgb[:, :, ::-1])
-
-
-def pad_to(
-    image: np.ndarray, mask: np.ndarray | None, minimum: int, multiple: int
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Reflect-pad right/bottom so each side is >= ``minimum`` and a multiple of ``multiple``."""
-    h, w = image.shape[:2]
-    th = -(-max(h, minimum) // multiple) * multiple
-    tw = -(-max(w, minimum) // multiple) * multiple
-    if (th, tw) == (h, w):
-        return image, mask
-    mode: Literal["reflect", "edge"] = "reflect" if th - h < h and tw - w < w else "edge"
-    image = np.pad(image, ((0, th - h), (0, tw - w), (0, 0)), mode=mode)
-    if mask is not None:
-        mask = np.pad(mask, ((0, th - h), (0, tw - w)), mode="constant")
-    return image, mask

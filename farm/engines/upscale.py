@@ -23,7 +23,7 @@ from farm.engines.base import CancelToken, Engine, ProgressFn
 from farm.engines.catalogue import ModelFile, ModelIndex, estimate_memory_mb, known_scale
 from farm.engines.devices import AI_DEVICES, flushed_denormals, free_memory_mb, is_half_safe, pick_device
 from farm.engines.registry import model_factory
-from farm.errors import EngineError
+from farm.errors import EngineError, OutputError
 
 if TYPE_CHECKING:
     import torch
@@ -198,5 +198,5 @@ def _remember(model: ModelFile, loaded: ImageModelDescriptor) -> None:
     """Record the scale so the next torch-free descriptor states it (a read-only cache is no error)."""
     index = ModelIndex()
     index.put(model, architecture=loaded.architecture.name, scale=int(loaded.scale), error=None)
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, OutputError):
         index.save()

@@ -22,6 +22,7 @@ from farm.engines.base import CancelToken, Engine, ProgressFn, no_progress
 from farm.engines.registry import Registry
 from farm.errors import ImageError
 from farm.imaging.codec import DEFAULT_MAX_PIXELS, Picture, decode_image, decode_mask, encode_image, to_uint8
+from farm.imaging.padding import pad_to
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -173,18 +174,12 @@ def _run_padded(
     cancel: CancelToken,
 ) -> np.ndarray:
     desc: EngineDescriptor = engine.descriptor
-    m = desc.size_multiple
     h, w = image.shape[:2]
-    ph, pw = (-h) % m, (-w) % m
-    if ph or pw:
-        image = cv2.copyMakeBorder(
-            image, 0, ph, 0, pw, cv2.BORDER_REFLECT_101 if min(h, w) > 1 else cv2.BORDER_REPLICATE
-        )
-        if mask is not None:
-            mask = cv2.copyMakeBorder(mask, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0)
+    image, mask = pad_to(image, mask, 1, desc.size_multiple)
+    padded = image.shape[:2] != (h, w)
     out = engine.run(image, mask, params, progress, cancel)
     s = desc.scale
-    return out[: h * s, : w * s] if (ph or pw) else out
+    return out[: h * s, : w * s] if padded else out
 
 
 def _scaled(pic: Picture, out: np.ndarray) -> Picture:

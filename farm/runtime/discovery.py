@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -47,20 +46,6 @@ __all__ = ["Address", "Discovery", "DownReason", "NodeListener", "NodeRecord", "
 
 log = logging.getLogger(__name__)
 RESOLVE_TIMEOUT_MS = 3000
-
-
-DISCOVERY_ENV = "LANFARM_DISCOVERY"
-INTERFACES_ENV = "LANFARM_INTERFACES"
-
-
-def mdns_switched_off() -> bool:
-    """``LANFARM_DISCOVERY=off`` (or 0/false/no) switches mDNS off for every command and the app."""
-    return os.environ.get(DISCOVERY_ENV, "").strip().lower() in ("0", "off", "false", "no")
-
-
-def interfaces_from_env() -> list[str]:
-    """``LANFARM_INTERFACES``: a comma list of interface addresses to confine mDNS to."""
-    return [i.strip() for i in os.environ.get(INTERFACES_ENV, "").split(",") if i.strip()]
 
 
 class NodeListener:
@@ -137,12 +122,6 @@ class Discovery:
         return self._runner is not None
 
     # --- changing --------------------------------------------------------------------------------
-
-    def add_listener(self, listener: NodeListener) -> None:
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: NodeListener) -> None:
-        self._listeners.remove(listener)
 
     def add_peer(self, address: Address | str) -> None:
         """Probe ``address`` (``host:port``) from now on; its node counts once even if mDNS finds it too."""

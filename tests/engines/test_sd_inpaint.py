@@ -40,10 +40,49 @@ def test_same_seed_same_output_other_seed_other_output(ai_registry) -> None:  # 
     assert (first[~keep] != IMG[~keep]).any()
 
 
-@pytest.mark.parametrize("scheduler", ["ddim", "euler", "euler_a", "dpm++", "dpm++_karras", "unipc"])
-def test_each_scheduler_runs(ai_registry, scheduler: str) -> None:  # type: ignore[no-untyped-def]
+SCHEDULER_CLASSES = (
+    "PNDMScheduler",
+    "DDIMScheduler",
+    "EulerDiscreteScheduler",
+    "EulerAncestralDiscreteScheduler",
+    "DPMSolverMultistepScheduler",
+    "UniPCMultistepScheduler",
+)
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "used", "karras"),
+    [
+        ("default", "PNDMScheduler", False),  # the one the tiny model was saved with (tests/engines/builders.py)
+        ("pndm", "PNDMScheduler", False),
+        ("ddim", "DDIMScheduler", False),
+        ("euler", "EulerDiscreteScheduler", False),
+        ("euler_a", "EulerAncestralDiscreteScheduler", False),
+        ("dpm++", "DPMSolverMultistepScheduler", False),
+        ("dpm++_karras", "DPMSolverMultistepScheduler", True),
+        ("unipc", "UniPCMultistepScheduler", False),
+    ],
+)
+def test_each_scheduler_is_the_one_that_steps(  # type: ignore[no-untyped-def]
+    ai_registry, monkeypatch, scheduler: str, used: str, karras: bool
+) -> None:
+    """The denoising loop really steps with the chosen scheduler: every diffusers scheduler's step()
+    is spied on, so whichever one the pipeline calls is seen (the engine has no public way to say)."""
+    import diffusers
+
+    steps: list[tuple[str, bool]] = []
+    for name in SCHEDULER_CLASSES:
+        cls = getattr(diffusers, name)
+
+        def spy(self, *args, _step=cls.step, **kwargs):  # type: ignore[no-untyped-def]
+            steps.append((type(self).__name__, bool(self.config.get("use_karras_sigmas", False))))
+            return _step(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "step", spy)
     out = inpaint(ai_registry, seed=3, scheduler=scheduler, negative_prompt="blue sky", guidance=1.0)
     assert out.shape == IMG.shape
+    assert len(steps) >= 2  # steps=2; PNDM adds a warm-up step
+    assert set(steps) == {(used, karras)}
 
 
 def test_unknown_scheduler_is_a_spec_error(ai_registry) -> None:  # type: ignore[no-untyped-def]

@@ -125,9 +125,6 @@ class Scheduler:
             self._enqueue(job, now)
         return self._fill(now)
 
-    def add_job(self, request: JobRequest, now: float) -> list[Decision]:
-        return self.add_jobs([request], now)
-
     def cancel(self, job_id: str, now: float) -> list[Decision]:
         job = self._jobs.get(job_id)
         if job is None or job.state in (DONE, FAILED, CANCELLED, COMMITTING):
