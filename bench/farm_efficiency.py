@@ -706,7 +706,7 @@ class Bench:
         how = (
             "farm.runtime.discovery (mDNS, then /v1/health + /v1/info answered: node up)"
             if out.get("via") == "farm.runtime.discovery"
-            else "a bare zeroconf browser (farm/discovery.py is not on this branch)"
+            else "a bare zeroconf browser (farm/runtime/discovery.py is not on this branch)"
         )
         self.say(
             f"  start -> seen via {how}, in a private netns: "
@@ -717,7 +717,7 @@ class Bench:
         )
         self.results["start_to_mdns_s"] = out["seen"]
         if not has_discovery:
-            self.say("  (farm/discovery.py absent: the farm's own discovery path is not measured)")
+            self.say("  (farm/runtime/discovery.py absent: the farm's own discovery path is not measured)")
 
     def _health_once(self) -> float:
         home = self.root / f"h-{next(_seed)}"
@@ -1014,7 +1014,7 @@ def scheduler_cost(
 # --------------------------------------------------------------------------- the mDNS child
 def mdns_child(root: Path) -> None:
     """Inside a private network namespace: node start -> up in farm.runtime.discovery (mDNS, then health and
-    info answered), or seen by a bare zeroconf browser where farm/discovery.py is absent."""
+    info answered), or seen by a bare zeroconf browser where farm/runtime/discovery.py is absent."""
     from zeroconf import IPVersion, ServiceStateChange
     from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
 

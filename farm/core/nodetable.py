@@ -9,6 +9,7 @@ changes they caused. ``farm.runtime.discovery`` does the I/O around it.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,16 @@ from farm.core.advert import NodeAdvert
 from farm.core.nodeinfo import NodeInfo
 
 Source = Literal["mdns", "peer"]
-NodeState = Literal["online", "unauthorised", "offline"]
+
+
+class NodeState(enum.StrEnum):
+    """What a node is to the farm: usable, refusing our token, or gone."""
+
+    ONLINE = "online"
+    UNAUTHORISED = "unauthorised"
+    OFFLINE = "offline"
+
+
 DownReason = Literal["timeout", "goodbye", "removed", "replaced"]
 
 
@@ -248,7 +258,7 @@ class NodeTable:
         if node is None:
             if isinstance(outcome, Healthy) and outcome.info is None:
                 return  # the node went away while this health-only probe ran; the next one is full
-            state: NodeState = "online" if isinstance(outcome, Healthy) else "unauthorised"
+            state = NodeState.ONLINE if isinstance(outcome, Healthy) else NodeState.UNAUTHORISED
             info = outcome.info if isinstance(outcome, Healthy) else None
             self._nodes[outcome.id] = _Node(outcome.id, ep.address, state, info, now, now)
             ep.node_id = outcome.id
@@ -256,9 +266,9 @@ class NodeTable:
         ep.node_id = node.id
         node.last_seen = now
         if isinstance(outcome, Unauthorised):
-            node.state, node.info, node.info_at = "unauthorised", None, now
+            node.state, node.info, node.info_at = NodeState.UNAUTHORISED, None, now
         elif outcome.info is not None:
-            node.state, node.info, node.info_at = "online", outcome.info, now
+            node.state, node.info, node.info_at = NodeState.ONLINE, outcome.info, now
         primary = self._endpoints.get(node.address)
         if primary is None or primary.node_id != node.id:
             node.address = ep.address
@@ -378,7 +388,9 @@ class NodeTable:
         changes: list[Change] = []
         for nid, old in before.items():
             if nid not in self._nodes:
-                changes.append(NodeDown(dataclasses.replace(old, state="offline"), self._down.get(nid, "removed")))
+                changes.append(
+                    NodeDown(dataclasses.replace(old, state=NodeState.OFFLINE), self._down.get(nid, "removed"))
+                )
         for nid, node in self._nodes.items():
             new = self._record(node)
             if nid not in before:

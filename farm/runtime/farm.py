@@ -22,7 +22,7 @@ from farm.core.address import Address
 from farm.core.descriptor import EngineDescriptor, merge_descriptors
 from farm.core.job import Job, JobState
 from farm.core.nodeinfo import NodeInfo
-from farm.core.nodetable import DownReason, NodeRecord, Unreached
+from farm.core.nodetable import DownReason, NodeRecord, NodeState, Unreached
 from farm.core.scheduler import LOCAL, Policy, WorkerStatus
 from farm.core.spec import EditSpec
 from farm.engines.installed import default_registry
@@ -495,14 +495,14 @@ class Farm:
         if record.id in self._ignored:
             d.remove_node(record.id, "ignored")
             return
-        if record.state == "online" and record.info is not None:
+        if record.state is NodeState.ONLINE and record.info is not None:
             known = record.id in d.workers
             d.add_node(record.id, record.name, record.address.url, record.info)
             if known:
                 self._emit(NodeEvent(record.id, record.name, True, address=record.address.url, info=record.info))
             return
         d.remove_node(record.id, record.state)
-        if record.state == "unauthorised":
+        if record.state is NodeState.UNAUTHORISED:
             self._emit(
                 NodeEvent(
                     record.id,

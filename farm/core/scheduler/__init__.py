@@ -9,6 +9,7 @@ from farm.core.scheduler.model import (
     FailureKind,
     Finished,
     JobRequest,
+    Phase,
     Policy,
     WorkerCaps,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "FailureKind",
     "Finished",
     "JobRequest",
+    "Phase",
     "Policy",
     "Scheduler",
     "SpeedEstimate",

@@ -25,13 +25,14 @@ from farm.core.scheduler.model import (
     FailureKind,
     Finished,
     JobRequest,
+    Phase,
     Policy,
     WorkerCaps,
 )
 from farm.core.scheduler.speed import SpeedEstimate
 
-QUEUED, ACTIVE, COMMITTING = "queued", "active", "committing"
-DONE, FAILED, CANCELLED = "done", "failed", "cancelled"
+QUEUED, ACTIVE, COMMITTING = Phase.QUEUED, Phase.ACTIVE, Phase.COMMITTING
+DONE, FAILED, CANCELLED = Phase.DONE, Phase.FAILED, Phase.CANCELLED
 Kind = tuple[str, str | None, int]
 
 
@@ -39,7 +40,7 @@ Kind = tuple[str, str | None, int]
 class _Job:
     req: JobRequest
     seq: int
-    state: str = QUEUED
+    state: Phase = QUEUED
     version: int = 0
     assigned: dict[str, float] = field(default_factory=dict)  # worker -> start time
     failures: int = 0
@@ -120,7 +121,7 @@ class Scheduler:
             if req.id in self._jobs:
                 raise ValueError(f"job {req.id} added twice")
             self._seq += 1
-            job = _Job(req, self._seq, state="new")
+            job = _Job(req, self._seq, state=Phase.NEW)
             self._jobs[req.id] = job
             self._enqueue(job, now)
         return self._fill(now)
@@ -300,7 +301,7 @@ class Scheduler:
         return all(self._anyone_could_run(j, now, ignore_busy=True) for j in self._jobs.values() if j.state == QUEUED)
 
     # -------------------------------------------------------------- queries
-    def state(self, job_id: str) -> str:
+    def state(self, job_id: str) -> Phase:
         return self._jobs[job_id].state
 
     def unfinished(self) -> int:
@@ -325,7 +326,7 @@ class Scheduler:
         ]
 
     # ------------------------------------------------------------ internals
-    def _set(self, job: _Job, state: str) -> None:
+    def _set(self, job: _Job, state: Phase) -> None:
         """Every job state change goes through here, so the open count and active index stay true."""
         was_open = job.state in (QUEUED, ACTIVE, COMMITTING)
         is_open = state in (QUEUED, ACTIVE, COMMITTING)

@@ -9,6 +9,18 @@ from dataclasses import dataclass, field
 LOCAL = "local"
 
 
+class Phase(enum.StrEnum):
+    """Where a job is in the scheduler's eyes (the wire and the store use the same words)."""
+
+    NEW = "new"  # being added
+    QUEUED = "queued"  # waiting for a worker
+    ACTIVE = "active"  # at least one attempt runs (a backup copy may run too)
+    COMMITTING = "committing"  # a result won and its output is being written
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 class FailureKind(enum.StrEnum):
     """Why an attempt failed, which decides what happens next."""
 
@@ -82,7 +94,7 @@ class Finished:
     """``job_id`` ended: state is done, failed or cancelled; ``errors`` names each worker's failure."""
 
     job_id: str
-    state: str
+    state: Phase
     worker_id: str | None = None
     errors: Mapping[str, str] = field(default_factory=dict)
 
