@@ -213,7 +213,7 @@ async def _run(
         def on_node(event: FarmEvent) -> None:
             if isinstance(event, NodeEvent) and not event.authorised:
                 err.print(
-                    f"[yellow]warning:[/yellow] node {event.name} at {event.address} refused the farm "
+                    f"[yellow]warning:[/yellow] node {event.name} at {Address.parse(event.address)} refused the farm "
                     "token: not used (give it this PC's `lanfarm token`)",
                     highlight=False,
                 )

@@ -5,10 +5,13 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from farm.core.spec import EditSpec
 from farm.errors import IllegalTransition
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class JobState(enum.StrEnum):
