@@ -19,8 +19,9 @@ Nothing escapes the rules for it: every ``__init__`` is a module of the graph, a
 are checked like any other module's. What importing a module really loads, parents included, is
 checked by running it: tests/test_imports.py.
 
-Imports by name at run time (``importlib.import_module("node.cli")``) are not in the graph: that is
-how ``farm.cli`` reaches the node and app commands without depending on them, on purpose.
+Imports by name at run time (``importlib.import_module``, entry points) are not in the graph: that is
+how ``farm.cli`` reaches the node and app commands (registered as entry points) without depending on
+them, on purpose.
 """
 
 from __future__ import annotations
@@ -85,9 +86,12 @@ CORE_FORBIDDEN = frozenset(
 PURE_PATHLIB_NAMES = frozenset({"PurePath", "PurePosixPath", "PureWindowsPath"})
 
 CATALOGUE = "farm.engines.catalogue"
+# The engines and their loaders (the model loaders: lama, upscale, sd_inpaint, spandrel_loader,
+# torch_image) import the catalogue; farm.engines.installed joins the two. docs/architecture.md.
 ENGINE_LOADERS = frozenset(
-    f"farm.engines.{name}" for name in ("lama", "upscale", "sd_inpaint", "spandrel_loader", "torch_image")
-)
+    f"farm.engines.{name}"
+    for name in ("lama", "upscale", "sd_inpaint", "spandrel_loader", "torch_image", "opencv_inpaint", "simulated")
+) | {"farm.engines.installed"}
 AI_LIBRARIES = frozenset({"torch", "torchvision", "spandrel", "diffusers", "transformers", "accelerate"})
 
 
