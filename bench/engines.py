@@ -44,7 +44,7 @@ def main() -> int:
     from farm.engines.base import CancelToken, no_progress
     from farm.engines.installed import default_registry
     from farm.imaging.pipeline import execute
-    from tests.engines import builders as b
+    from tests.farm.engines import builders as b
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,7 +21,7 @@ def model_folders(tmp_path_factory: pytest.TempPathFactory) -> ModelFolders:
     pytest.importorskip("torch")
     pytest.importorskip("spandrel")
     pytest.importorskip("diffusers")
-    from tests.engines import builders as b
+    from tests.farm.engines import builders as b
 
     good = tmp_path_factory.mktemp("models")
     bad = tmp_path_factory.mktemp("bad-models")

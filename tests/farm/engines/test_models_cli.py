@@ -167,7 +167,7 @@ def test_a_malicious_pth_is_read_without_running_it(tmp_path) -> None:  # type: 
 
 def test_listing_without_the_ai_stack_still_lists_files(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import farm.cli.models
-    from tests.engines.test_registry_ai import fake_safetensors
+    from tests.farm.engines.test_registry_ai import fake_safetensors
 
     monkeypatch.setattr(farm.cli.models, "missing_modules", lambda names: list(names))
     fake_safetensors(tmp_path / "big-lama.safetensors", ["model.model.1.bn_l.running_mean"])

@@ -53,7 +53,7 @@ SCHEDULER_CLASSES = (
 @pytest.mark.parametrize(
     ("scheduler", "used", "karras"),
     [
-        ("default", "PNDMScheduler", False),  # the one the tiny model was saved with (tests/engines/builders.py)
+        ("default", "PNDMScheduler", False),  # the one the tiny model was saved with (tests/farm/engines/builders.py)
         ("pndm", "PNDMScheduler", False),
         ("ddim", "DDIMScheduler", False),
         ("euler", "EulerDiscreteScheduler", False),
@@ -119,7 +119,7 @@ def test_strength_below_one_step_is_a_clear_error(ai_registry) -> None:  # type:
 
 def test_single_file_checkpoint_without_configs_says_where_they_go(model_folders, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from farm.engines.installed import default_registry
-    from tests.engines.test_registry_ai import fake_safetensors
+    from tests.farm.engines.test_registry_ai import fake_safetensors
 
     fake_safetensors(tmp_path / "my-sd15-inpaint.safetensors", ["model.diffusion_model.input_blocks.0.0.weight"])
     reg = default_registry(tmp_path, device="cpu")

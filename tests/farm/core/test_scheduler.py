@@ -15,7 +15,7 @@ from farm.core.scheduler import (
     Scheduler,
     WorkerCaps,
 )
-from tests.farm.schedsim import Simulation, SimWorker
+from tests.farm.core.schedsim import Simulation, SimWorker
 
 CV2 = frozenset({"cv2"})
 
