@@ -15,7 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
-from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
+from PySide6.QtWidgets import QApplication, QLabel, QMenu, QSystemTrayIcon
 
 import resources
 from farm.engines import Registry
@@ -122,14 +122,30 @@ class Tray(QObject):
         menu.addAction(window.folder_action)
         menu.addSeparator()
         quit_action = QAction("Quit LAN Farm", menu)
-        quit_action.triggered.connect(app.request_quit)
+        quit_action.triggered.connect(app.quit_asked)
         menu.addAction(quit_action)
         self.icon.setContextMenu(menu)
         self.icon.activated.connect(self._activated)
         controller.activity.connect(self.set_activity)
-        controller.countsChanged.connect(lambda c: self.icon.setToolTip(f"LAN Farm — {c.summary()}"))
+        window.batchChanged.connect(self.set_progress)
+        window.hiddenToTray.connect(self._hidden)
         self.window = window
         self.state = "idle"
+        self._told_hidden = False
+
+    def set_progress(self, text: str) -> None:
+        """The tooltip says how far the batch is and when it should end."""
+        self.icon.setToolTip(f"LAN Farm — {text}" if text else "LAN Farm — nothing to do")
+
+    def _hidden(self) -> None:
+        if not self._told_hidden:  # said where the user looks (the tray), once a session
+            self._told_hidden = True
+            self.icon.showMessage(
+                "LAN Farm is still running",
+                "It keeps editing in the tray; click the icon to open the window.",
+                QSystemTrayIcon.MessageIcon.Information,
+                5000,
+            )
 
     def set_activity(self, state: str) -> None:
         self.state = state
@@ -183,8 +199,8 @@ class LanFarmApp(QObject):
             self.tray.icon.show()
         if show or self.tray is None:
             self.window.show()
-        if self.tray is None:
-            self.window.statusBar().showMessage("no system tray: running as a window", 10000)
+        if self.tray is None:  # said permanently, not as a message that pushes the resume notice away
+            self.window.statusBar().addPermanentWidget(QLabel("No system tray: closing this window quits"))
             if not self.controller.settings.tray_notice_shown:  # said once, not at every start
                 from dataclasses import replace
 
@@ -205,7 +221,15 @@ class LanFarmApp(QObject):
         if self._quit is not None:
             self._quit.set()
 
+    def quit_asked(self) -> None:
+        """The user chose Quit: asked first when edits are unfinished (they resume next time)."""
+        if self.window.confirm_quit():
+            self.window.save_state()
+            self.request_quit()
+
     async def stop(self) -> None:
+        if not self.window.quitting:
+            self.window.save_state()
         self.window.quitting = True
         self.window.close()
         for editor in list(self.window.mask_editors):
@@ -224,8 +248,7 @@ class LanFarmApp(QObject):
         self.notifications.append((title, text, error))
         if self.tray is not None and self.tray.icon.isVisible():
             self.tray.notify(title, text, error)
-        else:
-            self.window.statusBar().showMessage(f"{title}: {text}", 15000)
+        # without a tray the activity strip already says it (the controller posted it)
 
     def _activity(self, state: str) -> None:
         self.window.setWindowIcon(tray_icon(state))

@@ -28,10 +28,14 @@ class CompareView(QWidget):
         self._want: tuple[str, str] | None = None
         self._loader = ImageLoader(QSize(MAX_SIDE, MAX_SIDE), threads=1, parent=self)
         self._loader.loaded.connect(self._loaded)
+        self._loader.failed.connect(self._failed)
         self.placeholder = "Select a finished edit to compare before and after"
+        self.error = ""  # why the pair cannot be shown ("" when it can, or while it loads)
 
     def show_pair(self, before: Path, after: Path) -> None:
         self.before, self.after = QImage(), QImage()
+        self.error = ""
+        self.placeholder = "Loading before and after…"
         self._want = (f"before:{before}", f"after:{after}")
         self._loader.request(before, self._want[0])
         self._loader.request(after, self._want[1])
@@ -39,6 +43,7 @@ class CompareView(QWidget):
 
     def clear(self, text: str | None = None) -> None:
         self._want = None
+        self.error = ""
         self.before, self.after = QImage(), QImage()
         if text is not None:
             self.placeholder = text
@@ -70,6 +75,12 @@ class CompareView(QWidget):
         self.update()
         if self.is_ready:
             self.ready.emit()
+
+    def _failed(self, key: str, error: str) -> None:
+        if self._want is not None and key in self._want:
+            self.error = error
+            self.placeholder = error
+            self.update()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         self._drag(event.position())

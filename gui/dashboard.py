@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.nodes_model import COL_JOB, COL_SPARK, NODE_ROLE, Index
-from gui.rows import NodeRow
+from gui.rows import NodeRow, plain_error
 from gui.viewmodels import FarmController
 
 
@@ -113,6 +113,9 @@ class Dashboard(QWidget):
         add_row.addWidget(self.address, 1)
         add_row.addWidget(self.add_button)
         layout.addLayout(add_row)
+        self.add_status = QLabel(wordWrap=True)  # "checking ..." then what the address answered; stays
+        self.add_status.setVisible(False)
+        layout.addWidget(self.add_status)
 
         self.table = QTableView()
         self.table.setModel(self.model)
@@ -128,12 +131,21 @@ class Dashboard(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        for col, width in enumerate((150, 95, 105, 85, 160, 45, 50, 80)):
+        header.setMinimumSectionSize(40)
+        # columns keep their widths and the table scrolls sideways when narrow: nothing is cut off
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        for col, width in enumerate((150, 110, 105, 85, 160, 50, 60, 80)):
             self.table.setColumnWidth(col, width)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)  # the state, never elided
+        self.table.doubleClicked.connect(lambda _i: self.show_errors())
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         layout.addWidget(self.table, 1)
-
+        self.detail = QLabel(wordWrap=True)  # the selected node's problem, in full (not only a tooltip)
+        self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.detail.setVisible(False)
+        layout.addWidget(self.detail)
+        self.model.dataChanged.connect(lambda *_a: self._show_detail())
         actions = QHBoxLayout()
         self.pause_button = QPushButton("Pause node")
         self.ignore_button = QPushButton("Ignore node")
@@ -143,7 +155,10 @@ class Dashboard(QWidget):
         self.pause_button.toggled.connect(self._pause)
         self.ignore_button.toggled.connect(self._ignore)
         self.remove_button.clicked.connect(self._remove)
-        for b in (self.pause_button, self.ignore_button, self.remove_button):
+        self.errors_button = QPushButton("Errors…")
+        self.errors_button.setToolTip("What went wrong on this node (double-click a row too)")
+        self.errors_button.clicked.connect(self.show_errors)
+        for b in (self.pause_button, self.ignore_button, self.remove_button, self.errors_button):
             actions.addWidget(b)
         actions.addStretch(1)
         layout.addLayout(actions)
@@ -185,6 +200,7 @@ class Dashboard(QWidget):
         row = self.selected()
         for b in (self.pause_button, self.ignore_button, self.remove_button):
             b.setEnabled(row is not None)
+        self._show_detail()
         if row is not None:
             self.ignore_button.setEnabled(not row.local)
             self.remove_button.setEnabled(not row.local)
@@ -193,10 +209,53 @@ class Dashboard(QWidget):
                 b.setChecked(on)
                 b.blockSignals(False)
 
+    def _show_detail(self) -> None:
+        row = self.selected()
+        problem = row.error if row is not None else ""
+        self.detail.setText(f"{row.name}: {problem}" if row is not None and problem else "")
+        self.detail.setVisible(bool(problem))
+        self.errors_button.setEnabled(row is not None and bool(row.errors or row.error))
+
+    def error_text(self, row: NodeRow) -> str:
+        lines = [f"{row.name} ({row.address or 'this PC'}): {row.failed} failed attempt(s)"]
+        if row.error:
+            lines.append(f"Now: {row.error}")
+        lines += [f"• {e}" for e in reversed(row.errors)] or ["No failed attempt recorded."]
+        return "\n".join(lines)
+
+    def show_errors(self) -> QMessageBox | None:
+        """The selected node's latest errors, readable and copyable."""
+        row = self.selected()
+        if row is None:
+            return None
+        box = QMessageBox(QMessageBox.Icon.Information, f"Errors on {row.name}", self.error_text(row), parent=self)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        return box
+
     def _add(self) -> None:
-        text = self.address.text()
-        self.controller.spawn(self.controller.add_peer(text), f"add node {text}")
-        self.address.clear()
+        text = self.address.text().strip()
+        self.add_button.setEnabled(False)
+        self.add_status.setText(f"Checking {text}…" if text else "")
+        self.add_status.setStyleSheet("")
+        self.add_status.setVisible(bool(text))
+        task = self.controller.spawn(self.controller.add_peer(text), f"adding node {text or '(no address)'}")
+
+        def done(t: object) -> None:
+            self.add_button.setEnabled(True)
+            if task.cancelled():
+                return
+            exc = task.exception()
+            if exc is None:
+                self.add_status.setText(f"Added {text}: {task.result()}")
+                self.address.clear()  # kept on failure, to be corrected
+            else:
+                self.add_status.setText(plain_error(str(exc)))
+                self.add_status.setStyleSheet("color: #d2453d;")
+            self.add_status.setVisible(True)
+
+        task.add_done_callback(done)
 
     def _pause(self, on: bool) -> None:
         row = self.selected()

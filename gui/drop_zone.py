@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QPainter, QPalette, QPen
-from PySide6.QtWidgets import QFileDialog, QFrame, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from farm.runtime.planning import IMAGE_SUFFIXES
 
@@ -27,9 +28,11 @@ class DropZone(QFrame):
     """Emits ``pathsDropped`` with the dropped files and folders; a button opens a file dialog instead."""
 
     pathsDropped = Signal(list)
+    folderUsed = Signal(Path)  # the folder a dialog picked from (the next dialog opens there)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, start_folder: Callable[[], str] = str) -> None:
         super().__init__(parent)
+        self.start_folder = start_folder
         self.setAcceptDrops(True)
         self.setMinimumHeight(150)
         self._hover = False
@@ -41,16 +44,23 @@ class DropZone(QFrame):
         font.setBold(True)
         self.title.setFont(font)
         self.hint = QLabel(
-            "Masks are found by name: photo.jpg uses photo_mask.png",
+            "Or anywhere on this window. Masks are found by name: photo.jpg uses photo_mask.png or masks/photo.png",
             wordWrap=True,
             alignment=Qt.AlignmentFlag.AlignCenter,
         )
         self.hint.setStyleSheet("color: palette(placeholder-text);")
         self.browse = QPushButton("Add images…")
         self.browse.clicked.connect(self._browse)
+        self.browse_folder = QPushButton("Add folder…")
+        self.browse_folder.clicked.connect(self._browse_folder)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.browse)
+        buttons.addWidget(self.browse_folder)
+        buttons.addStretch(1)
         layout.addWidget(self.title)
         layout.addWidget(self.hint)
-        layout.addWidget(self.browse, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addLayout(buttons)
         layout.addStretch(1)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -81,9 +91,16 @@ class DropZone(QFrame):
 
     def _browse(self) -> None:
         patterns = " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES))
-        files, _ = QFileDialog.getOpenFileNames(self, "Add images", "", f"Images ({patterns})")
+        files, _ = QFileDialog.getOpenFileNames(self, "Add images", self.start_folder(), f"Images ({patterns})")
         if files:
+            self.folderUsed.emit(Path(files[0]).parent)
             self.pathsDropped.emit([Path(f) for f in files])
+
+    def _browse_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of images", self.start_folder())
+        if folder:
+            self.folderUsed.emit(Path(folder).parent)
+            self.pathsDropped.emit([Path(folder)])
 
     def paintEvent(self, event: object) -> None:
         painter = QPainter(self)

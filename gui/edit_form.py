@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -96,8 +97,14 @@ class EditForm(QWidget):
         self.engine = QComboBox()
         self.engine.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.engine.setMinimumContentsLength(14)
+        self.engine.view().setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.unavailable = QLabel(wordWrap=True)  # why some engines cannot be picked, in full
+        self.unavailable.setObjectName("unavailableEngines")
+        self.unavailable.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.unavailable.setStyleSheet("color: palette(placeholder-text); font-size: 90%;")
         self._fill_engines(descriptors)
         top.addRow("Engine", self.engine)
+        top.addRow(self.unavailable)
         self.hd = QComboBox()
         self.hd.setToolTip("How big images are handled: crop around the mask, resize, or whole")
         for key, text in (
@@ -114,8 +121,7 @@ class EditForm(QWidget):
         self.note.setStyleSheet("color: palette(placeholder-text);")
         layout.addWidget(self.note)
         self.engine.currentIndexChanged.connect(self._rebuild)
-        index = self.engine.findData(engine)
-        self.engine.setCurrentIndex(max(index, 0))
+        self.set_engine(engine)
         self._rebuild()
 
     def set_descriptors(self, descriptors: Sequence[EngineDescriptor]) -> None:
@@ -130,7 +136,7 @@ class EditForm(QWidget):
         self.engine.blockSignals(True)
         self.engine.clear()
         self._fill_engines(descriptors)
-        self.engine.setCurrentIndex(max(self.engine.findData(current), 0))
+        self.set_engine(current)
         self.engine.blockSignals(False)
         self._rebuild()
         if self.engine_id == current:
@@ -139,9 +145,19 @@ class EditForm(QWidget):
                     self._setters[name](value)
 
     def _fill_engines(self, descriptors: Sequence[EngineDescriptor]) -> None:
+        """Available engines can be picked; the others are listed greyed out, their reason below."""
+        model = self.engine.model()
+        assert isinstance(model, QStandardItemModel)
+        reasons = []
         for d in descriptors:
-            label = d.title + ("" if d.available else f" — unavailable: {d.unavailable_reason}")
-            self.engine.addItem(label, d.id)
+            self.engine.addItem(d.title if d.available else f"{d.title} (unavailable)", d.id)
+            if not d.available:
+                item = model.item(self.engine.count() - 1)
+                item.setEnabled(False)
+                item.setToolTip(d.unavailable_reason)
+                reasons.append(f"{d.title} is unavailable: {d.unavailable_reason.replace('`', '')}")
+        self.unavailable.setText("\n".join(reasons))
+        self.unavailable.setVisible(bool(reasons))
 
     @property
     def engine_id(self) -> str:
@@ -151,7 +167,13 @@ class EditForm(QWidget):
         return self.descriptors[self.engine_id]
 
     def set_engine(self, engine_id: str) -> None:
-        self.engine.setCurrentIndex(self.engine.findData(engine_id))
+        """Pick an engine; an unavailable or unknown one falls back to the first available."""
+        index = self.engine.findData(engine_id)
+        desc = self.descriptors.get(engine_id)
+        if index < 0 or desc is None or not desc.available:
+            usable = (i for i in range(self.engine.count()) if self.descriptors[self.engine.itemData(i)].available)
+            index = next(usable, 0)
+        self.engine.setCurrentIndex(index)
 
     def set_param(self, name: str, value: ParamValue) -> None:
         self._setters[name](value)

@@ -4,14 +4,15 @@ on the right; a toolbar for the queue and the local worker."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
 import numpy as np
-from PySide6.QtCore import QModelIndex, QPoint, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -21,6 +22,8 @@ from PySide6.QtWidgets import (
     QListView,
     QMainWindow,
     QMenu,
+    QMessageBox,
+    QProgressBar,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -33,16 +36,20 @@ from PySide6.QtWidgets import (
 from farm.core.job import JobState
 from farm.core.spec import EditSpec, OutputFormat, OutputSpec
 from farm.runtime.planning import IMAGE_SUFFIXES
+from gui.activity import ActivityStrip
 from gui.compare import CompareView
 from gui.dashboard import Dashboard
-from gui.drop_zone import DropZone
+from gui.drop_zone import DropZone, acceptable, local_paths
 from gui.edit_form import EditForm
 from gui.mask_editor import MaskEditor, mask_path_for, save_mask
 from gui.queue_model import QueueDelegate
-from gui.rows import Counts, JobRow
+from gui.rows import FIX_LABELS, Counts, JobRow
 from gui.settings import AppSettings
 from gui.settings_page import SettingsPage
+from gui.ui_state import UiState
 from gui.viewmodels import FarmController
+
+MIN_WIDTH = 880  # tiles beside a file manager on a 1920-px screen
 
 
 def open_path(path: Path) -> bool:
@@ -54,6 +61,8 @@ class MainWindow(QMainWindow):
     """Closing hides it when the app lives in the tray; otherwise ``closed`` asks the app to quit."""
 
     closed = Signal()
+    batchChanged = Signal(str)  # the batch bar's text ("" when nothing is in hand), for the tray tooltip
+    hiddenToTray = Signal()
 
     def __init__(self, controller: FarmController, *, keep_in_tray: bool = True) -> None:
         super().__init__()
@@ -62,8 +71,13 @@ class MainWindow(QMainWindow):
         self.quitting = False
         self.mask_editors: list[MaskEditor] = []
         self._compared: str | None = None  # the job whose before/after the compare pane shows
+        self._mask_todo: list[Path] = []  # "Paint masks for these N": the images still to paint
+        self._pending_masks: list[Path] = []  # the latest drop's images without a mask
+        self.ui = UiState(controller.store.path)
         self.setWindowTitle("LAN Farm")
+        self.setAcceptDrops(True)  # drops anywhere on the window, not only on the drop zone
         self.resize(1180, 760)
+        self.setMinimumWidth(MIN_WIDTH)
 
         left = self._build_left_panel()
         queue_page = self._build_queue_page()
@@ -77,6 +91,7 @@ class MainWindow(QMainWindow):
         self._connect_toolbar()
         self._connect_controller()
         self._show_current_state()
+        self._restore_state()
 
     # ----------------------------------------------------------- building: left
     def _build_left_panel(self) -> QScrollArea:
@@ -87,18 +102,23 @@ class MainWindow(QMainWindow):
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.addWidget(self.drop_zone)
+        self.paint_masks_button = QPushButton("Paint masks")
+        self.paint_masks_button.setVisible(False)
+        self.paint_masks_button.clicked.connect(lambda: self.paint_masks())
+        left_layout.addWidget(self.paint_masks_button)
         left_layout.addWidget(edit_box)
         left_layout.addWidget(out_box)
         left_layout.addStretch(1)
         scroll = QScrollArea(widgetResizable=True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(left)
-        scroll.setMinimumWidth(320)
+        scroll.setMinimumWidth(270)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         return scroll
 
     def _build_drop_zone(self) -> None:
-        self.drop_zone = DropZone()
+        self.drop_zone = DropZone(start_folder=lambda: self.ui.last_folder())
+        self.drop_zone.folderUsed.connect(self.ui.set_last_folder)
 
     def _build_edit_form(self) -> QGroupBox:
         settings = self.controller.settings
@@ -127,6 +147,7 @@ class MainWindow(QMainWindow):
         queue_top = QWidget()
         qt_layout = QVBoxLayout(queue_top)
         qt_layout.setContentsMargins(0, 0, 0, 0)
+        qt_layout.addWidget(self._build_batch_row())
         qt_layout.addWidget(self.queue_view, 1)
         qt_layout.addLayout(actions_row)
         queue_split = QSplitter(Qt.Orientation.Vertical)
@@ -134,6 +155,28 @@ class MainWindow(QMainWindow):
         queue_split.addWidget(self.compare)
         queue_split.setSizes([420, 300])
         return queue_split
+
+    def _build_batch_row(self) -> QWidget:
+        """The batch bar with its ETA, and the Paused notice with Resume."""
+        self.batch_bar = QProgressBar()
+        self.batch_bar.setTextVisible(True)
+        self.batch_bar.setFormat("")
+        self.paused_label = QLabel("<b>Paused</b>: no new edit starts (running ones finish)")
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.clicked.connect(lambda: self.pause_action.setChecked(False))
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 4)
+        layout.addWidget(self.batch_bar, 1)
+        layout.addWidget(self.paused_label)
+        layout.addWidget(self.resume_button)
+        self.paused_label.setVisible(False)
+        self.resume_button.setVisible(False)
+        self.batch_row = row
+        row.setVisible(False)
+        self._batch_timer = QTimer(self, interval=1000)
+        self._batch_timer.timeout.connect(self._update_batch)
+        return row
 
     def _build_queue_list(self) -> None:
         queue = self.controller.queue
@@ -144,11 +187,14 @@ class MainWindow(QMainWindow):
         self.queue_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.queue_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.queue_view.setAlternatingRowColors(True)
+        self.queue_view.viewport().setAcceptDrops(True)
+        self.queue_view.viewport().installEventFilter(self)  # the biggest drop target of all
 
     def _build_queue_actions(self) -> None:
         """The actions on the selected jobs (context menu, buttons, shortcuts)."""
         self.cancel_action = QAction("Cancel", self, shortcut=QKeySequence(QKeySequence.StandardKey.Delete))
         self.retry_action = QAction("Retry", self)
+        self.fix_action = QAction("Retry", self)  # what a failed row needs: Retry, Paint mask, Open models folder
         self.open_action = QAction("Open result", self)
         self.reveal_action = QAction("Show in folder", self)
         self.mask_job_action = QAction("Paint mask and queue again…", self)
@@ -157,10 +203,10 @@ class MainWindow(QMainWindow):
     def _build_queue_buttons(self) -> QHBoxLayout:
         """A button per queue action (enabled as its action is) and the job counts."""
         actions_row = QHBoxLayout()
-        for action in (self.cancel_action, self.retry_action, self.open_action, self.reveal_action, self.clear_action):
+        for action in (self.cancel_action, self.fix_action, self.open_action, self.reveal_action, self.clear_action):
             button = QPushButton(action.text())
             button.clicked.connect(action.trigger)
-            action.changed.connect(lambda b=button, a=action: b.setEnabled(a.isEnabled()))
+            action.changed.connect(lambda b=button, a=action: (b.setEnabled(a.isEnabled()), b.setText(a.text())))
             actions_row.addWidget(button)
             self.queue_view.addAction(action)
         actions_row.addStretch(1)
@@ -195,7 +241,10 @@ class MainWindow(QMainWindow):
         central_layout.setSpacing(0)
         central_layout.addWidget(self.banner)
         central_layout.addWidget(split, 1)
+        self.activity = ActivityStrip(self.controller.log)
+        central_layout.addWidget(self.activity)
         self.setCentralWidget(central)
+        self.left_panel = left
 
     def _build_banner(self) -> None:
         self.banner = QLabel(wordWrap=True)
@@ -215,7 +264,9 @@ class MainWindow(QMainWindow):
         self.local_action = QAction("Pause this PC", self, checkable=True)
         self.local_action.setEnabled(self.controller.settings.local_worker)
         self.folder_action = QAction("Open output folder", self)
-        for action in (self.add_action, self.paint_action):
+        self.side_action = QAction("Side panel", self, checkable=True, checked=True, shortcut=QKeySequence("Ctrl+B"))
+        self.side_action.setToolTip("Show or hide the drop zone and the edit form (Ctrl+B)")
+        for action in (self.side_action, self.add_action, self.paint_action):
             bar.addAction(action)
         bar.addSeparator()
         for action in (self.pause_action, self.local_action, self.folder_action):
@@ -242,7 +293,8 @@ class MainWindow(QMainWindow):
         self.open_action.triggered.connect(self.open_selected)
         self.reveal_action.triggered.connect(self.reveal_selected)
         self.mask_job_action.triggered.connect(self.paint_mask_selected)
-        self.clear_action.triggered.connect(self.controller.queue.clear_finished)
+        self.clear_action.triggered.connect(self.clear_finished)
+        self.fix_action.triggered.connect(self.fix_selected)
 
     def _connect_toolbar(self) -> None:
         self.add_action.triggered.connect(self._browse)
@@ -250,6 +302,7 @@ class MainWindow(QMainWindow):
         self.pause_action.toggled.connect(self.controller.set_paused)
         self.local_action.toggled.connect(self.controller.set_local_paused)
         self.folder_action.triggered.connect(self.open_output_folder)
+        self.side_action.toggled.connect(lambda on: self.left_panel.setVisible(on))
 
     def _connect_controller(self) -> None:
         controller = self.controller
@@ -258,6 +311,7 @@ class MainWindow(QMainWindow):
         controller.settingsChanged.connect(self._settings_changed)
         controller.needsMask.connect(self._needs_mask)
         controller.pausedChanged.connect(self._sync_check(self.pause_action))
+        controller.pausedChanged.connect(lambda _p: self._update_batch())
         controller.localPausedChanged.connect(self._sync_check(self.local_action))
         controller.queue.dataChanged.connect(self._rows_changed)
 
@@ -274,7 +328,40 @@ class MainWindow(QMainWindow):
         return self.edit_form.spec()
 
     def add_paths(self, paths: list[Path]) -> asyncio.Task[object]:
+        self.ui.set_params(self.edit_form.engine_id, self.edit_form.values())
         return self.controller.spawn(self.controller.add_paths(paths, self.current_spec()), "adding images")
+
+    # ------------------------------------------------------------ drops anywhere
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(acceptable(p) for p in local_paths(event.mimeData())):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragEnterEvent) -> None:  # type: ignore[override]
+        event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [p for p in local_paths(event.mimeData()) if acceptable(p)]
+        if paths:
+            event.acceptProposedAction()
+            self.add_paths(paths)
+        else:
+            event.ignore()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Drags over the queue list are the window's (the list itself takes no drops)."""
+        if watched is self.queue_view.viewport():
+            if isinstance(event, QDragEnterEvent) and event.type() == QEvent.Type.DragEnter:
+                self.dragEnterEvent(event)
+                return True
+            if event.type() == QEvent.Type.DragMove and isinstance(event, QDropEvent):
+                event.acceptProposedAction()
+                return True
+            if event.type() == QEvent.Type.Drop and isinstance(event, QDropEvent):
+                self.dropEvent(event)
+                return True
+        return super().eventFilter(watched, event)
 
     def _browse(self) -> None:
         self.drop_zone.browse.click()
@@ -285,6 +372,12 @@ class MainWindow(QMainWindow):
             self.controller.update_settings(replace(self.controller.settings, output_dir=Path(folder)))
 
     def _engine_changed(self, engine: str) -> None:
+        for name, value in self.ui.params(engine).items():  # the values last used with this engine
+            if name in self.edit_form.controls:
+                try:
+                    self.edit_form.set_param(name, value)
+                except (TypeError, ValueError):
+                    continue
         if engine != self.controller.settings.engine:
             self.controller.update_settings(replace(self.controller.settings, engine=engine))
 
@@ -293,7 +386,7 @@ class MainWindow(QMainWindow):
         if rows:
             return self.open_mask_editor(rows[0].job.input)
         patterns = " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES))
-        file, _ = QFileDialog.getOpenFileName(self, "Paint a mask for…", "", f"Images ({patterns})")
+        file, _ = QFileDialog.getOpenFileName(self, "Paint a mask for…", self.ui.last_folder(), f"Images ({patterns})")
         return self.open_mask_editor(Path(file)) if file else None
 
     def paint_mask_selected(self) -> None:
@@ -304,10 +397,13 @@ class MainWindow(QMainWindow):
     def open_mask_editor(self, image: Path) -> MaskEditor:
         existing = mask_path_for(image, self.controller.settings.output_dir)
         editor = MaskEditor(image, existing if existing.exists() else None, parent=self)
+        editor.canvas.set_brush_size(self.ui.brush_size(editor.canvas.brush_size))
+        editor.canvas.brushSizeChanged.connect(self.ui.set_brush_size)
         editor.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # freed on the GUI thread once closed
         spec = self.current_spec()
         editor.accepted.connect(lambda: self._mask_accepted(editor, spec))
         editor.finished.connect(lambda _r: self.mask_editors.remove(editor) if editor in self.mask_editors else None)
+        editor.finished.connect(lambda _r: self._next_mask())
         self.mask_editors.append(editor)
         editor.open()
         return editor
@@ -319,19 +415,34 @@ class MainWindow(QMainWindow):
 
     async def _save_and_queue(self, image: Path, mask: np.ndarray, spec: EditSpec) -> None:
         if not mask.any():
-            self.controller.message.emit(f"the mask for {image.name} is empty: nothing to edit")
+            self.controller.post(f"The mask for {image.name} is empty: nothing to edit", "warning")
             return
         path = await asyncio.to_thread(save_mask, mask, mask_path_for(image, self.controller.settings.output_dir))
         await self.controller.add_with_mask(image, path, spec)
 
     def _needs_mask(self, inputs: list[Path]) -> None:
-        if len(inputs) == 1:
-            self.controller.message.emit(f"{inputs[0].name} has no mask: paint one")
+        n = len(inputs)
+        if n == 1:
+            self.controller.post(f"{inputs[0].name} has no mask: paint one", "warning")
             self.open_mask_editor(inputs[0])
-        else:
-            self.controller.message.emit(
-                f"{len(inputs)} images have no mask (NAME_mask.png beside them); select one and use Paint mask…"
-            )
+            return
+        self.controller.post(
+            f"{n} images have no mask (photo_mask.png beside photo.png, or masks/photo.png)", "warning"
+        )
+        self.paint_masks_button.setText(f"Paint masks for these {n}")
+        self.paint_masks_button.setVisible(True)
+        self._pending_masks = list(inputs)
+
+    def paint_masks(self, inputs: Sequence[Path] | None = None) -> MaskEditor | None:
+        """One mask editor after another, for each image that has no mask yet."""
+        self._mask_todo = list(inputs if inputs is not None else self._pending_masks)
+        self.paint_masks_button.setVisible(False)
+        return self._next_mask()
+
+    def _next_mask(self) -> MaskEditor | None:
+        if not self._mask_todo or self.quitting:
+            return None
+        return self.open_mask_editor(self._mask_todo.pop(0))
 
     # ----------------------------------------------------------------- queue
     def _selected_rows(self) -> list[JobRow]:
@@ -339,6 +450,26 @@ class MainWindow(QMainWindow):
 
     def cancel_selected(self) -> None:
         self.controller.cancel([r.job.id for r in self._selected_rows() if not r.job.state.finished])
+
+    def fix_selected(self) -> None:
+        """What the selected failed row needs: run it again, paint its mask, or put the model in place."""
+        rows = self._selected_rows()
+        failed = [r for r in rows if r.job.state is JobState.FAILED]
+        action = failed[0].fix()[1] if failed else "retry"
+        if action == "models":
+            folder = self.controller.settings.models_dir
+            folder.mkdir(parents=True, exist_ok=True)
+            open_path(folder)
+        elif action == "mask":
+            self.paint_masks([r.job.input for r in failed])
+        else:
+            self.retry_selected()
+
+    def clear_finished(self) -> None:
+        self.controller.queue.clear_finished()
+        self.queue_view.clearSelection()
+        self._counts_changed(self.controller.queue.counts())
+        self._selection_changed()
 
     def retry_selected(self) -> None:
         self.controller.retry(
@@ -365,6 +496,8 @@ class MainWindow(QMainWindow):
         row = self.controller.queue.job_row(index.row())
         if row.job.state is JobState.DONE:
             open_path(row.job.output)
+        elif row.job.state is JobState.FAILED:
+            self.fix_selected()
 
     def _queue_menu(self, pos: QPoint) -> None:
         menu = QMenu(self)
@@ -389,6 +522,9 @@ class MainWindow(QMainWindow):
         states = {r.job.state for r in rows}
         self.cancel_action.setEnabled(any(not s.finished for s in states))
         self.retry_action.setEnabled(bool(states & {JobState.FAILED, JobState.CANCELLED}))
+        failed = [r for r in rows if r.job.state is JobState.FAILED]
+        self.fix_action.setText(FIX_LABELS[failed[0].fix()[1]] if failed else "Retry")
+        self.fix_action.setEnabled(self.retry_action.isEnabled())
         self.open_action.setEnabled(JobState.DONE in states)
         self.reveal_action.setEnabled(bool(rows))
         self.mask_job_action.setEnabled(bool(rows))
@@ -413,10 +549,32 @@ class MainWindow(QMainWindow):
             self._selection_changed()
 
     def _show_message(self, text: str) -> None:
-        self.statusBar().showMessage(text, 8000)
+        """Messages live in the activity strip (kept, with a history), not in a status line that fades."""
 
     def _counts_changed(self, counts: Counts) -> None:
         self.counts_label.setText(counts.summary())
+        self._update_batch()
+
+    def _update_batch(self) -> None:
+        """The batch bar (finished of total, ETA) and the Paused notice."""
+        controller = self.controller
+        counts = controller.queue.counts()
+        progress = controller.progress
+        now = time.monotonic()
+        progress.update(counts, now)
+        done, total = progress.value(counts)
+        paused = controller.paused
+        self.batch_bar.setRange(0, max(total, 1))
+        self.batch_bar.setValue(done)
+        self.batch_bar.setFormat(progress.text(counts, now, paused=paused) or "Nothing to do")
+        self.paused_label.setVisible(paused)
+        self.resume_button.setVisible(paused)
+        self.batch_row.setVisible(bool(total) or paused)
+        if counts.unfinished and not self._batch_timer.isActive():
+            self._batch_timer.start()
+        elif not counts.unfinished:
+            self._batch_timer.stop()
+        self.batchChanged.emit(self.batch_bar.format() if total else "")
 
     def _settings_changed(self, settings: AppSettings) -> None:
         self.output_label.setText(f"{settings.output_dir}  ({settings.output_format})")
@@ -441,11 +599,44 @@ class MainWindow(QMainWindow):
         self.raise_()
         self.activateWindow()
 
+    def confirm_quit(self) -> bool:
+        """Ask before quitting with unfinished edits (they resume at the next start)."""
+        n = self.controller.queue.counts().unfinished
+        if not n:
+            return True
+        answer = QMessageBox.question(
+            self,
+            "Quit LAN Farm?",
+            f"{n} edit{'s are' if n != 1 else ' is'} not finished. Quit anyway? "
+            "They resume the next time you start LAN Farm.",
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.keep_in_tray and not self.quitting:
             event.ignore()
             self.hide()
-            self.controller.message.emit("LAN Farm keeps running in the tray")
+            self.hiddenToTray.emit()
             return
+        if not self.quitting and not self.confirm_quit():
+            event.ignore()
+            return
+        if not self.quitting:
+            self.ui.set_geometry(self.saveGeometry())
         event.accept()
         self.closed.emit()
+
+    def _restore_state(self) -> None:
+        geometry = self.ui.geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        for name, value in self.ui.params(self.edit_form.engine_id).items():
+            if name in self.edit_form.controls:
+                try:
+                    self.edit_form.set_param(name, value)
+                except (TypeError, ValueError):
+                    continue
+
+    def save_state(self) -> None:
+        self.ui.set_geometry(self.saveGeometry())
+        self.ui.set_params(self.edit_form.engine_id, self.edit_form.values())

@@ -98,6 +98,7 @@ class MaskCanvas(QWidget):
         self.undo_stack = QUndoStack(self)
         self.tool = "brush"
         self.brush_size = 40
+        self.error = ""  # why the image cannot be painted on (shown instead of it)
         self.zoom = 1.0
         self.offset = QPointF(0, 0)
         self._stroke: tuple[QImage, QRect, QPointF] | None = None  # snapshot, dirty rect, last point
@@ -302,7 +303,11 @@ class MaskCanvas(QWidget):
         painter.fillRect(self.rect(), QColor(38, 40, 44))
         if self.image.isNull():
             painter.setPen(QColor(200, 200, 200))
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "Loading image…")
+            painter.drawText(
+                self.rect().adjusted(20, 20, -20, -20),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self.error or "Loading image…",
+            )
             return
         painter.save()
         painter.translate(self.offset)
@@ -325,6 +330,7 @@ class MaskEditor(QDialog):
     """The canvas with its tools; ``accepted`` then :meth:`mask` gives the painted mask."""
 
     loaded = Signal()
+    failed = Signal(str)  # why the image cannot be opened
 
     def __init__(self, image_path: Path, mask_path: Path | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -404,6 +410,7 @@ class MaskEditor(QDialog):
         self._mask_path = mask_path
         self._loader = ImageLoader(FULL_SIZE, threads=1, parent=self)
         self._loader.loaded.connect(self._loaded)
+        self._loader.failed.connect(self._failed)
         self._loader.request(image_path, "image")
         if mask_path is not None:
             self._loader.request(mask_path, "mask")
@@ -419,6 +426,12 @@ class MaskEditor(QDialog):
         self.size_slider.setValue(size)
         self.size_slider.blockSignals(False)
 
+    def _failed(self, key: str, error: str) -> None:
+        if key == "image":
+            self.canvas.error = error
+            self.canvas.update()
+            self.failed.emit(error)
+
     def _loaded(self, key: str, image: QImage) -> None:
         self._parts[key] = image
         if "image" not in self._parts or (self._mask_path is not None and "mask" not in self._parts):
@@ -426,6 +439,8 @@ class MaskEditor(QDialog):
         picture = self._parts["image"]
         if picture.isNull():
             self.canvas.image = QImage()
+            self.canvas.error = self.canvas.error or f"Cannot read {self.image_path.name}"
+            self.canvas.update()
             self.setWindowTitle(f"Cannot read {self.image_path.name}")
             return
         mask = None

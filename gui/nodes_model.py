@@ -59,7 +59,7 @@ class NodesModel(QAbstractTableModel):
         if role == NODE_ROLE:
             return row
         if role == Qt.ItemDataRole.DisplayRole and col < COL_SPARK:
-            title = f"{row.name}\n{row.address}" if row.address else row.name
+            title = f"{row.name}\n{row.address}" if row.address and row.address != row.name else row.name
             return (title, row.state, row.gpu, row.vram_text, row.job, str(row.done), str(row.failed), row.speed_text)[
                 col
             ]
@@ -111,11 +111,14 @@ class NodesModel(QAbstractTableModel):
     def node_unauthorised(self, node_id: str, address: str, error: str) -> None:
         row = self.row(node_id)
         if row is None:
-            self.node_up(node_id, address, address, None)
+            self.node_up(node_id, address.split("://")[-1], address, None)
             row = self.row(node_id)
             assert row is not None
         row.authorised = False
-        row.error = f"refused the farm token: copy this PC's token to it ({error})"
+        row.error = (
+            "refused this farm's token. Copy the token below (Show, Copy) into that PC's token file "
+            "(lanfarm token --path there says where), then it is asked again."
+        )
         self._changed(node_id)
 
     def update(self, node_id: str, **values: Any) -> None:

@@ -15,7 +15,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionProgressBar, QStyleOptionViewItem
 
 from farm.core.job import Job, JobState
-from gui.rows import Counts, JobRow, format_seconds
+from gui.rows import FIX_LABELS, Counts, JobRow, format_seconds
 from gui.thumbnails import ThumbnailCache
 
 JOB_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -82,7 +82,13 @@ class QueueModel(QAbstractListModel):
             row = self._by_id[job.id] = JobRow(job)
             self._new.append(row)
         row.update(progress, self.clock())
+        row.seen = job.state
         self._changed.add(job.id)
+
+    def staged_state(self, job_id: str) -> JobState | None:
+        """The job's state at its latest staged event (None: not seen yet)."""
+        row = self._by_id.get(job_id)
+        return row.seen if row is not None else None
 
     def flush(self) -> bool:
         """Apply staged changes; True when anything changed."""
@@ -212,15 +218,17 @@ class QueueDelegate(QStyledItemDelegate):
             painter.fontMetrics().elidedText(job.name, Qt.TextElideMode.ElideMiddle, name_rect.width()),
         )
         painter.setFont(option.font)
-        node = self.model.worker_names.get(job.worker or "", job.worker or "")
         parts = [STATE_LABELS.get(job.state, job.state.value)]
-        if node:
-            parts.append(node)
+        if job.worker and job.state is not JobState.QUEUED:  # a queued job is on no PC (not its last one)
+            parts.append(self.model.worker_names.get(job.worker, job.worker))
         elapsed = format_seconds(row.elapsed(self.model.clock()))
         if elapsed:
             parts.append(elapsed)
         detail = " · ".join(parts)
-        if job.error:
+        if job.state is JobState.FAILED:
+            reason, action = row.fix()
+            detail += f" — {reason} (double-click: {FIX_LABELS[action]})"
+        elif job.error:
             detail += f" — {job.error}"
         detail_rect = QRect(text_left, rect.top() + 30, right - text_left - 10, 20)
         painter.setPen(
@@ -237,9 +245,25 @@ class QueueDelegate(QStyledItemDelegate):
         if job.state in (JobState.RUNNING, JobState.DISPATCHED):
             bar = QStyleOptionProgressBar()
             bar.rect = bar_rect
+            busy, bar.text = row.bar()
             bar.minimum, bar.maximum = 0, 1000
+            if busy:  # a moving stripe: time passes, no fraction is claimed
+                width = 1000 // 4
+                offset = int(self.model.clock() * 400) % (1000 + width) - width
+                bar.progress = 0
+                painter.fillRect(bar_rect, palette.color(QPalette.ColorRole.AlternateBase))
+                stripe = QRect(
+                    bar_rect.left() + max(offset, 0) * bar_rect.width() // 1000,
+                    bar_rect.top(),
+                    (min(offset + width, 1000) - max(offset, 0)) * bar_rect.width() // 1000,
+                    bar_rect.height(),
+                )
+                painter.fillRect(stripe, STATE_COLOURS[job.state].lighter(150))
+                painter.setPen(text_colour)
+                painter.drawText(bar_rect, Qt.AlignmentFlag.AlignCenter, bar.text)
+                painter.restore()
+                return
             bar.progress = int(row.progress * 1000)
-            bar.text = f"{row.progress:.0%}"
             bar.textVisible = True
             bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
             bar.palette = palette

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -13,12 +14,14 @@ from farm.core.scheduler import LOCAL, WorkerStatus
 class JobRow:
     """One queue row: the farm's job plus what the view shows about it (progress, timing)."""
 
-    __slots__ = ("counted", "ended", "job", "progress", "started")
+    __slots__ = ("counted", "ended", "job", "progress", "reported", "seen", "started")
 
     def __init__(self, job: Job) -> None:
         self.job = job
         self.counted: JobState | None = None  # the state the model's counts include it under
         self.progress = 0.0
+        self.seen: JobState | None = None  # the state at the latest event
+        self.reported = False  # the engine reported a fraction for this attempt (else: a busy indicator)
         self.started: float | None = None
         self.ended: float | None = None
 
@@ -26,11 +29,13 @@ class JobRow:
         state = self.job.state
         if progress is not None:
             self.progress = progress
+            self.reported = True
         if state is JobState.RUNNING and self.started is None:
             self.started = now
         elif state is JobState.QUEUED:
             self.started = self.ended = None
             self.progress = 0.0
+            self.reported = False
         elif state.finished and self.ended is None:
             self.ended = now
             if state is JobState.DONE:
@@ -40,6 +45,42 @@ class JobRow:
         if self.started is None:
             return None
         return (self.ended or now) - self.started
+
+    def bar(self) -> tuple[bool, str]:
+        """(busy, text) of the row's progress bar: a busy indicator, never a fake 0 %, while the
+        engine has reported no fraction (OpenCV reports none; a node upload has none yet)."""
+        if self.job.state is JobState.DISPATCHED:
+            return True, "sending…"
+        if not self.reported:
+            return True, "working…"
+        return False, f"{self.progress:.0%}"
+
+    def fix(self) -> tuple[str, str]:
+        """(plain reason, action) of a failed row: action is "models", "mask" or "retry"."""
+        return failure_fix(self.job.error or "")
+
+
+def plain_error(text: str) -> str:
+    """A farm message as a sentence for people: no backticks, no internal ids."""
+    text = text.replace("`", "").strip()
+    text = re.sub(r"\bengine (\w+)", lambda m: ENGINE_NAMES.get(m.group(1), m.group(1)), text)
+    return text[:1].upper() + text[1:] if text else text
+
+
+ENGINE_NAMES = {"lama": "LaMa", "cv2": "OpenCV", "sd": "Stable Diffusion", "upscale": "the upscaler"}
+
+
+def failure_fix(error: str) -> tuple[str, str]:
+    """Why a job failed, plainly, and what the user can do about it."""
+    lower = error.lower()
+    if "no worker of the farm can run" in lower or ("model" in lower and ("put " in lower or "no " in lower)):
+        return plain_error(error), "models"
+    if "mask" in lower:
+        return plain_error(error), "mask"
+    return plain_error(error) or "Failed", "retry"
+
+
+FIX_LABELS = {"models": "Open models folder", "mask": "Paint mask…", "retry": "Retry"}
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -67,6 +108,10 @@ class Counts:
     def unfinished(self) -> int:
         return self.queued + self.running
 
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed + self.cancelled
+
     def summary(self) -> str:
         parts = [f"{self.running} running", f"{self.queued} queued", f"{self.done} done"]
         if self.failed:
@@ -74,6 +119,54 @@ class Counts:
         if self.cancelled:
             parts.append(f"{self.cancelled} cancelled")
         return " · ".join(parts)
+
+
+class BatchProgress:
+    """The work in hand since the queue was last empty: how much is finished, and when the rest
+    should be, from the rate jobs finished at so far (shown once two have finished)."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.base = 0  # jobs finished before this run of work began
+        self.ends: list[float] = []
+
+    def job_changed(self, job_id: str, state: JobState, now: float) -> None:
+        if state.finished and self.started is not None:
+            self.ends.append(now)
+
+    def update(self, counts: Counts, now: float) -> None:
+        if counts.unfinished == 0:
+            self.started, self.ends = None, []
+            self.base = counts.finished
+        elif self.started is None:
+            self.started, self.ends = now, []
+            self.base = min(self.base, counts.finished)
+        self.base = min(self.base, counts.finished)
+
+    def value(self, counts: Counts) -> tuple[int, int]:
+        """(finished, total) of this run of work."""
+        done = counts.finished - min(self.base, counts.finished)
+        return done, done + counts.unfinished
+
+    def eta(self, counts: Counts, now: float) -> float | None:
+        if self.started is None or len(self.ends) < 2 or counts.unfinished == 0:
+            return None
+        rate = len(self.ends) / max(now - self.started, 1e-6)
+        return counts.unfinished / rate
+
+    def text(self, counts: Counts, now: float, *, paused: bool = False) -> str:
+        done, total = self.value(counts)
+        if not total:
+            return ""
+        text = f"{done} of {total} edited"
+        if paused:
+            return text + " · paused"
+        eta = self.eta(counts, now)
+        if eta is not None:
+            text += f" · about {format_seconds(max(eta, 1))} left"
+        elif counts.unfinished:
+            text += " · estimating time left…"
+        return text
 
 
 NODE_STATES = ("idle", "busy", "paused", "blocklisted", "offline", "unauthorised", "ignored")
@@ -101,6 +194,7 @@ class NodeRow:
     failed: int = 0
     seconds_per_mp: float | None = None
     error: str = ""
+    errors: list[str] = field(default_factory=list)  # the latest failed attempts there, oldest first
     history: deque[int] = field(default_factory=lambda: deque(maxlen=60))
     _last_done: int = 0
 

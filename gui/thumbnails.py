@@ -8,24 +8,42 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QImage, QImageReader, QPixmap
 
+from farm.imaging.codec import DEFAULT_MAX_PIXELS
 
-def load_scaled(path: Path, box: QSize) -> QImage:
-    """Decode ``path`` scaled to fit ``box`` (JPEG decodes at reduced size); a null image on failure."""
+# Qt refuses to decode images over 256 MB by default; the farm takes images up to its own limit
+# (DEFAULT_MAX_PIXELS at 4 bytes a pixel), so the viewers must too. Larger ones are refused by name.
+ALLOCATION_LIMIT_MB = max(256, (DEFAULT_MAX_PIXELS * 4 >> 20) + 64)
+QImageReader.setAllocationLimit(ALLOCATION_LIMIT_MB)
+
+
+def read_scaled(path: Path, box: QSize, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[QImage, str]:
+    """Decode ``path`` scaled to fit ``box`` (JPEG decodes at reduced size); (null image, why) on failure."""
     reader = QImageReader(str(path))
     reader.setAutoTransform(True)
     size = reader.size()
+    if not size.isValid() and not reader.canRead():
+        return QImage(), f"{path.name} is not an image this app can read"
+    if size.isValid() and size.width() * size.height() > max_pixels:
+        mp = size.width() * size.height() / 1e6
+        return QImage(), f"{path.name} is {mp:.0f} MP, over the farm's limit of {max_pixels / 1e6:.0f} MP"
     if size.isValid() and (size.width() > box.width() or size.height() > box.height()):
         reader.setScaledSize(size.scaled(box, Qt.AspectRatioMode.KeepAspectRatio))
     image = reader.read()
     if image.isNull():
-        return image
+        return image, f"cannot read {path.name}: {reader.errorString()}"
     if image.width() > box.width() or image.height() > box.height():
         image = image.scaled(box, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-    return image
+    return image, ""
+
+
+def load_scaled(path: Path, box: QSize) -> QImage:
+    """Decode ``path`` scaled to fit ``box``; a null image on failure."""
+    return read_scaled(path, box)[0]
 
 
 class _Emitter(QObject):
     done = Signal(str, QImage)
+    failed = Signal(str, str)
 
 
 class _Load(QRunnable):
@@ -34,13 +52,17 @@ class _Load(QRunnable):
         self.key, self.path, self.box, self.emitter = key, path, box, emitter
 
     def run(self) -> None:
-        self.emitter.done.emit(self.key, load_scaled(self.path, self.box))
+        image, error = read_scaled(self.path, self.box)
+        if error:
+            self.emitter.failed.emit(self.key, error)
+        self.emitter.done.emit(self.key, image)
 
 
 class ImageLoader(QObject):
     """``request(path)`` decodes in a pool thread and emits ``loaded(key, QImage)`` on the GUI thread."""
 
     loaded = Signal(str, QImage)
+    failed = Signal(str, str)  # key, why (emitted just before ``loaded`` with a null image)
 
     def __init__(self, box: QSize, *, threads: int = 2, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -49,6 +71,7 @@ class ImageLoader(QObject):
         self.pool.setMaxThreadCount(threads)
         self._emitter = _Emitter(self)
         self._emitter.done.connect(self.loaded)
+        self._emitter.failed.connect(self.failed)
 
     def request(self, path: Path, key: str | None = None) -> None:
         self.pool.start(_Load(key or str(path), path, self.box, self._emitter))

@@ -16,10 +16,11 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from farm.core.address import Address
-from farm.core.job import Job
+from farm.core.job import Job, JobState
 from farm.core.scheduler import LOCAL
 from farm.core.spec import EditSpec
 from farm.engines import EngineDescriptor, Registry
@@ -28,19 +29,22 @@ from farm.local.peers import load_peers
 from farm.local.settings import interfaces
 from farm.local.store import default_store_path
 from farm.runtime.farm import Batch, BatchEnded, Farm, FarmEvent, FarmSettings, JobEvent, NodeEvent
+from farm.runtime.planning import collect_inputs
+from gui.activity import ActivityLog
 from gui.nodes_model import NodesModel
 from gui.queue_model import QueueModel
-from gui.rows import Counts
+from gui.rows import BatchProgress, Counts, plain_error
 from gui.settings import AppSettings, SettingsStore
 
 log = logging.getLogger(__name__)
 PROBE_WAIT = 5.0  # seconds an added address has to answer
+UNRUNNABLE_AFTER = 1.0  # seconds a job no worker can run waits before it ends with the reason
 
 
 class FarmController(QObject):
     """The app's farm, its queue and node models, and the settings; widgets only talk to this."""
 
-    message = Signal(str)  # one line for the status bar
+    message = Signal(str)  # one line for the user (also kept in ``log``, the activity strip's history)
     notify = Signal(str, str, bool)  # title, text, is_error: a batch ended (tray notification)
     activity = Signal(str)  # "idle" | "working" | "error"
     countsChanged = Signal(object)  # Counts
@@ -69,6 +73,10 @@ class FarmController(QObject):
         self.queue = QueueModel(clock=clock, parent=self)
         self.nodes = NodesModel(parent=self)
         self.farm: Farm | None = None
+        self.log = ActivityLog(parent=self)
+        self.progress = BatchProgress()
+        self._moved: dict[str, int] = {}  # worker -> its jobs put back in the queue in this loop turn
+        self._seen_nodes: set[str] = set()
         self.queue_path = queue_path or default_store_path("app-queue")
         self.token = ""
         self.paused = False
@@ -97,11 +105,12 @@ class FarmController(QObject):
             store=self.queue_path,
             retry_failed_on_resume=False,
             heartbeat_interval=self.monitor_interval,
+            unrunnable_after=UNRUNNABLE_AFTER,
         )
         self.farm = await self._open.enter_async_context(Farm.open(settings, registry=self.registry))
         self.farm.subscribe(self.on_event)
         for batch in await self.farm.resume_unfinished():
-            self.message.emit(f"resumed {batch.total} unfinished edit(s) from last time")
+            self.post(f"Resumed {batch.total} unfinished edit{_s(batch.total)} from last time", "ok")
         self._flush_timer.start()
         self._node_timer.start()
         self.refresh_nodes()
@@ -127,13 +136,18 @@ class FarmController(QObject):
                 return
             exc = t.exception()
             if isinstance(exc, FarmError | OSError | ValueError):
-                self.message.emit(f"{what}: {exc}")
+                self.post(f"{what[:1].upper()}{what[1:]} failed: {plain_error(str(exc))}", "error")
             elif exc is not None:
                 log.error("%s failed", what, exc_info=exc)
-                self.message.emit(f"{what} failed unexpectedly: {type(exc).__name__}: {exc}")
+                self.post(f"{what[:1].upper()}{what[1:]} failed unexpectedly: {type(exc).__name__}: {exc}", "error")
 
         task.add_done_callback(done)
         return task
+
+    def post(self, text: str, level: str = "info") -> None:
+        """Tell the user something; it stays in the activity log."""
+        self.log.post(text, level)
+        self.message.emit(text)
 
     def engines(self) -> list[EngineDescriptor]:
         """This PC's engines plus those only nodes have (an AI engine on the GPU box, say)."""
@@ -141,12 +155,22 @@ class FarmController(QObject):
 
     # ----------------------------------------------------------------------- jobs
     async def add_paths(self, paths: Sequence[Path], spec: EditSpec) -> list[Job]:
-        """Dropped files/folders -> the farm (masks by the NAME_mask.* convention)."""
-        batch = await self._farm().submit_paths(paths, None, spec, self.settings.output_dir, only_masked=True)
+        """Dropped files/folders -> checked here (readable image, under the size limit) -> the farm
+        (masks by name: NAME_mask.* beside the image or masks/NAME.*)."""
+        farm = self._farm()
+        paths, refused = await asyncio.to_thread(check_locally, paths, farm.settings.max_pixels)
+        for path, reason in refused[:3]:
+            self.post(f"{path.name} not added: {reason}", "warning")
+        if len(refused) > 3:
+            self.post(f"{len(refused) - 3} more files not added (too big or not images)", "warning")
+        if not paths:
+            return []
+        batch = await farm.submit_paths(paths, None, spec, self.settings.output_dir, only_masked=True)
         if batch.unmasked:
             self.needsMask.emit(batch.unmasked)
         if batch.problems:
-            self.message.emit(f"{len(batch.problems)} skipped: {batch.problems[0]}")
+            n = len(batch.problems)
+            self.post(f"{n} file{_s(n)} skipped: {plain_error(str(batch.problems[0]))}", "warning")
         return self._queued(batch)
 
     async def add_with_mask(self, image: Path, mask: Path, spec: EditSpec) -> list[Job]:
@@ -155,7 +179,7 @@ class FarmController(QObject):
 
     def _queued(self, batch: Batch) -> list[Job]:
         if batch.jobs:
-            self.message.emit(f"queued {batch.total} image{'s' if batch.total != 1 else ''}")
+            self.post(f"Queued {batch.total} image{_s(batch.total)}")
         return batch.jobs
 
     def cancel(self, job_ids: Sequence[str]) -> None:
@@ -179,9 +203,11 @@ class FarmController(QObject):
     # ---------------------------------------------------------------------- nodes
     async def add_peer(self, text: str) -> str:
         """Add a node by address: probed at once, saved in the settings when a node answered there."""
+        if not text.strip():
+            raise ValueError("type the node's address first, e.g. 192.168.1.20:7788")
         record = await self._farm().add_peer(text, wait=PROBE_WAIT)
         self.update_settings(self.settings.with_peer(Address.parse(text).url))
-        self.message.emit(f"node {record.name} at {Address.parse(text)}: {record.state}")
+        self.post(f"Added {record.name} at {Address.parse(text)}: {record.state}", "ok")
         return record.state
 
     def remove_peer(self, node_id: str) -> None:
@@ -233,27 +259,54 @@ class FarmController(QObject):
     def on_event(self, event: FarmEvent) -> None:
         """From the farm (on the loop = GUI thread): staged now, shown at the next flush (10 a second)."""
         if isinstance(event, JobEvent):
+            previous = self.queue.staged_state(event.job.id)
             self.queue.stage(event.job, event.progress)
+            if event.progress is None:
+                self._job_changed(event, previous)
         elif isinstance(event, NodeEvent):
             if event.name:
                 self.queue.worker_names[event.worker_id] = event.name
+            name = event.name or self.queue.worker_names.get(event.worker_id, event.worker_id)
             if event.online:
                 self.nodes.node_up(event.worker_id, event.name, event.address, event.info)
+                if event.worker_id != LOCAL and event.worker_id not in self._seen_nodes:
+                    self.post(f"{name} joined the farm", "ok")
+                self._seen_nodes.add(event.worker_id)
             elif not event.authorised:
                 self.nodes.node_unauthorised(event.worker_id, event.address, event.reason)
+                self.post(f"{name} refused this farm's token: copy the token (Nodes tab) into its token file", "error")
             else:
+                row = self.nodes.row(event.worker_id)
+                was_online = row is not None and row.online
                 self.nodes.node_down(event.worker_id, event.reason)
+                moved = self._moved.pop(event.worker_id, 0)
+                if event.worker_id != LOCAL and (was_online or moved):
+                    text = f"{name} went offline ({event.reason or 'no answer'})"
+                    if moved:
+                        text += f" - {moved} edit{_s(moved)} moved to other PCs"
+                    self.post(text, "warning")
         elif isinstance(event, BatchEnded):
             self._batch_ended(event.batch)
+
+    def _job_changed(self, event: JobEvent, previous: JobState | None) -> None:
+        """A job put back in the queue from a worker: counted for that worker's offline notice."""
+        job = event.job
+        self.progress.job_changed(job.id, event.state, time.monotonic())
+        if event.state is JobState.QUEUED and previous in (JobState.DISPATCHED, JobState.RUNNING) and job.worker:
+            if not self._moved:  # the node-down event follows in the same loop turn, or never
+                asyncio.get_running_loop().call_soon(self._moved.clear)
+            self._moved[job.worker] = self._moved.get(job.worker, 0) + 1
 
     def _batch_ended(self, batch: Batch) -> None:
         self._last_batch_failed = batch.failed > 0
         if batch.failed:
             text = f"{batch.done} of {batch.total} done, {batch.failed} failed or cancelled"
             self.notify.emit("LAN Farm: batch finished with errors", text, True)
+            self.log.post(f"Batch finished: {text}", "error")
         else:
-            text = f"{batch.done} image{'s' if batch.done != 1 else ''} edited, in {batch.out_dir}"
+            text = f"{batch.done} image{_s(batch.done)} edited, in {batch.out_dir}"
             self.notify.emit("LAN Farm: batch finished", text, False)
+            self.log.post(f"Batch finished: {text}", "ok")
 
     def flush(self) -> None:
         if self.queue.flush():
@@ -284,6 +337,8 @@ class FarmController(QObject):
             snapshot = workers.get(row.id)
             if snapshot is None:  # not a worker now (offline, ignored ...): what the scheduler last saw
                 status, done = farm.status(row.id), stats.get(row.id)
+                if done is not None:
+                    row.errors = list(done.errors)
                 if status is None:
                     self.nodes.sample(row.id, None, row.done, row.failed, "", 0.0)
                 else:
@@ -292,12 +347,43 @@ class FarmController(QObject):
             if snapshot.vram_used_mb is not None:
                 row.vram_used_mb = snapshot.vram_used_mb
             s = snapshot.stats
+            row.errors = list(s.errors)
             self.nodes.sample(row.id, snapshot.status, s.done, s.failed, snapshot.job, snapshot.progress)
 
     def _farm(self) -> Farm:
         if self.farm is None:
             raise FarmError("the farm is not running yet")
         return self.farm
+
+
+def check_locally(paths: Sequence[Path], max_pixels: int) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Refuse, before anything is sent, images over the farm's size limit (read from the file's header
+    only). Folders are expanded only when one of their images is refused."""
+    refused: list[tuple[Path, str]] = []
+    files, _problems = collect_inputs(paths)
+    for f in files:
+        reason = _too_big(f, max_pixels)
+        if reason:
+            refused.append((f, reason))
+    if not refused:
+        return list(paths), []
+    bad = {f for f, _ in refused}
+    return [f for f in files if f not in bad], refused
+
+
+def _too_big(path: Path, max_pixels: int) -> str:
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return ""  # not readable as an image here: planning and the engine say why
+    if w * h > max_pixels:
+        return f"{w}x{h} is {w * h / 1e6:.0f} MP, over the farm's limit of {max_pixels / 1e6:.0f} MP"
+    return ""
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
 
 
 def _saved_peers() -> list[Address]:

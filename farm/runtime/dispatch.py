@@ -39,7 +39,7 @@ from farm.errors import EngineError, FarmError, OutputError
 from farm.imaging.codec import DEFAULT_MAX_PIXELS
 from farm.local.files import read_bytes, write_atomic
 from farm.local.store import QueueStore
-from farm.runtime.client import NodeClient
+from farm.runtime.client import NodeClient, NodeUnreachable
 from farm.runtime.planning import Planned
 from farm.runtime.workers import LocalWorker, RemoteWorker, Task, Worker, WorkerFailure
 
@@ -55,6 +55,7 @@ class WorkerStats:
     done: int = 0
     failed: int = 0
     busy_seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)  # the latest failed attempts' messages (at most 20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +383,8 @@ class Dispatcher:
             return
         except WorkerFailure as exc:
             self._attempt_failed(job_id, worker_id, exc.kind, str(exc))
+            if isinstance(exc.__context__, NodeUnreachable) and worker_id in self.workers:
+                self.remove_node(worker_id, "refused the connection")  # nothing listens there: gone now
             return
         except FarmError as exc:  # reading the input failed: the job's own fault
             self._attempt_failed(job_id, worker_id, FailureKind.INPUT, str(exc))
@@ -413,6 +416,9 @@ class Dispatcher:
         self._started_at.pop((job_id, worker_id), None)
         if kind is not FailureKind.INPUT:
             self._count(worker_id, ok=False)
+            errors = self.stats[worker_id].errors
+            errors.append(f"{self.jobs[job_id].name}: {message}")
+            del errors[:-20]
         decisions = self.scheduler.failed(job_id, worker_id, kind, message, self.clock())
         self._requeued([job_id])
         self._apply(decisions)
