@@ -132,8 +132,9 @@ async def _run(samples: Path, urls: list[str], token: str, console: Console, out
             console.print(f"  node {node.name} at {node.address.url}")
         started = time.perf_counter()
         batch = await farm.submit_paths([samples], samples / "masks", EditSpec(), out)
-        if batch.problems or not batch.jobs:
-            raise FarmError(f"no usable samples in {samples}: {[str(p) for p in batch.problems]}")
+        problems = [p for p in batch.problems if not p.skipped]  # generate.py beside them is no image
+        if problems or not batch.jobs:
+            raise FarmError(f"no usable samples in {samples}: {[str(p) for p in problems]}")
         await farm.wait()
         elapsed = time.perf_counter() - started
         jobs = batch.jobs

@@ -1,99 +1,151 @@
-"""``lanfarm run INPUT... --mask MASK_OR_DIR --out DIR``: a batch of edits from the command line."""
+"""``lanfarm run INPUT... --out DIR``: a batch of edits from the command line.
+
+Everything that can be known before work starts is checked first, with exit code 2 and one message
+each: the arguments, the inputs and the mask given, the engine (the operation picks one, an engine
+implies its operation), its params, and that some worker has it. A rerun of the same batch keeps
+the outputs that still match their input and edit (the durable store records each output written).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from farm.cli.common import add_discover_on, native_stderr_quiet, number_in, positive, wait_for_answer
 from farm.core.address import Address
-from farm.core.job import JobState
+from farm.core.descriptor import EngineDescriptor, merge_descriptors
+from farm.core.job import Job, JobState
 from farm.core.params import ParamValue
 from farm.core.spec import EditSpec, HdStrategy, OutputSpec
-from farm.engines import Registry
+from farm.engines.base import Engine
 from farm.engines.installed import default_registry
-from farm.errors import FarmError
+from farm.engines.registry import EngineEntry, Registry, engine_id, engine_name
+from farm.errors import EngineError, FarmError
 from farm.local.peers import load_peers
-from farm.local.settings import DISCOVERY_ENV, INTERFACES_ENV, discovery_enabled, interfaces
-from farm.local.store import default_store_path
+from farm.local.settings import DISCOVERY_ENV, discovery_enabled, interfaces
+from farm.local.store import QueueStore, default_store_path
 from farm.local.token import load_or_create_token
 from farm.runtime.dispatch import WorkerStats
 from farm.runtime.farm import Batch, Farm, FarmEvent, FarmSettings, JobEvent, NodeEvent
 
-NODE_WAIT = 5.0
+NODE_WAIT = 5.0  # seconds to wait for the first node when this PC cannot run the edit
+PEER_PROBE = 4.0  # seconds the start-up check of peers may take
+PRIORITY_RANGE = (-1000, 1000)
+#: The engine each operation uses when none is named, best first (the first available one wins).
+PREFERRED: dict[str, tuple[str, ...]] = {"inpaint": ("cv2", "lama", "sd-inpaint"), "upscale": ("upscale",)}
+OPERATIONS = ("inpaint", "upscale")
+NO_MASK_HINT = (
+    "give --mask FILE_OR_FOLDER, or put NAME_mask.png beside each image or NAME.png in a masks/ folder beside it"
+)
+
+
+class UsageError(FarmError):
+    """Known before any work starts: exit 2."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders")
+    parser.epilog = (
+        "IOPaint spellings work too: --image (-i) for INPUT, --output (-o) for --out, "
+        "--model ENGINE when no such model file exists. Exit codes: 0 every input done or up to date, "
+        "1 some failed, 2 nothing started (bad arguments, missing inputs or mask, no worker for the edit)."
+    )
+    parser.add_argument("inputs", nargs="*", type=Path, metavar="INPUT", help="image files or folders")
+    parser.add_argument("-i", "--image", dest="images", action="append", type=Path, default=[], help=argparse.SUPPRESS)
     parser.add_argument(
         "--mask",
         type=Path,
-        help="one mask for all inputs, or a folder of masks "
-        "named like the inputs (default: NAME_mask.* beside each input)",
+        help="one mask for all inputs, or a folder of masks named like the inputs "
+        "(default: NAME_mask.* beside each input, else masks/NAME.* in its folder)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
-    parser.add_argument("--op", default="inpaint", choices=["inpaint", "upscale"])
-    parser.add_argument("--engine", default="cv2", help="engine id (default: cv2, OpenCV inpainting)")
-    parser.add_argument("--model", help="model file name in the models folder, for engines that use one")
     parser.add_argument(
+        "--out", "-o", "--output", dest="out", type=Path, help="output folder (created; subfolders are mirrored)"
+    )
+    edit = parser.add_argument_group("the edit")
+    edit.add_argument("--op", choices=OPERATIONS, help="inpaint (default) or upscale; picks the best engine for it")
+    edit.add_argument(
+        "--engine", help="engine by name (`lanfarm engines` lists them); implies its operation (default: opencv)"
+    )
+    edit.add_argument("--model", help="model file name in the models folder, for engines that use one")
+    edit.add_argument(
         "--param",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="engine parameter, e.g. --param radius=6 (repeatable)",
+        help="engine parameter, e.g. --param radius=6 (repeatable; `lanfarm engines` lists them)",
     )
-    parser.add_argument(
+    edit.add_argument(
         "--hd",
         default="crop",
         choices=["original", "crop", "resize"],
         help="strategy for big images (default: crop around the mask)",
     )
-    parser.add_argument("--format", default="png", choices=["png", "jpeg", "jpg", "webp"])
-    parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100")
-    parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1), help="edits at once on this PC")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    parser.add_argument(
-        "--resize-mask", action="store_true", help="scale masks of another size to the image instead of refusing them"
+    edit.add_argument("--device", help="cpu, cuda, cuda:N or mps for this PC's AI engines (default: the best found)")
+    out = parser.add_argument_group("outputs")
+    out.add_argument("--format", default="png", choices=["png", "jpeg", "jpg", "webp"])
+    out.add_argument(
+        "--quality", type=number_in(int, 1, 100), default=95, metavar="1-100", help="JPEG/WebP quality (default 95)"
     )
-    parser.add_argument(
-        "--max-megapixels", type=float, default=100.0, help="refuse images larger than this (decompression-bomb guard)"
+    out.add_argument(
+        "--overwrite", action="store_true", help="replace existing outputs (inputs never); redoes up-to-date ones"
     )
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    parser.add_argument(
-        "--simulate",
-        action="store_true",
-        help="also offer the SIMULATED GPU engine `sim` on this PC (tests and benchmarks)",
-    )
-    farm = parser.add_argument_group("farm (by default: this PC, nodes found over mDNS and saved peers)")
-    farm.add_argument(
-        "--peer", action="append", default=[], metavar="HOST:PORT", help="also use this node (repeatable)"
-    )
-    farm.add_argument("--no-local", action="store_true", help="do not edit on this PC, only on nodes")
-    farm.add_argument("--local-only", action="store_true", help="use no nodes, only this PC")
-    farm.add_argument(
-        "--no-discovery", action="store_true", help=f"no mDNS, only saved and given peers (also {DISCOVERY_ENV}=off)"
-    )
-    farm.add_argument(
-        "--interface",
-        action="append",
-        default=[],
-        metavar="ADDR",
-        help=f"discover only on this interface address (repeatable; also {INTERFACES_ENV})",
-    )
-    farm.add_argument("--token-file", type=Path, help="file holding the farm token")
-    parser.add_argument(
+    out.add_argument(
         "--fresh",
         action="store_true",
-        help="start over even if the same run was interrupted before (default: resume it)",
+        help="redo everything: no resuming an interrupted run, no keeping up-to-date outputs",
     )
+    out.add_argument("--concat", action="store_true", help="write image | mask | result side by side (IOPaint's)")
+    out.add_argument(
+        "--resize-mask", action="store_true", help="scale masks of another size to the image instead of refusing them"
+    )
+    out.add_argument(
+        "--max-megapixels",
+        type=positive(float),
+        default=100.0,
+        metavar="MP",
+        help="refuse images larger than this (decompression-bomb guard; default 100)",
+    )
+    out.add_argument("--json", action="store_true", help="print the summary as JSON")
+    work = parser.add_argument_group("the farm (by default: this PC, nodes found over mDNS and saved peers)")
+    work.add_argument(
+        "--jobs", type=positive(int), default=min(4, os.cpu_count() or 1), metavar="N", help="edits at once on this PC"
+    )
+    work.add_argument(
+        "--priority",
+        type=number_in(int, *PRIORITY_RANGE),
+        default=0,
+        metavar="N",
+        help=f"higher runs first, here and on each node ({PRIORITY_RANGE[0]} to {PRIORITY_RANGE[1]}; default 0)",
+    )
+    work.add_argument(
+        "--peer", action="append", default=[], metavar="HOST:PORT", help="also use this node (repeatable)"
+    )
+    work.add_argument("--no-local", action="store_true", help="do not edit on this PC, only on nodes")
+    work.add_argument("--local-only", action="store_true", help="use no nodes, only this PC")
+    work.add_argument(
+        "--no-discovery", action="store_true", help=f"no mDNS, only saved and given peers (also {DISCOVERY_ENV}=off)"
+    )
+    add_discover_on(work)
+    work.add_argument(
+        "--wait",
+        type=positive(float),
+        default=NODE_WAIT,
+        metavar="SECONDS",
+        help=f"when only nodes can do the edit: wait at most this long for the first (default {NODE_WAIT:g})",
+    )
+    work.add_argument("--token-file", type=Path, help="file holding the farm token")
+    parser.add_argument("--simulate", action="store_true", help=argparse.SUPPRESS)  # tests and benchmarks
     parser.set_defaults(handler=handle)
 
 
@@ -101,7 +153,7 @@ def parse_param(text: str) -> tuple[str, ParamValue]:
     """``name=value``; the value is read as JSON when it parses (numbers, true/false), else as text."""
     name, sep, raw = text.partition("=")
     if not sep or not name:
-        raise FarmError(f"--param {text!r}: expected NAME=VALUE")
+        raise UsageError(f"--param {text!r}: expected NAME=VALUE")
     try:
         value = json.loads(raw)
     except ValueError:
@@ -109,76 +161,6 @@ def parse_param(text: str) -> tuple[str, ParamValue]:
     if not isinstance(value, bool | int | float | str):
         value = raw
     return name.strip(), value
-
-
-def handle(args: argparse.Namespace) -> int:
-    err = Console(stderr=True)
-    try:
-        spec = EditSpec(
-            op=args.op,
-            engine=args.engine,
-            model=args.model,
-            params=dict(parse_param(p) for p in args.param),
-            hd=HdStrategy(strategy=args.hd),
-            output=OutputSpec.from_dict({"format": args.format, "quality": args.quality}),
-        )
-        registry = default_registry(simulate=args.simulate)
-        if args.local_only and args.no_local:
-            raise FarmError("--local-only and --no-local leave no worker")
-        nodes = NodeOptions.from_args(args)
-        if not nodes.wanted:
-            registry.resolve(spec)  # only this PC will run it: say now what it lacks (a model file, say)
-        out_dir: Path = args.out
-        if out_dir.exists() and not out_dir.is_dir():
-            raise FarmError(f"output folder {out_dir} is a file")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        token = _token(args) if nodes.wanted else ""
-    except (FarmError, OSError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        return 2
-    settings = FarmSettings(
-        token=token,
-        use_local=not args.no_local,
-        local_slots=max(1, args.jobs),
-        nodes=nodes.wanted,
-        mdns=nodes.mdns,
-        interfaces=nodes.interfaces,
-        peers=nodes.peers,
-        store=default_store_path(),
-        overwrite=args.overwrite,
-        resize_mask=args.resize_mask,
-        max_pixels=int(args.max_megapixels * 1e6),
-        unrunnable_after=NODE_WAIT,
-    )
-    batch, stats, elapsed = asyncio.run(_run(args, spec, settings, registry, err))
-    jobs = batch.jobs
-    failed = [(str(j.input), j.error or j.state.value) for j in jobs if j.state is not JobState.DONE]
-    failed += [(str(p.path), p.reason) for p in batch.problems]
-    done = batch.earlier + [j for j in jobs if j.state is JobState.DONE]
-    if args.json:
-        summary = {
-            "elapsed": round(elapsed, 3),
-            "done": [str(j.output) for j in done],
-            "failed": [{"input": i, "error": e} for i, e in failed],
-            "workers": {
-                w: {"name": s.name, "done": s.done, "failed": s.failed, "busy_seconds": round(s.busy_seconds, 3)}
-                for w, s in stats.items()
-            },
-        }
-        print(json.dumps(summary, indent=2))
-    else:
-        for path, reason in failed:
-            print(f"failed: {path}: {reason}", file=sys.stderr)
-        if len(stats) > 1 or nodes.wanted:
-            for s in stats.values():
-                print(f"  {s.name:24s} done {s.done:4d}  failed attempts {s.failed}")
-        print(f"done {len(done)}, failed {len(failed)}; outputs in {args.out}")
-    return 1 if failed else 0
-
-
-def _token(args: argparse.Namespace) -> str:
-    """The farm token to talk to nodes with; one is created (and saved) on first use."""
-    return load_or_create_token(token_file=args.token_file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,51 +187,355 @@ class NodeOptions:
         )
 
 
+@dataclass(slots=True)
+class Outcome:
+    batch: Batch | None
+    stats: dict[str, WorkerStats]
+    elapsed: float
+    code: int = 0
+
+
+def handle(args: argparse.Namespace) -> int:
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        inputs, mask, out_dir = check_paths(args)
+        if args.local_only and args.no_local:
+            raise UsageError("--local-only and --no-local leave no worker")
+        params = dict(parse_param(p) for p in args.param)
+        registry = default_registry(device=args.device, simulate=args.simulate)
+        engine, model = engine_and_model(args, registry)
+        spec = EditSpec(
+            op=args.op or "inpaint",
+            engine=engine or "cv2",
+            model=model,
+            params=params,
+            hd=HdStrategy(strategy=args.hd),
+            output=OutputSpec.from_dict({"format": args.format, "quality": args.quality}),
+        )
+        nodes = NodeOptions.from_args(args)
+        local_error: FarmError | None = None
+        try:
+            spec = choose_engine(args.op, engine, spec, registry.descriptors() if not args.no_local else [])
+        except FarmError as exc:
+            if not nodes.wanted:
+                raise UsageError(str(exc)) from None
+            local_error = exc  # a node may have it: asked once the nodes answer
+        out_dir.mkdir(parents=True, exist_ok=True)
+        token = load_or_create_token(token_file=args.token_file) if nodes.wanted else ""
+    except (FarmError, OSError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        return 2
+    settings = FarmSettings(
+        token=token,
+        use_local=not args.no_local,
+        local_slots=args.jobs,
+        nodes=nodes.wanted,
+        mdns=nodes.mdns,
+        interfaces=nodes.interfaces,
+        peers=nodes.peers,
+        store=default_store_path(),
+        overwrite=args.overwrite,
+        resize_mask=args.resize_mask,
+        max_pixels=int(args.max_megapixels * 1e6),
+        unrunnable_after=args.wait,
+    )
+    with native_stderr_quiet(not args.verbose):
+        try:
+            outcome = asyncio.run(_run(args, inputs, mask, out_dir, spec, local_error, settings, registry, err))
+        except KeyboardInterrupt:
+            err.print("interrupted: run the same command again to resume", highlight=False)
+            return 130
+    if outcome.batch is None:
+        return outcome.code
+    return report(args, outcome, out_dir, err)
+
+
+def check_paths(args: argparse.Namespace) -> tuple[list[Path], Path | None, Path]:
+    inputs: list[Path] = [*args.inputs, *args.images]
+    if not inputs:
+        raise UsageError("no inputs: give image files or folders (lanfarm run INPUT... --out DIR)")
+    if args.out is None:
+        raise UsageError("no output folder: give --out DIR")
+    missing = [str(p) for p in inputs if not p.exists()]
+    if missing:
+        raise UsageError(f"no such file or folder: {', '.join(missing)}")
+    if args.mask is not None and not args.mask.exists():
+        raise UsageError(f"mask {args.mask}: no such file or folder")
+    out_dir: Path = args.out
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"output folder {out_dir} is a file")
+    return inputs, args.mask, out_dir
+
+
+def engine_and_model(args: argparse.Namespace, registry: Registry) -> tuple[str | None, str | None]:
+    """--engine as an id; IOPaint's ``--model lama`` (an engine name where no such model file is) too."""
+    engine = engine_id(args.engine) if args.engine else None
+    model = args.model
+    if engine is None and model is not None:
+        named = engine_id(model)
+        files = {m for d in registry.descriptors() for m in d.models}
+        if model not in files and (named in registry.ids() or named != model.strip()):
+            return named, None
+    return engine, model
+
+
+def choose_engine(
+    op: str | None, engine: str | None, spec: EditSpec, descriptors: Sequence[EngineDescriptor]
+) -> EditSpec:
+    """The spec with its operation and engine settled and checked against ``descriptors``: an engine
+    implies its operation; an operation alone picks the best available engine for it."""
+    by_id = {d.id: d for d in descriptors if not d.simulated or d.id == engine}
+    if engine is not None:
+        desc = by_id.get(engine)
+        if desc is None:
+            raise EngineError(f"unknown engine {engine!r} (known here: {_names(by_id.values())})")
+        if op is None:
+            op = "inpaint" if "inpaint" in desc.operations else sorted(desc.operations)[0]
+        elif op not in desc.operations:
+            raise EngineError(
+                f"engine {engine_name(desc.id)!r} cannot {op} (it does: {', '.join(sorted(desc.operations))}); "
+                f"drop --engine to use the best engine for {op}"
+            )
+    else:
+        op = op or "inpaint"
+        able = [d for d in by_id.values() if op in d.operations]
+        order = PREFERRED.get(op, ())
+        able.sort(key=lambda d: (not d.available, order.index(d.id) if d.id in order else len(order)))
+        if not able:
+            raise EngineError(f"no engine here can {op} (known here: {_names(by_id.values())})")
+        desc = able[0]
+        if not desc.available:
+            raise EngineError(f"no engine here can {op} now: {engine_name(desc.id)}: {desc.unavailable_reason}")
+    spec = replace(spec, op=op, engine=desc.id)
+    check = Registry([EngineEntry(desc, _no_factory)])
+    check.resolve(spec)  # unavailable, a model not there, bad params: said now
+    return spec
+
+
+def _no_factory(_model: str | None) -> Engine:
+    raise AssertionError("only used to check a spec")
+
+
+def _names(descriptors: Iterable[EngineDescriptor]) -> str:
+    names = [engine_name(d.id) for d in descriptors]
+    return ", ".join(names) or "none"
+
+
+def edit_key(spec: EditSpec, args: argparse.Namespace) -> str:
+    """What an output was made with, for the up-to-date check: the edit, and what is done after it."""
+    return json.dumps({"spec": spec.to_dict(), "concat": bool(args.concat), "resize_mask": bool(args.resize_mask)})
+
+
 async def _run(
-    args: argparse.Namespace, spec: EditSpec, settings: FarmSettings, registry: Registry, err: Console
-) -> tuple[Batch, dict[str, WorkerStats], float]:
+    args: argparse.Namespace,
+    inputs: list[Path],
+    mask: Path | None,
+    out_dir: Path,
+    spec: EditSpec,
+    local_error: FarmError | None,
+    settings: FarmSettings,
+    registry: Registry,
+    err: Console,
+) -> Outcome:
     async with Farm.open(settings, registry=registry) as farm:
 
         def on_node(event: FarmEvent) -> None:
             if isinstance(event, NodeEvent) and not event.authorised:
                 err.print(
-                    f"[yellow]warning:[/yellow] node {event.name} at {Address.parse(event.address)} refused the farm "
-                    "token: not used (give it this PC's `lanfarm token`)",
+                    f"[yellow]warning:[/yellow] node {escape(event.name)} at {Address.parse(event.address)} refused "
+                    "the farm token: not used (give it this PC's `lanfarm token`)",
                     highlight=False,
                 )
 
         farm.subscribe(on_node)
-        if not settings.use_local:  # nothing can start before the nodes are known
-            await farm.wait_for_nodes(NODE_WAIT)
-        for miss in farm.unreached():
-            err.print(f"[yellow]warning:[/yellow] peer {miss.address} not reached: {miss.error}", highlight=False)
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        ) as bar:
-            task = bar.add_task("editing")
+        warned: set[str] = set()
 
-            def on_event(event: FarmEvent) -> None:
-                if isinstance(event, JobEvent) and event.progress is None and event.job.state.finished:
-                    bar.advance(task)
-                    if event.job.state is JobState.FAILED and err.is_terminal:
-                        bar.console.print(f"[red]failed[/red] {event.job.input}: {event.job.error}", highlight=False)
-                    per_node = ", ".join(f"{s.name} {s.done}" for s in farm.stats().values())
-                    bar.update(task, description=f"editing ({per_node})")
+        def warn_unreached() -> None:
+            for miss in farm.unreached():
+                if str(miss.address) not in warned:
+                    warned.add(str(miss.address))
+                    err.print(
+                        f"[yellow]warning:[/yellow] peer {miss.address} not reached: {escape(miss.error)}",
+                        highlight=False,
+                    )
 
-            farm.subscribe(on_event)
-            started = time.monotonic()
-            batch = await farm.submit_paths(args.inputs, args.mask, spec, args.out, resumable=True, fresh=args.fresh)
-            if batch.resumed:
-                err.print(
-                    f"resuming an interrupted run: {len(batch.earlier)} already done, {len(batch.jobs)} to do",
-                    highlight=False,
-                )
-            bar.update(task, total=len(batch.jobs))
-            await farm.wait()
-        return batch, farm.stats(), time.monotonic() - started
+        if local_error is not None or not settings.use_local:  # only nodes can start: wait for the first
+            await wait_for_answer(farm, args.wait, mdns=settings.mdns)
+            warn_unreached()
+            remote = [e for w in farm.workers() if w.info is not None for e in w.info.engines]
+            offered = merge_descriptors([] if args.no_local else registry.descriptors(), remote)
+            try:
+                spec = choose_engine(args.op, spec.engine if args.engine or args.model else None, spec, offered)
+            except FarmError as exc:
+                found = "no node answered" if not remote else "no node has it"
+                err.print(f"[red]error:[/red] {escape(str(exc))} ({found})", highlight=False)
+                return Outcome(None, {}, 0.0, code=2)
+        probe: asyncio.Future[None] | None = None
+        if settings.use_local and local_error is None and settings.peers:  # this PC starts at once: peers said soon
+            probe = asyncio.ensure_future(_report_peers(farm, warn_unreached))
+        store = QueueStore(settings.store) if settings.store is not None else None
+        try:
+            return await _submit(args, farm, inputs, mask, out_dir, spec, store, edit_key(spec, args), err)
+        finally:
+            if probe is not None:
+                probe.cancel()
+                await asyncio.gather(probe, return_exceptions=True)
+            if store is not None:
+                store.close()
+
+
+async def _report_peers(farm: Farm, warn: Callable[[], None]) -> None:
+    """Peers that do not answer are said at the start, while this PC already works."""
+    await farm.wait_for_nodes(PEER_PROBE, mdns_grace=0)
+    warn()
+
+
+async def _submit(
+    args: argparse.Namespace,
+    farm: Farm,
+    inputs: list[Path],
+    mask: Path | None,
+    out_dir: Path,
+    spec: EditSpec,
+    store: QueueStore | None,
+    key: str,
+    err: Console,
+) -> Outcome:
+    started = time.monotonic()
+    finishing: set[asyncio.Future[None]] = set()
+
+    def up_to_date(image: Path, image_mask: Path | None, folder: Path) -> Path | None:
+        if store is None or args.fresh or args.overwrite:
+            return None
+        return store.up_to_date(image, image_mask, key, folder)
+
+    def finished(job: Job) -> None:
+        """A done output: made side by side (--concat), then recorded for the next run's check."""
+
+        def work() -> None:
+            if args.concat:
+                from farm.cli.concat import concat_output
+
+                concat_output(job.input, job.mask, job.output, spec.output, max_pixels=farm.settings.max_pixels)
+            if store is not None:
+                store.record_output(job.output, job.input, job.mask, key)
+
+        task = asyncio.ensure_future(asyncio.to_thread(work))
+        finishing.add(task)
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("editing")
+
+        def on_event(event: FarmEvent) -> None:
+            if isinstance(event, JobEvent) and event.progress is None and event.job.state.finished:
+                bar.advance(task)
+                if event.job.state is JobState.DONE:
+                    finished(event.job)
+                elif event.job.state is JobState.FAILED and err.is_terminal:
+                    bar.console.print(
+                        f"[red]failed[/red] {escape(str(event.job.input))}: {escape(event.job.error or '')}",
+                        highlight=False,
+                    )
+                per_node = ", ".join(f"{s.name} {s.done}" for s in farm.stats().values())
+                bar.update(task, description=f"editing ({per_node})")
+
+        farm.subscribe(on_event)
+        batch = await farm.submit_paths(
+            inputs,
+            mask,
+            spec,
+            out_dir,
+            resumable=True,
+            fresh=args.fresh,
+            only_masked=True,
+            up_to_date=up_to_date,
+            priority=args.priority,
+        )
+        if batch.resumed:
+            err.print(
+                f"resuming the last run of this batch: {len(batch.earlier)} already done, "
+                f"{len(batch.jobs)} to do (unfinished or failed last time; --fresh starts over)",
+                highlight=False,
+            )
+        if batch.unmasked and not batch.jobs and not batch.current:
+            err.print(
+                f"[red]error:[/red] {_count(len(batch.unmasked), 'image')} without a mask, and "
+                f"{engine_name(spec.engine)} needs one: {NO_MASK_HINT}",
+                highlight=False,
+            )
+            return Outcome(None, {}, 0.0, code=2)
+        bar.update(task, total=len(batch.jobs))
+        await farm.wait()
+        results = await asyncio.gather(*finishing, return_exceptions=True)
+        for job_result in results:
+            if isinstance(job_result, BaseException):
+                err.print(f"[yellow]warning:[/yellow] {escape(str(job_result))}", highlight=False)
+        for job in batch.earlier:
+            if store is not None and job.output.exists():
+                with contextlib.suppress(OSError):
+                    store.record_output(job.output, job.input, job.mask, key)
+    return Outcome(batch, farm.stats(), time.monotonic() - started)
+
+
+def report(args: argparse.Namespace, outcome: Outcome, out_dir: Path, err: Console) -> int:
+    batch = outcome.batch
+    assert batch is not None
+    failed = [(str(j.input), j.error or j.state.value) for j in batch.jobs if j.state is not JobState.DONE]
+    failed += [(str(p.path), p.reason) for p in batch.problems if not p.skipped]
+    unmasked = [str(p) for p in batch.unmasked]
+    skipped = [p.path for p in batch.problems if p.skipped]
+    done = batch.earlier + [j for j in batch.jobs if j.state is JobState.DONE]
+    stats = outcome.stats
+    if args.json:
+        summary = {
+            "elapsed": round(outcome.elapsed, 3),
+            "done": [str(j.output) for j in done],
+            "up_to_date": [str(p) for p in batch.current],
+            "failed": [{"input": i, "error": e} for i, e in failed]
+            + [{"input": i, "error": f"no mask ({NO_MASK_HINT})"} for i in unmasked],
+            "skipped": [{"path": str(p), "reason": "not an image"} for p in skipped],
+            "workers": {
+                w: {"name": s.name, "done": s.done, "failed": s.failed, "busy_seconds": round(s.busy_seconds, 3)}
+                for w, s in stats.items()
+            },
+        }
+        print(json.dumps(summary, indent=2))
+    else:
+        for path, reason in failed:
+            print(f"failed: {path}: {reason}", file=sys.stderr)
+        if unmasked:
+            print(
+                f"failed: {_count(len(unmasked), 'image')} without a mask ({', '.join(unmasked)}): {NO_MASK_HINT}",
+                file=sys.stderr,
+            )
+        if len(stats) > 1:
+            for s in stats.values():
+                print(f"  {s.name:24s} done {s.done:4d}  failed attempts {s.failed}")
+        parts = [f"done {len(done)}", f"failed {len(failed) + len(unmasked)}"]
+        if batch.current:
+            parts.append(f"up to date {len(batch.current)}")
+        print(f"{', '.join(parts)}; outputs in {out_dir}")
+        if batch.current and not batch.jobs:
+            print(
+                f"nothing to do: {_count(len(batch.current), 'output')} already match their inputs and this edit "
+                "(--overwrite or --fresh redoes them)"
+            )
+        if skipped:
+            names = ", ".join(str(p.name) for p in skipped[:5]) + (
+                f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+            )
+            verb = "is" if len(skipped) == 1 else "are"
+            print(f"skipped {_count(len(skipped), 'file')} that {verb} not an image: {names}")
+    return 1 if failed or unmasked else 0
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"

@@ -50,6 +50,35 @@ class EngineEntry:
 #: Engines that need no AI library and no model (OpenCV). A registry of only these, and simulated ones, is lite.
 OPENCV_ENGINE_IDS = frozenset({"cv2"})
 
+#: Engine names as people type them: each engine is named after the method it edits with (one scheme),
+#: id -> name. The ids (what nodes advertise, what the queue records) stay, and are accepted as aliases.
+ENGINE_NAMES: dict[str, str] = {
+    "cv2": "opencv",
+    "lama": "lama",
+    "upscale": "esrgan",
+    "sd-inpaint": "stable-diffusion",
+    "sim": "sim",
+}
+#: More spellings people use for them (IOPaint's model names among them): alias -> id.
+ENGINE_ALIASES: dict[str, str] = {
+    **{name: engine_id for engine_id, name in ENGINE_NAMES.items()},
+    "realesrgan": "upscale",
+    "sd": "sd-inpaint",
+    "sd1.5": "sd-inpaint",
+    "sdxl": "sd-inpaint",
+}
+
+
+def engine_name(engine_id: str) -> str:
+    """The name an engine is shown with (its id when it has no other)."""
+    return ENGINE_NAMES.get(engine_id, engine_id)
+
+
+def engine_id(name: str) -> str:
+    """The engine id a typed name means: a name, an old id or an alias (case-insensitive)."""
+    key = name.strip().lower()
+    return ENGINE_ALIASES.get(key, name.strip())
+
 
 class Registry:
     """Engines by id. Duplicate ids raise; built engines are cached per (engine, model), optionally

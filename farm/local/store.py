@@ -3,6 +3,10 @@
 An output path is chosen when a job is planned and recorded before any work starts; outputs are
 written atomically, so on resume a job whose output file exists is done, and every other unfinished
 job is queued again. Temp files a killed process left behind are removed.
+
+Every output written is also recorded with what it was made from (the input's and mask's contents,
+the edit) and the output file as written, so a rerun of a finished batch knows which outputs are
+up to date (:meth:`QueueStore.up_to_date`) and does not make them again.
 """
 
 from __future__ import annotations
@@ -43,6 +47,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     worker TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_batch ON jobs(batch, seq);
+CREATE TABLE IF NOT EXISTS outputs (
+    output TEXT PRIMARY KEY,
+    folder TEXT NOT NULL,
+    input TEXT NOT NULL,
+    input_sig TEXT NOT NULL,
+    mask TEXT,
+    mask_sig TEXT,
+    edit TEXT NOT NULL,
+    output_sig TEXT NOT NULL,
+    written REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outputs_input ON outputs(input, folder);
 """
 
 
@@ -136,6 +152,55 @@ class QueueStore:
         with self._lock:
             self._db.execute("UPDATE batches SET finished = ? WHERE id = ?", (time.time(), batch))
 
+    def record_output(self, output: Path, input: Path, mask: Path | None, edit: str) -> None:
+        """``output`` was just written from ``input`` (and ``mask``) with ``edit`` (any text naming the
+        edit: the spec's JSON, say). Raises OSError when a file cannot be read."""
+        row = (
+            str(output.resolve()),
+            str(output.parent.resolve()),
+            str(input.resolve()),
+            content_sig(input),
+            str(mask.resolve()) if mask else None,
+            content_sig(mask) if mask else None,
+            edit,
+            file_sig(output),
+            time.time(),
+        )
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO outputs VALUES (?,?,?,?,?,?,?,?,?)", row)
+
+    def up_to_date(self, input: Path, mask: Path | None, edit: str, folder: Path) -> Path | None:
+        """The output in ``folder`` an earlier run wrote from this input, mask and edit, when it is
+        unchanged since it was written and the input and mask still hold what they held then."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT output, input_sig, mask, mask_sig, output_sig FROM outputs "
+                "WHERE input = ? AND folder = ? AND edit = ? ORDER BY written DESC",
+                (str(input.resolve()), str(folder.resolve()), edit),
+            ).fetchall()
+        want_mask = str(mask.resolve()) if mask else None
+        sigs: dict[Path, str] = {}
+
+        def sig(path: Path) -> str:
+            if path not in sigs:
+                sigs[path] = content_sig(path)
+            return sigs[path]
+
+        for out, input_sig, mask_path, mask_sig, output_sig in rows:
+            output = Path(out)
+            if mask_path != want_mask:
+                continue
+            try:
+                if (
+                    file_sig(output) == output_sig
+                    and sig(input) == input_sig
+                    and (mask is None or sig(mask) == mask_sig)
+                ):
+                    return output
+            except OSError:
+                continue
+        return None
+
     def resume(self, batch: int, *, include_failed: bool = True) -> Resumed:
         """The batch's jobs: done ones (recorded, or their output exists) and the rest, queued again.
 
@@ -170,6 +235,21 @@ class QueueStore:
             else:
                 todo.append(job)
         return Resumed(batch, todo, done)
+
+
+def content_sig(path: Path) -> str:
+    """What a source file holds: its size and sha256 (a copy or a touch does not change it)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"{path.stat().st_size}:{digest.hexdigest()}"
+
+
+def file_sig(path: Path) -> str:
+    """An output as written: size and modification time (any change to the file changes it)."""
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def remove_partials(output: Path) -> None:

@@ -32,7 +32,7 @@ from farm.imaging.codec import DEFAULT_MAX_PIXELS
 from farm.local.store import QueueStore, batch_key
 from farm.runtime.discovery import Discovery, NodeListener
 from farm.runtime.dispatch import Dispatcher, FarmOptions, JobEvent, NodeEvent, WorkerStats
-from farm.runtime.planning import OutputNamer, Planned, Problem, plan
+from farm.runtime.planning import OutputNamer, Planned, Problem, UpToDate, plan
 from farm.runtime.workers import RemoteWorker
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class Batch:
     problems: list[Problem] = field(default_factory=list)
     unmasked: list[Path] = field(default_factory=list)  # inputs left out: the engine needs a mask
     earlier: list[Job] = field(default_factory=list)  # done by an earlier, interrupted run
+    current: list[Path] = field(default_factory=list)  # outputs an earlier run wrote that still match
     resumed: bool = False
     stored: int | None = None  # its id in the durable queue
     done: int = 0
@@ -241,12 +242,16 @@ class Farm:
         resumable: bool = False,
         fresh: bool = False,
         only_masked: bool = False,
+        up_to_date: UpToDate | None = None,
+        priority: int = 0,
     ) -> Batch:
         """Files and folders -> planned jobs (masks matched by name) -> the queue, recorded first.
 
         ``resumable``: the same paths, mask, edit and folder again resume an interrupted batch
         (finished outputs are kept) unless ``fresh``. ``only_masked``: inputs without a mask are
-        left out (listed in ``unmasked``) when the engine needs one.
+        left out (listed in ``unmasked``) when the engine needs one. ``up_to_date``: inputs whose
+        output it vouches for are not run again (listed in ``current``). ``priority``: the jobs'
+        priority (higher runs first, here and on each node).
         """
         s = self.settings
         key = "app"
@@ -270,14 +275,17 @@ class Farm:
 
         def planning() -> tuple[list[Planned], list[Problem]]:
             out_dir.mkdir(parents=True, exist_ok=True)
-            return plan(list(paths), mask, out_dir, spec.output.suffix, overwrite=s.overwrite)
+            return plan(list(paths), mask, out_dir, spec.output.suffix, overwrite=s.overwrite, up_to_date=up_to_date)
 
         items, problems = await asyncio.to_thread(planning)
+        current = [i.output for i in items if i.current]
+        items = [i for i in items if not i.current]
         unmasked: list[Path] = []
         if only_masked and self._needs_mask(spec):
             unmasked = [i.input for i in items if i.mask is None]
             items = [i for i in items if i.mask is not None]
-        batch = Batch(self._jobs(items, spec), out_dir, problems=problems, unmasked=unmasked)
+        jobs = self._jobs(items, spec, priority)
+        batch = Batch(jobs, out_dir, problems=problems, unmasked=unmasked, current=current)
         if batch.jobs or resumable:
             await self._enqueue(batch, key=key)
         return batch
@@ -446,8 +454,8 @@ class Farm:
         return self._dispatcher.scheduler.queued()
 
     # ------------------------------------------------------------------ internals
-    def _jobs(self, items: Sequence[Planned], spec: EditSpec) -> list[Job]:
-        return [Job(input=i.input, spec=spec, output=i.output, mask=i.mask) for i in items]
+    def _jobs(self, items: Sequence[Planned], spec: EditSpec, priority: int = 0) -> list[Job]:
+        return [Job(input=i.input, spec=spec, output=i.output, mask=i.mask, priority=priority) for i in items]
 
     def _needs_mask(self, spec: EditSpec) -> bool:
         engines = {d.id: d for d in self.engines()}

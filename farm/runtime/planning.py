@@ -1,27 +1,35 @@
 """Turning command-line or dropped paths into jobs: input discovery, mask matching, output names.
 
-Mask convention (IOPaint's batch rule, plus a side-car rule for drops): with a mask *file*, that mask
+Mask convention (IOPaint's batch rule, plus side-car rules for drops): with a mask *file*, that mask
 is used for every input; with a mask *folder*, the mask of ``photo.jpg`` is the file there with stem
-``photo`` (or ``photo_mask``); without ``--mask``, a file ``photo_mask.*`` beside the input is used.
+``photo`` (or ``photo_mask``); without ``--mask``, a file ``photo_mask.*`` beside the input is used,
+else ``masks/photo.*`` (or ``masks/photo_mask.*``) in the input's folder. A mask folder, and any
+folder named ``masks``, is never input.
+
+Output names mirror the folders: ``shoot/day1/a.jpg`` given as ``shoot`` is written to
+``OUT/day1/a.png``; a file given by itself to ``OUT/a.png``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 MASK_SUFFIX = "_mask"
+MASKS_DIR = "masks"  # a folder of masks beside the images: never input, used when no --mask is given
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """A path that cannot become a job, and why (one line for a person)."""
+    """A path that cannot become a job, and why (one line for a person). ``skipped``: not an image,
+    left out on purpose (counted, not a failure)."""
 
     path: Path
     reason: str
+    skipped: bool = False
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
@@ -29,40 +37,61 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class Planned:
-    """An input with its matched mask and the output it will be written to."""
+    """An input with its matched mask and the output it will be written to. ``current``: an earlier
+    run already wrote that output from this input and edit and it still matches (nothing to do)."""
 
     input: Path
     mask: Path | None
     output: Path
+    current: bool = False
+
+
+#: Asked for each input before its output is named: (input, mask, output folder) -> the output an
+#: earlier run wrote there from the same input, mask and edit that is still up to date, or None.
+UpToDate = Callable[[Path, Path | None, Path], Path | None]
 
 
 def is_mask_name(path: Path) -> bool:
     return path.stem.endswith(MASK_SUFFIX)
 
 
+def is_masks_folder(path: Path) -> bool:
+    return path.name.lower() == MASKS_DIR
+
+
 def collect_inputs(paths: Iterable[Path], *, skip: Sequence[Path] = ()) -> tuple[list[Path], list[Problem]]:
-    """Files as given, plus the images inside folders (recursively, sorted; masks and hidden files skipped)."""
-    files: list[Path] = []
+    """Files as given, plus the images inside folders (recursively, sorted; masks, ``masks/`` folders
+    and hidden files left out; other files listed as skipped Problems)."""
+    found, problems = collect_relative(paths, skip=skip)
+    return [f for f, _rel in found], problems
+
+
+def collect_relative(
+    paths: Iterable[Path], *, skip: Sequence[Path] = ()
+) -> tuple[list[tuple[Path, Path]], list[Problem]]:
+    """Like :func:`collect_inputs`, each file with the folder its output goes to, relative to the output
+    folder (``Path()`` for a file given by itself and for the top of a given folder)."""
+    files: list[tuple[Path, Path]] = []
     problems: list[Problem] = []
     skip_resolved = {p.resolve() for p in skip}
     for path in paths:
         if path.is_dir():
-            _walk(path, files, problems, skip_resolved)
+            _walk(path, Path(), files, problems, skip_resolved)
         elif path.exists():
-            files.append(path)
+            files.append((path, Path()))
         else:
             problems.append(Problem(path, "no such file or folder"))
     seen: set[Path] = set()
     unique = []
-    for f in files:
+    for f, rel in files:
         key = f.resolve()
         if key not in seen:
             seen.add(key)
-            unique.append(f)
+            unique.append((f, rel))
     return unique, problems
 
 
-def _walk(folder: Path, files: list[Path], problems: list[Problem], skip: set[Path]) -> None:
+def _walk(folder: Path, rel: Path, files: list[tuple[Path, Path]], problems: list[Problem], skip: set[Path]) -> None:
     if folder.resolve() in skip:
         return
     try:
@@ -79,15 +108,25 @@ def _walk(folder: Path, files: list[Path], problems: list[Problem], skip: set[Pa
         except OSError:
             is_dir = False
         if is_dir:
-            _walk(path, files, problems, skip)
-        elif path.suffix.lower() in IMAGE_SUFFIXES and not is_mask_name(path):
-            files.append(path)
+            if not is_masks_folder(path):
+                _walk(path, rel / entry.name, files, problems, skip)
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            if not is_mask_name(path):
+                files.append((path, rel))
+        else:
+            problems.append(Problem(path, "not an image", skipped=True))
 
 
 def match_mask(image: Path, mask: Path | None) -> Path | Problem | None:
     """The mask for ``image`` under the convention above; a Problem when a mask folder lacks it."""
     if mask is None:
-        return _find_by_stem(image.parent, image.stem + MASK_SUFFIX)
+        beside = _find_by_stem(image.parent, image.stem + MASK_SUFFIX)
+        if beside is not None:
+            return beside
+        folder = image.parent / MASKS_DIR
+        if folder.is_dir():
+            return _find_by_stem(folder, image.stem) or _find_by_stem(folder, image.stem + MASK_SUFFIX)
+        return None
     if not mask.is_dir():
         return mask
     found = _find_by_stem(mask, image.stem) or _find_by_stem(mask, image.stem + MASK_SUFFIX)
@@ -112,10 +151,22 @@ class OutputNamer:
         self.overwrite = overwrite
         self._taken: set[Path] = {p.resolve() for p in protected}
 
-    def name_for(self, image: Path) -> Path:
+    def natural(self, image: Path, subdir: Path = Path()) -> Path:
+        """The name ``image``'s output has when nothing is in the way."""
+        return self.out_dir / subdir / f"{image.stem}{self.suffix}"
+
+    def reserve(self, path: Path) -> bool:
+        """Take ``path`` for this batch; False when an input or another output has it."""
+        key = path.resolve()
+        if key in self._taken:
+            return False
+        self._taken.add(key)
+        return True
+
+    def name_for(self, image: Path, subdir: Path = Path()) -> Path:
         n = 0
         while True:
-            candidate = self.out_dir / f"{image.stem}{'' if n == 0 else f'-{n}'}{self.suffix}"
+            candidate = self.out_dir / subdir / f"{image.stem}{'' if n == 0 else f'-{n}'}{self.suffix}"
             key = candidate.resolve()
             if key not in self._taken and (self.overwrite or not candidate.exists()):
                 self._taken.add(key)
@@ -124,17 +175,34 @@ class OutputNamer:
 
 
 def plan(
-    inputs: Sequence[Path], mask: Path | None, out_dir: Path, suffix: str, *, overwrite: bool = False
+    inputs: Sequence[Path],
+    mask: Path | None,
+    out_dir: Path,
+    suffix: str,
+    *,
+    overwrite: bool = False,
+    up_to_date: UpToDate | None = None,
 ) -> tuple[list[Planned], list[Problem]]:
-    """Match masks and name outputs for each input; inputs that cannot run become Problems."""
+    """Match masks and name outputs for each input; inputs that cannot run become Problems.
+
+    Subfolders of a given folder are mirrored under ``out_dir`` (created here).
+    ``up_to_date`` marks inputs whose output an earlier run wrote and that still matches
+    (``Planned.current``): they keep that output and need no job.
+    """
     skip = [out_dir] + ([mask] if mask is not None and mask.is_dir() else [])
-    files, problems = collect_inputs(inputs, skip=skip)
-    namer = OutputNamer(out_dir, suffix, overwrite=overwrite, protected=files)
+    found, problems = collect_relative(inputs, skip=skip)
+    namer = OutputNamer(out_dir, suffix, overwrite=overwrite, protected=[f for f, _rel in found])
     planned: list[Planned] = []
-    for f in files:
+    for f, rel in found:
         m = match_mask(f, mask)
         if isinstance(m, Problem):
             problems.append(m)
             continue
-        planned.append(Planned(f, m, namer.name_for(f)))
+        kept = up_to_date(f, m, out_dir / rel) if up_to_date is not None else None
+        if kept is not None and namer.reserve(kept):
+            planned.append(Planned(f, m, kept, current=True))
+            continue
+        if rel != Path():
+            (out_dir / rel).mkdir(parents=True, exist_ok=True)
+        planned.append(Planned(f, m, namer.name_for(f, rel)))
     return planned, problems

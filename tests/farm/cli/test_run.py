@@ -103,7 +103,10 @@ def test_existing_outputs_and_inputs_are_never_overwritten(tmp_path: Path) -> No
     assert first.returncode == 0, first.stderr
     assert img.read_bytes() == before
     assert (tmp_path / "photo-1.png").exists()
-    second = run_cli("run", str(img), "--out", str(tmp_path))
+    again = run_cli("run", str(img), "--out", str(tmp_path))  # the same batch: nothing to do
+    assert again.returncode == 0 and "up to date 1" in again.stdout
+    assert not (tmp_path / "photo-2.png").exists()
+    second = run_cli("run", str(img), "--out", str(tmp_path), "--fresh")  # redo, beside the earlier output
     assert second.returncode == 0
     assert (tmp_path / "photo-2.png").exists()
     assert (tmp_path / "photo-1.png").read_bytes() == (tmp_path / "photo-2.png").read_bytes()
