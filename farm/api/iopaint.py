@@ -438,6 +438,7 @@ class IopaintApi:
             web.post(f"{API}/model", self.switch_model),
             web.post(f"{API}/inpaint", self.inpaint),
             web.get(f"{API}/samplers", self.samplers),
+            web.post(f"{API}/samplers", self.samplers),  # IOPaint's web UI posts to its GET route
             web.post(f"{API}/adjust_mask", self.adjust_mask),
             web.post(f"{API}/run_plugin_gen_image", self.plugin_gen_image),
             web.post(f"{API}/run_plugin_gen_mask", self.plugin_gen_mask),
@@ -606,3 +607,5 @@ async def iopaint_errors(request: web.Request, handler: Any) -> web.StreamRespon
         return exc.response()
     except FarmError as exc:
         return IopaintError(500, str(exc), type(exc).__name__).response()
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:  # FastAPI's {"detail": "Not Found"}
+        return web.json_response({"detail": exc.reason}, status=exc.status, headers=CORS)
