@@ -10,6 +10,7 @@ import argparse
 import importlib
 import importlib.metadata
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
@@ -20,12 +21,15 @@ ENTRY_POINTS = "lanfarm.commands"  # name = "module" of a package that adds a su
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("farm.cli.demo", "a whole farm on this PC (2 nodes on 127.0.0.1 + this PC) editing the samples"),
     "run": ("farm.cli.run", "edit images in a batch (files or folders)"),
+    "engines": ("farm.cli.engines", "list this PC's engines: operations, models, params with ranges and defaults"),
     "models": ("farm.cli.models", "list or add AI models"),
     "version": ("farm.cli.version", "print the version"),
     "nodes": ("farm.cli.nodes", "list the farm's nodes"),
     "token": ("farm.cli.token", "print this PC's farm token (share it with the farm's other PCs)"),
     "serve": ("farm.cli.serve", "serve the farm to other programs: IOPaint's HTTP API and the farm API (127.0.0.1)"),
 }
+#: Commands that work but are not listed in ``lanfarm --help`` (``lanfarm --version`` says the same).
+UNLISTED = frozenset({"version"})
 
 
 def registered() -> dict[str, str]:
@@ -56,7 +60,10 @@ def build_parser(extra: Mapping[str, str] | None = None) -> argparse.ArgumentPar
             p.set_defaults(handler=_missing(name, exc))
             continue
         help_text = known[1] if known else str(getattr(mod, "HELP", name))
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name in UNLISTED:  # no help: argparse leaves it out of the command list
+            p = sub.add_parser(name, description=help_text)
+        else:
+            p = sub.add_parser(name, help=help_text, description=help_text)
         mod.configure(p)
     return parser
 
@@ -86,7 +93,23 @@ def main(argv: Sequence[str] | None = None, *, extra: Mapping[str, str] | None =
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
-    return int(args.handler(args) or 0)
+    try:
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `lanfarm nodes --json | head`: the reader left; say nothing more
+        _silence_stdout()
+        return 141  # as if killed by SIGPIPE, like other tools in a pipe
+    return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that flushing it again at exit raises nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

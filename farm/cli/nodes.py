@@ -1,4 +1,8 @@
-"""``lanfarm nodes``: list the farm's nodes (mDNS plus saved and given peers); ``add``/``remove`` peers."""
+"""``lanfarm nodes``: list the farm's nodes (mDNS plus saved and given peers); ``add``/``remove`` peers.
+
+The listing ends as soon as the nodes have answered (the first answer, then a moment for the others;
+``--wait`` caps it). Exit code 0 when at least one node can be used, 1 when none can (none found,
+or every one offline or refusing the token), 2 for bad arguments."""
 
 from __future__ import annotations
 
@@ -10,17 +14,22 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from farm.cli.common import add_discover_on, positive, wait_for_answer
 from farm.core.address import Address
-from farm.core.nodetable import NodeRecord, Unreached
-from farm.engines.registry import Registry
+from farm.core.nodetable import NodeRecord, NodeState, Unreached
+from farm.engines.registry import Registry, engine_name
 from farm.errors import FarmError
 from farm.local.peers import add_peer, load_peers, peers_path, remove_peer
-from farm.local.settings import INTERFACES_ENV, discovery_enabled, interfaces
+from farm.local.settings import discovery_enabled, interfaces
 from farm.local.token import find_token
 from farm.runtime.farm import Farm, FarmSettings
 
 PROBE_TIMEOUT = 2.0
+LISTEN = 3.0  # seconds at most to listen for nodes
+SETTLE = 0.3  # after the first answer over mDNS: a moment for the others answering at about the same time
+SHORT_ENGINES = 2  # engines named in the table before "+N" (all with --wide)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +41,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="list the nodes (default), or add/remove a saved peer",
     )
     parser.add_argument("address", nargs="?", metavar="HOST:PORT", help="the peer to add or remove")
-    parser.add_argument("--wait", type=float, default=3.0, help="seconds to listen for nodes (default 3)")
+    parser.add_argument(
+        "--wait",
+        type=positive(float),
+        default=LISTEN,
+        metavar="SECONDS",
+        help=f"listen at most this long (default {LISTEN:g}; the listing ends once the nodes have answered)",
+    )
     parser.add_argument(
         "--peer",
         action="append",
@@ -43,16 +58,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-discovery", action="store_true", help="no mDNS: only peers (networks that block multicast)"
     )
-    parser.add_argument(
-        "--interface",
-        action="append",
-        default=[],
-        metavar="ADDR",
-        help=f"IPv4 address of an interface to browse on (repeatable; default: "
-        f"${INTERFACES_ENV}, a comma list, else all)",
-    )
+    add_discover_on(parser)
     parser.add_argument("--token-file", type=Path, help="file holding the farm token")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--wide", action="store_true", help="every engine and model, not only the first")
     parser.set_defaults(handler=handle)
 
 
@@ -103,8 +112,8 @@ def list_nodes(args: argparse.Namespace) -> int:
         )
         print()
     else:
-        print_table(nodes, unreached, Console())
-    return 0
+        print_table(nodes, unreached, Console(soft_wrap=False), wide=args.wide)
+    return 0 if any(n.state is NodeState.ONLINE for n in nodes) else 1
 
 
 async def _discover(
@@ -119,41 +128,73 @@ async def _discover(
         probe_timeout=PROBE_TIMEOUT,
     )
     async with Farm.open(settings, registry=Registry([])) as farm:
-        if mdns:
-            await farm.wait_for_nodes(PROBE_TIMEOUT * 2, mdns_grace=wait)  # and those found at the last moment
-        else:
-            await farm.wait_for_nodes(max(wait, PROBE_TIMEOUT * 2))
+        try:
+            async with asyncio.timeout(wait):
+                await wait_for_answer(farm, wait, mdns=mdns, usable_only=False)
+                # every address known by then answers or fails once (and, over mDNS, the others get a moment)
+                await farm.wait_for_nodes(wait, mdns_grace=SETTLE)
+        except TimeoutError:
+            pass
         return farm.nodes(), farm.unreached()
 
 
-def print_table(nodes: list[NodeRecord], unreached: list[Unreached], console: Console) -> None:
+def print_table(nodes: list[NodeRecord], unreached: list[Unreached], console: Console, *, wide: bool = False) -> None:
+    """Nodes as a table that fits the terminal: the address is never cut, engines and models are
+    shortened to the first ones (``wide``: all). Cells are plain text (never rich markup)."""
     if not nodes and not unreached:
         console.print(
             "No nodes found. Start `lanfarm node` on another PC, or add one by address "
             "with `lanfarm nodes add HOST:PORT` if your network blocks mDNS."
         )
         return
-    table = Table("Name", "Address", "GPU", "VRAM", "Engines", "State", "Load")
+    addresses = [str(n.address) for n in nodes] + [str(u.address) for u in unreached]
+    table = Table()
+    table.add_column("Name", overflow="fold")
+    table.add_column("Address", no_wrap=True, min_width=max(len(a) for a in addresses))
+    table.add_column("State", no_wrap=True)
+    table.add_column("GPU", overflow="ellipsis", max_width=None if wide else 24)
+    table.add_column("VRAM", no_wrap=True)
+    table.add_column("Engines", overflow="fold")
+    table.add_column("Models", overflow="fold")
+    table.add_column("Load", no_wrap=True)
+    table.add_column("Version", no_wrap=True)
     styles = {"online": "green", "unauthorised": "yellow", "offline": "red"}
     for n in nodes:
         slots = n.slots
+        info = n.info
+        engines = [engine_name(e.id) for e in info.available_engines] if info else [engine_name(e) for e in n.engines]
+        models = [m.name for m in info.models] if info else []
         table.add_row(
-            n.name,
-            str(n.address),
-            n.gpu,
-            _vram(n.vram_mb),
-            ", ".join(n.engines) or "—",
-            f"[{styles[n.state]}]{n.state}[/]",
-            f"{slots[0]}/{slots[1]} free" if slots else "—",
+            Text(n.name),
+            Text(str(n.address)),
+            Text(str(n.state), style=styles.get(str(n.state), "")),
+            Text(n.gpu),
+            Text(_vram(n.vram_mb)),
+            Text(_short(engines, wide)),
+            Text(_short(models, wide)),
+            Text(f"{slots[0]}/{slots[1]} free" if slots else "—"),
+            Text(info.version if info and info.version else "—"),
         )
     for u in unreached:
-        table.add_row("—", str(u.address), "", "", "", f"[red]offline[/] [dim]({u.error})[/]", "")
+        state = Text("offline", style="red")
+        state.append(f" ({u.error})", style="dim")
+        table.add_row(
+            Text("—"), Text(str(u.address)), state, Text(""), Text(""), Text(""), Text(""), Text(""), Text("")
+        )
     console.print(table)
     if any(n.state == "unauthorised" for n in nodes):
         console.print(
             "[yellow]unauthorised[/]: the node has another farm token; copy this PC's token "
             "(`lanfarm token`) to it, or pass --token-file."
         )
+
+
+def _short(names: list[str], wide: bool) -> str:
+    if not names:
+        return "—"
+    if wide or len(names) <= SHORT_ENGINES:
+        return ", ".join(names)
+    return f"{', '.join(names[:SHORT_ENGINES])} +{len(names) - SHORT_ENGINES}"
 
 
 def _vram(mb: int) -> str:

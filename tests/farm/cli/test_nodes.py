@@ -62,7 +62,7 @@ def test_lists_a_real_node_by_address_and_a_dead_saved_peer(
     assert (n["name"], n["address"], n["state"], n["source"]) == ("bench-pc", node, "online", "peer")
     assert "cv2" in n["engines"] and n["slots"]["total"] >= 1
     assert out["unreached"] == [{"address": "127.0.0.1:9", "source": "peer", "error": "connection refused"}]
-    assert main(["nodes", "--no-discovery", "--peer", node]) == 0  # no token anywhere: unauthorised
+    assert main(["nodes", "--no-discovery", "--peer", node]) == 1  # no token anywhere: unauthorised, none usable
     table = capsys.readouterr().out
     assert node in table and "unauthorised" in table and "offline" in table  # no name without the token
 
