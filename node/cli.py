@@ -42,6 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--port", type=int, help="TCP port (default 7788; 0 picks a free one)")
     a("--name", help="name shown in the app (default: this PC's host name)")
     a("--slots", type=int, help="jobs at once (default: one per GPU, else one)")
+    a("--device", help="device for the AI engines: auto (default: cuda, else mps, else cpu), cpu, cuda, cuda:N, mps")
+    a("--gpu", type=_gpu_index, metavar="N", help="use GPU number N (the same as --device cuda:N)")
     a("--models-dir", type=Path, help="folder of model files (default: the data folder's models/)")
     a(
         "--token-file",
@@ -55,25 +57,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="announce this node over mDNS (default: yes)",
     )
     a(
-        "--interface",
+        "--advertise-on",
         dest="interfaces",
         action="append",
         metavar="ADDR",
-        help="IPv4 address of an interface to advertise on (repeatable; default: all)",
+        help="announce this node only on the interface with this IPv4 address (repeatable; default: all)",
     )
-    a(
-        "--simulate",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="add the SIMULATED GPU engine 'sim' (tests and benchmarks)",
-    )
-    a("--simulate-slowdown", type=float, help="make the simulated GPU this many times slower")
-    a(
-        "--simulate-failures",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="make the simulated GPU fail every job",
-    )
+    a("--interface", dest="interfaces", action="append", help=argparse.SUPPRESS)  # the old name of --advertise-on
+    # tests and benchmarks: the SIMULATED GPU engine 'sim' (kept out of the help)
+    a("--simulate", action=argparse.BooleanOptionalAction, default=None, help=argparse.SUPPRESS)
+    a("--simulate-slowdown", type=float, help=argparse.SUPPRESS)
+    a("--simulate-failures", action=argparse.BooleanOptionalAction, default=None, help=argparse.SUPPRESS)
     a("--max-upload-mb", type=float, help="largest upload accepted (default 256)")
     a("--blob-cache-mb", type=float, help="disk budget of the upload cache (default 4096)")
     a("--job-timeout", type=float, help="seconds before a job fails (default 1800; 0: never)")
@@ -86,8 +80,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=handle)
 
 
+def _gpu_index(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a GPU number (0, 1, ...)")
+    return int(text)
+
+
 def handle(args: argparse.Namespace) -> int:
     cli = {name: getattr(args, name, None) for name in SETTINGS}
+    if args.gpu is not None:
+        if args.device is not None and args.device.strip().lower() != f"cuda:{args.gpu}":
+            print(f"lanfarm node: --gpu {args.gpu} and --device {args.device} disagree; give one", file=sys.stderr)
+            return 2
+        cli["device"] = f"cuda:{args.gpu}"
     config_file = args.config or default_file()
     try:
         config, origin = load(cli, config_file=config_file)
@@ -156,6 +161,7 @@ async def serve(config: NodeConfig, *, token: str, ssl_context: ssl.SSLContext |
     config = dataclasses.replace(config, port=sock.getsockname()[1])
     registry = default_registry(
         config.models_path,
+        device=config.device or None,
         simulate=config.simulate,
         sim_slowdown=config.simulate_slowdown,
         sim_fail=config.simulate_failures,

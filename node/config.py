@@ -32,6 +32,7 @@ class NodeConfig:
     port: int = DEFAULT_PORT
     name: str = ""
     slots: int | None = None
+    device: str = ""  # the AI engines' device: cpu, cuda, cuda:N, mps ("" or auto: the best found)
     models_dir: Path | None = None
     token_file: Path | None = None
     advertise: bool = True
@@ -80,6 +81,16 @@ def _positive(kind: Callable[[Any], Any], *, allow_zero: bool = True) -> Callabl
     return convert
 
 
+def _device(value: Any) -> str:
+    text = parse_str(value).strip().lower()
+    if text in ("", "auto"):
+        return ""
+    kind, sep, index = text.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (sep and (kind != "cuda" or not index.isdigit())):
+        raise ValueError(f"a device is auto, cpu, cuda, cuda:N or mps, got {value!r}")
+    return text
+
+
 def _port(value: Any) -> int:
     port = int(value)
     if not 0 <= port <= 65535:
@@ -92,6 +103,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "port": _port,
     "name": parse_str,
     "slots": _positive(int, allow_zero=False),
+    "device": _device,
     "models_dir": parse_path,
     "token_file": parse_path,
     "advertise": parse_bool,
@@ -164,6 +176,12 @@ def describe(config: NodeConfig, origin: Mapping[str, str]) -> str:
     lines = []
     for name in SETTINGS:
         value = getattr(config, name)
+        if name == "name" and not value:  # say the name it will use, not ""
+            lines.append(f"{'name = ' + _quote(config.display_name):<44} # default (this PC's host name)")
+            continue
+        if name == "device" and not value:
+            lines.append(f"{'# device = (auto: cuda, else mps, else cpu)':<44} # {origin.get(name, 'default')}")
+            continue
         if value is None:
             text = f"# {name} = (unset)"
         elif isinstance(value, bool):

@@ -54,6 +54,13 @@ def handle(args: argparse.Namespace) -> int:
     folder: Path = args.models_dir or models_dir()
     if args.action == "add":
         return _add(args, folder)
+    if args.path is not None:
+        print(
+            f"lanfarm models list: takes no argument (got {str(args.path)!r}); to add a model: "
+            f"lanfarm models add {args.path}",
+            file=sys.stderr,
+        )
+        return 2
     return _list(args, folder)
 
 
