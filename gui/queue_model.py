@@ -180,6 +180,11 @@ class QueueDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self.model = model
 
+    @staticmethod
+    def node_shown(job: Job) -> bool:
+        """A queued job is on no PC: its row names none (not the PC it last ran on)."""
+        return bool(job.worker) and job.state is not JobState.QUEUED
+
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         return QSize(320, self.ROW_HEIGHT)
 
@@ -219,8 +224,8 @@ class QueueDelegate(QStyledItemDelegate):
         )
         painter.setFont(option.font)
         parts = [STATE_LABELS.get(job.state, job.state.value)]
-        if job.worker and job.state is not JobState.QUEUED:  # a queued job is on no PC (not its last one)
-            parts.append(self.model.worker_names.get(job.worker, job.worker))
+        if self.node_shown(job):
+            parts.append(self.model.worker_names.get(job.worker or "", job.worker or ""))
         elapsed = format_seconds(row.elapsed(self.model.clock()))
         if elapsed:
             parts.append(elapsed)

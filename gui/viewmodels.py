@@ -282,8 +282,10 @@ class FarmController(QObject):
                 moved = self._moved.pop(event.worker_id, 0)
                 if event.worker_id != LOCAL and (was_online or moved):
                     text = f"{name} went offline ({event.reason or 'no answer'})"
+                    others = self.farm is not None and bool(self.farm.worker_ids - {event.worker_id})
                     if moved:
-                        text += f" - {moved} edit{_s(moved)} moved to other PCs"
+                        where = "moved to other PCs" if others else "back in the queue: no other PC is on"
+                        text += f" - {moved} edit{_s(moved)} {where}"
                     self.post(text, "warning")
         elif isinstance(event, BatchEnded):
             self._batch_ended(event.batch)
