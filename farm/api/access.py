@@ -77,5 +77,5 @@ class Access:
     def describe(self) -> str:
         """What ``lanfarm serve`` says at start about other addresses."""
         if not self.allow:
-            return "IOPaint API: this PC only (no --allow given)"
-        return "IOPaint API: also open, without a token, to " + ", ".join(str(n) for n in self.allow)
+            return "IOPaint API from other addresses: refused (no --allow given)"
+        return "IOPaint API from other addresses: open, without a token, to " + ", ".join(str(n) for n in self.allow)

@@ -112,6 +112,7 @@ async def serve(settings: FarmSettings, config: ServeConfig, registry: Registry,
         app = create_app(farm, config)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
+        stop = _stop_on_signals()
         try:
             site = web.TCPSite(runner, host, port)
             await site.start()
@@ -130,8 +131,9 @@ async def serve(settings: FarmSettings, config: ServeConfig, registry: Registry,
             print(f"  farm: {workers}, {nodes if settings.nodes else 'no nodes'}", flush=True)
             if stale:
                 print(f"  cancelled {len(stale)} upload(s) left by the previous run", flush=True)
-            await _until_signalled()
+            await stop.wait()
         finally:
+            _restore_signals()
             await runner.cleanup()
     return 0
 
@@ -140,15 +142,18 @@ def _host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-async def _until_signalled() -> None:
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT/SIGTERM (installed before the serve says it listens)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: Ctrl+C raises instead
             loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+    return stop
+
+
+def _restore_signals() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(sig)
