@@ -47,7 +47,8 @@ class JobCellDelegate(QStyledItemDelegate):
         bar = QStyleOptionProgressBar()
         bar.rect = option.rect.adjusted(4, 6, -4, -6)
         bar.minimum, bar.maximum, bar.progress = 0, 1000, int(row.progress * 1000)
-        bar.text = f"{row.job}  {row.progress:.0%}"
+        # no fraction reported (OpenCV reports none): the name alone, never a fake "0 %"
+        bar.text = f"{row.job}  {row.progress:.0%}" if row.progress > 0 else f"{row.job} · working…"
         bar.textVisible = True
         bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
         bar.palette = option.palette

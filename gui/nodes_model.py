@@ -60,14 +60,15 @@ class NodesModel(QAbstractTableModel):
             return row
         if role == Qt.ItemDataRole.DisplayRole and col < COL_SPARK:
             title = f"{row.name}\n{row.address}" if row.address and row.address != row.name else row.name
-            return (title, row.state, row.gpu, row.vram_text, row.job, str(row.done), str(row.failed), row.speed_text)[
-                col
-            ]
+            job = row.job or (f"waiting: {row.waiting}" if row.waiting and row.state == "idle" else "")
+            return (title, row.state, row.gpu, row.vram_text, job, str(row.done), str(row.failed), row.speed_text)[col]
         if role == Qt.ItemDataRole.DecorationRole and col == 1:
             return QColor(STATE_COLOURS[row.state])
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == COL_SPARK:
                 return f"{sum(list(row.history)[-60:])} jobs in the last minute"
+            if col == COL_JOB and not row.job and row.waiting:
+                return f"Idle while edits wait: {row.waiting}"
             return row.error or f"{row.name} ({row.id})"
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (5, 6):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -195,6 +195,7 @@ class NodeRow:
     seconds_per_mp: float | None = None
     error: str = ""
     errors: list[str] = field(default_factory=list)  # the latest failed attempts there, oldest first
+    waiting: str = ""  # why an idle worker takes none of the queued edits ("" when nothing waits)
     history: deque[int] = field(default_factory=lambda: deque(maxlen=60))
     _last_done: int = 0
 

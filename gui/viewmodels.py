@@ -28,7 +28,16 @@ from farm.errors import FarmError
 from farm.local.peers import load_peers
 from farm.local.settings import interfaces
 from farm.local.store import default_store_path
-from farm.runtime.farm import Batch, BatchEnded, Farm, FarmEvent, FarmSettings, JobEvent, NodeEvent
+from farm.runtime.farm import (
+    Batch,
+    BatchEnded,
+    Farm,
+    FarmEvent,
+    FarmSettings,
+    JobEvent,
+    NodeEvent,
+    WorkerSnapshot,
+)
 from farm.runtime.planning import collect_inputs
 from gui.activity import ActivityLog
 from gui.nodes_model import NodesModel
@@ -335,7 +344,9 @@ class FarmController(QObject):
                 self.nodes.node_up(w.id, w.name, w.address, w.info)
         self.enginesChanged.emit(self.engines())
         stats = farm.stats()
+        waiting = self._waiting_engines()
         for row in self.nodes.rows():
+            row.waiting = self._why_waiting(row.id, workers.get(row.id), waiting) if waiting else ""
             snapshot = workers.get(row.id)
             if snapshot is None:  # not a worker now (offline, ignored ...): what the scheduler last saw
                 status, done = farm.status(row.id), stats.get(row.id)
@@ -351,6 +362,28 @@ class FarmController(QObject):
             s = snapshot.stats
             row.errors = list(s.errors)
             self.nodes.sample(row.id, snapshot.status, s.done, s.failed, snapshot.job, snapshot.progress)
+
+    def _waiting_engines(self) -> set[str]:
+        """The engines of the edits still queued (none: nothing waits)."""
+        farm = self.farm
+        if farm is None or not farm.queued():
+            return set()
+        return {j.spec.engine for j in farm.jobs.values() if j.state is JobState.QUEUED}
+
+    def _why_waiting(self, worker_id: str, snapshot: WorkerSnapshot | None, engines: set[str]) -> str:
+        """Why an idle worker takes none of the queued edits, in a few words."""
+        if snapshot is None or snapshot.job or (snapshot.status is not None and snapshot.status.paused):
+            return ""
+        if self.paused:
+            return "the queue is paused"
+        if snapshot.info is not None:
+            own = {e.id for e in snapshot.info.engines if e.available}
+        else:
+            own = {d.id for d in self.registry.descriptors() if d.available}
+        if not engines & own:
+            names = ", ".join(sorted(engines))
+            return f"it cannot run {names}" + (" (no model here)" if engines & set(self.registry.ids()) else "")
+        return "the last edits go to a faster PC, which finishes them sooner"
 
     def _farm(self) -> Farm:
         if self.farm is None:

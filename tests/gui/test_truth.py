@@ -192,3 +192,65 @@ def test_quitting_with_unfinished_edits_asks_first(
             assert closed
 
     qloop(scenario())
+
+
+# ------------------------------------------------------------------ honest progress (build point 2)
+def test_a_running_row_without_a_fraction_shows_a_busy_bar_not_zero_percent(tmp_path: Path) -> None:
+    from farm.core.job import Job
+    from gui.rows import JobRow
+
+    job = Job(input=tmp_path / "a.png", spec=EditSpec(), output=tmp_path / "out" / "a.png")
+    row = JobRow(job)
+    job.move(JobState.DISPATCHED)
+    row.update(None, 0.0)
+    assert row.bar() == (True, "sending…")
+    job.move(JobState.RUNNING)
+    row.update(None, 1.0)
+    assert row.bar() == (True, "working…")  # OpenCV reports no fraction: a busy stripe, never "0%"
+    row.update(0.25, 2.0)
+    assert row.bar() == (False, "25%")
+
+
+def test_batch_progress_has_an_eta_from_the_rate_edits_finish_at() -> None:
+    from gui.rows import BatchProgress, Counts
+
+    p = BatchProgress()
+    p.update(Counts(done=4), 0.0)  # earlier work: not part of this batch
+    p.update(Counts(queued=10, done=4), 100.0)
+    assert p.text(Counts(queued=10, done=4), 100.0) == "0 of 10 edited · estimating time left…"
+    for t in (105.0, 110.0):
+        p.job_changed("x", JobState.DONE, t)
+    counts = Counts(queued=8, done=6)
+    assert p.value(counts) == (2, 10)
+    assert p.eta(counts, 110.0) == pytest.approx(40.0)  # 2 edits in 10 s: 8 more in 40 s
+    assert p.text(counts, 110.0) == "2 of 10 edited · about 0:40 left"
+    assert p.text(counts, 110.0, paused=True) == "2 of 10 edited · paused"
+
+
+@pytest.mark.qt_log_ignore(
+    "No such signal QPlatformNativeInterface::systemTrayWindowChanged",  # offscreen: no tray to embed in
+    "This plugin does not support propagateSizeHints",
+)
+def test_paused_state_batch_bar_and_tray_tooltip(qloop, store: SettingsStore, tmp_path: Path) -> None:
+    inputs = write_inputs(tmp_path / "in", 3)
+    app = LanFarmApp(store=store, use_tray=True)
+    window = app.window
+    assert app.tray is not None
+
+    async def scenario() -> None:
+        async with running(app):
+            window.pause_action.setChecked(True)
+            await window.add_paths(inputs)
+            await until(lambda: app.controller.queue.counts().queued == 3, what="queued")
+            await until(lambda: "0 of 3 edited" in window.batch_bar.format(), what="the batch bar")
+            assert window.batch_bar.format() == "0 of 3 edited · paused"
+            assert not window.paused_label.isHidden() and not window.resume_button.isHidden()
+            assert app.tray is not None and app.tray.icon.toolTip() == "LAN Farm — 0 of 3 edited · paused"
+            local = app.controller.nodes.row("local")
+            await until(lambda: local is not None and local.waiting == "the queue is paused", what="why it waits")
+            window.resume_button.click()
+            assert not app.controller.paused and window.resume_button.isHidden()
+            await until(lambda: app.controller.queue.counts().done == 3, timeout=20, what="done")
+            await until(lambda: app.tray is not None and "nothing to do" in app.tray.icon.toolTip(), what="tooltip")
+
+    qloop(scenario())
