@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -28,6 +28,7 @@ from farm.core.address import Address
 from farm.core.descriptor import EngineDescriptor, merge_descriptors
 from farm.core.job import Job, JobState
 from farm.core.params import ParamValue
+from farm.core.scheduler import LOCAL
 from farm.core.spec import EditSpec, HdStrategy, OutputSpec
 from farm.engines.base import Engine
 from farm.engines.installed import default_registry
@@ -39,6 +40,7 @@ from farm.local.store import QueueStore, default_store_path
 from farm.local.token import load_or_create_token
 from farm.runtime.dispatch import WorkerStats
 from farm.runtime.farm import Batch, Farm, FarmEvent, FarmSettings, JobEvent, NodeEvent
+from farm.runtime.planning import collect_inputs
 
 NODE_WAIT = 5.0  # seconds to wait for the first node when this PC cannot run the edit
 PEER_PROBE = 4.0  # seconds the start-up check of peers may take
@@ -193,6 +195,7 @@ class Outcome:
     stats: dict[str, WorkerStats]
     elapsed: float
     code: int = 0
+    skipped: list[Path] = field(default_factory=list)  # files that are not images, left out
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -482,7 +485,12 @@ async def _submit(
             if store is not None and job.output.exists():
                 with contextlib.suppress(OSError):
                     store.record_output(job.output, job.input, job.mask, key)
-    return Outcome(batch, farm.stats(), time.monotonic() - started)
+    problems = batch.problems
+    if batch.resumed:  # the stored batch was planned before: list the files it left out again
+        skip = [out_dir] + ([mask] if mask is not None and mask.is_dir() else [])
+        problems = (await asyncio.to_thread(collect_inputs, inputs, skip=skip))[1]
+    skipped = [p.path for p in problems if p.skipped]
+    return Outcome(batch, farm.stats(), time.monotonic() - started, skipped=skipped)
 
 
 def report(args: argparse.Namespace, outcome: Outcome, out_dir: Path, err: Console) -> int:
@@ -491,7 +499,7 @@ def report(args: argparse.Namespace, outcome: Outcome, out_dir: Path, err: Conso
     failed = [(str(j.input), j.error or j.state.value) for j in batch.jobs if j.state is not JobState.DONE]
     failed += [(str(p.path), p.reason) for p in batch.problems if not p.skipped]
     unmasked = [str(p) for p in batch.unmasked]
-    skipped = [p.path for p in batch.problems if p.skipped]
+    skipped = outcome.skipped
     done = batch.earlier + [j for j in batch.jobs if j.state is JobState.DONE]
     stats = outcome.stats
     if args.json:
@@ -516,14 +524,14 @@ def report(args: argparse.Namespace, outcome: Outcome, out_dir: Path, err: Conso
                 f"failed: {_count(len(unmasked), 'image')} without a mask ({', '.join(unmasked)}): {NO_MASK_HINT}",
                 file=sys.stderr,
             )
-        if len(stats) > 1:
+        if any(worker != LOCAL for worker in stats):  # nodes took part: who did what
             for s in stats.values():
                 print(f"  {s.name:24s} done {s.done:4d}  failed attempts {s.failed}")
         parts = [f"done {len(done)}", f"failed {len(failed) + len(unmasked)}"]
         if batch.current:
             parts.append(f"up to date {len(batch.current)}")
         print(f"{', '.join(parts)}; outputs in {out_dir}")
-        if batch.current and not batch.jobs:
+        if batch.current and not batch.jobs and not failed and not unmasked:
             print(
                 f"nothing to do: {_count(len(batch.current), 'output')} already match their inputs and this edit "
                 "(--overwrite or --fresh redoes them)"
