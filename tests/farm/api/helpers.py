@@ -6,10 +6,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import cv2
+import jsonschema
 import numpy as np
+import yaml
 from aiohttp import web
 
 from farm.api.access import Access
@@ -77,3 +80,13 @@ def decode(data: bytes) -> np.ndarray:
     out = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     assert out is not None, "not an image"
     return out
+
+
+FARM_API = Path(__file__).resolve().parents[3] / "docs" / "farm-api.yaml"
+
+
+def check_schema(name: str, instance: Any) -> None:
+    """Validate ``instance`` against ``#/components/schemas/<name>`` of docs/farm-api.yaml."""
+    doc = yaml.safe_load(FARM_API.read_text(encoding="utf-8"))
+    schema = {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+    jsonschema.Draft202012Validator(schema).validate(instance)

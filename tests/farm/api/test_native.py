@@ -14,7 +14,7 @@ import numpy as np
 
 from farm.core.scheduler import LOCAL
 from farm.runtime.farm import FarmSettings
-from tests.farm.api.helpers import Served, box, decode, encode, scene, serving
+from tests.farm.api.helpers import Served, box, check_schema, decode, encode, scene, serving
 from tests.farm.runtime.test_farm import samples
 
 V1 = "/farm/v1"
@@ -44,19 +44,23 @@ async def test_an_upload_is_followed_over_the_websocket_and_its_result_fetched(t
     async with serving(tmp_path) as s, s.http.ws_connect(s.url + V1 + "/events") as ws:
         hello = await ws.receive_json()
         assert hello["type"] == "hello" and hello["api"] == 1
+        check_schema("Event", hello)
         status, body = await submit(s, form(spec("sim", seconds_per_mp=1.0), encode(img), encode(mask)))
         assert status == 202, body
+        check_schema("Submitted", body)
         [edit] = body["edits"]
         kinds = []
         async with asyncio.timeout(30):
             while True:
                 msg = await ws.receive_json()
+                check_schema("Event", msg)
                 kinds.append(msg["type"])
                 if msg["type"] == "edit" and msg["edit"]["id"] == edit["id"] and msg["edit"]["state"] == "done":
                     break
         assert "progress" in kinds  # the simulated engine reports its steps
         async with s.http.get(f"{s.url}{V1}/edits/{edit['id']}") as r:
             now = await r.json()
+        check_schema("Edit", now)
         assert now["state"] == "done" and now["worker"] == LOCAL and now["progress"] == 1.0
         async with s.http.get(f"{s.url}{V1}/edits/{edit['id']}/result") as r:
             assert r.status == 200 and r.content_type == "image/png"
@@ -71,6 +75,7 @@ async def test_paths_on_the_serving_pc_are_edited_into_the_given_folder(tmp_path
     async with serving(tmp_path) as s:
         status, body = await submit(s, {"spec": spec(), "paths": [str(folder)], "out_dir": str(out)})
         assert status == 202, body
+        check_schema("Submitted", body)
         assert len(body["edits"]) == 4 and body["problems"] == [] and body["unmasked"] == []
         await s.farm.wait()
         async with s.http.get(s.url + V1 + "/edits") as r:
@@ -99,13 +104,18 @@ async def test_cancel_ends_a_queued_edit(tmp_path: Path) -> None:
 async def test_engines_nodes_and_info(tmp_path: Path) -> None:
     async with serving(tmp_path) as s:
         async with s.http.get(s.url + V1 + "/engines") as r:
-            engines = {e["id"]: e for e in (await r.json())["engines"]}
+            listed = await r.json()
+        for engine in listed["engines"]:
+            check_schema("Engine", engine)
+        engines = {e["id"]: e for e in listed["engines"]}
         assert {"cv2", "sim"} <= set(engines) and engines["cv2"]["params"][0]["name"] == "method"
         async with s.http.get(s.url + V1 + "/nodes") as r:
             nodes = await r.json()
+        check_schema("Nodes", nodes)
         assert nodes["nodes"] == [] and [w["id"] for w in nodes["workers"]] == [LOCAL]
         async with s.http.get(s.url + V1 + "/info") as r:
             info = await r.json()
+        check_schema("Info", info)
         assert info["api"] == 1 and info["workers"] == 1
 
 
@@ -125,6 +135,7 @@ async def test_bad_submissions_are_refused_with_what_is_wrong(tmp_path: Path) ->
         for body, status, code, words in cases:
             got, answer = await submit(s, body)
             assert (got, answer["error"]["code"]) == (status, code), answer
+            check_schema("Error", answer)
             assert words in answer["error"]["message"]
         async with s.http.post(s.url + V1 + "/edits", data=b"{", headers={"Content-Type": "application/json"}) as r:
             assert r.status == 400 and (await r.json())["error"]["code"] == "bad_request"
