@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
+import engineio.async_drivers.aiohttp  # noqa: F401 - engineio loads it by name; imported here so bundles see it
 import socketio
 from aiohttp import web
 
