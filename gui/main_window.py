@@ -409,7 +409,7 @@ class MainWindow(QMainWindow):
         return editor
 
     def _mask_accepted(self, editor: MaskEditor, spec: EditSpec) -> asyncio.Task[object]:
-        mask = editor.mask_array()
+        mask = editor.full_mask()
         image = editor.image_path
         return self.controller.spawn(self._save_and_queue(image, mask, spec), f"mask for {image.name}")
 

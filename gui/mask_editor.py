@@ -18,6 +18,7 @@ from PySide6.QtGui import (
     QActionGroup,
     QColor,
     QImage,
+    QImageReader,
     QKeyEvent,
     QKeySequence,
     QMouseEvent,
@@ -44,7 +45,16 @@ from gui.thumbnails import ImageLoader
 
 MASK_COLOUR = QColor(255, 48, 96, 150)
 MIN_BRUSH, MAX_BRUSH = 1, 400
-FULL_SIZE = QSize(1 << 15, 1 << 15)
+EDIT_SIZE = QSize(6000, 6000)  # painted at most this big (36 MP); the saved mask is scaled back up
+
+
+def fit_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A mask painted on a scaled-down image, at the image's own (width, height); 0/255 kept."""
+    w, h = size
+    if mask.shape[1] == w and mask.shape[0] == h:
+        return mask
+    big = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.where(big >= 128, 255, 0).astype(np.uint8)
 
 
 def mask_path_for(image: Path, out_dir: Path) -> Path:
@@ -408,7 +418,9 @@ class MaskEditor(QDialog):
         layout.addWidget(buttons)
 
         self._mask_path = mask_path
-        self._loader = ImageLoader(FULL_SIZE, threads=1, parent=self)
+        reader = QImageReader(str(image_path))
+        self.image_size = (reader.size().width(), reader.size().height())  # (-1, -1): unreadable
+        self._loader = ImageLoader(EDIT_SIZE, threads=1, parent=self)
         self._loader.loaded.connect(self._loaded)
         self._loader.failed.connect(self._failed)
         self._loader.request(image_path, "image")
@@ -419,6 +431,11 @@ class MaskEditor(QDialog):
     def mask_array(self) -> np.ndarray:
         """The painted mask (HxW uint8, 255 where painted); see :meth:`MaskCanvas.mask_array`."""
         return self.canvas.mask_array()
+
+    def full_mask(self) -> np.ndarray:
+        """The painted mask at the image's own size (a big image is painted scaled down)."""
+        mask = self.mask_array()
+        return fit_mask(mask, self.image_size) if min(self.image_size) > 0 else mask
 
     def _brush_changed(self, size: int) -> None:
         self.size_label.setText(f" {size} px ")
