@@ -119,6 +119,20 @@ class Edits:
         batch = await self.farm.submit_paths(list(paths), mask, spec, out_dir, only_masked=mask is None)
         return [self._track(job, "paths", None) for job in batch.jobs], batch
 
+    async def resume(self) -> tuple[list[Edit], list[Job]]:
+        """The durable queue's unfinished batches run again: edits of paths are followed again (the
+        farm API lists them); uploads of a previous run are cancelled, since whoever sent them is gone."""
+        uploads = (self.work_dir / "uploads").resolve()
+        resumed, stale = [], []
+        for batch in await self.farm.resume_unfinished():
+            for job in batch.jobs:
+                if job.input.resolve().is_relative_to(uploads):
+                    stale.append(job)
+                else:
+                    resumed.append(self._track(job, "paths", None))
+        self.farm.cancel([job.id for job in stale])  # before anything runs: nothing awaited since
+        return resumed, stale
+
     def _track(self, job: Job, source: str, folder: Path | None) -> Edit:
         edit = Edit(job, source, time.time(), folder)
         self._edits[job.id] = edit

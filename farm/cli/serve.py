@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from farm.api.access import Access, is_this_pc, parse_networks
-from farm.api.app import ServeConfig, create_app
+from farm.api.app import EDITS, ServeConfig, create_app
 from farm.core.address import Address
 from farm.engines.installed import default_registry
 from farm.engines.registry import Registry
@@ -86,7 +86,7 @@ def handle(args: argparse.Namespace) -> int:
             unrunnable_after=10.0,
         )
         config = ServeConfig(
-            work_dir=args.work_dir or cache_dir() / "serve",
+            work_dir=(args.work_dir or cache_dir() / "serve").resolve(),
             access=Access(token, allow),
             model=args.model,
             max_body=int(args.max_body_mb * (1 << 20)),
@@ -105,11 +105,8 @@ def handle(args: argparse.Namespace) -> int:
 
 async def serve(settings: FarmSettings, config: ServeConfig, registry: Registry, host: str, port: int) -> int:
     async with Farm.open(settings, registry=registry) as farm:
-        resumed = await farm.resume_unfinished()
-        uploads = config.work_dir / "uploads"
-        stale = [j.id for b in resumed for j in b.jobs if j.input.is_relative_to(uploads)]
-        farm.cancel(stale)  # uploads of a previous run: whoever sent them is gone
         app = create_app(farm, config)
+        resumed, stale = await app[EDITS].resume()
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
         stop = _stop_on_signals()
@@ -129,8 +126,12 @@ async def serve(settings: FarmSettings, config: ServeConfig, registry: Registry,
             workers = "this PC" if settings.use_local else "no local worker"
             nodes = "nodes by mDNS and peers" if settings.mdns else f"{len(settings.peers)} peer(s), no mDNS"
             print(f"  farm: {workers}, {nodes if settings.nodes else 'no nodes'}", flush=True)
-            if stale:
-                print(f"  cancelled {len(stale)} upload(s) left by the previous run", flush=True)
+            if resumed or stale:
+                print(
+                    f"  durable queue: {len(resumed)} edit(s) resumed, "
+                    f"{len(stale)} upload(s) of the previous run cancelled",
+                    flush=True,
+                )
             await stop.wait()
         finally:
             _restore_signals()
