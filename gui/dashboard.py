@@ -138,7 +138,8 @@ class Dashboard(QWidget):
         self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         for col, width in enumerate((150, 110, 105, 85, 160, 50, 60, 80)):
             self.table.setColumnWidth(col, width)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)  # the state, never elided
+        # the state column fits the longest state with its colour dot: never elided
+        self.table.setColumnWidth(1, max(110, self.table.fontMetrics().horizontalAdvance("unauthorised") + 44))
         self.table.doubleClicked.connect(lambda _i: self.show_errors())
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         layout.addWidget(self.table, 1)

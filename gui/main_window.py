@@ -150,6 +150,7 @@ class MainWindow(QMainWindow):
         qt_layout.addWidget(self._build_batch_row())
         qt_layout.addWidget(self.queue_view, 1)
         qt_layout.addLayout(actions_row)
+        qt_layout.addWidget(self.counts_label)
         queue_split = QSplitter(Qt.Orientation.Vertical)
         queue_split.addWidget(queue_top)
         queue_split.addWidget(self.compare)
@@ -210,8 +211,8 @@ class MainWindow(QMainWindow):
             actions_row.addWidget(button)
             self.queue_view.addAction(action)
         actions_row.addStretch(1)
-        self.counts_label = QLabel()
-        actions_row.addWidget(self.counts_label)
+        self.counts_label = QLabel()  # on its own line under the buttons: the row stays narrow
+        self.counts_label.setStyleSheet("color: palette(placeholder-text);")
         return actions_row
 
     def _build_compare_pane(self) -> None:
