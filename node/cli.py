@@ -30,6 +30,7 @@ from node.config import (
     load,
     load_or_create_node_id,
 )
+from node.guard import GuardedSite, guard_limits
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ async def serve(config: NodeConfig, *, token: str, ssl_context: ssl.SSLContext |
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     try:
-        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
+        await GuardedSite(runner, sock, ssl_context=ssl_context, limits=guard_limits()).start()
         scheme = "https" if ssl_context else "http"
         host = f"[{config.host}]" if ":" in config.host else config.host
         print(f"lanfarm node listening on {scheme}://{host}:{config.port}", flush=True)
