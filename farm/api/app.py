@@ -60,6 +60,12 @@ def create_app(farm: Farm, config: ServeConfig) -> web.Application:
     return app
 
 
+def make_runner(app: web.Application) -> web.AppRunner:
+    """The runner ``lanfarm serve`` uses: a request whose caller hangs up is cancelled, and so is its edit
+    (a Krita user who gives up frees the worker)."""
+    return web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=5.0)
+
+
 async def _closing(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[NATIVE].close()

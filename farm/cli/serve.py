@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from farm.api.access import Access, is_this_pc, parse_networks
-from farm.api.app import EDITS, ServeConfig, create_app
+from farm.api.app import EDITS, ServeConfig, create_app, make_runner
 from farm.core.address import Address
 from farm.engines.installed import default_registry
 from farm.engines.registry import Registry
@@ -107,7 +107,7 @@ async def serve(settings: FarmSettings, config: ServeConfig, registry: Registry,
     async with Farm.open(settings, registry=registry) as farm:
         app = create_app(farm, config)
         resumed, stale = await app[EDITS].resume()
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+        runner = make_runner(app)
         await runner.setup()
         stop = _stop_on_signals()
         try:

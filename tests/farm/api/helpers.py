@@ -16,7 +16,7 @@ import yaml
 from aiohttp import web
 
 from farm.api.access import Access
-from farm.api.app import ServeConfig, create_app
+from farm.api.app import ServeConfig, create_app, make_runner
 from farm.engines.installed import default_registry
 from farm.engines.registry import Registry
 from farm.runtime.farm import Farm, FarmSettings
@@ -47,7 +47,7 @@ async def serving(
     config = ServeConfig(work_dir=tmp_path / "serve", access=access or Access(TOKEN), model=model, max_body=max_body)
     async with Farm.open(settings, registry=registry or default_registry(simulate=True)) as farm:
         app = create_app(farm, config)
-        runner = web.AppRunner(app)
+        runner = make_runner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

@@ -15,6 +15,7 @@ import pytest
 import socketio
 
 from farm.api.iopaint import SAMPLERS, IopaintError, IopaintModel, parse_fields, spec_for
+from farm.engines.installed import default_registry
 from tests.farm.api import clients
 from tests.farm.api.helpers import Served, box, decode, encode, scene, serving
 
@@ -240,3 +241,29 @@ async def test_socketio_clients_get_progress_and_finish_events(tmp_path: Path) -
     progress = [d for kind, d in seen if kind == "progress"]
     assert progress and all(isinstance(d["step"], int) for d in progress)  # the simulated engine's 10 steps
     assert seen[-1] == ("finish", None)
+
+
+async def test_a_caller_that_hangs_up_cancels_its_edit(tmp_path: Path) -> None:
+    img, mask = scene(1000, 1000), box(1000, 1000, (0, 0, 1000, 1000))
+    slow = default_registry(simulate=True, sim_slowdown=100.0)  # 1 MP x 0.1 s/MP x 100: 10 s, in 1 s steps
+    async with serving(tmp_path, registry=slow) as s:
+        assert (await post(s, "/model", {"name": "sim"}))[0] == 200
+        body = {**clients.krita_inpaint(encode(img), encode(mask)), "hd_strategy": "Original"}
+        request = asyncio.ensure_future(post(s, "/inpaint", body))
+        async with asyncio.timeout(30):
+            while not s.farm.jobs or next(iter(s.farm.jobs.values())).state.value != "running":
+                await asyncio.sleep(0.02)
+        [job] = s.farm.jobs.values()
+        request.cancel()  # the client closes its connection
+        async with asyncio.timeout(30):
+            while not job.state.finished:
+                await asyncio.sleep(0.02)
+        assert job.state.value == "cancelled"
+
+
+def test_realesrgan_scale_resizes_the_upscalers_result_as_outscale_does() -> None:
+    from farm.api.iopaint import scaled_png
+
+    four_x = encode(scene(400, 300))  # what a 4x model makes of a 100x75 input
+    assert decode(scaled_png(four_x, 100, 75, 2.0)).shape == (150, 200, 3)
+    assert scaled_png(four_x, 100, 75, 4.0) == four_x  # already the asked size: untouched
