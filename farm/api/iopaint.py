@@ -179,6 +179,7 @@ def decode_base64(text: Any, field: str) -> bytes:
         head, sep, text = text.partition(",")
         if not sep or ";base64" not in head:
             raise IopaintError(400, f"{field}: a data URL must be base64 (data:image/png;base64,...)", "ImageError")
+    text = "".join(text.split())  # line-wrapped base64 (MIME style) is still base64
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -480,6 +481,8 @@ class IopaintApi:
         if not isinstance(name, str):
             raise FieldError("name", "Field required", None, "missing")
         models = {m.name: m for m in self.models()}
+        if name not in models and name.rsplit("/", 1)[-1] in models:  # IOPaint's Hugging Face id of a model
+            name = name.rsplit("/", 1)[-1]  # the farm has as a folder: runwayml/stable-diffusion-inpainting
         if name not in models:
             known = ", ".join(models) or "none"
             raise IopaintError(422, f"Unsupported model: {name} (the farm has: {known})", "UnsupportedModel")

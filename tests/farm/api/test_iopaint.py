@@ -117,6 +117,9 @@ async def test_bad_input_gets_a_clear_error_and_the_serve_goes_on(tmp_path: Path
         status, _, data = await post(s, "/inpaint", huge)
         assert status == 413 and json.loads(data)["error"] == "TooLarge"
         assert s.farm.jobs == {}
+        wrapped = base64.encodebytes(base64.b64decode(good["image"].split(",", 1)[1])).decode()  # 76-char lines
+        status, _, data = await post(s, "/inpaint", {**good, "image": wrapped})
+        assert status == 200
         status, _, data = await post(s, "/inpaint", good)  # and the next good request works
         assert status == 200 and decode(data).shape == (48, 64, 3)
 
@@ -136,6 +139,8 @@ async def test_server_config_model_and_samplers(tmp_path: Path) -> None:
         assert status == 200 and json.loads(data)["name"] == "sim"
         async with s.http.get(s.url + API + "/model") as r:
             assert (await r.json())["name"] == "sim"
+        status, _, data = await post(s, "/model", clients.mcp_switch_model("someone/cv2"))  # a Hugging Face id
+        assert status == 200 and json.loads(data)["name"] == "cv2"
         status, _, data = await post(s, "/model", clients.mcp_switch_model("ldm"))
         assert status == 422 and "Unsupported model: ldm" in json.loads(data)["detail"]
         for method in (s.http.get, s.http.post):  # IOPaint's route is GET; its web UI posts
