@@ -20,7 +20,7 @@ from PIL import Image
 from farm.core.spec import EditSpec
 from farm.errors import FarmError, ImageError, SpecError
 from farm.imaging.codec import decode_image, decode_mask
-from farm.runtime.farm import FarmEvent, NodeEvent
+from farm.runtime.farm import FarmEvent, JobEvent, NodeEvent
 from farm.version import __version__
 
 from .edits import Edit, Edits
@@ -286,10 +286,9 @@ class NativeApi:
                 }
             )
             return
-        job = getattr(event, "job", None)
-        if job is None or getattr(event, "progress", None) is not None:
+        if not isinstance(event, JobEvent) or event.progress is not None:
             return
-        edit = self.edits.get(job.id)
+        edit = self.edits.get(event.job.id)
         if edit is not None:
             self._publish({"type": "edit", "edit": self.edits.to_dict(edit)})
 
