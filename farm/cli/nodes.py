@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -84,6 +85,8 @@ def handle(args: argparse.Namespace) -> int:
             return 1
         print(f"removed: {address}")
         return 0
+    except BrokenPipeError:
+        raise  # the reader of stdout left (`| head`): `lanfarm` ends quietly
     except (FarmError, OSError) as exc:
         err.print(f"lanfarm nodes: {exc}", highlight=False)
         return 2
@@ -148,15 +151,15 @@ def print_table(nodes: list[NodeRecord], unreached: list[Unreached], console: Co
         )
         return
     addresses = [str(n.address) for n in nodes] + [str(u.address) for u in unreached]
-    table = Table()
-    table.add_column("Name", overflow="fold")
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
+    table.add_column("Name", overflow="fold", min_width=6)
     table.add_column("Address", no_wrap=True, min_width=max(len(a) for a in addresses))
     table.add_column("State", no_wrap=True)
-    table.add_column("GPU", overflow="ellipsis", max_width=None if wide else 24)
+    table.add_column("GPU", overflow="fold" if wide else "ellipsis", min_width=3, max_width=None if wide else 12)
     table.add_column("VRAM", no_wrap=True)
-    table.add_column("Engines", overflow="fold")
-    table.add_column("Models", overflow="fold")
-    table.add_column("Load", no_wrap=True)
+    table.add_column("Engines", overflow="fold", min_width=7)
+    table.add_column("Models", overflow="fold", min_width=6)
+    table.add_column("Free", no_wrap=True)
     table.add_column("Version", no_wrap=True)
     styles = {"online": "green", "unauthorised": "yellow", "offline": "red"}
     for n in nodes:
@@ -172,16 +175,14 @@ def print_table(nodes: list[NodeRecord], unreached: list[Unreached], console: Co
             Text(_vram(n.vram_mb)),
             Text(_short(engines, wide)),
             Text(_short(models, wide)),
-            Text(f"{slots[0]}/{slots[1]} free" if slots else "—"),
+            Text(f"{slots[0]}/{slots[1]}" if slots else "—"),
             Text(info.version if info and info.version else "—"),
         )
     for u in unreached:
-        state = Text("offline", style="red")
-        state.append(f" ({u.error})", style="dim")
-        table.add_row(
-            Text("—"), Text(str(u.address)), state, Text(""), Text(""), Text(""), Text(""), Text(""), Text("")
-        )
+        table.add_row(Text("—"), Text(str(u.address)), Text("offline", style="red"), *[Text("")] * 6)
     console.print(table)
+    for u in unreached:  # why, below the table, so that the table stays narrow
+        console.print(Text.assemble((str(u.address), "bold"), f" is offline ({u.error})"))
     if any(n.state == "unauthorised" for n in nodes):
         console.print(
             "[yellow]unauthorised[/]: the node has another farm token; copy this PC's token "

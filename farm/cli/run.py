@@ -68,11 +68,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mask",
         type=Path,
+        metavar="FILE_OR_DIR",
         help="one mask for all inputs, or a folder of masks named like the inputs "
         "(default: NAME_mask.* beside each input, else masks/NAME.* in its folder)",
     )
     parser.add_argument(
-        "--out", "-o", "--output", dest="out", type=Path, help="output folder (created; subfolders are mirrored)"
+        "-o",
+        "--out",
+        "--output",
+        dest="out",
+        type=Path,
+        metavar="DIR",
+        help="output folder (created; subfolders are mirrored)",
     )
     edit = parser.add_argument_group("the edit")
     edit.add_argument("--op", choices=OPERATIONS, help="inpaint (default) or upscale; picks the best engine for it")
