@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from farm.errors import EngineError
 from farm.local.files import sha256_hex, write_atomic
 from node.errors import HashMismatch, Invalid, TooLarge
 
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 #: Runs a blocking call off the loop: ``await run_io(fn, *args)``.
 RunIO = Callable[..., Awaitable[Any]]
 
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")  # whole names only: used with fullmatch
 CHUNK = 1 << 20
 #: The node's grace period: a blob used this recently (uploaded, found by a PUT/HEAD, or a fresh result)
 #: is not evicted, so the job POST or result GET that follows finds it.
@@ -48,7 +49,7 @@ GRACE = 60.0
 def check_sha(text: str) -> str:
     """A lower-case hex SHA-256, or Invalid."""
     sha = text.lower()
-    if not SHA256_RE.match(sha):
+    if not SHA256_RE.fullmatch(sha):
         raise Invalid("a blob name is the 64-character hex SHA-256 of its bytes")
     return sha
 
@@ -89,7 +90,7 @@ class BlobStore:
         for entry in os.scandir(self.folder):
             if entry.name.endswith(".part"):
                 os.unlink(entry.path)  # a write cut short by a crash
-            elif SHA256_RE.match(entry.name):
+            elif SHA256_RE.fullmatch(entry.name):
                 st = entry.stat()
                 found.append((st.st_mtime, entry.name, st.st_size))
         for _mtime, name, size in sorted(found):
@@ -121,6 +122,11 @@ class BlobStore:
             self._used[sha] = self.clock()
             return True
         return False
+
+    def discard(self, sha: str) -> None:
+        """Forget a blob whose file is gone or damaged (a later upload stores it afresh)."""
+        if sha in self._sizes:
+            self._drop(sha, [])
 
     def size(self, sha: str) -> int:
         return self._sizes[sha]
@@ -272,5 +278,22 @@ def write_blob(folder: Path, data: bytes) -> str:
     return sha
 
 
+class DamagedBlob(EngineError):
+    """A stored blob's bytes no longer hash to its name (a write cut short by a crash, a bad disk).
+
+    This node's fault, not the job's: the blob is dropped, so the farm's next upload repairs it.
+    """
+
+    def __init__(self, sha: str) -> None:
+        super().__init__(f"the stored blob {sha[:12]}... was damaged on this node's disk; upload it again")
+        self.sha = sha
+
+
 def read_blob(folder: Path, sha: str) -> bytes:
-    return (folder / sha).read_bytes()
+    """A blob's bytes, checked against its name (any thread); DamagedBlob (file removed) if they differ."""
+    path = folder / sha
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha:
+        _unlink_quiet(path)
+        raise DamagedBlob(sha)
+    return data

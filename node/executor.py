@@ -28,7 +28,7 @@ from farm.engines import Registry
 from farm.errors import FarmError, ImageError, JobCancelled, SpecError
 from farm.imaging.codec import DEFAULT_MAX_PIXELS, Picture, encode_image
 from farm.imaging.pipeline import Prepared, prepare, run
-from node.blobs import BlobStore, read_blob, write_blob
+from node.blobs import BlobStore, DamagedBlob, read_blob, write_blob
 from node.errors import Invalid, MissingBlob, QueueFull, Unavailable
 from node.events import EventHub
 from node.jobs import JobBook, NodeJob, Phase, ProgressThrottle, ResultInfo
@@ -228,6 +228,8 @@ class JobRunner:
         try:
             prepared = await loop.run_in_executor(self._cpu, self._decode, job)
         except FarmError as exc:
+            if isinstance(exc, DamagedBlob):
+                self.blobs.discard(exc.sha)  # so that the farm's re-upload is stored, not "already here"
             error = (str(exc), "input" if isinstance(exc, ImageError | SpecError) else "engine")
         except Exception as exc:  # a decoder bug fails its job, never the node
             log.exception("job %s: decoding crashed", job.id)

@@ -11,7 +11,7 @@ from farm.core.spec import EditSpec
 from node.blobs import check_sha
 from node.errors import BadRequest, Invalid
 
-JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+JOB_ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")  # whole ids only: used with fullmatch
 DEFAULT_CLIENT = "anonymous"
 PRIORITY_RANGE = (-1000, 1000)
 
@@ -36,7 +36,7 @@ def parse_json(raw: bytes | str) -> Any:
 
 
 def check_job_id(value: Any) -> str:
-    if not isinstance(value, str) or not JOB_ID_RE.match(value):
+    if not isinstance(value, str) or not JOB_ID_RE.fullmatch(value):
         raise Invalid("job id must be 8-64 characters of A-Z, a-z, 0-9, _ and -")
     return value
 

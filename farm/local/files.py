@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 from farm.errors import ImageError, OutputError
@@ -13,17 +14,33 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_bytes(path: Path) -> bytes:
-    """Read a file, turning OS errors into ImageError naming the file."""
+MAX_INPUT_BYTES = 1 << 30  # an input file bigger than this is refused before it is read
+
+
+def read_bytes(path: Path, *, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """A regular file's bytes, at most ``limit``; ImageError naming the file otherwise.
+
+    Pipes, devices and sockets (a FIFO named ``x.png``, a link to ``/dev/zero``) are refused without
+    opening them, so a batch never hangs on one or reads one forever.
+    """
     try:
-        return path.read_bytes()
-    except IsADirectoryError:
-        raise ImageError(f"{path.name}: is a folder, not an image") from None
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise ImageError(f"{path.name}: is a folder, not an image")
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError(f"{path.name}: not a regular file (a pipe, device or socket), not read")
+        if st.st_size > limit:
+            raise ImageError(f"{path.name}: {st.st_size >> 20} MB is over the {limit >> 20} MB limit for an input")
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
     except OSError as exc:
         raise ImageError(f"{path.name}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > limit:  # it grew while we read it
+        raise ImageError(f"{path.name}: over the {limit >> 20} MB limit for an input")
+    return data
 
 
-def write_atomic(path: Path, data: bytes, *, overwrite: bool = False) -> None:
+def write_atomic(path: Path, data: bytes, *, overwrite: bool = False, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` so that readers see all of it or nothing.
 
     The bytes go to a hidden temp file in the same folder, then are linked into place: without
@@ -32,7 +49,7 @@ def write_atomic(path: Path, data: bytes, *, overwrite: bool = False) -> None:
     folder = path.parent
     tmp = folder / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.part"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)  # private from the first byte if asked
     except NotADirectoryError:
         raise OutputError(f"{folder} is not a folder") from None
     except OSError as exc:

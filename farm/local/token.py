@@ -96,9 +96,8 @@ def load_or_create_token(
 
 def save_token(token: str, path: Path | None = None) -> str:
     path = path or token_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, token.encode() + b"\n", overwrite=True)
-    path.chmod(0o600)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a new config folder is private
+    write_atomic(path, token.encode() + b"\n", overwrite=True, mode=0o600)  # never readable by others
     return token
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections import OrderedDict
@@ -492,6 +493,8 @@ class Dispatcher:
 
 
 def _megapixels(path: Path) -> float:
+    if not os.path.isfile(path):  # a pipe or device is never opened here (the attempt refuses it by name)
+        return 1.0
     try:
         with Image.open(path) as im:
             return im.size[0] * im.size[1] / 1e6

@@ -1,0 +1,42 @@
+"""What a node accepts by name and from its own disk: whole-match ids and hashes, damaged blobs repaired."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.node.helpers import job_body, mask_png, png, sha
+from tests.node.test_node_api import upload, wait_state
+
+IMG, MASK = png(seed=3), mask_png()
+
+
+async def submit(client: Any, job_id: str) -> None:
+    resp = await client.post("/v1/jobs", json=job_body(job_id, IMG, MASK))
+    assert resp.status == 202, await resp.text()
+
+
+async def test_ids_and_hashes_must_match_whole(node_client: Any) -> None:
+    client = await node_client()
+    await upload(client, IMG, MASK)
+    body = job_body("newline-id\n", IMG, MASK)
+    resp = await client.post("/v1/jobs", json=body)
+    assert resp.status == 422, await resp.text()
+    resp = await client.put(f"/v1/blobs/{sha(IMG)}%0A", data=IMG)
+    assert resp.status in (400, 404, 422)
+    assert (await client.head(f"/v1/blobs/{sha(IMG)}%0A")).status in (400, 404, 422)
+
+
+async def test_a_damaged_blob_fails_as_the_nodes_fault_and_a_re_upload_repairs_it(node_client: Any, home: Path) -> None:
+    client = await node_client()
+    await upload(client, IMG, MASK)
+    [stored] = [p for p in home.rglob(sha(IMG)) if p.is_file()]
+    stored.write_bytes(IMG[: len(IMG) // 2])  # cut short, as by a crash before the data reached the disk
+    await submit(client, "damaged-job-1")
+    failed = await wait_state(client, "damaged-job-1", "failed")
+    assert failed["error_kind"] == "engine" and "damaged" in failed["error"]
+    assert (await client.head(f"/v1/blobs/{sha(IMG)}")).status == 404  # dropped: not "already stored"
+    resp = await client.put(f"/v1/blobs/{sha(IMG)}", data=IMG)
+    assert resp.status == 201 and (await resp.json())["stored"] is True
+    await submit(client, "repaired-job-1")
+    assert (await wait_state(client, "repaired-job-1", "done"))["state"] == "done"
