@@ -77,3 +77,32 @@ def test_store_round_trip_marks_existing_outputs_done(tmp_path: Path) -> None:
     store.finish_batch(batch)
     assert store.unfinished_batch(batch_key("x")) is None
     store.close()
+
+
+def test_an_output_is_up_to_date_only_while_it_and_its_sources_are_unchanged(tmp_path: Path) -> None:
+    image, mask, out = tmp_path / "a.png", tmp_path / "a_mask.png", tmp_path / "out"
+    image.write_bytes(b"image one")
+    mask.write_bytes(b"mask one")
+    out.mkdir()
+    output = out / "a.png"
+    output.write_bytes(b"result")
+    store = QueueStore(tmp_path / "queue.sqlite3")
+    try:
+        assert store.up_to_date(image, mask, "edit", out) is None  # nothing recorded yet
+        store.record_output(output, image, mask, "edit")
+        assert store.up_to_date(image, mask, "edit", out) == output.resolve()
+        assert store.up_to_date(image, mask, "another edit", out) is None
+        assert store.up_to_date(image, None, "edit", out) is None  # another mask (none)
+        assert store.up_to_date(image, mask, "edit", tmp_path) is None  # another output folder
+        os.utime(image, ns=(1, 1))  # touched, same content: still up to date
+        assert store.up_to_date(image, mask, "edit", out) == output.resolve()
+        mask.write_bytes(b"mask two")
+        assert store.up_to_date(image, mask, "edit", out) is None
+        mask.write_bytes(b"mask one")
+        output.write_bytes(b"edited by hand")  # the output is no longer what was written
+        assert store.up_to_date(image, mask, "edit", out) is None
+        store.record_output(output, image, mask, "edit")
+        output.unlink()
+        assert store.up_to_date(image, mask, "edit", out) is None
+    finally:
+        store.close()
