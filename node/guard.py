@@ -107,6 +107,13 @@ class _GuardedHandler(RequestHandler):
         self._source = None
         super().connection_lost(exc)
 
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        exc = kw.get("exc_info")
+        if isinstance(exc, ConnectionError):  # the client went away mid-request: its event, not our error
+            log.info("a client aborted its request (%s)", exc)
+            return
+        super().log_exception(*args, **kw)
+
     def handle_error(
         self, request: Any, status: int = 500, exc: BaseException | None = None, message: str | None = None
     ) -> web.StreamResponse:

@@ -174,3 +174,26 @@ async def test_two_thousand_stalled_connections_do_not_stop_a_real_node(tmp_path
     assert code == 0, err[-2000:]
     assert len(err) < 20_000, f"the node logged {len(err)} bytes while stalled:\n{err[-2000:]}"
     assert TOKEN not in err
+
+
+async def test_an_upload_the_client_aborts_is_a_client_event_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    body = png(512, 512, seed=11)
+    async with guarded_node(Limits()) as (url, site):
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        with caplog.at_level(logging.DEBUG):
+            _reader, writer = await asyncio.open_connection(host, int(port))
+            head = (
+                f"PUT /v1/blobs/{sha(body)} HTTP/1.1\r\nHost: n\r\nAuthorization: Bearer {TOKEN}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
+            writer.write(head.encode() + body[: len(body) // 3])
+            await writer.drain()
+            await asyncio.sleep(0.2)
+            writer.transport.abort()  # the client goes away mid-body
+            async with asyncio.timeout(5):
+                while site.book.total:
+                    await asyncio.sleep(0.02)
+            await asyncio.sleep(0.2)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not errors, [r.getMessage() for r in errors]
+    assert any("aborted" in r.getMessage() for r in caplog.records)
