@@ -17,23 +17,22 @@ from PySide6.QtGui import QAction, QIcon
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QLabel, QMenu, QSystemTrayIcon
 
-import resources
 from farm.engines import Registry
 from farm.engines.installed import default_registry
 from farm.local import paths
 from gui.main_window import MainWindow
 from gui.settings import SettingsStore
+from gui.theme import apply_theme, follow_system, icon
 from gui.viewmodels import FarmController
 
 log = logging.getLogger(__name__)
-ICONS = Path(resources.__file__).resolve().parent / "icons"
 NO_TRAY_NOTICE = (
     "This desktop has no system tray: LAN Farm runs as a normal window, and closing it stops the farm on this PC."
 )
 
 
 def tray_icon(state: str) -> QIcon:
-    return QIcon(str(ICONS / f"tray-{state}.svg"))
+    return icon(f"tray-{state}")
 
 
 def instance_key() -> str:
@@ -113,7 +112,7 @@ class Tray(QObject):
         self.icon.setToolTip("LAN Farm")
         menu = QMenu()
         self.menu = menu
-        show = QAction("Show window", menu)
+        show = QAction(icon("action-show"), "Show window", menu)
         show.triggered.connect(window.bring_to_front)
         menu.addAction(show)
         menu.addSeparator()
@@ -121,7 +120,7 @@ class Tray(QObject):
         menu.addAction(window.local_action)
         menu.addAction(window.folder_action)
         menu.addSeparator()
-        quit_action = QAction("Quit LAN Farm", menu)
+        quit_action = QAction(icon("action-quit"), "Quit LAN Farm", menu)
         quit_action.triggered.connect(app.quit_asked)
         menu.addAction(quit_action)
         self.icon.setContextMenu(menu)
@@ -263,6 +262,8 @@ def run(files: Sequence[Path] = (), *, tray: bool = True) -> int:
     qapp = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(qapp, QApplication)
     qapp.setApplicationName("LAN Farm")
+    apply_theme(qapp)
+    follow_system(qapp)
     qapp.setDesktopFileName("lanfarm")
     qapp.setWindowIcon(tray_icon("idle"))
     qapp.setQuitOnLastWindowClosed(False)

@@ -142,6 +142,19 @@ class Dashboard(QWidget):
         self.table.setColumnWidth(1, max(110, self.table.fontMetrics().horizontalAdvance("unauthorised") + 44))
         self.table.doubleClicked.connect(lambda _i: self.show_errors())
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.empty = QLabel(
+            "<b>No other PCs yet.</b> On each PC that should help: install LAN Farm, run "
+            "<code>lanfarm node</code> (or the app), and give it this farm's token (below). Nodes on this "
+            "network appear here by themselves; elsewhere, add one by its address above."
+        )
+        self.empty.setWordWrap(True)
+        self.empty.setTextFormat(Qt.TextFormat.RichText)
+        self.empty.setObjectName("emptyNodes")
+        self.empty.setStyleSheet("padding: 10px; border: 1px dashed palette(mid); border-radius: 8px;")
+        layout.addWidget(self.empty)
+        self.model.rowsInserted.connect(lambda *_a: self._show_empty())
+        self.model.rowsRemoved.connect(lambda *_a: self._show_empty())
+        self.model.dataChanged.connect(lambda *_a: self._show_empty())
         layout.addWidget(self.table, 1)
         self.detail = QLabel(wordWrap=True)  # the selected node's problem, in full (not only a tooltip)
         self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -193,6 +206,10 @@ class Dashboard(QWidget):
         outer.addWidget(hint)
         layout.addLayout(outer)
         self._selection_changed()
+        self._show_empty()
+
+    def _show_empty(self) -> None:
+        self.empty.setVisible(not any(not r.local for r in self.model.rows()))
 
     def selected(self) -> NodeRow | None:
         rows = self.table.selectionModel().selectedRows()

@@ -6,6 +6,7 @@ double spin box, bool -> check box, choice -> combo box, str -> line or text edi
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import Qt, Signal
@@ -102,6 +103,10 @@ class EditForm(QWidget):
         self.unavailable.setObjectName("unavailableEngines")
         self.unavailable.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.unavailable.setStyleSheet("color: palette(placeholder-text); font-size: 90%;")
+        self.unavailable.setTextFormat(Qt.TextFormat.RichText)
+        self.unavailable.linkActivated.connect(lambda link: self._show_reasons(link == "more"))
+        self._reasons: list[str] = []
+        self._expanded = False
         self._fill_engines(descriptors)
         top.addRow("Engine", self.engine)
         top.addRow(self.unavailable)
@@ -156,8 +161,29 @@ class EditForm(QWidget):
                 item.setEnabled(False)
                 item.setToolTip(d.unavailable_reason)
                 reasons.append(f"{d.title} is unavailable: {d.unavailable_reason.replace('`', '')}")
-        self.unavailable.setText("\n".join(reasons))
+        self._reasons = reasons
+        self._show_reasons(self._expanded)
         self.unavailable.setVisible(bool(reasons))
+
+    def _show_reasons(self, expanded: bool) -> None:
+        """A line naming the greyed-out engines; "why?" opens each one's full reason (what file to put where)."""
+        self._expanded = expanded
+        if not self._reasons:
+            self.unavailable.setText("")
+            return
+        n = len(self._reasons)
+        if expanded:
+            body = "<br>".join(html.escape(r) for r in self._reasons)
+            self.unavailable.setText(f"{body}<br><a href='less'>hide</a>")
+        else:
+            self.unavailable.setText(
+                f"{n} engine{'s' if n != 1 else ''} greyed out: no model file here. <a href='more'>Why?</a>"
+            )
+        self.unavailable.setToolTip("\n".join(self._reasons))
+
+    @property
+    def unavailable_reasons(self) -> list[str]:
+        return list(self._reasons)
 
     @property
     def engine_id(self) -> str:

@@ -11,8 +11,18 @@ from pathlib import Path
 from typing import cast
 
 import numpy as np
-from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, QRect, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QFont,
+    QKeySequence,
+    QPainter,
+    QPaintEvent,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -46,6 +56,7 @@ from gui.queue_model import QueueDelegate
 from gui.rows import FIX_LABELS, Counts, JobRow
 from gui.settings import AppSettings
 from gui.settings_page import SettingsPage
+from gui.theme import icon
 from gui.ui_state import UiState
 from gui.viewmodels import FarmController
 
@@ -55,6 +66,37 @@ MIN_WIDTH = 880  # tiles beside a file manager on a 1920-px screen
 def open_path(path: Path) -> bool:
     """Open a file or folder with the desktop's default application."""
     return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+
+class QueueView(QListView):
+    """The queue list; empty, it shows where to start instead of a blank white box."""
+
+    EMPTY_TITLE = "Drop images here"
+    EMPTY_HINT = (
+        "or anywhere on this window, or use Add images… / Add folder…\nFinished edits land in the output folder."
+    )
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        model = self.model()
+        if model is not None and model.rowCount() == 0:
+            painter = QPainter(self.viewport())
+            rect = self.viewport().rect()
+            art = icon("empty-drop").pixmap(56, 56)
+            top = rect.center().y() - 70
+            painter.drawPixmap(rect.center().x() - 28, top, art)
+            font = QFont(self.font())
+            font.setPointSizeF(font.pointSizeF() * 1.3)
+            font.setBold(True)
+            painter.setFont(font)
+            painter.setPen(self.palette().text().color())
+            title = QRect(rect.left(), top + 64, rect.width(), 28)
+            painter.drawText(title, Qt.AlignmentFlag.AlignCenter, self.EMPTY_TITLE)
+            painter.setFont(self.font())
+            painter.setPen(self.palette().placeholderText().color())
+            hint = QRect(rect.left() + 20, title.bottom() + 4, rect.width() - 40, 48)
+            painter.drawText(hint, Qt.AlignmentFlag.AlignHCenter | Qt.TextFlag.TextWordWrap, self.EMPTY_HINT)
+            painter.end()
 
 
 class MainWindow(QMainWindow):
@@ -181,7 +223,7 @@ class MainWindow(QMainWindow):
 
     def _build_queue_list(self) -> None:
         queue = self.controller.queue
-        self.queue_view = QListView()
+        self.queue_view = QueueView()
         self.queue_view.setModel(queue)
         self.queue_view.setItemDelegate(QueueDelegate(queue, self.queue_view))
         self.queue_view.setUniformItemSizes(True)  # needed for 10,000 rows: no per-row size queries
@@ -257,7 +299,8 @@ class MainWindow(QMainWindow):
 
     def _build_toolbar(self) -> None:
         bar = QToolBar("Main", movable=False)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        bar.setIconSize(QSize(20, 20))
         self.addToolBar(bar)
         self.add_action = QAction("Add images…", self, shortcut=QKeySequence(QKeySequence.StandardKey.Open))
         self.paint_action = QAction("Paint mask…", self, shortcut=QKeySequence("Ctrl+M"))
@@ -267,6 +310,16 @@ class MainWindow(QMainWindow):
         self.folder_action = QAction("Open output folder", self)
         self.side_action = QAction("Side panel", self, checkable=True, checked=True, shortcut=QKeySequence("Ctrl+B"))
         self.side_action.setToolTip("Show or hide the drop zone and the edit form (Ctrl+B)")
+        for action, name in (
+            (self.side_action, "action-panel"),
+            (self.add_action, "action-add"),
+            (self.paint_action, "action-paint"),
+            (self.pause_action, "action-pause"),
+            (self.local_action, "action-pc"),
+            (self.folder_action, "action-output"),
+        ):
+            action.setIcon(icon(name))
+        self.retry_action.setIcon(icon("action-retry"))
         for action in (self.side_action, self.add_action, self.paint_action):
             bar.addAction(action)
         bar.addSeparator()
@@ -463,6 +516,8 @@ class MainWindow(QMainWindow):
             open_path(folder)
         elif action == "mask":
             self.paint_masks([r.job.input for r in failed])
+        elif action == "reveal":
+            open_path(failed[0].job.input.parent)
         else:
             self.retry_selected()
 

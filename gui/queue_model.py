@@ -232,7 +232,7 @@ class QueueDelegate(QStyledItemDelegate):
         detail = " · ".join(parts)
         if job.state is JobState.FAILED:
             reason, action = row.fix()
-            detail += f" — {reason} (double-click: {FIX_LABELS[action]})"
+            detail = f"{detail} · double-click: {FIX_LABELS[action]} — {reason}"
         elif job.error:
             detail += f" — {job.error}"
         detail_rect = QRect(text_left, rect.top() + 30, right - text_left - 10, 20)

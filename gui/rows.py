@@ -64,7 +64,10 @@ def plain_error(text: str) -> str:
     """A farm message as a sentence for people: no backticks, no internal ids."""
     text = text.replace("`", "").strip()
     text = re.sub(r"\bengine (\w+)", lambda m: ENGINE_NAMES.get(m.group(1), m.group(1)), text)
-    return text[:1].upper() + text[1:] if text else text
+    first = text.split(" ", 1)[0]
+    if first.isalpha() and first.islower():  # a sentence, not a name ("attic-gpu: ...") or a path
+        text = text[:1].upper() + text[1:]
+    return text
 
 
 ENGINE_NAMES = {"lama": "LaMa", "cv2": "OpenCV", "sd": "Stable Diffusion", "upscale": "the upscaler"}
@@ -77,10 +80,12 @@ def failure_fix(error: str) -> tuple[str, str]:
         return plain_error(error), "models"
     if "mask" in lower:
         return plain_error(error), "mask"
+    if "not an image" in lower or "cannot read" in lower or "corrupt" in lower:
+        return plain_error(error), "reveal"  # the file itself: running it again would fail again
     return plain_error(error) or "Failed", "retry"
 
 
-FIX_LABELS = {"models": "Open models folder", "mask": "Paint mask…", "retry": "Retry"}
+FIX_LABELS = {"models": "Open models folder", "mask": "Paint mask…", "reveal": "Show in folder", "retry": "Retry"}
 
 
 def format_seconds(seconds: float | None) -> str:

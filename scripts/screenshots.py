@@ -1,4 +1,8 @@
-"""Render the main window, the node dashboard and the mask editor to PNG files in docs/screenshots/.
+"""Render the app's screens and states to PNG files in docs/screenshots/.
+
+The screens: the main window (a batch with its ETA and a before/after), the node dashboard, the mask
+editor; the states: empty, a failed row with its fix, paused, a node going offline mid-batch, a 75 MP
+before/after, and the dark palette.
 
 Everything shown is real: the farm runs on the app's qasync loop, the sample images are edited by the
 local OpenCV engine, and the two nodes are `lanfarm node --simulate` processes on 127.0.0.1 (their
@@ -90,11 +94,13 @@ def inputs(folder: Path) -> list[Path]:
 async def shoot(out: Path, tmp: Path) -> list[Path]:
     from PySide6.QtCore import QItemSelectionModel, QPointF, Qt
     from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
 
     from farm.core.spec import EditSpec
     from farm.engines.installed import default_registry
     from gui.app import LanFarmApp
     from gui.settings import AppSettings, SettingsStore
+    from gui.theme import apply_theme
 
     store = SettingsStore()
     store.set_token(TOKEN)
@@ -111,30 +117,61 @@ async def shoot(out: Path, tmp: Path) -> list[Path]:
     app = LanFarmApp(store=store, registry=default_registry(simulate=True), use_tray=False, monitor_interval=0.5)
     window = app.window
     window.resize(1280, 800)
+    qapp = QApplication.instance()
+    assert isinstance(qapp, QApplication)
     shots = []
     try:
         await app.start()
+        await asyncio.sleep(0.5)
+        shots.append(save(window.grab(), out / "empty.png"))  # the designed empty state
         for _, url in nodes:
             await app.controller.add_peer(url)
         files = inputs(tmp / "photos")
-        # real OpenCV edits of the samples on this PC, then a longer batch on the SIMULATED GPUs
+        # real OpenCV edits of the samples on this PC (one broken file fails), then a longer batch on
+        # the SIMULATED GPUs
         await app.controller.add_paths(files[:4] + [files[-1]], window.current_spec())
         await wait(lambda: app.controller.queue.counts().unfinished == 0, 20)
+        view, model = window.queue_view, app.controller.queue
+        # LaMa without its model file: no PC can run it, so it ends at once with the reason and a fix
+        await app.controller.add_paths(files[2:3], EditSpec(engine="lama"))
+        await wait(lambda: app.controller.queue.counts().failed >= 1, 20)
+        failed = next(i for i in range(model.rowCount()) if model.job_row(i).job.error)
+        view.selectionModel().select(model.index(failed), QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        await asyncio.sleep(0.3)
+        shots.append(save(window.grab(), out / "failed-row.png"))
+
         sim = EditSpec(engine="sim", params={"seconds_per_mp": 9.0})
         await app.controller.add_paths(files[4:-1], sim)
-        await asyncio.sleep(2.2)
-        view, model = window.queue_view, app.controller.queue
+        await wait(lambda: "left" in window.batch_bar.format(), 30)  # two edits done: an ETA
         view.selectionModel().select(model.index(1), QItemSelectionModel.SelectionFlag.ClearAndSelect)
         await wait(lambda: window.compare.is_ready, 10)
         window.compare.set_split(0.46)
         await asyncio.sleep(0.4)
         shots.append(save(window.grab(), out / "main-window.png"))
 
+        window.pause_action.setChecked(True)
+        await asyncio.sleep(0.4)
+        shots.append(save(window.grab(), out / "paused.png"))
+        window.pause_action.setChecked(False)
+
         window.tabs.setCurrentIndex(1)
-        await asyncio.sleep(5.0)  # let the sparklines collect a few seconds
+        await asyncio.sleep(4.0)  # let the sparklines collect a few seconds
         window.dashboard.table.selectRow(1)
         await asyncio.sleep(0.3)
         shots.append(save(window.grab(), out / "dashboard.png"))
+
+        # attic-gpu dies mid-batch: the notice says so, and where its edits went
+        await app.controller.add_paths(files[:-1], sim)
+        await wait(lambda: any(r.name == "attic-gpu" and r.state == "busy" for r in app.controller.nodes.rows()), 30)
+        attic = nodes[1][0]
+        attic.kill()
+        attic.wait()
+        await wait(lambda: any("attic-gpu went offline" in t for t in app.controller.log.texts()), 30)
+        attic_row = next(i for i, r in enumerate(app.controller.nodes.rows()) if r.name == "attic-gpu")
+        window.dashboard.table.selectRow(attic_row)
+        await asyncio.sleep(1.2)
+        shots.append(save(window.grab(), out / "node-offline.png"))
+        window.tabs.setCurrentIndex(0)
 
         editor = window.open_mask_editor(files[1])
         editor.resize(1100, 760)
@@ -160,6 +197,21 @@ async def shoot(out: Path, tmp: Path) -> list[Path]:
         await asyncio.sleep(0.3)
         shots.append(save(editor.grab(), out / "mask-editor.png"))
         editor.reject()
+
+        # a 75 MP before/after: decoded scaled, in the real compare pane
+        before, after = await asyncio.to_thread(big_pair, tmp / "big")
+        window.compare.show_pair(before, after)
+        await wait(lambda: window.compare.is_ready or bool(window.compare.error), 120)
+        window.compare.set_split(0.5)
+        window.compare.resize(900, 560)
+        await asyncio.sleep(0.3)
+        shots.append(save(window.compare.grab(), out / "compare-75mp.png"))
+
+        apply_theme(qapp, Qt.ColorScheme.Dark)  # the palette a dark desktop gets
+        view.selectionModel().select(model.index(2), QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        await asyncio.sleep(0.8)
+        shots.append(save(window.grab(), out / "dark.png"))
+        apply_theme(qapp, Qt.ColorScheme.Light)
     finally:
         await app.stop()
         for proc, _ in nodes:
@@ -168,6 +220,29 @@ async def shoot(out: Path, tmp: Path) -> list[Path]:
             if proc.stdout:
                 proc.stdout.close()
     return shots
+
+
+def big_pair(folder: Path) -> tuple[Path, Path]:
+    """A 10000x7500 (75 MP) picture and an edit of it, as PNG files."""
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    h, w = 7500, 10000
+    x = np.linspace(0, 255, w, dtype=np.float32)[None, :]
+    y = np.linspace(0, 255, h, dtype=np.float32)[:, None]
+    image = np.empty((h, w, 3), np.uint8)
+    image[:, :, 0] = (x * 0.4 + y * 0.6).astype(np.uint8)
+    image[:, :, 1] = (255 - y * 0.5).astype(np.uint8)
+    image[:, :, 2] = (x * 0.8).astype(np.uint8)
+    cv2.circle(image, (3000, 3700), 900, (40, 40, 230), -1)
+    cv2.putText(image, "75 MP", (5200, 4200), cv2.FONT_HERSHEY_SIMPLEX, 40, (255, 255, 255), 80)
+    before = folder / "panorama.png"
+    cv2.imwrite(str(before), image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    cv2.circle(image, (3000, 3700), 900, (90, 170, 90), -1)  # the "edit": the red disc painted out
+    after = folder / "panorama-edited.png"
+    cv2.imwrite(str(after), image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    return before, after
 
 
 async def wait(condition, timeout: float) -> None:  # type: ignore[no-untyped-def]
@@ -197,6 +272,11 @@ def main() -> int:
 
         qapp = QApplication.instance() or QApplication([sys.argv[0]])
         qapp.setApplicationName("LAN Farm")
+        from PySide6.QtCore import Qt
+
+        from gui.theme import apply_theme
+
+        apply_theme(qapp, Qt.ColorScheme.Light)
         loop = qasync.QEventLoop(qapp)
         asyncio.set_event_loop(loop)
         with loop:

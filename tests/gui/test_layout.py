@@ -86,3 +86,34 @@ def test_the_resume_notice_stays_in_view(qloop, store: SettingsStore, tmp_path: 
             await until(lambda: second.controller.queue.counts().done == 2, timeout=20, what="resumed edits done")
 
     qloop(resumed())
+
+
+def test_a_finished_look_icons_empty_states_and_both_palettes(qloop, store: SettingsStore) -> None:
+    from gui.theme import apply_theme
+
+    app = LanFarmApp(store=store, use_tray=False)
+    window = app.window
+    qapp = QApplication.instance()
+    assert isinstance(qapp, QApplication)
+
+    async def scenario() -> None:
+        async with running(app):
+            for action in (window.add_action, window.paint_action, window.pause_action, window.folder_action):
+                assert not action.icon().isNull(), action.text()
+            assert window.queue_view.model().rowCount() == 0
+            window.resize(1000, 700)
+            shot = window.queue_view.viewport().grab().toImage()
+            colours = {shot.pixel(x, y) for x in range(0, shot.width(), 7) for y in range(0, shot.height(), 7)}
+            assert len(colours) > 3  # the empty queue draws its "Drop images here" state, not a blank box
+            assert not window.dashboard.empty.isHidden() or not window.dashboard.isVisible()
+            assert window.dashboard.empty.isVisibleTo(window.dashboard)  # "No other PCs yet" with how-to
+            original = qapp.palette()
+            try:
+                assert apply_theme(qapp, Qt.ColorScheme.Dark) == "dark"
+                assert qapp.palette().window().color().lightness() < 80
+                assert apply_theme(qapp, Qt.ColorScheme.Light) == "light"
+                assert qapp.palette().window().color().lightness() > 180
+            finally:
+                qapp.setPalette(original)
+
+    qloop(scenario())

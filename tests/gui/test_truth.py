@@ -80,7 +80,11 @@ def test_unavailable_engines_are_explained_and_not_picked(qtbot, tmp_path: Path)
     item = form.engine.model().item(index)  # type: ignore[attr-defined]
     assert not item.isEnabled()
     assert form.engine.itemText(index) == "LaMa inpainting (big-lama) (unavailable)"  # the reason is not cut
-    assert "big-lama" in form.unavailable.text() and str(tmp_path / "models") in form.unavailable.text()
+    reasons = " ".join(form.unavailable_reasons)
+    assert "big-lama" in reasons and str(tmp_path / "models") in reasons
+    assert "Why?" in form.unavailable.text()
+    form.unavailable.linkActivated.emit("more")  # the user clicks "Why?": the full reasons, in the form
+    assert "big-lama" in form.unavailable.text()
     form.resize(300, 400)
     form.show()
     assert not form.unavailable.isHidden()
