@@ -278,7 +278,11 @@ class JobRunner:
                 self._publish(job)
         else:
             self.blobs.add_result(sha, size)
-            if self.book.succeed(job, ResultInfo(sha, size, job.content_type), self.clock()):
+            if job.cancel.cancelled:  # DELETE came after the engine's last step: cancelled all the same
+                self.blobs.release_result(sha)
+                if self.book.cancelled(job, self.clock()):
+                    self._publish(job)
+            elif self.book.succeed(job, ResultInfo(sha, size, job.content_type), self.clock()):
                 self._publish(job)
             else:
                 self.blobs.release_result(sha)  # timed out meanwhile: the result is not wanted

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +42,22 @@ async def test_a_damaged_blob_fails_as_the_nodes_fault_and_a_re_upload_repairs_i
     assert resp.status == 201 and (await resp.json())["stored"] is True
     await submit(client, "repaired-job-1")
     assert (await wait_state(client, "repaired-job-1", "done"))["state"] == "done"
+
+
+async def test_a_cancelled_job_never_ends_done(node_client: Any) -> None:
+    """DELETE at every moment of a short job's life, 200 times: what was running when the node took the
+    DELETE ends cancelled, never done (before, about 1 in 15 raced into "done")."""
+    client = await node_client(slots=2)
+    await upload(client, IMG, MASK)
+    rng = random.Random(5)
+    for i in range(200):
+        job_id = f"race-job-{i:04d}"
+        body = job_body(job_id, IMG, MASK, seconds_per_mp=rng.choice([0.5, 2.0, 5.0]))
+        assert (await client.post("/v1/jobs", json=body)).status == 202
+        await asyncio.sleep(rng.random() * 0.012)
+        answer = await (await client.delete(f"/v1/jobs/{job_id}")).json()
+        final = await wait_state(client, job_id, "done", "failed", "cancelled")
+        if answer["state"] in ("queued", "running"):
+            assert final["state"] == "cancelled", (i, answer["state"], final["state"])
+            resp = await client.get(f"/v1/jobs/{job_id}/result")
+            assert resp.status != 200, "a cancelled job's result was served"
