@@ -223,6 +223,10 @@ def handle(args: argparse.Namespace) -> int:
             output=OutputSpec.from_dict({"format": args.format, "quality": args.quality}),
         )
         nodes = NodeOptions.from_args(args)
+        if args.no_local and not nodes.wanted:
+            raise UsageError(
+                "--no-local leaves no worker: discovery is off and no peer is saved or given (--peer HOST:PORT)"
+            )
         local_error: FarmError | None = None
         try:
             spec = choose_engine(args.op, engine, spec, registry.descriptors() if not args.no_local else [])
