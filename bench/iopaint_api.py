@@ -117,6 +117,16 @@ class Farm:
             await asyncio.sleep(0.1)
         raise RuntimeError("the nodes were not found")
 
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds used so far by (the serve, the nodes), from /proc."""
+        ticks = os.sysconf("SC_CLK_TCK")
+
+        def used(proc: subprocess.Popen[bytes]) -> float:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / ticks
+
+        return used(self.procs[-1]), sum(used(p) for p in self.procs[:-1])
+
     def close(self) -> None:
         for proc in reversed(self.procs):
             stop(proc)
@@ -177,17 +187,23 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         await burst(http, farm, bodies[:2])  # warm: connections, first decode
                     best: dict[int, float] = {}
                     spread: dict[int, dict[str, int]] = {}
+                    cpu: dict[int, tuple[float, float]] = {}
                     for _ in range(args.rounds):
                         for n, farm in farms.items():  # interleaved
+                            before = farm.cpu()
                             took, per = await burst(http, farm, bodies)
+                            after = farm.cpu()
                             if took < best.get(n, float("inf")):
                                 best[n], spread[n] = took, per
+                                cpu[n] = (after[0] - before[0], after[1] - before[1])
                     lat = [(await post(http, farms[2].url, bodies[i % len(bodies)]))[0] for i in range(args.latency)]
                     results[engine] = {
                         "one_node_s": round(best[1], 3),
                         "two_nodes_s": round(best[2], 3),
                         "throughput_ratio": round(best[1] / best[2], 3),
                         "per_worker_two_nodes": spread[2],
+                        "serve_cpu_ms_per_request": round(cpu[1][0] / len(bodies) * 1000, 1),
+                        "nodes_cpu_ms_per_request": round(cpu[1][1] / len(bodies) * 1000, 1),
                         "latency_ms_median": round(statistics.median(lat) * 1000, 1),
                         "latency_ms_p95": round(sorted(lat)[int(0.95 * (len(lat) - 1))] * 1000, 1),
                     }
@@ -214,7 +230,8 @@ def main() -> None:
         print(
             f"  {engine:4s} one node {r['one_node_s']:.2f} s, two nodes {r['two_nodes_s']:.2f} s: "
             f"throughput x{r['throughput_ratio']:.2f} (ideal x2.00); spread {r['per_worker_two_nodes']}; "
-            f"latency median {r['latency_ms_median']:.0f} ms, p95 {r['latency_ms_p95']:.0f} ms"
+            f"latency median {r['latency_ms_median']:.0f} ms, p95 {r['latency_ms_p95']:.0f} ms; CPU per request: "
+            f"serve {r['serve_cpu_ms_per_request']:.0f} ms, node {r['nodes_cpu_ms_per_request']:.0f} ms"
         )
     print(f"  bare in-process cv2 request (decode, inpaint, encode): {results['bare_cv2_ms_median']:.0f} ms")
     if args.json:
