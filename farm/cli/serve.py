@@ -14,11 +14,8 @@ import contextlib
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from aiohttp import web
-
-from farm.api.access import Access, is_this_pc, parse_networks
-from farm.api.app import EDITS, ServeConfig, create_app, make_runner
 from farm.core.address import Address
 from farm.engines.installed import default_registry
 from farm.engines.registry import Registry
@@ -29,6 +26,9 @@ from farm.local.settings import DISCOVERY_ENV, discovery_enabled, interfaces
 from farm.local.store import default_store_path
 from farm.local.token import load_or_create_token
 from farm.runtime.farm import Farm, FarmSettings
+
+if TYPE_CHECKING:
+    from farm.api.app import ServeConfig
 
 HELP = "serve the farm to other programs: IOPaint's HTTP API and the farm API (127.0.0.1 by default)"
 DEFAULT_PORT = 8080  # IOPaint's, and the Krita plugin's fixed URL
@@ -61,6 +61,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from farm.api.access import Access, parse_networks  # the server's parts load when it runs
+    from farm.api.app import ServeConfig
+
     try:
         if args.local_only and args.no_local:
             raise FarmError("--local-only and --no-local leave no worker")
@@ -104,6 +107,11 @@ def handle(args: argparse.Namespace) -> int:
 
 
 async def serve(settings: FarmSettings, config: ServeConfig, registry: Registry, host: str, port: int) -> int:
+    from aiohttp import web
+
+    from farm.api.access import is_this_pc
+    from farm.api.app import EDITS, create_app, make_runner
+
     async with Farm.open(settings, registry=registry) as farm:
         app = create_app(farm, config)
         resumed, stale = await app[EDITS].resume()
