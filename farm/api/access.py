@@ -45,7 +45,9 @@ def _address(remote: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Addres
 
 
 def is_this_pc(remote: str | None) -> bool:
-    """A loopback address (127.0.0.0/8, ::1): a program on the serving PC."""
+    """A loopback address (127.0.0.0/8, ::1, ``localhost``): a program on the serving PC."""
+    if remote == "localhost":
+        return True
     addr = _address(remote)
     return addr is not None and addr.is_loopback
 

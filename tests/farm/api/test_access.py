@@ -19,7 +19,7 @@ from tests.node.helpers import AUTH, TOKEN
 
 def test_the_rules() -> None:
     access = Access(TOKEN, parse_networks(["192.168.1.0/24", "10.0.0.7, fd00::/8"]))
-    for here in ("127.0.0.1", "127.8.9.1", "::1", "::ffff:127.0.0.1"):
+    for here in ("127.0.0.1", "127.8.9.1", "::1", "::ffff:127.0.0.1", "localhost"):
         assert access.iopaint_allowed(here) and access.native_allowed(here, "")
     assert access.iopaint_allowed("192.168.1.44") and access.iopaint_allowed("10.0.0.7")
     assert access.iopaint_allowed("::ffff:192.168.1.9") and access.iopaint_allowed("fd00::5")
