@@ -69,7 +69,7 @@ REMOVE_BG_MODELS = [
     "briaai/RMBG-1.4",
 ]
 INTERACTIVE_SEG_MODELS = ["vit_b", "vit_l", "vit_h", "sam_hq_vit_b", "sam_hq_vit_l", "sam_hq_vit_h", "mobile_sam"]
-NOT_OFFERED = ("/gen-info", "/inputimage", "/save_image", "/switch_plugin_model")
+NOT_OFFERED = ("/inputimage", "/save_image", "/switch_plugin_model")
 SD_ENGINE = "sd-inpaint"
 
 # InpaintRequest's fields (iopaint/schema.py): name -> (kind, default).
@@ -443,6 +443,7 @@ class IopaintApi:
             web.post(f"{API}/adjust_mask", self.adjust_mask),
             web.post(f"{API}/run_plugin_gen_image", self.plugin_gen_image),
             web.post(f"{API}/run_plugin_gen_mask", self.plugin_gen_mask),
+            web.post(f"{API}/gen-info", self.gen_info),
         ]
         r += [web.route("*", f"{API}{path}", self.not_offered) for path in NOT_OFFERED]
         return r
@@ -567,6 +568,27 @@ class IopaintApi:
         if body["name"] == REALESRGAN:
             raise IopaintError(422, "Plugin does not support output image")
         raise IopaintError(422, "Plugin not found" + self._offered() + "; the farm has no mask plugin")
+
+    async def gen_info(self, request: web.Request) -> web.Response:
+        """IOPaint's api_geninfo: the prompt and negative prompt an SD tool wrote in a PNG's ``parameters``."""
+        try:
+            form = await request.post()
+        except web.HTTPRequestEntityTooLarge as exc:
+            raise IopaintError(413, f"request body over the serve's limit ({exc.text})", "TooLarge") from None
+        field = form.get("file")
+        if not isinstance(field, web.FileField):
+            raise FieldError("file", "Field required (an uploaded image)", None, "missing")
+        data = field.file.read()
+
+        def read() -> str:
+            try:
+                return str(Image.open(io.BytesIO(data)).info.get("parameters", ""))
+            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+                raise IopaintError(400, f"file: not an image ({exc})", "ImageError") from None
+
+        parts = (await asyncio.to_thread(read)).split("Negative prompt: ")
+        negative = parts[1].split("\n")[0].strip() if len(parts) > 1 else ""
+        return _json({"prompt": parts[0].strip(), "negative_prompt": negative})
 
     async def not_offered(self, request: web.Request) -> web.Response:
         raise IopaintError(501, f"{request.path} is part of IOPaint's API that LAN Farm does not offer", "NotOffered")

@@ -9,10 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import cv2
 import numpy as np
 import pytest
 import socketio
+from PIL import Image, PngImagePlugin
 
 from farm.api.iopaint import SAMPLERS, IopaintError, IopaintModel, parse_fields, spec_for
 from farm.engines.installed import default_registry
@@ -194,6 +196,23 @@ async def test_plugins_the_farm_lacks_get_iopaints_422(tmp_path: Path) -> None:
         assert status == 422 and "no mask plugin" in json.loads(data)["detail"]
         async with s.http.post(s.url + API + "/save_image") as r:
             assert r.status == 501 and (await r.json())["error"] == "NotOffered"
+
+
+async def test_gen_info_reads_the_prompt_an_sd_tool_wrote(tmp_path: Path) -> None:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a red boat on a lake\nNegative prompt: blurry, text\nSteps: 30, Sampler: Euler")
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(buf, format="PNG", pnginfo=info)
+    async with serving(tmp_path) as s:
+        form = aiohttp.FormData()  # web_app/src/lib/api.ts getGenInfo: FormData with "file"
+        form.add_field("file", io.BytesIO(buf.getvalue()), filename="gen.png", content_type="image/png")
+        async with s.http.post(s.url + API + "/gen-info", data=form) as r:
+            assert r.status == 200
+            assert await r.json() == {"prompt": "a red boat on a lake", "negative_prompt": "blurry, text"}
+        form = aiohttp.FormData()
+        form.add_field("file", io.BytesIO(b"nope"), filename="x.png")
+        async with s.http.post(s.url + API + "/gen-info", data=form) as r:
+            assert r.status == 400
 
 
 def test_stable_diffusion_fields_map_and_what_it_cannot_do_is_refused() -> None:
