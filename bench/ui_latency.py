@@ -10,7 +10,13 @@ and thumbnails really paint. A 5 ms QTimer heartbeat on the GUI thread records e
 Then: Python memory per queued job, for 10,000 jobs submitted to a real (paused, worker-less) Farm and
 shown in the queue model.
 
+``--local-busy``: instead, this PC's own worker is busy: the real app and farm run real OpenCV edits of
+real files on the local worker (2 slots, the GUI process's own threads), while a user clicks queue rows
+and tabs. Reported: the GUI thread's own CPU time per second of batch, and click-to-repaint times (a
+synthetic mouse click until the view's next paint has been processed).
+
     python bench/ui_latency.py [--jobs 1000] [--nodes 8] [--seconds 40]
+    python bench/ui_latency.py --local-busy [--jobs 300] [--clicks 60]
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ sys.path.insert(0, str(REPO))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import qasync  # noqa: E402
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QEvent, QObject, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from farm.core.job import Job, JobState  # noqa: E402
@@ -203,6 +209,102 @@ async def latency(args: argparse.Namespace, home: Path) -> dict[str, float]:
     }
 
 
+class PaintProbe(QObject):
+    """Resolves a future at the next paint event of the watched widget."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting: asyncio.Future[float] | None = None
+        self.clock = QElapsedTimer()
+        self.clock.start()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint and self.waiting is not None and not self.waiting.done():
+            self.waiting.set_result(self.clock.nsecsElapsed() / 1e6)
+        return False
+
+    def arm(self) -> asyncio.Future[float]:
+        self.waiting = asyncio.get_running_loop().create_future()
+        return self.waiting
+
+
+async def local_busy(args: argparse.Namespace, home: Path) -> dict[str, float]:
+    """This PC busy with real OpenCV edits (2 slots) while the user clicks rows and tabs."""
+    from PySide6.QtTest import QTest
+
+    from gui.app import LanFarmApp
+    from gui.settings import AppSettings, SettingsStore
+
+    store = SettingsStore()
+    store.save(
+        AppSettings(output_dir=home / "out", discovery=False, local_worker=True, local_slots=2, tray_notice_shown=True)
+    )
+    app = LanFarmApp(store=store, use_tray=False)
+    await app.start()
+    window = app.window
+    window.resize(1280, 800)
+    window.show()
+    folder = home / "local"
+    inputs = make_inputs(folder, args.jobs)
+    mask = np.zeros((480, 640), np.uint8)
+    mask[150:330, 200:440] = 255
+    for p in inputs:
+        cv2.imwrite(str(folder / f"{p.stem}_mask.png"), mask)
+    model = app.controller.queue
+    probe = PaintProbe()
+    view = window.queue_view
+    view.viewport().installEventFilter(probe)
+    gui_cpu0, wall0 = time.thread_time(), time.monotonic()
+    await app.controller.add_paths([folder], window.current_spec())
+    while not model.counts().unfinished:  # the next flush shows the batch
+        await asyncio.sleep(0.01)
+    clicks: list[float] = []
+    tab_clicks: list[float] = []
+    rng = random.Random(2)
+    tab_bar = window.tabs.tabBar()
+    while model.counts().unfinished and len(clicks) < args.clicks:
+        await asyncio.sleep(0.15)
+        if not model.rowCount():
+            continue
+        row = rng.randrange(min(model.rowCount(), 12))  # the rows on screen
+        rect = view.visualRect(model.index(row))
+        if not rect.isValid():
+            continue
+        done = probe.arm()
+        t0 = probe.clock.nsecsElapsed() / 1e6
+        QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, rect.center())
+        clicks.append(await asyncio.wait_for(done, 5) - t0)
+        if len(clicks) % 10 == 0:  # Nodes and back: a whole page repaints
+            for index in (1, 0):
+                target = window.tabs.widget(index)
+                target.installEventFilter(probe)
+                done = probe.arm()
+                t0 = probe.clock.nsecsElapsed() / 1e6
+                center = tab_bar.tabRect(index).center()
+                QTest.mouseClick(tab_bar, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, center)
+                tab_clicks.append(await asyncio.wait_for(done, 5) - t0)
+                target.removeEventFilter(probe)
+    while model.counts().unfinished:
+        await asyncio.sleep(0.1)
+    wall, gui_cpu = time.monotonic() - wall0, time.thread_time() - gui_cpu0
+    finished = model.counts().done
+    await app.stop()
+    clicks.sort()
+    tab_clicks.sort()
+    return {
+        "jobs": finished,
+        "seconds": wall,
+        "gui_cpu_per_s": gui_cpu / wall,
+        "clicks": len(clicks),
+        "click_median": statistics.median(clicks),
+        "click_p95": clicks[int(len(clicks) * 0.95)],
+        "click_worst": clicks[-1],
+        "tab_median": statistics.median(tab_clicks) if tab_clicks else float("nan"),
+        "tab_worst": tab_clicks[-1] if tab_clicks else float("nan"),
+        "load": os.getloadavg()[0],
+    }
+
+
 async def memory(n: int, home: Path) -> dict[str, float]:
     """Python bytes per queued job: Farm.submit (job, scheduler entry) plus the app's queue row."""
     from farm.engines.installed import default_registry
@@ -234,7 +336,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--memory-jobs", type=int, default=10_000)
     parser.add_argument("--verbose", action="store_true", help="print when the worst stalls happened")
+    parser.add_argument("--local-busy", action="store_true", help="this PC's worker busy, clicks timed")
+    parser.add_argument("--clicks", type=int, default=60)
     args = parser.parse_args()
+    if args.local_busy:
+        return run_local_busy(args)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         os.environ["LANFARM_HOME"] = str(home / "home")
@@ -266,6 +372,28 @@ def main() -> int:
         f"{mem['total_mb']:.1f} MB for {mem['jobs']:.0f} jobs"
     )
     return 0 if lat["worst_ms"] <= 50 else 1
+
+
+def run_local_busy(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        os.environ["LANFARM_HOME"] = str(home / "home")
+        qapp = QApplication.instance() or QApplication([])
+        loop = qasync.QEventLoop(qapp)
+        asyncio.set_event_loop(loop)
+        with loop:
+            r = loop.run_until_complete(local_busy(args, home))
+    print(
+        f"UI latency with this PC busy: {r['jobs']:.0f} real OpenCV edits on the local worker (2 slots) in "
+        f"{r['seconds']:.1f} s ({QApplication.platformName()}, load {r['load']:.1f} on {os.cpu_count()} CPUs)"
+    )
+    print(f"  GUI thread's own CPU time: {r['gui_cpu_per_s'] * 1000:.0f} ms per second of batch")
+    print(
+        f"  click on a queue row -> repainted: median {r['click_median']:.1f} ms, p95 {r['click_p95']:.1f} ms, "
+        f"worst {r['click_worst']:.1f} ms ({r['clicks']:.0f} clicks)"
+    )
+    print(f"  click on a tab -> page repainted: median {r['tab_median']:.1f} ms, worst {r['tab_worst']:.1f} ms")
+    return 0
 
 
 if __name__ == "__main__":

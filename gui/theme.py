@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 import resources
 
@@ -60,6 +60,12 @@ def apply_theme(app: QApplication, scheme: Qt.ColorScheme | None = None) -> str:
     scheme = QGuiApplication.styleHints().colorScheme() if scheme is None else scheme
     dark = scheme == Qt.ColorScheme.Dark
     app.setPalette(dark_palette() if dark else light_palette())
+    for top in app.topLevelWidgets():  # style sheets resolve palette(...) once: resolve them again
+        for widget in [top, *top.findChildren(QWidget)]:
+            sheet = widget.styleSheet()
+            if sheet:
+                widget.setStyleSheet("")
+                widget.setStyleSheet(sheet)
     return "dark" if dark else "light"
 
 

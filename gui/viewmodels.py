@@ -80,6 +80,7 @@ class FarmController(QObject):
         self.settings = store.load()
         self.monitor_interval = monitor_interval
         self.queue = QueueModel(clock=clock, parent=self)
+        self.queue.worker_names[LOCAL] = "this PC"
         self.nodes = NodesModel(parent=self)
         self.farm: Farm | None = None
         self.log = ActivityLog(parent=self)

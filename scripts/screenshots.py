@@ -135,14 +135,15 @@ async def shoot(out: Path, tmp: Path) -> list[Path]:
         # LaMa without its model file: no PC can run it, so it ends at once with the reason and a fix
         await app.controller.add_paths(files[2:3], EditSpec(engine="lama"))
         await wait(lambda: app.controller.queue.counts().failed >= 1, 20)
-        failed = next(i for i in range(model.rowCount()) if model.job_row(i).job.error)
+        await wait(lambda: app.controller.queue.counts().failed >= 2, 20)
+        failed = next(i for i in range(model.rowCount()) if "engine lama" in (model.job_row(i).job.error or ""))
         view.selectionModel().select(model.index(failed), QItemSelectionModel.SelectionFlag.ClearAndSelect)
         await asyncio.sleep(0.3)
         shots.append(save(window.grab(), out / "failed-row.png"))
 
         sim = EditSpec(engine="sim", params={"seconds_per_mp": 9.0})
         await app.controller.add_paths(files[4:-1], sim)
-        await wait(lambda: "left" in window.batch_bar.format(), 30)  # two edits done: an ETA
+        await wait(lambda: "about" in window.batch_bar.format(), 40)  # two edits done: an ETA
         view.selectionModel().select(model.index(1), QItemSelectionModel.SelectionFlag.ClearAndSelect)
         await wait(lambda: window.compare.is_ready, 10)
         window.compare.set_split(0.46)
