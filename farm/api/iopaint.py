@@ -3,8 +3,8 @@
 Paths, request bodies and answers follow IOPaint's ``iopaint/api.py`` and ``iopaint/schema.py``
 (Sanster/IOPaint): ``GET /api/v1/server-config``, ``GET/POST /api/v1/model``, ``POST /api/v1/inpaint``,
 ``GET /api/v1/samplers``, ``POST /api/v1/adjust_mask``, ``POST /api/v1/run_plugin_gen_image`` (the
-RealESRGAN plugin, run by the farm's upscaler) and ``POST /api/v1/run_plugin_gen_mask`` (no mask
-plugin: IOPaint's own 422). Errors have IOPaint's shapes: ``{"error", "detail", "body", "errors"}``
+RealESRGAN plugin, run by the farm's upscaler), ``POST /api/v1/run_plugin_gen_mask`` (no mask
+plugin: IOPaint's own 422) and ``POST /api/v1/gen-info``. Errors have IOPaint's shapes: ``{"error", "detail", "body", "errors"}``
 for its HTTPExceptions, ``{"detail": [...]}`` (FastAPI's) for fields of the wrong type.
 
 What the farm does differently, always said rather than silently misapplied: fields that change the
