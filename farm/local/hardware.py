@@ -12,6 +12,8 @@ import importlib.util
 import logging
 import os
 import platform
+import shutil
+import subprocess
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -86,8 +88,10 @@ def refresh(hw: Hardware) -> Hardware:
 
 
 def probe_gpus() -> tuple[str, list[Gpu]]:
-    """``(backend, gpus)``: torch first, then NVML, else ``("cpu", [])``."""
-    for probe_fn in (_torch_gpus, _nvml_gpus):
+    """``(backend, gpus)``: NVML, then ``nvidia-smi``, then torch where only torch can tell (Apple and
+    AMD GPUs, or torch already loaded), else ``("cpu", [])``. An idle node on a PC without such a GPU
+    never imports torch (about 250 MB and a second or two); it loads with the first AI job."""
+    for probe_fn in (_nvml_gpus, _nvidia_smi_gpus, _torch_gpus):
         try:
             found = probe_fn()
         except Exception as exc:  # a broken driver must not stop the node; we fall back to CPU
@@ -98,8 +102,13 @@ def probe_gpus() -> tuple[str, list[Gpu]]:
     return "cpu", []
 
 
+def _torch_only_can_tell() -> bool:
+    """Whether a GPU may be here that neither NVML nor nvidia-smi sees (or torch is loaded anyway)."""
+    return "torch" in sys.modules or sys.platform == "darwin" or Path("/dev/kfd").exists()  # kfd: ROCm
+
+
 def _torch_gpus() -> tuple[str, list[Gpu]] | None:
-    if importlib.util.find_spec("torch") is None:
+    if importlib.util.find_spec("torch") is None or not _torch_only_can_tell():
         return None
     torch = importlib.import_module("torch")
     if torch.cuda.is_available():
@@ -130,6 +139,28 @@ def _nvml_gpus() -> tuple[str, list[Gpu]] | None:
             gpus.append(Gpu(i, _text(nvml.nvmlDeviceGetName(handle)), int(mem.total), int(mem.free), driver))
     finally:
         nvml.nvmlShutdown()
+    return ("cuda", gpus) if gpus else None
+
+
+def _nvidia_smi_gpus() -> tuple[str, list[Gpu]] | None:
+    """NVIDIA GPUs from ``nvidia-smi`` (ships with the driver), where the NVML package is not installed."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    fields = "index,name,memory.total,memory.free,driver_version"
+    out = subprocess.run(
+        [exe, f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
+    gpus = []
+    for line in out.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 5 and parts[0].isdigit():
+            index, name, total, free, driver = parts
+            gpus.append(Gpu(int(index), name, int(float(total)) << 20, int(float(free)) << 20, driver))
     return ("cuda", gpus) if gpus else None
 
 
