@@ -388,12 +388,15 @@ async def _run(
         if settings.use_local and local_error is None and settings.peers:  # this PC starts at once: peers said soon
             probe = asyncio.ensure_future(_report_peers(farm, warn_unreached))
         store = QueueStore(settings.store) if settings.store is not None else None
+        finishing: set[asyncio.Future[None]] = set()  # --concat and recording, per done output
         try:
-            return await _submit(args, farm, inputs, mask, out_dir, spec, store, edit_key(spec, args), err)
+            key = edit_key(spec, args)
+            return await _submit(args, farm, inputs, mask, out_dir, spec, store, key, finishing, err)
         finally:
             if probe is not None:
                 probe.cancel()
                 await asyncio.gather(probe, return_exceptions=True)
+            await asyncio.gather(*finishing, return_exceptions=True)  # even when interrupted: then close
             if store is not None:
                 store.close()
 
@@ -413,10 +416,10 @@ async def _submit(
     spec: EditSpec,
     store: QueueStore | None,
     key: str,
+    finishing: set[asyncio.Future[None]],
     err: Console,
 ) -> Outcome:
     started = time.monotonic()
-    finishing: set[asyncio.Future[None]] = set()
 
     def up_to_date(image: Path, image_mask: Path | None, folder: Path) -> Path | None:
         if store is None or args.fresh or args.overwrite:

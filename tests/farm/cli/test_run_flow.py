@@ -238,3 +238,29 @@ def test_iopaint_spellings_priority_and_concat(tmp_path: Path) -> None:
         assert {row[0] for row in db.execute("SELECT priority FROM jobs")} == {7, 0}
     again = run_cli("run", "--image", str(src), "--output", str(out), "--concat", "--priority", "7")
     assert "up to date 1" in again.stdout  # the side-by-side output is what was recorded
+
+
+def test_ctrl_c_ends_with_130_and_says_how_to_resume(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    rng = np.random.default_rng(2)
+    n = 80
+    for i in range(n):
+        _write(src / f"p{i:03d}.png", png_bytes(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)))
+        _write(src / "masks" / f"p{i:03d}.png", png_bytes(box_mask(320, 240, (100, 80, 220, 160))))
+    args = [*LANFARM, "run", str(src), "--out", str(out), "--jobs", "1", "--param", "radius=12"]
+    proc = subprocess.Popen(args, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60  # a bound on the test, not a timed assertion
+    while time.monotonic() < deadline and proc.poll() is None and len(list(out.glob("p*.png"))) < 5:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted: run the same command again to resume" in stderr and "Traceback" not in stderr
+    first = len(list(out.glob("p*.png")))
+    assert 5 <= first < n, "the run was not interrupted mid-batch"
+    again = subprocess.run(args, env=subprocess_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in out.iterdir()) == [f"p{i:03d}.png" for i in range(n)]
