@@ -4,8 +4,9 @@ Paths, request bodies and answers follow IOPaint's ``iopaint/api.py`` and ``iopa
 (Sanster/IOPaint): ``GET /api/v1/server-config``, ``GET/POST /api/v1/model``, ``POST /api/v1/inpaint``,
 ``GET /api/v1/samplers``, ``POST /api/v1/adjust_mask``, ``POST /api/v1/run_plugin_gen_image`` (the
 RealESRGAN plugin, run by the farm's upscaler), ``POST /api/v1/run_plugin_gen_mask`` (no mask
-plugin: IOPaint's own 422) and ``POST /api/v1/gen-info``. Errors have IOPaint's shapes: ``{"error", "detail", "body", "errors"}``
-for its HTTPExceptions, ``{"detail": [...]}`` (FastAPI's) for fields of the wrong type.
+plugin: IOPaint's own 422) and ``POST /api/v1/gen-info``. Errors have IOPaint's shapes:
+``{"error", "detail", "body", "errors"}`` for its HTTPExceptions, ``{"detail": [...]}`` (FastAPI's)
+for fields of the wrong type.
 
 What the farm does differently, always said rather than silently misapplied: fields that change the
 result and that the farm cannot do (ControlNet, BrushNet, the outpainting extender...) are refused
