@@ -173,6 +173,12 @@ class Scheduler:
             worker.consecutive_failures.pop(job.req.engine, None)
             est = worker.speed.setdefault(job.req.engine, SpeedEstimate(alpha=self.policy.speed_alpha))
             est.add(now - start, job.req.megapixels)
+        for loser_id, since in job.assigned.items():  # a copy still running elsewhere lost the race
+            loser = self._workers.get(loser_id)
+            if loser is not None and loser.predict(job.req.engine, job.req.megapixels) is None:
+                # it has no estimate yet: it needed at least this long (provisional, replaced by a real one)
+                est = loser.speed.setdefault(job.req.engine, SpeedEstimate(alpha=self.policy.speed_alpha))
+                est.at_least(now - since, job.req.megapixels)
         self._set(job, COMMITTING)
         job.winner = worker_id
         out: list[Decision] = self._release_all(job, "another worker finished it first")
@@ -568,10 +574,8 @@ class Scheduler:
                 t_here = worker.predict(job.req.engine, job.req.megapixels)
                 if t_here is None:
                     continue
-                if t_holder is None:  # the holder has no estimate yet: judge by time elapsed
-                    t_holder = now - start
-                expected_end = start + t_holder
-                if expected_end < now:  # overdue: the estimate is stale; assume it needs as long again
+                expected_end = start + t_holder if t_holder is not None else now
+                if expected_end <= now:  # overdue, or no estimate yet: assume it needs as long again
                     expected_end = now + (now - start)
                 if now + t_here * self.policy.backup_ratio < expected_end:
                     gain = expected_end - (now + t_here)

@@ -22,6 +22,14 @@ class SpeedEstimate:
         else:
             self.seconds_per_mp += self.alpha * (rate - self.seconds_per_mp)
 
+    def at_least(self, seconds: float, megapixels: float) -> None:
+        """A job took longer than ``seconds`` here (it lost a race): a floor while nothing is measured.
+
+        It counts as no sample, so the first real one replaces it."""
+        rate = seconds / max(megapixels, 1e-3)
+        if self.samples == 0:
+            self.seconds_per_mp = max(self.seconds_per_mp or 0.0, rate)
+
     def predict(self, megapixels: float) -> float | None:
         if self.seconds_per_mp is None:
             return None

@@ -13,6 +13,7 @@ from farm.core.scheduler import (
     JobRequest,
     Policy,
     Scheduler,
+    SpeedEstimate,
     WorkerCaps,
 )
 from tests.farm.core.schedsim import Simulation, SimWorker
@@ -269,3 +270,33 @@ def test_a_node_that_fails_everything_is_blocklisted_and_the_batch_completes() -
     broken = next(w for w in s.workers() if w.id == "broken")
     assert broken.blocked == ("cv2",)
     assert broken.failed <= Policy().blocklist_after + 1  # + the one job queued ahead on it
+
+
+def test_a_job_held_by_an_unmeasured_slow_node_is_backed_up_by_an_idle_measured_worker() -> None:
+    """The backup rule for a holder with no estimate yet: once it has spent clearly longer than the idle
+    worker would need, the idle one takes a copy (before, expected end == now, so never)."""
+    s = Scheduler()
+    here = SimWorker(local(), 1.0)
+    sim = Simulation(s, [here], tick=0.1)
+    sim.add(jobs(3, prefix="warm"))  # this PC's speed is known: about 1 s a job
+    sim.run()
+    attic = SimWorker(peer("attic"), 60.0)  # just joined, no estimate, and very slow
+    sim.workers["attic"] = attic
+    sim.apply(s.worker_up(attic.caps, sim.now))
+    start = sim.now
+    sim.add(jobs(2, prefix="tail"))
+    end = sim.run()
+    assert any("attic" in ran for ran in sim.ran.values()), "the slow node never got a job to hold"
+    assert end - start < 10.0, f"the batch waited {end - start:.0f} s for the unmeasured node"
+    assert all(n == 1 for n in sim.commits.values()), "an output was written twice"
+    assert not attic.running, "the losing copy was not cancelled"
+
+
+def test_a_lost_race_gives_an_unmeasured_worker_a_floor_that_its_first_real_job_replaces() -> None:
+    est = SpeedEstimate()
+    est.at_least(6.0, 2.0)
+    assert est.predict(1.0) == 3.0 and est.samples == 0
+    est.add(1.0, 1.0)  # its first real measurement
+    assert est.predict(1.0) == 1.0
+    est.at_least(50.0, 1.0)  # measured now: a floor no longer applies
+    assert est.predict(1.0) == 1.0
