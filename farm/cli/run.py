@@ -252,6 +252,9 @@ def handle(args: argparse.Namespace) -> int:
         resize_mask=args.resize_mask,
         max_pixels=int(args.max_megapixels * 1e6),
         unrunnable_after=args.wait,
+        # a batch that ended (failures too) is finished: its rerun plans again, keeping what is up to
+        # date and trying the failed and new inputs; only an interrupted one is resumed as it was
+        retry_failed_on_resume=False,
     )
     with native_stderr_quiet(not args.verbose):
         try:
@@ -478,8 +481,8 @@ async def _submit(
         )
         if batch.resumed:
             err.print(
-                f"resuming the last run of this batch: {len(batch.earlier)} already done, "
-                f"{len(batch.jobs)} to do (unfinished or failed last time; --fresh starts over)",
+                f"resuming an interrupted run: {len(batch.earlier)} already done, {len(batch.jobs)} to do "
+                "(--fresh starts over)",
                 highlight=False,
             )
         if batch.unmasked and not batch.jobs and not batch.current:
@@ -502,7 +505,16 @@ async def _submit(
     problems = batch.problems
     if batch.resumed:  # the stored batch was planned before: list the files it left out again
         skip = [out_dir] + ([mask] if mask is not None and mask.is_dir() else [])
-        problems = (await asyncio.to_thread(collect_inputs, inputs, skip=skip))[1]
+        files, problems = await asyncio.to_thread(collect_inputs, inputs, skip=skip)
+        planned = {j.input.resolve() for j in (*batch.jobs, *batch.earlier)}
+        new = [f for f in files if f.resolve() not in planned]
+        if new:
+            err.print(
+                f"note: {_count(len(new), 'file')} came after the interrupted run ({new[0].name}"
+                f"{', ...' if len(new) > 1 else ''}): run the same command again to edit "
+                f"{'it' if len(new) == 1 else 'them'}",
+                highlight=False,
+            )
     skipped = [p.path for p in problems if p.skipped]
     return Outcome(batch, farm.stats(), time.monotonic() - started, skipped=skipped)
 

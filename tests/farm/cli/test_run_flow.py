@@ -79,11 +79,13 @@ def test_rerunning_a_batch_that_had_failures_does_not_call_it_interrupted(tmp_pa
     _write(src / "masks" / "c.png", png_bytes(box_mask()))
     first = run_cli("run", str(src), "--out", str(out))
     assert first.returncode == 1 and "done 2, failed 1" in first.stdout
+    _shoot(src, ("d",))  # and a new image since
     second = run_cli("run", str(src), "--out", str(out))
     assert second.returncode == 1
-    assert "interrupted" not in second.stderr
-    assert "2 already done, 1 to do (unfinished or failed last time" in second.stderr
-    assert _files(out) == ["a.png", "b.png"]
+    assert "interrupted" not in second.stderr and "resuming" not in second.stderr
+    assert "done 1, failed 1, up to date 2" in second.stdout  # the failed one tried again, the new one done
+    assert "cut.png" not in second.stdout and "c.png: corrupt" in second.stderr
+    assert _files(out) == ["a.png", "b.png", "d.png"]
 
 
 # 2 ------------------------------------------------------------------------------------------------
@@ -261,6 +263,12 @@ def test_ctrl_c_ends_with_130_and_says_how_to_resume(tmp_path: Path) -> None:
     assert "interrupted: run the same command again to resume" in stderr and "Traceback" not in stderr
     first = len(list(out.glob("p*.png")))
     assert 5 <= first < n, "the run was not interrupted mid-batch"
+    _shoot(src, ("zz",))  # a new image after the interruption: said, and edited by the next run
     again = subprocess.run(args, env=subprocess_env(), capture_output=True, text=True, timeout=120, check=False)
     assert again.returncode == 0, again.stderr
+    assert f"resuming an interrupted run: {first} already done" in again.stderr
+    assert "note: 1 file came after the interrupted run (zz.png): run the same command again" in again.stderr
     assert sorted(p.name for p in out.iterdir()) == [f"p{i:03d}.png" for i in range(n)]
+    last = subprocess.run(args, env=subprocess_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert last.returncode == 0 and f"done 1, failed 0, up to date {n}" in last.stdout, last.stdout + last.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"p{i:03d}.png" for i in range(n)] + ["zz.png"])
