@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from farm.cli.common import add_discover_on
 from farm.core.address import Address
 from farm.engines.installed import default_registry
 from farm.engines.registry import Registry
@@ -49,13 +50,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-body-mb", type=float, default=256.0, help="largest request body (default 256 MB)")
     parser.add_argument("--max-megapixels", type=float, default=100.0, help="refuse images larger than this")
     parser.add_argument("--work-dir", type=Path, help="folder for uploads and results (default: the cache folder)")
-    parser.add_argument("--simulate", action="store_true", help="also offer the SIMULATED GPU engine `sim` here")
+    parser.add_argument("--simulate", action="store_true", help=argparse.SUPPRESS)  # tests: the SIMULATED engine
     farm = parser.add_argument_group("farm (by default: this PC, nodes found over mDNS and saved peers)")
     farm.add_argument("--peer", action="append", default=[], metavar="HOST:PORT", help="also use this node")
     farm.add_argument("--no-local", action="store_true", help="do not edit on this PC, only on nodes")
     farm.add_argument("--local-only", action="store_true", help="use no nodes, only this PC")
     farm.add_argument("--no-discovery", action="store_true", help=f"no mDNS (also {DISCOVERY_ENV}=off)")
-    farm.add_argument("--interface", action="append", default=[], metavar="ADDR", help="discover on this interface")
+    add_discover_on(farm)  # --discover-on ADDR (--interface, the old name, still works)
     farm.add_argument("--token-file", type=Path, help="file holding the farm token")
     parser.set_defaults(handler=handle)
 
