@@ -295,6 +295,7 @@ async def local_busy(args: argparse.Namespace, home: Path) -> dict[str, float]:
         "jobs": finished,
         "seconds": wall,
         "gui_cpu_per_s": gui_cpu / wall,
+        "gui_cpu_per_job_ms": gui_cpu / max(finished, 1) * 1000,
         "clicks": len(clicks),
         "click_median": statistics.median(clicks),
         "click_p95": clicks[int(len(clicks) * 0.95)],
@@ -387,7 +388,10 @@ def run_local_busy(args: argparse.Namespace) -> int:
         f"UI latency with this PC busy: {r['jobs']:.0f} real OpenCV edits on the local worker (2 slots) in "
         f"{r['seconds']:.1f} s ({QApplication.platformName()}, load {r['load']:.1f} on {os.cpu_count()} CPUs)"
     )
-    print(f"  GUI thread's own CPU time: {r['gui_cpu_per_s'] * 1000:.0f} ms per second of batch")
+    print(
+        f"  GUI thread's own CPU time: {r['gui_cpu_per_s'] * 1000:.0f} ms per second of batch "
+        f"({r['gui_cpu_per_job_ms']:.1f} ms per edit)"
+    )
     print(
         f"  click on a queue row -> repainted: median {r['click_median']:.1f} ms, p95 {r['click_p95']:.1f} ms, "
         f"worst {r['click_worst']:.1f} ms ({r['clicks']:.0f} clicks)"

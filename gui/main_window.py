@@ -33,10 +33,12 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
+    QStyle,
+    QStyleOptionProgressBar,
     QTabWidget,
     QToolBar,
     QVBoxLayout,
@@ -66,6 +68,44 @@ MIN_WIDTH = 880  # tiles beside a file manager on a 1920-px screen
 def open_path(path: Path) -> bool:
     """Open a file or folder with the desktop's default application."""
     return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+
+class BatchBar(QWidget):
+    """The batch's progress bar. Painted like a QProgressBar, but a change only schedules a repaint:
+    QProgressBar.setValue repaints at once (5 ms a call here, 10 calls a second during a batch)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._max, self._value, self._text = 1, 0, ""
+        self.setMinimumHeight(22)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def sizeHint(self) -> QSize:
+        return QSize(200, 22)
+
+    def set_progress(self, value: int, maximum: int, text: str) -> None:
+        if (value, maximum, text) != (self._value, self._max, self._text):
+            self._value, self._max, self._text = value, max(1, maximum), text
+            self.update()
+
+    def value(self) -> int:
+        return self._value
+
+    def maximum(self) -> int:
+        return self._max
+
+    def format(self) -> str:
+        return self._text
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        bar = QStyleOptionProgressBar()
+        bar.initFrom(self)
+        bar.minimum, bar.maximum, bar.progress = 0, self._max, self._value
+        bar.text, bar.textVisible = self._text, True
+        bar.textAlignment = Qt.AlignmentFlag.AlignCenter
+        bar.state |= QStyle.StateFlag.State_Horizontal
+        painter = QPainter(self)
+        self.style().drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, self)
 
 
 class QueueView(QListView):
@@ -201,9 +241,7 @@ class MainWindow(QMainWindow):
 
     def _build_batch_row(self) -> QWidget:
         """The batch bar with its ETA, and the Paused notice with Resume."""
-        self.batch_bar = QProgressBar()
-        self.batch_bar.setTextVisible(True)
-        self.batch_bar.setFormat("")
+        self.batch_bar = BatchBar()
         self.paused_label = QLabel("<b>Paused</b>: no new edit starts (running ones finish)")
         self.resume_button = QPushButton("Resume")
         self.resume_button.clicked.connect(lambda: self.pause_action.setChecked(False))
@@ -620,9 +658,7 @@ class MainWindow(QMainWindow):
         progress.update(counts, now)
         done, total = progress.value(counts)
         paused = controller.paused
-        self.batch_bar.setRange(0, max(total, 1))
-        self.batch_bar.setValue(done)
-        self.batch_bar.setFormat(progress.text(counts, now, paused=paused) or "Nothing to do")
+        self.batch_bar.set_progress(done, total, progress.text(counts, now, paused=paused) or "Nothing to do")
         self.paused_label.setVisible(paused)
         self.resume_button.setVisible(paused)
         self.batch_row.setVisible(bool(total) or paused)

@@ -18,10 +18,12 @@ from farm.engines.installed import default_registry
 from gui.app import LanFarmApp
 from gui.edit_form import EditForm
 from gui.queue_model import QueueDelegate
-from gui.rows import NodeRow
+from gui.rows import JobRow, NodeRow
 from gui.settings import SettingsStore
 from tests.gui.conftest import running, until, write_inputs
 from tests.gui.test_dashboard import APP_TOKEN, Node, start_node
+
+IN_FLIGHT = (JobState.DISPATCHED, JobState.RUNNING)
 
 
 def test_messages_stay_in_the_activity_strip_with_their_history(qloop, store: SettingsStore) -> None:
@@ -117,11 +119,14 @@ def test_a_node_killed_mid_batch_is_explained_where_its_edits_are(
             await controller.add_peer(sim_node.url)
             spec = EditSpec(engine="sim", params={"seconds_per_mp": 150.0})  # ~3 s a job
             await controller.add_paths(inputs, spec)
-            await until(lambda: node_row().state == "busy", timeout=20, what="the node busy")
-            on_node = [
-                model.job_row(i) for i in range(model.rowCount()) if model.job_row(i).job.worker == node_row().id
-            ]
-            assert on_node
+            node_id = node_row().id
+
+            def on_node() -> list[JobRow]:
+                rows = [model.job_row(i) for i in range(model.rowCount())]
+                return [r for r in rows if r.job.worker == node_id and r.job.state in IN_FLIGHT]
+
+            await until(lambda: bool(on_node()), timeout=40, what="an edit on the node")
+            sent = on_node()
             sim_node.kill()
             await until(lambda: node_row().state == "offline", timeout=20, what="the node offline")
             await until(
@@ -131,7 +136,7 @@ def test_a_node_killed_mid_batch_is_explained_where_its_edits_are(
             notice = next(t for t in controller.log.texts() if "gpu-box went offline" in t)
             assert "1 edit moved" in notice or "edits moved" in notice
             # a requeued row no longer names the dead PC
-            for r in on_node:
+            for r in sent:
                 if r.job.state is JobState.QUEUED:
                     assert not QueueDelegate.node_shown(r.job)
             # its errors can be read
