@@ -39,6 +39,9 @@ def _folder_row(edit: QLineEdit, parent: QWidget, title: str) -> QHBoxLayout:
     return row
 
 
+RESTART_NOTE = "Discovery and models-folder changes take effect at the next start."
+
+
 class SettingsPage(QWidget):
     def __init__(self, controller: FarmController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -71,7 +74,8 @@ class SettingsPage(QWidget):
         form.addRow("Saved nodes", self.peers)
         self.apply_button = QPushButton("Apply")
         self.apply_button.clicked.connect(self.apply)
-        self.note = QLabel("Local worker and discovery changes take effect at the next start.")
+        self.note = QLabel(RESTART_NOTE)
+        self.note.setWordWrap(True)
         self.note.setStyleSheet("color: palette(placeholder-text);")
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -82,6 +86,25 @@ class SettingsPage(QWidget):
         layout.addStretch(1)
         controller.settingsChanged.connect(self.load)
         self.load(controller.settings)
+        for edit in (self.output_dir, self.models_dir):
+            edit.textChanged.connect(self._changed)
+        self.format.currentTextChanged.connect(self._changed)
+        for spin in (self.quality, self.local_slots):
+            spin.valueChanged.connect(self._changed)
+        for box in (self.local_worker, self.discovery):
+            box.toggled.connect(self._changed)
+
+    @property
+    def pending(self) -> bool:
+        """Edits on the page that are not applied yet."""
+        return self.settings() != self.controller.settings
+
+    def _changed(self, *_args: object) -> None:
+        """Edits not applied yet are marked as such (and Apply is the way to apply them)."""
+        pending = self.pending
+        self.apply_button.setEnabled(pending)
+        self.note.setText("Not applied yet: press Apply. " + RESTART_NOTE if pending else RESTART_NOTE)
+        self.note.setStyleSheet("color: #c98a16;" if pending else "color: palette(placeholder-text);")
 
     def load(self, s: AppSettings) -> None:
         self.output_dir.setText(str(s.output_dir))
@@ -93,6 +116,7 @@ class SettingsPage(QWidget):
         self.models_dir.setText(str(s.models_dir))
         self.peers.clear()
         self.peers.addItems(list(s.peers))
+        self._changed()
 
     def settings(self) -> AppSettings:
         s = self.controller.settings
@@ -111,4 +135,4 @@ class SettingsPage(QWidget):
 
     def apply(self) -> None:
         self.controller.update_settings(self.settings())
-        self.controller.message.emit("settings saved")
+        self.controller.post("Settings applied", "ok")

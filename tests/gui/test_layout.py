@@ -117,3 +117,42 @@ def test_a_finished_look_icons_empty_states_and_both_palettes(qloop, store: Sett
                 qapp.setPalette(original)
 
     qloop(scenario())
+
+
+def test_settings_edits_are_marked_pending_until_applied(qloop, store: SettingsStore, tmp_path: Path) -> None:
+    app = LanFarmApp(store=store, use_tray=False)
+    page = app.window.settings_page
+
+    async def scenario() -> None:
+        async with running(app):
+            assert not page.pending and not page.apply_button.isEnabled()
+            page.quality.setValue(70)
+            assert page.pending and page.apply_button.isEnabled() and "Not applied yet" in page.note.text()
+            page.apply_button.click()
+            assert app.controller.settings.quality == 70
+            assert not page.pending and "Not applied yet" not in page.note.text()
+            assert app.controller.log.texts()[-1] == "Settings applied"
+
+    qloop(scenario())
+
+
+def test_clear_finished_leaves_no_stale_counts_or_before_after(qloop, store: SettingsStore, tmp_path: Path) -> None:
+    from PySide6.QtCore import QItemSelectionModel
+
+    inputs = write_inputs(tmp_path / "in", 2)
+    app = LanFarmApp(store=store, use_tray=False)
+    window, model = app.window, app.controller.queue
+
+    async def scenario() -> None:
+        async with running(app):
+            await window.add_paths(inputs)
+            await until(lambda: model.counts().done == 2, timeout=20, what="done")
+            window.queue_view.selectionModel().select(model.index(0), QItemSelectionModel.SelectionFlag.ClearAndSelect)
+            await until(lambda: window.compare.is_ready, what="before/after")
+            assert window.open_action.isEnabled()
+            window.clear_action.trigger()
+            assert model.rowCount() == 0
+            assert window.counts_label.text() == "0 running · 0 queued · 0 done"
+            assert not window.compare.is_ready and not window.open_action.isEnabled()
+
+    qloop(scenario())
