@@ -111,8 +111,11 @@ def native_stderr_quiet(enabled: bool = True) -> Iterator[None]:
         return
     try:
         sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real stderr (a GUI launcher, say)
+        real = sys.stderr.fileno() == 2  # not when stderr is captured in-process (tests), or is no file
+        saved = os.dup(2) if real else -1
+    except (OSError, ValueError, AttributeError):  # no real stderr (a GUI launcher, say)
+        real = False
+    if not real:
         yield
         return
     with tempfile.TemporaryFile() as sink:
