@@ -31,6 +31,7 @@ from farm.core.params import ParamValue
 from farm.core.scheduler import LOCAL
 from farm.core.spec import EditSpec, HdStrategy, OutputSpec
 from farm.engines.base import Engine
+from farm.engines.devices import device_override
 from farm.engines.installed import default_registry
 from farm.engines.registry import EngineEntry, Registry, engine_id, engine_name
 from farm.errors import EngineError, FarmError
@@ -212,6 +213,7 @@ def handle(args: argparse.Namespace) -> int:
         if args.local_only and args.no_local:
             raise UsageError("--local-only and --no-local leave no worker")
         params = dict(parse_param(p) for p in args.param)
+        device_override(args.device)  # a device name that cannot be is refused here, AI extra or not
         registry = default_registry(device=args.device, simulate=args.simulate)
         engine, model = engine_and_model(args, registry)
         spec = EditSpec(

@@ -117,6 +117,7 @@ def test_subfolders_are_mirrored_and_masks_folders_are_never_input(tmp_path: Pat
         (["--jobs", "0"], "argument --jobs: 0 is not above 0"),
         (["--priority", "5000"], "argument --priority: 5000 is not from -1000 to 1000"),
         (["--param", "radius=999"], "error: param 'radius' must be at most 64, got 999"),
+        (["--device", "tpu"], "error: unknown device 'tpu'"),
         (["--local-only", "--no-local"], "error: --local-only and --no-local leave no worker"),
         (["--no-local"], "error: --no-local leaves no worker: discovery is off and no peer"),
     ],
