@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QWheelEvent
 from PySide6.QtWidgets import QWidget
 
 from gui.thumbnails import ImageLoader
@@ -23,6 +23,8 @@ class CompareView(QWidget):
         self.setMinimumSize(240, 160)
         self.setMouseTracking(True)
         self.split = 0.5
+        self.zoom = 1.0  # wheel to zoom at the cursor, double-click to fit again
+        self.centre = QPointF(0.5, 0.5)  # the picture's point (as fractions) at the view's centre
         self.before = QImage()
         self.after = QImage()
         self._want: tuple[str, str] | None = None
@@ -34,6 +36,7 @@ class CompareView(QWidget):
 
     def show_pair(self, before: Path, after: Path) -> None:
         self.before, self.after = QImage(), QImage()
+        self.zoom, self.centre = 1.0, QPointF(0.5, 0.5)
         self.error = ""
         self.placeholder = "Loading before and after…"
         self._want = (f"before:{before}", f"after:{after}")
@@ -58,12 +61,43 @@ class CompareView(QWidget):
         self.update()
 
     def image_rect(self) -> QRectF:
+        """Where the picture is drawn: fitted to the view, times the zoom, around the zoom centre."""
         if self.after.isNull():
             return QRectF()
         size = self.after.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
-        x = (self.width() - size.width()) / 2
-        y = (self.height() - size.height()) / 2
-        return QRectF(x, y, size.width(), size.height())
+        w, h = size.width() * self.zoom, size.height() * self.zoom
+        x = self.width() / 2 - w * self.centre.x()
+        y = self.height() / 2 - h * self.centre.y()
+        return QRectF(x, y, w, h)
+
+    def visible_rect(self) -> QRectF:
+        """The part of the picture on screen (the split is a fraction of this)."""
+        return self.image_rect().intersected(QRectF(self.rect()))
+
+    def zoom_at(self, factor: float, at: QPointF) -> None:
+        """Zoom by ``factor`` (1x to 16x) keeping the picture's point under ``at`` where it is."""
+        rect = self.image_rect()
+        if not rect.isValid():
+            return
+        fx = (at.x() - rect.left()) / rect.width()
+        fy = (at.y() - rect.top()) / rect.height()
+        self.zoom = min(16.0, max(1.0, self.zoom * factor))
+        fitted = self.after.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        w, h = fitted.width() * self.zoom, fitted.height() * self.zoom
+        cx = fx - (at.x() - self.width() / 2) / w
+        cy = fy - (at.y() - self.height() / 2) / h
+        self.centre = QPointF(min(1.0, max(0.0, cx)), min(1.0, max(0.0, cy))) if self.zoom > 1 else QPointF(0.5, 0.5)
+        self.update()
+
+    def reset_zoom(self) -> None:
+        self.zoom, self.centre = 1.0, QPointF(0.5, 0.5)
+        self.update()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        self.zoom_at(1.25 ** (event.angleDelta().y() / 120), event.position())
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        self.reset_zoom()
 
     def _loaded(self, key: str, image: QImage) -> None:
         if self._want is None or key not in self._want:
@@ -86,7 +120,7 @@ class CompareView(QWidget):
         self._drag(event.position())
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
-        rect = self.image_rect()
+        rect = self.visible_rect()
         if event.buttons() & Qt.MouseButton.LeftButton:
             self._drag(event.position())
         elif rect.isValid():
@@ -94,7 +128,7 @@ class CompareView(QWidget):
             self.setCursor(Qt.CursorShape.SplitHCursor if near else Qt.CursorShape.ArrowCursor)
 
     def _drag(self, pos: QPointF) -> None:
-        rect = self.image_rect()
+        rect = self.visible_rect()
         if rect.isValid():
             self.set_split((pos.x() - rect.left()) / rect.width())
 
@@ -107,13 +141,15 @@ class CompareView(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.placeholder)
             return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        x = rect.left() + rect.width() * self.split
+        shown = self.visible_rect()
+        x = shown.left() + shown.width() * self.split
         painter.save()
-        painter.setClipRect(QRectF(rect.left(), rect.top(), x - rect.left(), rect.height()))
+        painter.setClipRect(QRectF(shown.left(), shown.top(), x - shown.left(), shown.height()))
         painter.drawImage(rect, self.after)
-        painter.setClipRect(QRectF(x, rect.top(), rect.right() - x, rect.height()))
+        painter.setClipRect(QRectF(x, shown.top(), shown.right() - x, shown.height()))
         painter.drawImage(rect, self.before)
         painter.restore()
+        rect = shown
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(QPen(QColor(255, 255, 255, 230), 2))
         painter.drawLine(QPointF(x, rect.top()), QPointF(x, rect.bottom()))

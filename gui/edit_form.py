@@ -120,8 +120,8 @@ class EditForm(QWidget):
             self.hd.addItem(text, key)
         top.addRow("Big images", self.hd)
         layout.addLayout(top)
-        self.params_form = QFormLayout()
-        layout.addLayout(self.params_form)
+        self.params_form = top  # one grid: the engine's params line up with Engine and Big images
+        self._fixed_rows = top.rowCount()
         self.note = QLabel(wordWrap=True)
         self.note.setStyleSheet("color: palette(placeholder-text);")
         layout.addWidget(self.note)
@@ -219,8 +219,8 @@ class EditForm(QWidget):
         )
 
     def _rebuild(self, *_args: object) -> None:
-        while self.params_form.rowCount():
-            self.params_form.removeRow(0)
+        while self.params_form.rowCount() > self._fixed_rows:
+            self.params_form.removeRow(self._fixed_rows)
         self._getters.clear()
         self._setters.clear()
         self.controls.clear()

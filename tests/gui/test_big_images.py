@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
-from PySide6.QtCore import QSize
+from PySide6.QtCore import QPointF, QRectF, QSize
 
 from farm.imaging.codec import DEFAULT_MAX_PIXELS
 from gui.compare import MAX_SIDE, CompareView
@@ -68,3 +69,23 @@ def test_a_big_image_is_painted_scaled_and_its_mask_saved_full_size(qtbot, tmp_p
     assert full.shape == (4000, 8000) and set(np.unique(full)) == {0, 255}
     assert full[3999, 7999] == 255 and full[0, 0] == 0
     assert editor.full_mask().shape == (4000, 8000)
+
+
+def test_the_compare_pane_zooms_at_the_cursor_and_fits_again(qtbot, tmp_path: Path) -> None:
+    picture = big_rgb_png(tmp_path / "p.png", 400, 300)
+    view = CompareView()
+    qtbot.addWidget(view)
+    view.resize(400, 300)
+    with qtbot.waitSignal(view.ready, timeout=30_000):
+        view.show_pair(picture, picture)
+    fitted = view.image_rect()
+    at = QPointF(100, 75)
+    view.zoom_at(4.0, at)
+    zoomed = view.image_rect()
+    assert zoomed.width() == pytest.approx(fitted.width() * 4)
+    # the picture's point under the cursor stays under it
+    fx = (at.x() - fitted.left()) / fitted.width()
+    assert zoomed.left() + zoomed.width() * fx == pytest.approx(at.x(), abs=0.5)
+    assert view.visible_rect() == QRectF(view.rect())
+    view.reset_zoom()
+    assert view.image_rect() == fitted
