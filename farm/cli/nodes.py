@@ -34,6 +34,10 @@ SHORT_ENGINES = 2  # engines named in the table before "+N" (all with --wide)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "Exit codes: 0 at least one node can be used, 1 none can (none found, or all offline or "
+        "refusing the token), 2 bad arguments."
+    )
     parser.add_argument(
         "action",
         nargs="?",
