@@ -882,11 +882,12 @@ async def request_paths(url: str, rounds: int) -> dict[str, dict[str, float]]:
     per job, the node's own started->finished, and the rest."""
     import hashlib
 
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+    from farm.runtime.client import signed_by
+
     mask = mask_png()
     mask_sha = hashlib.sha256(mask).hexdigest()
     out: dict[str, dict[str, float]] = {}
-    async with aiohttp.ClientSession(url, headers=auth) as http:
+    async with aiohttp.ClientSession(url, middlewares=signed_by(TOKEN)) as http:
         async with http.put(f"/v1/blobs/{mask_sha}", data=mask) as resp:
             assert resp.status in (200, 201)
         async with http.ws_connect("/v1/events") as ws:

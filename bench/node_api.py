@@ -24,9 +24,10 @@ import cv2
 import numpy as np
 from aiohttp import web
 
+from farm.runtime.client import signed_by
+
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def echo_app() -> web.Application:
@@ -101,7 +102,7 @@ async def bench(node: str, echo: str, rounds: int, big_rounds: int) -> None:
     mb = len(big) / 1e6
     timeout = aiohttp.ClientTimeout(total=300)
     async with (
-        aiohttp.ClientSession(node, headers=AUTH, timeout=timeout) as http,
+        aiohttp.ClientSession(node, middlewares=signed_by(TOKEN), timeout=timeout) as http,
         aiohttp.ClientSession(echo, timeout=timeout) as bare,
     ):
         for data in (small, mask_png):

@@ -16,7 +16,7 @@ from farm.engines import Registry
 from farm.local import hardware as hw
 from farm.local.paths import cache_dir
 from node import keys
-from node.auth import auth_middleware
+from node.auth import NONCES, NonceBook, auth_middleware
 from node.blobs import GRACE, BlobStore
 from node.config import NodeConfig
 from node.errors import error_middleware
@@ -46,6 +46,7 @@ def create_app(
     hardware = hardware or hw.probe()
     app[keys.CONFIG] = config
     app[keys.TOKEN] = token
+    app[NONCES] = NonceBook()
     app[keys.NODE_ID] = node_id
     app[keys.REGISTRY] = registry
     app[keys.HARDWARE] = hardware

@@ -28,8 +28,8 @@ class BadRequest(NodeError):
 class Unauthorised(NodeError):
     status, code = 401, "unauthorised"
 
-    def __init__(self) -> None:
-        super().__init__(UNAUTHORISED_MESSAGE)
+    def __init__(self, message: str = UNAUTHORISED_MESSAGE) -> None:
+        super().__init__(message)
 
 
 class NotFound(NodeError):

@@ -16,7 +16,7 @@ from farm.core.protocol import PROTOCOL_VERSION
 from farm.local import hardware as hw
 from farm.version import __version__
 from node import keys
-from node.auth import request_authorised
+from node.auth import peek_authorised
 from node.blobs import check_sha
 from node.errors import NotDone, NotFound
 from node.events import heartbeat
@@ -98,7 +98,7 @@ async def expect_blob(request: web.Request) -> None:
     blobs = request.app[keys.BLOBS]
     sha = request.match_info["sha"].lower()
     length = request.content_length
-    if request_authorised(request) and (length is None or length <= blobs.max_size) and sha not in blobs:
+    if peek_authorised(request) and (length is None or length <= blobs.max_size) and sha not in blobs:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
 

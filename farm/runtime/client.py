@@ -6,11 +6,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
 
+from farm.core import signing
 from farm.core.nodeinfo import NodeInfo, NodeInfoError
 from farm.core.protocol import PROTOCOL_VERSION
 from farm.core.spec import EditSpec
@@ -59,7 +62,7 @@ class NodeClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._session = session
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._token = token
         self._timeout = timeout or DEFAULT_TIMEOUT
         self._known_blobs: set[str] = set()
 
@@ -155,7 +158,7 @@ class NodeClient:
         try:
             ws = await self._session.ws_connect(
                 f"{self.base_url}/v1/events",
-                headers=self._headers,
+                headers=self._signed("GET", "/v1/events", signing.EMPTY_DIGEST),
                 heartbeat=10,
                 timeout=aiohttp.ClientWSTimeout(ws_close=2),
             )
@@ -176,19 +179,30 @@ class NodeClient:
             await ws.close()
 
     # ------------------------------------------------------------------ internals
+    def _signed(self, method: str, path: str, digest: str) -> dict[str, str]:
+        """The request's signature (protocol 2): proof of the farm token, never the token itself."""
+        if not self._token:
+            return {}
+        value = signing.authorization(self._token, method, path, digest, now=time.time(), nonce=secrets.token_hex(16))
+        return {"Authorization": value}
+
     @contextlib.asynccontextmanager
     async def _request(
         self, method: str, path: str, *, auth: bool = True, **kwargs: Any
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         headers = dict(kwargs.pop("headers", {}) or {})
+        if "json" in kwargs:  # serialised here: the signature covers the exact bytes sent
+            kwargs["data"] = json.dumps(kwargs.pop("json")).encode()
+            headers["Content-Type"] = "application/json"
         if auth:
-            headers.update(self._headers)
+            headers.update(self._signed(method, path, _digest(method, path, kwargs.get("data"))))
         try:
             async with self._session.request(
                 method, self.base_url + path, headers=headers, timeout=kwargs.pop("timeout", self._timeout), **kwargs
             ) as resp:
                 if resp.status == 401:
-                    raise NodeUnauthorised(f"{self.base_url}: missing or wrong farm token")
+                    said = (await _message(resp)).removeprefix(": ") or "missing or wrong farm token"
+                    raise NodeUnauthorised(f"{self.base_url}: {said}")
                 if resp.status >= 500:
                     raise NodeUnavailable(
                         f"{self.base_url}: {method} {path} answered {resp.status}{await _message(resp)}",
@@ -244,3 +258,34 @@ def _describe(exc: BaseException) -> str:
             return "connection refused"
         return f"cannot connect: {exc.os_error.strerror or exc.os_error}"
     return str(exc) or type(exc).__name__
+
+
+def _digest(method: str, path: str, data: object) -> str:
+    """What the signature says of the body: a blob's name (the node checks its bytes), else its hash."""
+    if method == "PUT" and path.startswith("/v1/blobs/"):
+        return path.rsplit("/", 1)[1]
+    if isinstance(data, bytes | bytearray | memoryview):
+        return signing.body_digest(bytes(data))
+    return signing.EMPTY_DIGEST
+
+
+def signed_by(token: str) -> tuple[aiohttp.ClientMiddlewareType, ...]:
+    """Client middleware that signs every request as :class:`NodeClient` does, for a plain
+    ``aiohttp.ClientSession(middlewares=signed_by(token))`` (scripts, benchmarks, tests)."""
+
+    async def sign(request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+        path = request.url.raw_path_qs
+        if path != "/v1/health" and "Authorization" not in request.headers:
+            body = request.body
+            if request.method == "PUT" and path.startswith("/v1/blobs/"):
+                digest = _digest(request.method, path, None)  # the name: a streamed body is never read here
+            else:
+                data = body if isinstance(body, bytes) else (await body.as_bytes() if body is not None else b"")
+                digest = _digest(request.method, path, data)
+            value = signing.authorization(
+                token, request.method, path, digest, now=time.time(), nonce=secrets.token_hex(16)
+            )
+            request.headers["Authorization"] = value
+        return await handler(request)
+
+    return (sign,)

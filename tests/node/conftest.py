@@ -15,7 +15,7 @@ from farm.engines.installed import default_registry
 from farm.local.hardware import Hardware
 from node.app import create_app
 from node.config import NodeConfig
-from tests.node.helpers import AUTH, TOKEN
+from tests.node.helpers import SIGNED, TOKEN
 
 FAKE_HW = Hardware(cpu="Test CPU", cpu_count=2, ram_total=1 << 33)
 
@@ -71,6 +71,6 @@ def node_client(aiohttp_client: Any) -> Callable[..., Awaitable[NodeClient]]:
     """``await node_client(**settings)``: a test client of a fresh node app; auth headers preset."""
 
     async def factory(**settings: Any) -> NodeClient:
-        return await aiohttp_client(make_app(**settings), headers=AUTH)
+        return await aiohttp_client(make_app(**settings), middlewares=SIGNED)
 
     return factory

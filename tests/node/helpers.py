@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import secrets
 import select
 import signal
 import subprocess
@@ -18,10 +19,21 @@ import jsonschema
 import numpy as np
 import yaml
 
+from farm.core import signing
+from farm.runtime.client import signed_by
+
 REPO = Path(__file__).resolve().parents[2]
 OPENAPI = REPO / "node" / "openapi.yaml"
 TOKEN = "test-farm-token-0123456789abcdef"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def auth_header(method: str, path: str, body: bytes | str = b"", token: str = TOKEN) -> str:
+    """A signed ``Authorization`` value (protocol 2) for one request; ``body`` may be a blob's sha."""
+    digest = body if isinstance(body, str) else signing.body_digest(body)  # a str: a blob's name
+    return signing.authorization(token, method, path, digest, now=time.time(), nonce=secrets.token_hex(16))
+
+
+SIGNED = signed_by(TOKEN)  # ClientSession(..., middlewares=SIGNED): every request signed as the farm does
 
 
 def png(width: int = 64, height: int = 64, seed: int = 0) -> bytes:

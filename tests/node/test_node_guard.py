@@ -23,7 +23,7 @@ from farm.engines.installed import default_registry
 from node.app import create_app
 from node.config import NodeConfig
 from node.guard import ConnectionBook, GuardedSite, Limits, OncePerMinute
-from tests.node.helpers import AUTH, TOKEN, png, sha, start_node, stop_node
+from tests.node.helpers import SIGNED, TOKEN, auth_header, png, sha, start_node, stop_node
 
 STRANGER = "127.0.0.2"
 PARTIAL_HEAD = b"GET /v1/health HTTP/1.1\r\nHost: node\r\nX-Slow: "  # never finished
@@ -159,7 +159,7 @@ async def test_two_thousand_stalled_connections_do_not_stop_a_real_node(tmp_path
     try:
         socks = await asyncio.to_thread(stalled, url, 2000)
         timeout = aiohttp.ClientTimeout(total=10)  # a bound, not a measurement: a stalled node never answers
-        async with aiohttp.ClientSession(url, headers=AUTH, timeout=timeout) as http:
+        async with aiohttp.ClientSession(url, middlewares=SIGNED, timeout=timeout) as http:
             async with http.get("/v1/health") as resp:
                 assert resp.status == 200
             image = png(seed=7)
@@ -183,7 +183,8 @@ async def test_an_upload_the_client_aborts_is_a_client_event_not_an_error(caplog
         with caplog.at_level(logging.DEBUG):
             _reader, writer = await asyncio.open_connection(host, int(port))
             head = (
-                f"PUT /v1/blobs/{sha(body)} HTTP/1.1\r\nHost: n\r\nAuthorization: Bearer {TOKEN}\r\n"
+                f"PUT /v1/blobs/{sha(body)} HTTP/1.1\r\nHost: n\r\n"
+                f"Authorization: {auth_header('PUT', f'/v1/blobs/{sha(body)}', sha(body))}\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n"
             )
             writer.write(head.encode() + body[: len(body) // 3])

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from farm.core.advert import NodeAdvert
+from farm.core.protocol import PROTOCOL_VERSION
 from tests.node.helpers import TOKEN, node_env
 from tests.node.netns import require_netns, run_in_netns
 
@@ -20,7 +21,7 @@ import aiohttp
 from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 from farm.core.protocol import SERVICE_TYPE
-from tests.node.helpers import AUTH, job_body, mask_png, png, sha, start_node, stop_node
+from tests.node.helpers import SIGNED, job_body, mask_png, png, sha, start_node, stop_node
 
 HOME = Path(sys.argv[1])
 IMG, MASK = png(), mask_png()
@@ -48,7 +49,7 @@ async def main() -> dict:
         out.update(name=name, port=info.port, addresses=info.parsed_addresses(), url=url,
                    txt={k.decode(): (v or b"").decode() for k, v in info.properties.items()},
                    raw=repr(info.text))
-        async with aiohttp.ClientSession(url, headers=AUTH) as http:  # load changes: free 2 -> 1
+        async with aiohttp.ClientSession(url, middlewares=SIGNED) as http:  # load changes: free 2 -> 1
             for data in (IMG, MASK):
                 async with http.put(f"/v1/blobs/{sha(data)}", data=data) as resp:
                     assert resp.status in (200, 201), (resp.status, await resp.text())
@@ -97,7 +98,7 @@ def test_advert_seen_updated_and_withdrawn(tmp_path: Path) -> None:
     assert out["first_change"] == "Added"
     assert out["name"] == "spare-pc._lanfarm._tcp.local."
     assert out["addresses"] == ["127.0.0.1"] and out["url"].endswith(f":{out['port']}")
-    assert (advert.name, advert.proto, advert.gpu, advert.vram_mb) == ("spare-pc", 1, "cpu", 0)
+    assert (advert.name, advert.proto, advert.gpu, advert.vram_mb) == ("spare-pc", PROTOCOL_VERSION, "cpu", 0)
     assert (advert.slots, advert.free) == (2, 2) and set(advert.engines) == {"cv2", "sim"}
     assert len(advert.id) == 16
     assert TOKEN not in out["raw"] and TOKEN not in json.dumps(out["txt"])

@@ -26,7 +26,7 @@ from node.config import NodeConfig
 from node.executor import JobRunner
 from node.jobs import Phase
 from tests.node.conftest import FAKE_HW, Clock, NodeClient, make_app
-from tests.node.helpers import AUTH, TOKEN, job_body, mask_png, png, sha
+from tests.node.helpers import SIGNED, TOKEN, job_body, mask_png, png, sha
 
 MASK = mask_png()
 
@@ -91,7 +91,7 @@ async def post(client: NodeClient, job_id: str, image: bytes) -> None:
 
 async def test_next_job_is_decoded_while_the_engine_runs(aiohttp_client: Any) -> None:
     engine = GatedEngine()
-    client = await aiohttp_client(gated_app(engine, slots=1), headers=AUTH)
+    client = await aiohttp_client(gated_app(engine, slots=1), middlewares=SIGNED)
     runner: JobRunner = client.app[keys.RUNNER]
     await post(client, "first-job", png(seed=1))
     await post(client, "second-job", png(seed=2))
@@ -116,7 +116,7 @@ async def test_next_job_is_decoded_while_the_engine_runs(aiohttp_client: Any) ->
 @pytest.mark.parametrize("slots", [1, 2])
 async def test_never_more_engines_at_once_than_slots(aiohttp_client: Any, slots: int) -> None:
     engine = GatedEngine()
-    client = await aiohttp_client(gated_app(engine, slots=slots), headers=AUTH)
+    client = await aiohttp_client(gated_app(engine, slots=slots), middlewares=SIGNED)
     runner: JobRunner = client.app[keys.RUNNER]
     ids = [f"burst-job-{i}" for i in range(6)]
     await asyncio.gather(*(post(client, i, png(seed=n)) for n, i in enumerate(ids)))
@@ -136,7 +136,7 @@ async def test_a_job_cancelled_while_decoding_or_ready_never_reaches_the_engine(
 ) -> None:
     engine = GatedEngine()
     app = gated_app(engine, slots=1)
-    client = await aiohttp_client(app, headers=AUTH)
+    client = await aiohttp_client(app, middlewares=SIGNED)
     runner: JobRunner = app[keys.RUNNER]
     decode, gate = runner._decode, threading.Event()
 
@@ -169,7 +169,7 @@ async def test_a_job_cancelled_while_decoding_or_ready_never_reaches_the_engine(
 
 async def test_a_bad_image_fails_before_taking_a_slot(aiohttp_client: Any) -> None:
     engine = GatedEngine()
-    client = await aiohttp_client(gated_app(engine), headers=AUTH)
+    client = await aiohttp_client(gated_app(engine), middlewares=SIGNED)
     await post(client, "broken-img", b"not an image at all")
     runner: JobRunner = client.app[keys.RUNNER]
     await until(lambda: runner.book.failed == 1)
@@ -184,7 +184,7 @@ async def test_post_after_upload_never_409s_when_results_fill_the_cache(aiohttp_
     image = png(seed=0)
     budget_mb = 1.6 * len(image) / (1 << 20)  # a bit more than one image: each job's result fills it
     app = make_app(clock=clock, blob_cache_mb=budget_mb)
-    client = await aiohttp_client(app, headers=AUTH)
+    client = await aiohttp_client(app, middlewares=SIGNED)
     runner: JobRunner = app[keys.RUNNER]
     results = []
     for n in range(4):

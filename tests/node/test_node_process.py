@@ -19,7 +19,18 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from tests.node.helpers import AUTH, TOKEN, check_schema, job_body, mask_png, png, sha, start_node, stop_node
+from tests.node.helpers import (
+    SIGNED,
+    TOKEN,
+    auth_header,
+    check_schema,
+    job_body,
+    mask_png,
+    png,
+    sha,
+    start_node,
+    stop_node,
+)
 
 IMG, MASK = png(), mask_png()
 SLOW = {"seconds_per_mp": 600.0}  # 64x64 -> about 2.5 s, in 10 steps
@@ -64,7 +75,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 async def http(node: str) -> AsyncIterator[aiohttp.ClientSession]:
     # a node that stops answering fails the test in 30 s instead of aiohttp's 5-minute default
-    async with aiohttp.ClientSession(node, headers=AUTH, timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with aiohttp.ClientSession(node, middlewares=SIGNED, timeout=aiohttp.ClientTimeout(total=30)) as session:
         yield session
 
 
@@ -96,15 +107,20 @@ async def test_every_protected_route_refuses_without_the_token(node: str) -> Non
         async with session.get("/v1/health") as resp:
             assert resp.status == 200
             check_schema("Health", await resp.json())
-        for auth in (None, "Bearer not-the-token", f"Basic {TOKEN}"):
-            headers = {"Authorization": auth} if auth else {}
+        for auth in (None, "Bearer not-the-token", f"Basic {TOKEN}", "signed with another farm's token"):
             for method, path in PROTECTED:
+                if auth == "signed with another farm's token":
+                    digest = path.rsplit("/", 1)[1] if path.startswith("/v1/blobs/") and method == "PUT" else b"x"
+                    headers = {"Authorization": auth_header(method, path, digest, token="another-farm-token")}
+                else:
+                    headers = {"Authorization": auth} if auth else {}
                 async with session.request(method, path, headers=headers, data=b"x") as resp:
                     assert resp.status == 401, (method, path)
                     if method != "HEAD":
                         text = await resp.text()
                         check_schema("Error", json.loads(text))
-                        assert "missing or wrong farm token" in text and TOKEN not in text
+                        said = "protocol 2" if auth and auth.startswith("Bearer") else "missing or wrong farm token"
+                        assert said in text and TOKEN not in text
 
 
 async def test_responses_match_the_openapi(http: aiohttp.ClientSession) -> None:
@@ -127,7 +143,8 @@ def _raw_put(url: str, headers: str, body: bytes, name: str = "ab" * 32) -> tupl
     t0 = time.monotonic()
     with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
         sock.sendall(
-            f"PUT /v1/blobs/{name} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n{headers}\r\n".encode()
+            f"PUT /v1/blobs/{name} HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: {auth_header('PUT', f'/v1/blobs/{name}', name)}\r\n{headers}\r\n".encode()
             + body
         )
         data = sock.recv(65536)
@@ -139,7 +156,8 @@ def test_expect_continue_invites_an_acceptable_body(node: str) -> None:
     parts = urlsplit(node)
     with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
         sock.sendall(
-            f"PUT /v1/blobs/{sha(body)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"PUT /v1/blobs/{sha(body)} HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: {auth_header('PUT', f'/v1/blobs/{sha(body)}', sha(body))}\r\n"
             f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode()
         )
         assert sock.recv(4096).startswith(b"HTTP/1.1 100 Continue")
@@ -167,7 +185,7 @@ async def test_oversized_chunked_upload_is_cut_off(node: str) -> None:
             sent += len(chunk)
             yield chunk
 
-    async with aiohttp.ClientSession(node, headers=AUTH) as http:
+    async with aiohttp.ClientSession(node, middlewares=SIGNED) as http:
         with contextlib.suppress(aiohttp.ClientError):  # the node may close while we still send
             async with http.put(f"/v1/blobs/{'cd' * 32}", data=endless()) as resp:
                 statuses.append(resp.status)
@@ -243,7 +261,7 @@ def test_drain_then_sigterm_exits_zero(tmp_path: Path) -> None:
     )
 
     async def scenario() -> None:
-        async with aiohttp.ClientSession(url, headers=AUTH) as http:
+        async with aiohttp.ClientSession(url, middlewares=SIGNED) as http:
             await upload(http)
             assert (await post(http, "drain-job-1", seconds_per_mp=100.0))[0] == 202
             async with http.post("/v1/drain") as resp:
@@ -262,7 +280,7 @@ def test_sigterm_while_running_drains_and_exits_zero(tmp_path: Path) -> None:
     proc, url = start_node(tmp_path, "--host", "127.0.0.1", "--port", "0", "--no-advertise", "--simulate", verbose=True)
 
     async def scenario() -> tuple[int, str, float, list[str]]:
-        async with aiohttp.ClientSession(url, headers=AUTH) as http:
+        async with aiohttp.ClientSession(url, middlewares=SIGNED) as http:
             await upload(http)
             async with http.ws_connect("/v1/events") as ws:
                 await post(http, "term-job-1", seconds_per_mp=100.0)

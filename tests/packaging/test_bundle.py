@@ -24,11 +24,12 @@ import urllib.request
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.conftest import LANFARM, REPO, subprocess_env
-from tests.node.helpers import stop_node
+from tests.node.helpers import auth_header, stop_node
 
 TOKEN = "bundle-test-token-0123456789abcdef"
 SAMPLES = REPO / "resources" / "samples"
@@ -196,7 +197,7 @@ def frozen_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def get_json(url: str, auth: bool = False, timeout: float = 5.0) -> Any:
-    headers = {"Authorization": f"Bearer {TOKEN}"} if auth else {}
+    headers = {"Authorization": auth_header("GET", urlsplit(url).path, token=TOKEN)} if auth else {}
     with NO_PROXY.open(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
         return json.loads(resp.read())
 

@@ -14,7 +14,9 @@ from farm.api.access import Access, parse_networks
 from tests.conftest import LANFARM, subprocess_env
 from tests.farm.api.helpers import serving
 from tests.lab import netlab
-from tests.node.helpers import AUTH, TOKEN
+from tests.node.helpers import TOKEN
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}  # lanfarm serve's farm API takes the token as a Bearer
 
 
 def test_the_rules() -> None:
