@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import cast
 
 import numpy as np
-from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, QRect, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, QRect, QRectF, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -22,6 +22,7 @@ from PySide6.QtGui import (
     QKeySequence,
     QPainter,
     QPaintEvent,
+    QPalette,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -37,8 +38,6 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QSplitter,
-    QStyle,
-    QStyleOptionProgressBar,
     QTabWidget,
     QToolBar,
     QVBoxLayout,
@@ -98,14 +97,21 @@ class BatchBar(QWidget):
         return self._text
 
     def paintEvent(self, event: QPaintEvent) -> None:
-        bar = QStyleOptionProgressBar()
-        bar.initFrom(self)
-        bar.minimum, bar.maximum, bar.progress = 0, self._max, self._value
-        bar.text, bar.textVisible = self._text, True
-        bar.textAlignment = Qt.AlignmentFlag.AlignCenter
-        bar.state |= QStyle.StateFlag.State_Horizontal
+        # drawn by hand: the Fusion style's progress bar took 4 ms a paint at this width
+        palette = self.palette()
         painter = QPainter(self)
-        self.style().drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, self)
+        frame = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(palette.color(QPalette.ColorRole.Mid))
+        painter.setBrush(palette.color(QPalette.ColorRole.Base))
+        painter.drawRoundedRect(frame, 4, 4)
+        if self._value > 0:
+            done = QRectF(frame.left(), frame.top(), frame.width() * min(1.0, self._value / self._max), frame.height())
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(palette.color(QPalette.ColorRole.Highlight))
+            painter.drawRoundedRect(done, 4, 4)
+        painter.setPen(palette.color(QPalette.ColorRole.Text))
+        painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._text)
 
 
 class QueueView(QListView):
