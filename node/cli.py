@@ -18,17 +18,17 @@ from aiohttp import web
 
 from farm.engines.installed import default_registry
 from farm.local.settings import Origin
-from farm.local.token import TOKEN_ENV, load_or_create_token, resolve_token
+from farm.local.token import TOKEN_ENV, load_or_create_token, resolve_token, token_path
 from node import keys
 from node.app import create_app
 from node.config import (
     SETTINGS,
     ConfigError,
     NodeConfig,
+    claim_node_id,
     default_file,
     describe,
     load,
-    load_or_create_node_id,
 )
 from node.guard import GuardedSite, guard_limits
 
@@ -50,6 +50,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--token-file",
         type=Path,
         help=f"file holding the farm token (default: ${TOKEN_ENV}, else the token file of `lanfarm token --path`)",
+    )
+    parser.add_argument(
+        "--new-farm",
+        action="store_true",
+        help="no farm token on this PC yet: make one (a new farm) instead of refusing to start",
     )
     a(
         "--advertise",
@@ -102,7 +107,7 @@ def handle(args: argparse.Namespace) -> int:
             print(describe(config, origin))
             print(describe_token(config, origin["token_file"]))
             return 0
-        token = node_token(config, origin["token_file"])
+        token = node_token(config, origin["token_file"], new_farm=args.new_farm)
         ssl_context = make_ssl_context(config)
     except (ConfigError, OSError, ValueError, ssl.SSLError) as exc:
         print(f"lanfarm node: {exc}", file=sys.stderr)
@@ -116,10 +121,24 @@ def handle(args: argparse.Namespace) -> int:
         return 1
 
 
-def node_token(config: NodeConfig, origin: Origin = "cli") -> str:
-    """The farm token (farm.local.token): --token-file > LANFARM_TOKEN > node.toml's token_file, else the
-    farm's token file (created on first use). ``origin`` is where ``config.token_file`` came from."""
-    return load_or_create_token(token_file=config.token_file, token_file_origin=origin)
+NO_TOKEN = (
+    "this PC has no farm token, so no farm could use this node. On a PC of the farm run "
+    "`lanfarm token`, save the line in a file here (readable only by you) and start with "
+    "`lanfarm node --token-file FILE` (or set LANFARM_TOKEN); or start a new farm with `lanfarm node --new-farm`"
+)
+
+
+def node_token(config: NodeConfig, origin: Origin = "cli", *, new_farm: bool = False) -> str:
+    """The farm token (farm.local.token): --token-file > LANFARM_TOKEN > node.toml's token_file > the saved
+    token file. None of them: ConfigError saying how to get the farm's, unless ``new_farm`` makes one."""
+    found = resolve_token(config.token_file, origin=origin).value
+    if found:
+        return found
+    if not new_farm:
+        raise ConfigError(NO_TOKEN)
+    token = load_or_create_token()
+    print(f"lanfarm node: started a new farm; its token is in {token_path()} (`lanfarm token` prints it)")
+    return token
 
 
 def describe_token(config: NodeConfig, origin: Origin = "cli") -> str:
@@ -167,7 +186,8 @@ async def serve(config: NodeConfig, *, token: str, ssl_context: ssl.SSLContext |
         sim_slowdown=config.simulate_slowdown,
         sim_fail=config.simulate_failures,
     )
-    app = create_app(config, registry=registry, token=token, node_id=load_or_create_node_id())
+    claim = claim_node_id()
+    app = create_app(config, registry=registry, token=token, node_id=claim.node_id)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     try:
@@ -188,4 +208,5 @@ async def serve(config: NodeConfig, *, token: str, ssl_context: ssl.SSLContext |
             log.warning("jobs still running after %g s; stopping them", config.shutdown_grace)
     finally:
         await runner.cleanup()
+        claim.release()
     return 0

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from farm.core.protocol import DEFAULT_PORT
 from farm.local.files import write_atomic
@@ -200,9 +200,47 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def load_or_create_node_id(folder: Path | None = None) -> str:
+class NodeIdClaim:
+    """This process's node id, held while it runs: the first id of this home that no running node holds.
+
+    Two nodes started from one home (on two ports, say) get two ids, so neither hides the other in
+    the farm; a restarted node gets its own id back. The hold is an exclusive lock on a file beside the
+    id, released when the process ends (even killed), so nothing stale is left.
+    """
+
+    def __init__(self, node_id: str, handle: IO[str] | None) -> None:
+        self.node_id = node_id
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing the file drops the lock
+            self._handle = None
+
+
+def claim_node_id(folder: Path | None = None, *, most: int = 64) -> NodeIdClaim:
+    """Claim the first free node id of this home (see :class:`NodeIdClaim`)."""
+    folder = folder or data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: one node per home, as before
+        return NodeIdClaim(load_or_create_node_id(folder), None)
+    for n in range(most):
+        suffix = "" if n == 0 else f"-{n}"
+        handle = open(folder / f"{NODE_ID_FILE}{suffix}.lock", "a+")  # noqa: SIM115 - held for the process
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        return NodeIdClaim(load_or_create_node_id(folder, name=f"{NODE_ID_FILE}{suffix}"), handle)
+    raise ConfigError(f"{most} nodes already run from {folder}; give this one its own LANFARM_HOME")
+
+
+def load_or_create_node_id(folder: Path | None = None, *, name: str = "") -> str:
     """A stable id for this node, created on first start and kept in the data folder."""
-    path = (folder or data_dir()) / NODE_ID_FILE
+    path = (folder or data_dir()) / (name or NODE_ID_FILE)
     try:
         text = path.read_text(encoding="utf-8").strip()
         if text:
