@@ -59,7 +59,8 @@ class NodesModel(QAbstractTableModel):
         if role == NODE_ROLE:
             return row
         if role == Qt.ItemDataRole.DisplayRole and col < COL_SPARK:
-            title = f"{row.name}\n{row.address}" if row.address and row.address != row.name else row.name
+            # a node known only by its address (it refused the token) is named by it once, not twice
+            title = f"{row.name}\n{row.address}" if row.address and row.name not in row.address else row.name
             job = row.job or (f"waiting: {row.waiting}" if row.waiting and row.state == "idle" else "")
             return (title, row.state, row.gpu, row.vram_text, job, str(row.done), str(row.failed), row.speed_text)[col]
         if role == Qt.ItemDataRole.DecorationRole and col == 1:

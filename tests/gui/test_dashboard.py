@@ -155,6 +155,12 @@ def test_a_node_with_another_token_shows_unauthorised(qloop, app_store: Settings
                 assert r.id not in app.controller.farm.worker_ids
                 row = nodes.rows().index(r)
                 assert nodes.data(nodes.index(row, 1)) == "unauthorised"
+                title = nodes.data(nodes.index(row, 0))
+                assert title.count(other.url.removeprefix("http://")) == 1  # the address once, not twice
+                assert "Copy the token" in r.error  # the fix is said on the page, not only in a tooltip
+                dashboard = app.window.dashboard
+                dashboard.table.selectRow(row)
+                assert "Copy the token" in dashboard.detail.text() and not dashboard.detail.isHidden()
 
         qloop(scenario(), timeout=60)
     finally:
