@@ -1,7 +1,7 @@
 """``lanfarm nodes``: list the farm's nodes (mDNS plus saved and given peers); ``add``/``remove`` peers.
 
-The listing ends as soon as the nodes have answered (the first answer, then a moment for the others;
-``--wait`` caps it). Exit code 0 when at least one node can be used, 1 when none can (none found,
+The listing ends as soon as the nodes have answered (the first answer, then until no new node has answered
+for 1.5 s over mDNS; ``--wait`` caps the wait for the first). Exit code 0 when at least one node can be used, 1 when none can (none found,
 or every one offline or refusing the token), 2 for bad arguments."""
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from farm.errors import FarmError
 from farm.local.peers import add_peer, load_peers, peers_path, remove_peer
 from farm.local.settings import discovery_enabled, interfaces
 from farm.local.token import find_token
-from farm.runtime.farm import Farm, FarmSettings
+from farm.runtime.farm import Farm, FarmSettings, NodeEvent
 
 PROBE_TIMEOUT = 2.0
 LISTEN = 3.0  # seconds at most to listen for nodes
-SETTLE = 0.3  # after the first answer over mDNS: a moment for the others answering at about the same time
+SETTLE = 1.5  # over mDNS, the listing ends once no new node has answered for this long
 SHORT_ENGINES = 2  # engines named in the table before "+N" (all with --wide)
 
 
@@ -135,13 +135,24 @@ async def _discover(
         probe_timeout=PROBE_TIMEOUT,
     )
     async with Farm.open(settings, registry=Registry([])) as farm:
-        try:
-            async with asyncio.timeout(wait):
-                await wait_for_answer(farm, wait, mdns=mdns, usable_only=False)
-                # every address known by then answers or fails once (and, over mDNS, the others get a moment)
-                await farm.wait_for_nodes(wait, mdns_grace=SETTLE)
-        except TimeoutError:
-            pass
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        await wait_for_answer(farm, wait, mdns=mdns, usable_only=False)  # the first answer, ``wait`` at most
+        if mdns:  # then others keep arriving as mDNS resolves them: listen until it has been quiet a moment
+            news = asyncio.Event()
+            unsubscribe = farm.subscribe(lambda event: news.set() if isinstance(event, NodeEvent) else None)
+            try:
+                while (left := deadline - loop.time()) > 0:
+                    news.clear()
+                    try:
+                        async with asyncio.timeout(min(SETTLE, left)):
+                            await news.wait()
+                    except TimeoutError:
+                        break
+            finally:
+                unsubscribe()
+        # every address known by then answers or fails once (a probe is never cut short)
+        await farm.wait_for_nodes(PROBE_TIMEOUT * 2, mdns_grace=0)
         return farm.nodes(), farm.unreached()
 
 
