@@ -1,8 +1,9 @@
 """``lanfarm nodes``: list the farm's nodes (mDNS plus saved and given peers); ``add``/``remove`` peers.
 
-The listing ends as soon as the nodes have answered (the first answer, then until no new node has answered
-for 1.5 s over mDNS; ``--wait`` caps the wait for the first). Exit code 0 when at least one node can be used, 1 when none can (none found,
-or every one offline or refusing the token), 2 for bad arguments."""
+The listing ends as soon as the nodes have answered: the first answer (``--wait`` caps the wait for
+it), then, over mDNS, until no new node has answered for 1.5 s. Exit code 0 when at least one node
+can be used, 1 when none can (none found, or every one offline or refusing the token), 2 for bad
+arguments."""
 
 from __future__ import annotations
 
