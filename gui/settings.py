@@ -27,8 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def default_output_dir() -> Path:
-    pictures = Path.home() / "Pictures"
-    return (pictures if pictures.is_dir() else Path.home()) / "LAN Farm"
+    return paths.pictures_dir()
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,16 @@ def cache_dir() -> Path:
     return home / "cache" if home else Path(platformdirs.user_cache_dir(APP, appauthor=False))
 
 
+def pictures_dir() -> Path:
+    """Where results go unless the user picks a folder: ``Pictures/LAN Farm`` (under ``LANFARM_HOME``
+    when that is set, so a test or portable install never writes into the user's own folders)."""
+    home = _home()
+    if home is not None:
+        return home / "Pictures" / "LAN Farm"
+    pictures = Path(platformdirs.user_pictures_dir())
+    return (pictures if pictures.is_dir() else Path.home()) / "LAN Farm"
+
+
 def default_models_dir() -> Path:
     """The models folder when nothing else is set: ``models/`` in the data folder."""
     return data_dir() / "models"

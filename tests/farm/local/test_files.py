@@ -66,3 +66,10 @@ async def test_a_batch_with_a_pipe_among_its_inputs_ends_and_names_it(tmp_path: 
         assert states["stuck.png"].state is JobState.FAILED and "not a regular file" in (
             states["stuck.png"].error or ""
         )
+
+
+def test_results_go_under_lanfarm_home_when_it_is_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from farm.local.paths import pictures_dir
+
+    monkeypatch.setenv("LANFARM_HOME", str(tmp_path / "home"))
+    assert pictures_dir() == tmp_path / "home" / "Pictures" / "LAN Farm"
