@@ -44,6 +44,8 @@ class AppSettings:
     peers: tuple[str, ...] = ()
     engine: str = "cv2"
     tray_notice_shown: bool = False
+    serve_api: bool = False  # let other programs use the farm: IOPaint's API and the farm API, this PC only
+    serve_port: int = 8080  # IOPaint's port, the Krita plugin's fixed URL
 
     def with_peer(self, address: str) -> AppSettings:
         return self if address in self.peers else replace(self, peers=(*self.peers, address))

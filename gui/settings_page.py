@@ -67,6 +67,18 @@ class SettingsPage(QWidget):
         form.addRow("Local worker", local)
         self.discovery = QCheckBox("Find nodes on the local network (mDNS)")
         form.addRow("Discovery", self.discovery)
+        self.serve_api = QCheckBox("Let other programs use the farm")
+        self.serve_api.setToolTip(
+            "IOPaint's API and the farm API: Krita's IOPaint plugin, IOPaint's web UI or a script on this PC "
+            "can send edits to the whole farm at http://127.0.0.1:PORT (docs/clients.md); other PCs cannot"
+        )
+        self.serve_port = QSpinBox(minimum=1, maximum=65535)
+        self.serve_port.setToolTip("the port on 127.0.0.1 (8080: IOPaint's, which Krita's plugin expects)")
+        serve = QHBoxLayout()
+        serve.addWidget(self.serve_api)
+        serve.addWidget(self.serve_port)
+        serve.addStretch(1)
+        form.addRow("Other programs", serve)
         self.models_dir = QLineEdit()
         form.addRow("Models folder", _folder_row(self.models_dir, self, "Models folder"))
         self.peers = QListWidget()
@@ -89,9 +101,9 @@ class SettingsPage(QWidget):
         for edit in (self.output_dir, self.models_dir):
             edit.textChanged.connect(self._changed)
         self.format.currentTextChanged.connect(self._changed)
-        for spin in (self.quality, self.local_slots):
+        for spin in (self.quality, self.local_slots, self.serve_port):
             spin.valueChanged.connect(self._changed)
-        for box in (self.local_worker, self.discovery):
+        for box in (self.local_worker, self.discovery, self.serve_api):
             box.toggled.connect(self._changed)
 
     @property
@@ -113,6 +125,8 @@ class SettingsPage(QWidget):
         self.local_worker.setChecked(s.local_worker)
         self.local_slots.setValue(s.local_slots)
         self.discovery.setChecked(s.discovery)
+        self.serve_api.setChecked(s.serve_api)
+        self.serve_port.setValue(s.serve_port)
         self.models_dir.setText(str(s.models_dir))
         self.peers.clear()
         self.peers.addItems(list(s.peers))
@@ -130,6 +144,8 @@ class SettingsPage(QWidget):
             local_worker=self.local_worker.isChecked(),
             local_slots=self.local_slots.value(),
             discovery=self.discovery.isChecked(),
+            serve_api=self.serve_api.isChecked(),
+            serve_port=self.serve_port.value(),
             models_dir=Path(models).expanduser() if models else s.models_dir,
         )
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from PIL import Image
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -25,6 +26,7 @@ from farm.core.scheduler import LOCAL
 from farm.core.spec import EditSpec
 from farm.engines import EngineDescriptor, Registry
 from farm.errors import FarmError
+from farm.local import paths
 from farm.local.peers import load_peers
 from farm.local.settings import interfaces
 from farm.local.store import default_store_path
@@ -93,6 +95,8 @@ class FarmController(QObject):
         self._activity = "idle"
         self._last_batch_failed = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._serving: web.AppRunner | None = None  # the APIs other programs use, when the setting is on
+        self.serving_url = ""
         self._open = contextlib.AsyncExitStack()  # holds the farm's ``async with`` from start to stop
         self._flush_timer = QTimer(self, interval=100)
         self._flush_timer.timeout.connect(self.flush)
@@ -121,6 +125,8 @@ class FarmController(QObject):
         self.farm.subscribe(self.on_event)
         for batch in await self.farm.resume_unfinished():
             self.post(f"Resumed {batch.total} unfinished edit{_s(batch.total)} from last time", "ok")
+        if self.settings.serve_api:
+            await self._serve(self.settings.serve_port)
         self._flush_timer.start()
         self._node_timer.start()
         self.refresh_nodes()
@@ -132,6 +138,7 @@ class FarmController(QObject):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._stop_serving()
         self.farm = None
         await self._open.aclose()
 
@@ -153,6 +160,33 @@ class FarmController(QObject):
 
         task.add_done_callback(done)
         return task
+
+    # ------------------------------------------------------- other programs (lanfarm serve's APIs)
+    async def _serve(self, port: int) -> None:
+        """Serve IOPaint's API and the farm API on 127.0.0.1:``port`` over this app's farm: Krita's
+        plugin or a script on this PC sends edits to the whole farm, and they show in the queue."""
+        await self._stop_serving()
+        farm = self._farm()
+        from farm.api.access import Access
+        from farm.api.app import ServeConfig, create_app, make_runner
+
+        config = ServeConfig(work_dir=paths.cache_dir() / "app-serve", access=Access(self.token))
+        runner = make_runner(create_app(farm, config))
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            self.post(f"Other programs cannot use the farm: 127.0.0.1:{port} is taken ({exc.strerror or exc})", "error")
+            return
+        self._serving = runner
+        self.serving_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        self.post(f"Other programs can use the farm at {self.serving_url} (IOPaint's API; docs/clients.md)", "ok")
+
+    async def _stop_serving(self) -> None:
+        runner, self._serving, self.serving_url = self._serving, None, ""
+        if runner is not None:
+            await runner.cleanup()
 
     def post(self, text: str, level: str = "info") -> None:
         """Tell the user something; it stays in the activity log."""
@@ -252,6 +286,8 @@ class FarmController(QObject):
         self.token = token
         if self.farm is not None:
             self.farm.set_token(token)
+            if self._serving is not None:  # the farm API checks the token: serve with the new one
+                self.spawn(self._serve(self.settings.serve_port), "serving other programs")
         self.tokenChanged.emit(token)
         return token
 
@@ -263,6 +299,10 @@ class FarmController(QObject):
         if self.farm is not None and (old.local_worker, old.local_slots) != local:
             self.farm.set_local(*local)
             self.refresh_nodes()
+        serving = (settings.serve_api, settings.serve_port)
+        if self.farm is not None and (old.serve_api, old.serve_port) != serving:
+            start = self._serve(settings.serve_port) if settings.serve_api else self._stop_serving()
+            self.spawn(start, "serving other programs")
         self.settingsChanged.emit(settings)
 
     # --------------------------------------------------------------------- events
