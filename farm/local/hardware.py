@@ -19,27 +19,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from farm.core.nodeinfo import GpuInfo
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Gpu:
-    """One GPU; sizes in bytes."""
-
-    index: int
-    name: str
-    vram_total: int
-    vram_free: int
-    driver: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "name": self.name,
-            "vram_total": self.vram_total,
-            "vram_free": self.vram_free,
-            "driver": self.driver,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +32,7 @@ class Hardware:
     cpu_count: int
     ram_total: int
     backend: str = "cpu"
-    gpus: tuple[Gpu, ...] = field(default_factory=tuple)
+    gpus: tuple[GpuInfo, ...] = field(default_factory=tuple)
 
     @property
     def gpu_label(self) -> str:
@@ -87,7 +69,7 @@ def refresh(hw: Hardware) -> Hardware:
     return replace(hw, backend=backend, gpus=tuple(gpus)) if gpus else hw
 
 
-def probe_gpus() -> tuple[str, list[Gpu]]:
+def probe_gpus() -> tuple[str, list[GpuInfo]]:
     """``(backend, gpus)``: NVML, then ``nvidia-smi``, then torch where only torch can tell (Apple and
     AMD GPUs, or torch already loaded), else ``("cpu", [])``. An idle node on a PC without such a GPU
     never imports torch (about 250 MB and a second or two); it loads with the first AI job."""
@@ -107,7 +89,7 @@ def _torch_only_can_tell() -> bool:
     return "torch" in sys.modules or sys.platform == "darwin" or Path("/dev/kfd").exists()  # kfd: ROCm
 
 
-def _torch_gpus() -> tuple[str, list[Gpu]] | None:
+def _torch_gpus() -> tuple[str, list[GpuInfo]] | None:
     if importlib.util.find_spec("torch") is None or not _torch_only_can_tell():
         return None
     torch = importlib.import_module("torch")
@@ -117,15 +99,15 @@ def _torch_gpus() -> tuple[str, list[Gpu]] | None:
         gpus = []
         for i in range(torch.cuda.device_count()):
             free, total = torch.cuda.mem_get_info(i)
-            gpus.append(Gpu(i, torch.cuda.get_device_name(i), int(total), int(free), driver))
+            gpus.append(GpuInfo(i, torch.cuda.get_device_name(i), int(total), int(free), driver))
         return backend, gpus
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
-        return "mps", [Gpu(0, "Apple GPU", ram_total(), 0, "mps")]
+        return "mps", [GpuInfo(0, "Apple GPU", ram_total(), 0, "mps")]
     return None
 
 
-def _nvml_gpus() -> tuple[str, list[Gpu]] | None:
+def _nvml_gpus() -> tuple[str, list[GpuInfo]] | None:
     if importlib.util.find_spec("pynvml") is None:
         return None
     nvml = importlib.import_module("pynvml")
@@ -136,13 +118,13 @@ def _nvml_gpus() -> tuple[str, list[Gpu]] | None:
         for i in range(nvml.nvmlDeviceGetCount()):
             handle = nvml.nvmlDeviceGetHandleByIndex(i)
             mem = nvml.nvmlDeviceGetMemoryInfo(handle)
-            gpus.append(Gpu(i, _text(nvml.nvmlDeviceGetName(handle)), int(mem.total), int(mem.free), driver))
+            gpus.append(GpuInfo(i, _text(nvml.nvmlDeviceGetName(handle)), int(mem.total), int(mem.free), driver))
     finally:
         nvml.nvmlShutdown()
     return ("cuda", gpus) if gpus else None
 
 
-def _nvidia_smi_gpus() -> tuple[str, list[Gpu]] | None:
+def _nvidia_smi_gpus() -> tuple[str, list[GpuInfo]] | None:
     """NVIDIA GPUs from ``nvidia-smi`` (ships with the driver), where the NVML package is not installed."""
     exe = shutil.which("nvidia-smi")
     if exe is None:
@@ -160,7 +142,7 @@ def _nvidia_smi_gpus() -> tuple[str, list[Gpu]] | None:
         parts = [p.strip() for p in line.split(",")]
         if len(parts) == 5 and parts[0].isdigit():
             index, name, total, free, driver = parts
-            gpus.append(Gpu(int(index), name, int(float(total)) << 20, int(float(free)) << 20, driver))
+            gpus.append(GpuInfo(int(index), name, int(float(total)) << 20, int(float(free)) << 20, driver))
     return ("cuda", gpus) if gpus else None
 
 
