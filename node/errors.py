@@ -48,6 +48,10 @@ class TooLarge(NodeError):
     status, code = 413, "too_large"
 
 
+class TooSlow(NodeError):
+    status, code = 408, "too_slow"
+
+
 class Invalid(NodeError):
     status, code = 422, "invalid"
 
@@ -79,7 +83,7 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 
 def error_response(status: int, code: str, message: str) -> web.Response:
     resp = web.json_response(error_body(code, message), status=status)
-    if status == 413:
+    if status in (408, 413):
         resp.force_close()  # the rest of the body is not wanted: do not keep reading it
     return resp
 

@@ -14,11 +14,14 @@ import logging
 import socket
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+
+from node.errors import TooSlow
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +151,41 @@ class GuardedSite(web.SockSite):
             return _GuardedHandler(server, self.book, loop=loop, keepalive_timeout=self._limits.idle_timeout)
 
         self._server = await loop.create_server(handler, sock=self._sock, ssl=self._ssl_context, backlog=self._backlog)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPace:
+    """How slow an upload may be: a trickle that would hold a connection for hours is cut off."""
+
+    min_rate: float = 16 * 1024  # bytes per second on average, once ``grace`` has passed
+    grace: float = 10.0  # seconds before the average counts (TCP slow start, a busy link)
+    stall: float = 30.0  # seconds without a byte at any time
+
+    async def paced(
+        self, chunks: AsyncIterator[bytes], clock: Callable[[], float] = time.monotonic
+    ) -> AsyncIterator[bytes]:
+        """``chunks`` as they come; TooSlow once they come slower than this pace allows."""
+        began, received = clock(), 0
+        iterator = aiter(chunks)
+        while True:
+            try:
+                async with asyncio.timeout(self.stall):
+                    chunk = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise TooSlow(f"the upload stalled: nothing arrived for {self.stall:g} s") from None
+            received += len(chunk)
+            elapsed = clock() - began
+            if elapsed > self.grace and received / elapsed < self.min_rate:
+                raise TooSlow(
+                    f"the upload is too slow ({received / elapsed / 1024:.1f} KB/s; "
+                    f"at least {self.min_rate / 1024:g} KB/s is needed)"
+                )
+            yield chunk
+
+
+UPLOADS: web.AppKey[UploadPace] = web.AppKey("upload_pace")
 
 
 def raise_open_file_limit() -> int:

@@ -20,6 +20,7 @@ from node.auth import peek_authorised
 from node.blobs import check_sha
 from node.errors import NotDone, NotFound
 from node.events import heartbeat
+from node.guard import UPLOADS, UploadPace
 from node.jobs import NodeJob
 from node.requests import check_job_id, parse_job, parse_json
 
@@ -107,7 +108,9 @@ async def put_blob(request: web.Request) -> web.Response:
     sha = check_sha(request.match_info["sha"])
     if blobs.has(sha):
         return web.json_response({"sha256": sha, "size": blobs.size(sha), "stored": False}, status=200)
-    size = await blobs.receive(sha, request.content.iter_any(), declared=request.content_length, run_io=_io)
+    pace = request.app.get(UPLOADS) or UploadPace()
+    body = pace.paced(request.content.iter_any())
+    size = await blobs.receive(sha, body, declared=request.content_length, run_io=_io)
     return web.json_response({"sha256": sha, "size": size, "stored": True}, status=201)
 
 

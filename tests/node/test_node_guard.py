@@ -22,7 +22,7 @@ from aiohttp import web
 from farm.engines.installed import default_registry
 from node.app import create_app
 from node.config import NodeConfig
-from node.guard import ConnectionBook, GuardedSite, Limits, OncePerMinute
+from node.guard import UPLOADS, ConnectionBook, GuardedSite, Limits, OncePerMinute, UploadPace
 from tests.node.helpers import SIGNED, TOKEN, auth_header, png, sha, start_node, stop_node
 
 STRANGER = "127.0.0.2"
@@ -59,9 +59,11 @@ def closed_by_peer(s: socket.socket, timeout: float) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def guarded_node(limits: Limits) -> AsyncIterator[tuple[str, GuardedSite]]:
+async def guarded_node(limits: Limits, pace: UploadPace | None = None) -> AsyncIterator[tuple[str, GuardedSite]]:
     config = NodeConfig(host="127.0.0.1", port=0, name="n", slots=1, advertise=False, shutdown_grace=0.5)
     app = create_app(config, registry=default_registry(simulate=True), token=TOKEN, node_id="guarded")
+    if pace is not None:
+        app[UPLOADS] = pace
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     sock = socket.socket()
@@ -198,3 +200,41 @@ async def test_an_upload_the_client_aborts_is_a_client_event_not_an_error(caplog
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert not errors, [r.getMessage() for r in errors]
     assert any("aborted" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_trickling_upload_is_cut_off_and_a_stalled_one_too() -> None:
+    """A stranger with the token cannot hold an upload open for hours: below the pace it is refused
+    (408) and nothing is stored. The pace is shortened here so the test takes seconds."""
+    body = png(256, 256, seed=12)
+    for pace, trickle in (
+        (UploadPace(min_rate=64 * 1024, grace=0.5, stall=5.0), 0.05),
+        (UploadPace(min_rate=1.0, grace=60.0, stall=0.5), 2.0),
+    ):
+        async with guarded_node(Limits(), pace) as (url, _site):
+            host, port = url.removeprefix("http://").rsplit(":", 1)
+            reader, writer = await asyncio.open_connection(host, int(port))
+            head = (
+                f"PUT /v1/blobs/{sha(body)} HTTP/1.1\r\nHost: n\r\n"
+                f"Authorization: {auth_header('PUT', f'/v1/blobs/{sha(body)}', sha(body))}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
+            writer.write(head.encode())
+            answer = b""
+            async with asyncio.timeout(20):
+                for start in range(0, len(body), 64):
+                    writer.write(body[start : start + 64])
+                    with contextlib.suppress(ConnectionError):
+                        await writer.drain()
+                    try:
+                        answer = await asyncio.wait_for(reader.read(4096), trickle)
+                    except TimeoutError:
+                        continue
+                    break
+            writer.close()
+            assert answer.split(b" ")[1] == b"408", answer[:200]
+            assert b"too slow" in answer or b"stalled" in answer
+            async with (
+                aiohttp.ClientSession(url, middlewares=SIGNED) as http,
+                http.head(f"/v1/blobs/{sha(body)}") as resp,
+            ):
+                assert resp.status == 404, "a cut-off upload was stored"
