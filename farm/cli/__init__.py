@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "models": ("farm.cli.models", "list or add AI models"),
     "version": ("farm.cli.version", "print the version"),
     "nodes": ("farm.cli.nodes", "list the farm's nodes"),
+    "doctor": ("farm.cli.doctor", "check why a node is not found: multicast, ports, token and protocol, with the fix"),
     "token": ("farm.cli.token", "print this PC's farm token (share it with the farm's other PCs)"),
     "serve": ("farm.cli.serve", "serve the farm to other programs: IOPaint's HTTP API and the farm API (127.0.0.1)"),
 }
