@@ -250,6 +250,10 @@ class Dashboard(QWidget):
         box = QMessageBox(QMessageBox.Icon.Information, f"Errors on {row.name}", self.error_text(row), parent=self)
         box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.addButton(QMessageBox.StandardButton.Close)
+        clear = box.addButton("Clear errors", QMessageBox.ButtonRole.ResetRole)
+        node_id = row.id
+        clear.clicked.connect(lambda: self.controller.reset_errors(node_id))
         box.open()
         return box
 

@@ -269,6 +269,16 @@ class FarmController(QObject):
             self.localPausedChanged.emit(paused)
         self.refresh_nodes()
 
+    def reset_errors(self, node_id: str) -> None:
+        """The node's error count and list start again from nothing."""
+        if self.farm is not None:
+            self.farm.reset_errors(node_id)
+        row = self.nodes.row(node_id)
+        if row is not None:
+            row.errors = []
+            row.error = ""
+        self.refresh_nodes()
+
     def set_node_ignored(self, node_id: str, ignored: bool) -> None:
         """An ignored node gets no jobs and is not re-added until it is un-ignored."""
         row = self.nodes.row(node_id)

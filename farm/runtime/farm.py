@@ -433,6 +433,13 @@ class Farm:
     def status(self, worker_id: str) -> WorkerStatus | None:
         return next((s for s in self._dispatcher.scheduler.workers() if s.id == worker_id), None)
 
+    def reset_errors(self, worker_id: str) -> None:
+        """Forget a worker's failed attempts (the user read them and fixed the cause)."""
+        stats = self._dispatcher.stats.get(worker_id)
+        if stats is not None:
+            stats.failed = 0
+            stats.errors.clear()
+
     def stats(self) -> dict[str, WorkerStats]:
         """What each worker did since the farm opened."""
         return dict(self._dispatcher.stats)

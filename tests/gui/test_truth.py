@@ -147,6 +147,10 @@ def test_a_node_killed_mid_batch_is_explained_where_its_edits_are(
             assert dashboard.errors_button.isEnabled()
             box = dashboard.show_errors()
             assert box is not None and "gpu-box" in box.windowTitle()
+            assert node_row().error or node_row().failed or node_row().errors
+            [clear] = [b for b in box.buttons() if b.text() == "Clear errors"]
+            clear.click()  # read and understood: the count starts again
+            assert (node_row().failed, node_row().errors, node_row().error) == (0, [], "")
             box.close()
             await until(lambda: model.counts().done == 6, timeout=60, what="every edit done on this PC")
 

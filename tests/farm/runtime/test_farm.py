@@ -138,3 +138,17 @@ async def test_a_peer_that_does_not_answer_is_named(tmp_path: Path) -> None:
         with pytest.raises(Exception, match=r"127\.0\.0\.1:9 did not answer \(connection refused\)"):
             await farm.add_peer("127.0.0.1:9", wait=3.0)
         assert farm.nodes() == []
+
+
+async def test_a_workers_errors_can_be_read_and_reset(tmp_path: Path) -> None:
+    folder = samples(tmp_path)
+    registry = default_registry(simulate=True, sim_fail=True)  # the SIMULATED engine fails every job
+    settings = FarmSettings(nodes=False, unrunnable_after=0.5)  # a blocklisted only worker: jobs end, not wait
+    async with Farm.open(settings, registry=registry) as farm:
+        batch = await farm.submit_paths([folder], None, EditSpec(engine="sim"), tmp_path / "out")
+        await farm.wait()
+        assert all(j.state is JobState.FAILED for j in batch.jobs)
+        stats = farm.stats()[LOCAL]
+        assert stats.failed >= 1 and stats.errors
+        farm.reset_errors(LOCAL)
+        assert (farm.stats()[LOCAL].failed, farm.stats()[LOCAL].errors) == (0, [])
