@@ -183,8 +183,7 @@ class NodeClient:
         """The request's signature (protocol 2): proof of the farm token, never the token itself."""
         if not self._token:
             return {}
-        value = signing.authorization(self._token, method, path, digest, now=time.time(), nonce=secrets.token_hex(16))
-        return {"Authorization": value}
+        return {"Authorization": _authorization(self._token, method, path, digest)}
 
     @contextlib.asynccontextmanager
     async def _request(
@@ -282,10 +281,13 @@ def signed_by(token: str) -> tuple[aiohttp.ClientMiddlewareType, ...]:
             else:
                 data = body if isinstance(body, bytes) else (await body.as_bytes() if body is not None else b"")
                 digest = _digest(request.method, path, data)
-            value = signing.authorization(
-                token, request.method, path, digest, now=time.time(), nonce=secrets.token_hex(16)
-            )
+            value = _authorization(token, request.method, path, digest)
             request.headers["Authorization"] = value
         return await handler(request)
 
     return (sign,)
+
+
+def _authorization(token: str, method: str, path: str, digest: str) -> str:
+    """A signed ``Authorization`` value for a request made now, with a fresh nonce."""
+    return signing.authorization(token, method, path, digest, now=time.time(), nonce=secrets.token_hex(16))

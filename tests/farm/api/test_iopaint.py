@@ -16,7 +16,7 @@ import pytest
 import socketio
 from PIL import Image, PngImagePlugin
 
-from farm.api.iopaint import SAMPLERS, IopaintError, IopaintModel, parse_fields, spec_for
+from farm.api.iopaint import SAMPLERS, FieldError, IopaintError, IopaintModel, parse_fields, spec_for
 from farm.engines.installed import default_registry
 from tests.farm.api import clients
 from tests.farm.api.helpers import Served, box, decode, encode, scene, serving
@@ -234,7 +234,7 @@ def test_stable_diffusion_fields_map_and_what_it_cannot_do_is_refused() -> None:
     for field, value in (("enable_controlnet", True), ("use_extender", True), ("sd_keep_unmasked_area", False)):
         with pytest.raises(IopaintError, match=field):
             spec_for(parse_fields({**body, field: value}), sd, "png")
-    with pytest.raises(Exception, match="no sampler 'LMS'"):
+    with pytest.raises(FieldError, match="no sampler 'LMS'"):
         spec_for(parse_fields({**body, "sd_sampler": "LMS"}), sd, "png")
     cv = IopaintModel("cv2", "cv2", None, "inpaint")
     spec, _ = spec_for(parse_fields({**body, "hd_strategy": "Resize", "hd_strategy_resize_limit": 1024}), cv, "webp")

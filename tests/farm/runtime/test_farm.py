@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from farm import Batch, BatchEnded, EditSpec, Farm, FarmEvent, FarmSettings, JobEvent, JobState, NodeEvent
+from farm import Batch, BatchEnded, EditSpec, Farm, FarmError, FarmEvent, FarmSettings, JobEvent, JobState, NodeEvent
 from farm.core.scheduler import LOCAL
 from farm.engines.installed import default_registry
 from tests.conftest import REPO
@@ -49,7 +49,7 @@ async def test_this_pc_alone_runs_a_batch_and_says_when_it_ended(tmp_path: Path)
         assert local.id == LOCAL and local.local and local.stats.done == 4
         assert farm.stats()[LOCAL].done == 4 and set(farm.jobs) == {j.id for j in batch.jobs}
         assert farm.nodes() == [] and farm.unreached() == []
-        with pytest.raises(Exception, match="uses no nodes"):
+        with pytest.raises(FarmError, match="uses no nodes"):
             await farm.add_peer("127.0.0.1:9")
 
 
@@ -135,7 +135,7 @@ async def test_a_node_by_address_works_and_a_new_token_makes_it_unauthorised(tmp
 
 async def test_a_peer_that_does_not_answer_is_named(tmp_path: Path) -> None:
     async with Farm.open(FarmSettings(token=TOKEN, use_local=False, mdns=False)) as farm:
-        with pytest.raises(Exception, match=r"127\.0\.0\.1:9 did not answer \(connection refused\)"):
+        with pytest.raises(FarmError, match=r"127\.0\.0\.1:9 did not answer \(connection refused\)"):
             await farm.add_peer("127.0.0.1:9", wait=3.0)
         assert farm.nodes() == []
 
