@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import Phase, example, find, given, settings
+from hypothesis import Phase, assume, example, find, given, settings
 from hypothesis import strategies as st
 
 from farm import EditSpec, IllegalTransition, Job, JobState, SpecError, default_registry
@@ -150,7 +150,10 @@ def _finite(spec: EditSpec) -> bool:
 def test_mutated_specs_parse_and_round_trip_or_raise_spec_error(data: Any) -> None:
     """Whatever parses comes back the same through to_dict and through JSON; all else is a SpecError
     (any other exception escapes, and hypothesis shows the input)."""
-    wire = json.dumps(data)
+    try:
+        wire = json.dumps(data)
+    except ValueError:  # a mutation made the dict contain itself: no JSON (so no wire) can carry that
+        assume(False)
     try:
         spec = EditSpec.from_dict(data)
     except SpecError:
