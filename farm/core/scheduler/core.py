@@ -3,7 +3,10 @@
 Placement rules, in order:
 - a job only goes to a worker that is online, not paused, can run its engine/model/memory, has not
   blocklisted that engine, and has room (slots, plus one queued ahead on peers so a GPU never idles
-  during an upload);
+  during an upload); a job whose engine has ended there (:meth:`Scheduler.computed`) no longer takes
+  room while its result is downloaded, so the next upload overlaps that download;
+- a worker's expected time for a job is its engine time plus, on a node, the job's transfer at the
+  link rate measured for that node (this PC moves no bytes);
 - among the jobs a worker can take, the highest priority first, FIFO within one;
 - a retried job (its worker failed or vanished) goes to another peer, the local worker last;
 - at the tail of the queue, a job waits for a faster worker when that one would finish it sooner;
@@ -29,7 +32,7 @@ from farm.core.scheduler.model import (
     Policy,
     WorkerCaps,
 )
-from farm.core.scheduler.speed import SpeedEstimate
+from farm.core.scheduler.speed import LinkEstimate, SpeedEstimate
 
 QUEUED, ACTIVE, COMMITTING = Phase.QUEUED, Phase.ACTIVE, Phase.COMMITTING
 DONE, FAILED, CANCELLED = Phase.DONE, Phase.FAILED, Phase.CANCELLED
@@ -50,6 +53,7 @@ class _Job:
     not_before: float = 0.0
     backed_up: bool = False
     winner: str | None = None
+    computed: set[str] = field(default_factory=set)  # workers whose engine ended (result not yet fetched)
 
     @property
     def retried(self) -> bool:
@@ -62,7 +66,9 @@ class _Worker:
     online: bool = True
     paused: bool = False
     inflight: dict[str, float] = field(default_factory=dict)  # job -> start time (dispatch or started)
+    fetching: set[str] = field(default_factory=set)  # jobs computed here whose result is being fetched
     speed: dict[str, SpeedEstimate] = field(default_factory=dict)
+    link: LinkEstimate = field(default_factory=LinkEstimate)
     consecutive_failures: dict[str, int] = field(default_factory=dict)
     blocked_until: dict[str, float] = field(default_factory=dict)
     compat: dict[Kind, bool] = field(default_factory=dict)
@@ -83,6 +89,13 @@ class _Worker:
     def predict(self, engine: str, megapixels: float) -> float | None:
         est = self.speed.get(engine)
         return est.predict(megapixels) if est else None
+
+    def expected(self, req: JobRequest, ship_ratio: float) -> float | None:
+        """Seconds from dispatch to result here: the engine time, plus the transfer on a node's link."""
+        compute = self.predict(req.engine, req.megapixels)
+        if compute is None or self.caps.local:
+            return compute
+        return compute + self.link.seconds_for(req.transfer_bytes * (ship_ratio if req.shippable else 1.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +127,7 @@ class Scheduler:
         self._active: set[str] = set()  # jobs some worker runs now
         self._room: set[str] = set()  # workers that could take a job now
         self.paused = False
+        self.ship_ratio = 1.0  # bytes a shipped cut moves per byte of the whole files (measured: shipped())
 
     # ----------------------------------------------------------------- jobs
     def add_jobs(self, requests: Iterable[JobRequest], now: float) -> list[Decision]:
@@ -157,6 +171,31 @@ class Scheduler:
             job.assigned[worker_id] = now
             worker.inflight[job_id] = now
 
+    def computed(self, job_id: str, worker_id: str, now: float) -> list[Decision]:
+        """The worker's engine has ended the job; its result is being fetched. The job stops taking room
+        there (the next job's upload overlaps this download) and the engine time is measured now."""
+        job = self._jobs.get(job_id)
+        worker = self._workers.get(worker_id)
+        if job is None or worker is None or worker_id not in job.assigned or job_id not in worker.inflight:
+            return []
+        start = worker.inflight.pop(job_id)
+        worker.fetching.add(job_id)
+        job.computed.add(worker_id)
+        self._measure(worker, job, now - start)
+        self._touch(worker)
+        return self._fill(now)
+
+    def link_measured(self, worker_id: str, nbytes: int, seconds: float) -> None:
+        """A transfer to or from a worker took ``seconds`` for ``nbytes``."""
+        worker = self._workers.get(worker_id)
+        if worker is not None:
+            worker.link.add(nbytes, seconds)
+
+    def shipped(self, ratio: float) -> None:
+        """A job travelled as a cut of ``ratio`` times its whole files (moving average over the farm)."""
+        if ratio > 0:
+            self.ship_ratio += 0.3 * (min(ratio, 1.0) - self.ship_ratio)
+
     def succeeded(self, job_id: str, worker_id: str, now: float) -> tuple[bool, list[Decision]]:
         """A worker has the result. True if it is the first: the caller then writes the output and
         calls :meth:`committed`; other copies are cancelled. False: drop the result (a late copy)."""
@@ -164,15 +203,16 @@ class Scheduler:
         worker = self._workers.get(worker_id)
         start = job.assigned.pop(worker_id, None) if job else None
         if worker is not None:
-            worker.inflight.pop(job_id, None)
+            started = worker.inflight.pop(job_id, None)
+            worker.fetching.discard(job_id)
             self._touch(worker)
         if job is None or start is None or job.state != ACTIVE:
             return False, self._fill(now)
         if worker is not None:
             worker.done += 1
             worker.consecutive_failures.pop(job.req.engine, None)
-            est = worker.speed.setdefault(job.req.engine, SpeedEstimate(alpha=self.policy.speed_alpha))
-            est.add(now - start, job.req.megapixels)
+            if worker_id not in job.computed:  # else measured when its engine ended
+                self._measure(worker, job, now - (started if started is not None else start))
         for loser_id, since in job.assigned.items():  # a copy still running elsewhere lost the race
             loser = self._workers.get(loser_id)
             if loser is not None and loser.predict(job.req.engine, job.req.megapixels) is None:
@@ -183,6 +223,10 @@ class Scheduler:
         job.winner = worker_id
         out: list[Decision] = self._release_all(job, "another worker finished it first")
         return True, out + self._fill(now)
+
+    def _measure(self, worker: _Worker, job: _Job, seconds: float) -> None:
+        est = worker.speed.setdefault(job.req.engine, SpeedEstimate(alpha=self.policy.speed_alpha))
+        est.add(seconds, job.req.megapixels)
 
     def committed(self, job_id: str, now: float, error: str | None = None) -> list[Decision]:
         """The output was written (or could not be: ``error``); the job ends."""
@@ -203,7 +247,10 @@ class Scheduler:
         worker = self._workers.get(worker_id)
         if worker is not None:
             worker.inflight.pop(job_id, None)
+            worker.fetching.discard(job_id)
             self._touch(worker)
+        if job is not None:
+            job.computed.discard(worker_id)
         if job is None or job.assigned.pop(worker_id, None) is None or job.state != ACTIVE:
             return self._fill(now)
         p = self.policy
@@ -259,7 +306,7 @@ class Scheduler:
         worker.online = False
         self._touch(worker)
         out: list[Decision] = []
-        for job_id in list(worker.inflight):
+        for job_id in [*worker.inflight, *worker.fetching]:
             out += self.failed(job_id, worker_id, FailureKind.LOST, reason, now)
         return out + self._fill(now)
 
@@ -374,9 +421,11 @@ class Scheduler:
             worker = self._workers.get(wid)
             if worker is not None:
                 worker.inflight.pop(job.req.id, None)
+                worker.fetching.discard(job.req.id)
                 self._touch(worker)
             out.append(Cancel(job.req.id, wid, reason))
         job.assigned.clear()
+        job.computed.clear()
         return out
 
     def _compatible(self, worker: _Worker, kind: Kind, req: JobRequest) -> bool:
@@ -472,14 +521,14 @@ class Scheduler:
 
     def _among_fastest(self, worker: _Worker, job: _Job) -> bool:
         """Whether ``worker`` is known to be about as fast as the fastest worker for ``job``'s engine."""
-        mine = worker.predict(job.req.engine, job.req.megapixels)
+        mine = worker.expected(job.req, self.ship_ratio)
         if mine is None:
             return False
         best = min(
             (
                 t
                 for w in self._workers.values()
-                if w.online and not w.paused and (t := w.predict(job.req.engine, job.req.megapixels)) is not None
+                if w.online and not w.paused and (t := w.expected(job.req, self.ship_ratio)) is not None
             ),
             default=mine,
         )
@@ -502,14 +551,14 @@ class Scheduler:
         ends = []
         for jid, start in worker.inflight.items():
             other = self._jobs[jid]
-            t = worker.predict(other.req.engine, other.req.megapixels)
+            t = worker.expected(other.req, self.ship_ratio)
             if t is None:
                 return float("inf")
             ends.append(max(now, start + t))
         ends.sort()
         # the slot that frees first; jobs queued ahead on the worker push it back
         ahead = len(worker.inflight) - worker.caps.slots
-        t_job = worker.predict(job.req.engine, job.req.megapixels) or 0.0
+        t_job = worker.predict(job.req.engine, job.req.megapixels) or 0.0  # queued ahead: engine time only
         return ends[0] + ahead * t_job / max(1, worker.caps.slots)
 
     def _should_wait(self, job: _Job, worker: _Worker, now: float) -> bool:
@@ -519,7 +568,7 @@ class Scheduler:
         speed estimates; the queued jobs ahead of this one claim the faster workers' slots first (a
         small earliest-finish simulation), so a fast worker is not counted on for more than it can take.
         """
-        t_here = worker.predict(job.req.engine, job.req.megapixels)
+        t_here = worker.expected(job.req, self.ship_ratio)
         if t_here is None or self._queued > self._online_slots():
             return False
         margin = self.policy.tail_margin
@@ -527,7 +576,7 @@ class Scheduler:
         for w in self._workers.values():
             if w is worker or not w.online or w.paused:
                 continue
-            t = w.predict(job.req.engine, job.req.megapixels)
+            t = w.expected(job.req, self.ship_ratio)
             if t is not None and t * margin < t_here and self._could_run(job, w, now) and self._eligible(job, w, now):
                 faster.append((w, t))
         if not faster:
@@ -546,10 +595,10 @@ class Scheduler:
         for other in ahead:
             best_w, best_end = None, float("inf")
             for w, _ in faster:
-                t = w.predict(other.req.engine, other.req.megapixels)
+                t = w.expected(other.req, self.ship_ratio)
                 if t is not None and free[w.id] + t < best_end:
                     best_w, best_end = w, free[w.id] + t
-            t_other_here = worker.predict(other.req.engine, other.req.megapixels) or 0.0
+            t_other_here = worker.expected(other.req, self.ship_ratio) or 0.0
             if best_w is not None and best_end < now + t_other_here:
                 free[best_w.id] = best_end
         finish_here = now + t_here
@@ -570,8 +619,10 @@ class Scheduler:
                     continue
                 ((holder_id, start),) = job.assigned.items()
                 holder = self._workers[holder_id]
-                t_holder = holder.predict(job.req.engine, job.req.megapixels)
-                t_here = worker.predict(job.req.engine, job.req.megapixels)
+                if job.req.id in holder.fetching:  # its engine is done: the result is on its way
+                    continue
+                t_holder = holder.expected(job.req, self.ship_ratio)
+                t_here = worker.expected(job.req, self.ship_ratio)
                 if t_here is None:
                     continue
                 expected_end = start + t_holder if t_holder is not None else now
