@@ -67,6 +67,7 @@ class _Worker:
     paused: bool = False
     inflight: dict[str, float] = field(default_factory=dict)  # job -> start time (dispatch or started)
     fetching: set[str] = field(default_factory=set)  # jobs computed here whose result is being fetched
+    started: set[str] = field(default_factory=set)  # in-flight jobs whose engine has begun (the rest wait)
     speed: dict[str, SpeedEstimate] = field(default_factory=dict)
     link: LinkEstimate = field(default_factory=LinkEstimate)
     consecutive_failures: dict[str, int] = field(default_factory=dict)
@@ -128,6 +129,8 @@ class Scheduler:
         self._room: set[str] = set()  # workers that could take a job now
         self.paused = False
         self.ship_ratio = 1.0  # bytes a shipped cut moves per byte of the whole files (measured: shipped())
+        self._memo: dict[tuple[object, ...], float] = {}  # farm-wide estimates within one _fill
+        self._ranks: dict[tuple[object, ...], list[tuple[float, _Worker]]] = {}
 
     # ----------------------------------------------------------------- jobs
     def add_jobs(self, requests: Iterable[JobRequest], now: float) -> list[Decision]:
@@ -170,6 +173,7 @@ class Scheduler:
         if job and worker and worker_id in job.assigned and job_id in worker.inflight:
             job.assigned[worker_id] = now
             worker.inflight[job_id] = now
+            worker.started.add(job_id)
 
     def computed(self, job_id: str, worker_id: str, now: float) -> list[Decision]:
         """The worker's engine has ended the job; its result is being fetched. The job stops taking room
@@ -179,6 +183,7 @@ class Scheduler:
         if job is None or worker is None or worker_id not in job.assigned or job_id not in worker.inflight:
             return []
         start = worker.inflight.pop(job_id)
+        worker.started.discard(job_id)
         worker.fetching.add(job_id)
         job.computed.add(worker_id)
         self._measure(worker, job, now - start)
@@ -204,6 +209,7 @@ class Scheduler:
         start = job.assigned.pop(worker_id, None) if job else None
         if worker is not None:
             started = worker.inflight.pop(job_id, None)
+            worker.started.discard(job_id)
             worker.fetching.discard(job_id)
             self._touch(worker)
         if job is None or start is None or job.state != ACTIVE:
@@ -247,6 +253,7 @@ class Scheduler:
         worker = self._workers.get(worker_id)
         if worker is not None:
             worker.inflight.pop(job_id, None)
+            worker.started.discard(job_id)
             worker.fetching.discard(job_id)
             self._touch(worker)
         if job is not None:
@@ -421,6 +428,7 @@ class Scheduler:
             worker = self._workers.get(wid)
             if worker is not None:
                 worker.inflight.pop(job.req.id, None)
+                worker.started.discard(job.req.id)
                 worker.fetching.discard(job.req.id)
                 self._touch(worker)
             out.append(Cancel(job.req.id, wid, reason))
@@ -487,6 +495,8 @@ class Scheduler:
     def _fill(self, now: float) -> list[Decision]:
         if self.paused or self._queued == 0 or not self._room:
             return []
+        self._memo.clear()  # estimates hold for one fill
+        self._ranks.clear()
         out: list[Decision] = []
         waiting: set[str] = set()
         tail = self._queued <= self._online_slots()
@@ -501,13 +511,7 @@ class Scheduler:
                 if not worker.has_room():
                     continue
                 job = self._best_job_for(worker, now)
-                if (
-                    job is not None
-                    and tail
-                    and len(worker.inflight) >= worker.caps.slots
-                    and not self._among_fastest(worker, job)
-                ):
-                    # near the end, a job queued ahead on a busy, slower node could be stranded there
+                if job is not None and self._strands(job, worker, now, tail):
                     job = None
                 if job is None or self._should_wait(job, worker, now):
                     waiting.add(worker.id)
@@ -519,20 +523,78 @@ class Scheduler:
                 break
         return out
 
+    def _strands(self, job: _Job, worker: _Worker, now: float, tail: bool) -> bool:
+        """Whether ``job``, queued ahead on busy ``worker``, would wait there longer than it should.
+
+        Near the end (no more queued jobs than slots) only the fastest workers queue ahead. At any time, a
+        job is left for the rest of the farm when waiting for a slot here and running here would end
+        later than the farm drains its queue and runs it on its fastest worker (a job queued behind a slow
+        node's 6 s job, or started there, while fast nodes are about to idle). Early in a batch the queue
+        takes long to drain, so every worker takes work.
+        """
+        busy = len(worker.inflight) >= worker.caps.slots
+        if busy and tail and not self._among_fastest(worker, job):
+            return True
+        t_here = worker.expected(job.req, self.ship_ratio)
+        if t_here is None:
+            return False
+        compute = worker.predict(job.req.engine, job.req.megapixels) or 0.0
+        transfer = t_here - compute  # half up, half down; the upload overlaps the wait for a slot
+        wait = max(0.0, self._slot_free_at(worker, job, now) - now) if busy else 0.0
+        finish = max(wait, transfer / 2) + compute + transfer / 2
+        return finish > (self._drain_seconds(job) + self._fastest(job)) * self.policy.tail_margin
+
+    def _drain_seconds(self, job: _Job) -> float:
+        """How long the farm needs for the queued jobs, at its measured rate for jobs like ``job``
+        (infinite while nothing is measured)."""
+        key = ("drain", *self._signature(job.req))
+        found = self._memo.get(key)
+        if found is None:
+            rate = 0.0
+            for w in self._workers.values():
+                if w.online and not w.paused and (t := w.expected(job.req, self.ship_ratio)):
+                    rate += w.caps.slots / t
+            found = self._memo[key] = self._queued / rate if rate else float("inf")
+        return found
+
+    @staticmethod
+    def _signature(req: JobRequest) -> tuple[object, ...]:
+        """What a worker's expected time for a job depends on."""
+        return (req.engine, req.megapixels, req.transfer_bytes, req.shippable)
+
     def _among_fastest(self, worker: _Worker, job: _Job) -> bool:
         """Whether ``worker`` is known to be about as fast as the fastest worker for ``job``'s engine."""
         mine = worker.expected(job.req, self.ship_ratio)
         if mine is None:
             return False
-        best = min(
-            (
-                t
-                for w in self._workers.values()
-                if w.online and not w.paused and (t := w.expected(job.req, self.ship_ratio)) is not None
-            ),
-            default=mine,
-        )
-        return mine <= best * self.policy.tail_margin
+        return mine <= self._fastest(job, mine) * self.policy.tail_margin
+
+    def _ranked(self, job: _Job) -> list[tuple[float, _Worker]]:
+        """The online workers with an estimate for jobs like ``job``, fastest first (once per fill)."""
+        key = ("ranked", *self._signature(job.req))
+        found = self._ranks.get(key)
+        if found is None:
+            found = sorted(
+                (
+                    (t, w)
+                    for w in self._workers.values()
+                    if w.online and not w.paused and (t := w.expected(job.req, self.ship_ratio)) is not None
+                ),
+                key=lambda tw: (tw[0], tw[1].order),
+            )
+            self._ranks[key] = found
+        return found
+
+    def _fastest(self, job: _Job, default: float = 0.0) -> float:
+        """The shortest expected time for ``job`` on any online worker (``default`` if none is measured)."""
+        key = ("fastest", *self._signature(job.req))
+        best = self._memo.get(key)
+        if best is None:
+            ranked = self._ranked(job)
+            if not ranked:
+                return default
+            best = self._memo[key] = ranked[0][0]
+        return best
 
     def _online_slots(self) -> int:
         return sum(w.caps.slots for w in self._workers.values() if w.online and not w.paused)
@@ -548,18 +610,22 @@ class Scheduler:
         """When ``worker`` could start another job like ``job``, from its running jobs' estimates."""
         if len(worker.inflight) < worker.caps.slots:
             return now
-        ends = []
+        slots: list[float] = []  # when each slot frees: the running jobs' expected ends
+        queued: list[float] = []  # the jobs waiting there for a slot, each its engine time
         for jid, start in worker.inflight.items():
             other = self._jobs[jid]
             t = worker.expected(other.req, self.ship_ratio)
             if t is None:
                 return float("inf")
-            ends.append(max(now, start + t))
-        ends.sort()
-        # the slot that frees first; jobs queued ahead on the worker push it back
-        ahead = len(worker.inflight) - worker.caps.slots
-        t_job = worker.predict(job.req.engine, job.req.megapixels) or 0.0  # queued ahead: engine time only
-        return ends[0] + ahead * t_job / max(1, worker.caps.slots)
+            if jid in worker.started:
+                slots.append(max(now, start + t))
+            else:
+                queued.append(worker.predict(other.req.engine, other.req.megapixels) or t)
+        slots += [now] * max(0, worker.caps.slots - len(slots))
+        heapq.heapify(slots)
+        for t in queued:  # each waiting job takes the slot that frees first
+            heapq.heappush(slots, heapq.heappop(slots) + t)
+        return slots[0]
 
     def _should_wait(self, job: _Job, worker: _Worker, now: float) -> bool:
         """Tail rule: leave ``job`` for a faster worker that would still finish it clearly sooner.
@@ -573,15 +639,17 @@ class Scheduler:
             return False
         margin = self.policy.tail_margin
         faster: list[tuple[_Worker, float]] = []
-        for w in self._workers.values():
-            if w is worker or not w.online or w.paused:
-                continue
-            t = w.expected(job.req, self.ship_ratio)
-            if t is not None and t * margin < t_here and self._could_run(job, w, now) and self._eligible(job, w, now):
+        for t, w in self._ranked(job):  # fastest first: stop at the first that is not clearly faster
+            if t * margin >= t_here:
+                break
+            if w is not worker and self._could_run(job, w, now) and self._eligible(job, w, now):
                 faster.append((w, t))
         if not faster:
             return False
         free = {w.id: self._slot_free_at(w, job, now) for w, _ in faster}
+        finish_here = now + t_here
+        if all(free[w.id] + t * margin >= finish_here for w, t in faster):
+            return False  # none of them is free soon enough, whatever the jobs ahead do
         key = (-job.req.priority, job.seq)
         ahead = sorted(
             (
@@ -595,13 +663,12 @@ class Scheduler:
         for other in ahead:
             best_w, best_end = None, float("inf")
             for w, _ in faster:
-                t = w.expected(other.req, self.ship_ratio)
-                if t is not None and free[w.id] + t < best_end:
-                    best_w, best_end = w, free[w.id] + t
+                t_there = w.expected(other.req, self.ship_ratio)
+                if t_there is not None and free[w.id] + t_there < best_end:
+                    best_w, best_end = w, free[w.id] + t_there
             t_other_here = worker.expected(other.req, self.ship_ratio) or 0.0
             if best_w is not None and best_end < now + t_other_here:
                 free[best_w.id] = best_end
-        finish_here = now + t_here
         return any(free[w.id] + t * margin < finish_here for w, t in faster)
 
     def _backups(self, now: float) -> list[Decision]:

@@ -124,3 +124,21 @@ def test_link_estimate_weighs_big_transfers_and_the_newest() -> None:
     for _ in range(20):
         link.add(10 * MB, 1.0)  # the link got slower
     assert abs((link.rate or 0) - 10 * MB) < 0.5 * MB
+
+
+def test_no_job_waits_behind_a_slow_nodes_job_while_fast_nodes_are_about_to_idle() -> None:
+    """A job queued ahead on a 12x slower node waits there for its running job; once the fast nodes
+    would drain the queue sooner, the slow node takes no more (else the batch ends ~2 of its jobs late)."""
+    from tests.farm.core.schedsim import Simulation, SimWorker
+
+    s = Scheduler()
+    workers = [SimWorker(WorkerCaps(f"fast{i}", engines=CV2), 0.5) for i in range(3)]
+    workers.append(SimWorker(WorkerCaps("slow", engines=CV2), 6.0))
+    sim = Simulation(s, workers, tick=0.05)
+    sim.add([JobRequest(f"j{i:03d}", "cv2") for i in range(80)])
+    makespan = sim.run()
+    ideal = 80 / (3 / 0.5 + 1 / 6.0)
+    assert makespan <= ideal * 1.1 + 0.5, (makespan, ideal)
+    rescued = [j for j, ran in sim.ran.items() if len(ran) > 1]
+    assert not rescued, f"{rescued} had to be backed up: they were stranded on the slow node"
+    assert all(n == 1 for n in sim.commits.values())
