@@ -38,6 +38,7 @@ class Shipment:
     spec: EditSpec
     image_sha: str
     mask_sha: str
+    cut_seconds: float = 0.0  # how long cutting it took here (the farm weighs it against the link)
 
     @property
     def size(self) -> int:

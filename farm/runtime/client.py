@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import secrets
@@ -112,8 +113,9 @@ class NodeClient:
         """
         if sha in self._known_blobs:
             return False
+        body = io.BytesIO(data)  # streamed in chunks: raw bytes of many MB would hold up the loop
         async with self._request(
-            "PUT", f"/v1/blobs/{sha}", data=data, expect100=True, headers={"Content-Type": "application/octet-stream"}
+            "PUT", f"/v1/blobs/{sha}", data=body, expect100=True, headers={"Content-Type": "application/octet-stream"}
         ) as resp:
             if resp.status not in (200, 201):
                 await self._raise_for(resp)

@@ -34,6 +34,7 @@ from farm.core.scheduler import (
     Policy,
     Scheduler,
 )
+from farm.core.shipping_choice import CutCost, send_whole
 from farm.core.spec import EditSpec
 from farm.engines.registry import Registry
 from farm.errors import EngineError, FarmError, OutputError
@@ -98,6 +99,9 @@ class FarmOptions:
     tick_seconds: float = 0.25
     client_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     payload_cache_bytes: int = 256 << 20
+    #: how an inpaint travels to a node: ``crop`` (what its engine needs), ``whole`` (the input as it is),
+    #: ``auto`` (the crop, unless the link is fast enough that cutting here costs more than it saves)
+    shipping: str = "auto"
 
 
 class Dispatcher:
@@ -123,6 +127,7 @@ class Dispatcher:
         self.jobs: dict[str, Job] = {}
         self.progress: dict[str, float] = {}
         self.stats: dict[str, WorkerStats] = {}
+        self._cut_cost = CutCost()  # this PC's time to cut crops for nodes and paste their results back
         self.workers: dict[str, Worker] = {}
         self._specs: dict[str, EditSpec] = {}
         self._attempts: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -458,6 +463,15 @@ class Dispatcher:
 
     def shipped(self, ratio: float) -> None:
         self.scheduler.shipped(ratio)
+
+    def cut_measured(self, seconds: float, nbytes: int) -> None:
+        self._cut_cost.add(seconds, nbytes)
+
+    def prefer_whole(self, worker_id: str, nbytes: int) -> bool:
+        if self.options.shipping != "auto":
+            return self.options.shipping == "whole"
+        link = self.scheduler.link_rate(worker_id)
+        return send_whole(nbytes, self.scheduler.ship_ratio, link, self._cut_cost)
 
     def _on_progress(self, job: Job, fraction: float) -> None:
         self.progress[job.id] = fraction

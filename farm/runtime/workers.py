@@ -47,6 +47,10 @@ class TransferObserver(Protocol):
 
     def shipped(self, ratio: float) -> None: ...
 
+    def cut_measured(self, seconds: float, nbytes: int) -> None: ...
+
+    def prefer_whole(self, worker_id: str, nbytes: int) -> bool: ...
+
 
 class WorkerFailure(Exception):
     """An attempt failed; ``kind`` tells the scheduler whose fault it was."""
@@ -285,18 +289,29 @@ class RemoteWorker:
         """The crop that travels instead of the whole image, cut off the loop (None: the whole input)."""
         if task.mask is None or not shippable(task.spec, True):
             return None
+        whole = len(task.image) + len(task.mask)
+        if self.observer is not None and self.observer.prefer_whole(self.id, whole):
+            return None  # a fast link: the node decoding and encoding the frame saves this PC more
+        began = time.monotonic()
         shipment = await asyncio.to_thread(
             cut, task.image, task.mask, task.spec, max_pixels=task.max_pixels, resize_mask=task.resize_mask
         )
-        if shipment is not None and self.observer is not None:
-            self.observer.shipped(shipment.size / max(1, len(task.image) + len(task.mask)))
+        if shipment is not None:
+            shipment.cut_seconds = time.monotonic() - began
+            if self.observer is not None:
+                self.observer.shipped(shipment.size / max(1, whole))
         return shipment
 
     async def _paste(self, shipment: Shipment, result: bytes, task: Task) -> bytes:
+        began = time.monotonic()
         try:
-            return await asyncio.to_thread(paste, shipment, result, task.spec.output)
+            data = await asyncio.to_thread(paste, shipment, result, task.spec.output)
         except ImageError as exc:  # what came back is not the crop that was sent: the node's fault
             raise WorkerFailure(FailureKind.ENGINE, f"{self.name}: {exc}") from None
+        if self.observer is not None:
+            seconds = shipment.cut_seconds + time.monotonic() - began
+            self.observer.cut_measured(seconds, len(task.image) + (len(task.mask) if task.mask else 0))
+        return data
 
     async def _send(self, data: bytes, sha: str) -> None:
         began = time.monotonic()

@@ -196,6 +196,11 @@ class Scheduler:
         if worker is not None:
             worker.link.add(nbytes, seconds)
 
+    def link_rate(self, worker_id: str) -> float | None:
+        """The measured link rate to a worker in bytes per second (None before any transfer)."""
+        worker = self._workers.get(worker_id)
+        return worker.link.rate if worker is not None else None
+
     def shipped(self, ratio: float) -> None:
         """A job travelled as a cut of ``ratio`` times its whole files (moving average over the farm)."""
         if ratio > 0:

@@ -53,11 +53,11 @@ def _inputs(folder: Path) -> Path:
     return folder
 
 
-async def _run(src: Path, out: Path, spec: EditSpec, node: str | None) -> dict[str, bytes]:
+async def _run(src: Path, out: Path, spec: EditSpec, node: str | None, shipping: str = "crop") -> dict[str, bytes]:
     out.mkdir(parents=True)
     items, problems = plan([src], None, out, spec.output)
     assert not problems
-    options = FarmOptions(use_local=node is None)
+    options = FarmOptions(use_local=node is None, shipping=shipping)
     async with Dispatcher(default_registry(), token=TOKEN, options=options) as farm:
         if node is not None:
             await farm.add_peer(node)
@@ -115,3 +115,18 @@ def test_a_small_edit_or_an_empty_mask_travels_whole() -> None:
     shipment = cut(photo, cv2.imencode(".png", _mask())[1].tobytes(), CROP)
     assert shipment is not None and shipment.spec.hd.strategy == "original" and shipment.spec.output.format == "png"
     assert shipment.view.image.shape == (70 + 2 * 128, 110 + 2 * 128, 3)
+
+
+async def test_whole_images_travel_when_the_farm_chooses_so(tmp_path: Path, node: tuple[str, Path]) -> None:
+    """``whole`` (what ``auto`` picks on a link faster than this PC's cut: farm.core.shipping_choice): the
+    node gets the input as it is and does all of it; the outputs are the same."""
+    url, home = node
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(src / f"p{i}.png"), _photo(10 + i))
+        cv2.imwrite(str(src / f"p{i}_mask.png"), _mask())
+    local = await _run(src, tmp_path / "local", CROP, None)
+    assert await _run(src, tmp_path / "whole", CROP, url, shipping="whole") == local
+    inputs = {p.stat().st_size for p in src.glob("p?.png")}
+    assert inputs <= set(_blob_sizes(home)), "the whole inputs did not reach the node"
