@@ -154,6 +154,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     work.add_argument("--no-local", action="store_true", help="do not edit on this PC, only on nodes")
     work.add_argument("--local-only", action="store_true", help="use no nodes, only this PC")
     work.add_argument(
+        "--send",
+        default="auto",
+        choices=["auto", "crop", "whole"],
+        help="what an inpaint sends a node: the crop its engine needs, the whole image, or auto (the crop, "
+        "unless the link is fast enough that cutting it here costs more than it saves)",
+    )
+    work.add_argument(
         "--no-discovery", action="store_true", help=f"no mDNS, only saved and given peers (also {DISCOVERY_ENV}=off)"
     )
     add_discover_on(work)
@@ -262,6 +269,7 @@ def handle(args: argparse.Namespace) -> int:
         store=default_store_path(),
         overwrite=args.overwrite,
         resize_mask=args.resize_mask,
+        shipping=args.send,
         max_pixels=int(args.max_megapixels * 1e6),
         unrunnable_after=args.wait,
         # a batch that ended (failures too) is finished: its rerun plans again, keeping what is up to

@@ -63,6 +63,7 @@ class FarmSettings:
     retry_failed_on_resume: bool = True
     overwrite: bool = False
     resize_mask: bool = False
+    shipping: str = "auto"  # how an inpaint travels to a node: auto, crop or whole (FarmOptions.shipping)
     max_pixels: int = DEFAULT_MAX_PIXELS
     heartbeat_interval: float = 2.0
     probe_timeout: float = 2.0
@@ -145,6 +146,7 @@ class Farm:
             resize_mask=settings.resize_mask,
             max_pixels=settings.max_pixels,
             tick_seconds=settings.tick_seconds,
+            shipping=settings.shipping,
         )
         self._dispatcher = Dispatcher(registry, token=settings.token, options=options, policy=policy, clock=clock)
         self._dispatcher.subscribe(self._on_dispatcher_event)

@@ -542,7 +542,9 @@ class Scheduler:
             return True
         t_here = worker.expected(job.req, self.ship_ratio)
         if t_here is None:
-            return False
+            # not measured yet: no job queued ahead there (a small batch is not handed to a node that
+            # may turn out slow before anything has been timed)
+            return busy and any(w is not worker and w.online and not w.paused for w in self._workers.values())
         compute = worker.predict(job.req.engine, job.req.megapixels) or 0.0
         transfer = t_here - compute  # half up, half down; the upload overlaps the wait for a slot
         wait = max(0.0, self._slot_free_at(worker, job, now) - now) if busy else 0.0

@@ -37,14 +37,25 @@ def dispatched(decisions: list) -> list[tuple[str, str]]:  # type: ignore[type-a
     return [(d.job_id, d.worker_id) for d in decisions if isinstance(d, Dispatch)]
 
 
-def test_peers_get_slots_plus_one_and_local_its_slots() -> None:
+def test_peers_get_slots_plus_one_once_measured_and_local_its_slots() -> None:
     s = Scheduler()
     s.worker_up(peer("a", slots=2), 0)
     s.worker_up(local(slots=1), 0)
     out = dispatched(s.add_jobs(jobs(10), 0))
     per = {w: sum(1 for _, x in out if x == w) for w in ("a", LOCAL)}
-    assert per == {"a": 3, LOCAL: 1}
-    assert s.queued() == 6
+    assert per == {"a": 2, LOCAL: 1}  # nothing queued ahead on a node not timed yet
+    assert s.queued() == 7
+    first = next(j for j, w in out if w == "a")
+    s.started(first, "a", 0.0)
+    won, more = s.succeeded(first, "a", 1.0)
+    assert won and [w for _, w in dispatched(more)] == ["a", "a"]  # measured: its slots plus one ahead
+    assert s.queued() == 5
+
+
+def test_a_lone_node_gets_its_job_ahead_from_the_start() -> None:
+    s = Scheduler()
+    s.worker_up(peer("a", slots=1), 0)
+    assert len(dispatched(s.add_jobs(jobs(5), 0))) == 2  # no other worker to leave the work to
 
 
 def test_priority_first_then_fifo() -> None:
@@ -103,11 +114,11 @@ def test_worker_vanishing_requeues_and_late_result_is_dropped() -> None:
     s.worker_up(peer("b"), 0)
     out = dispatched(s.add_jobs(jobs(4), 0))
     on_a = [j for j, w in out if w == "a"]
-    assert len(on_a) == 2
+    assert len(on_a) == 1  # one each: neither is timed yet
     redo = dispatched(s.worker_down("a", 1.0))
-    assert redo == []  # b is full (1 slot + 1 ahead); the jobs wait in the queue, not lost
+    assert redo == [(on_a[0], "b")]  # b, alone now, takes a's job ahead; the rest wait in the queue, not lost
     assert s.queued() == 2
-    running = [j for j, w in out if w == "b"]
+    running = [j for j, w in out if w == "b"] + [j for j, _ in redo]
     t = 2.0
     while running:  # b works through its own jobs, then the two that a dropped
         job = running.pop(0)
@@ -117,7 +128,8 @@ def test_worker_vanishing_requeues_and_late_result_is_dropped() -> None:
         running += [j for j, _ in dispatched(more)]
         redo += dispatched(more)
         t += 1
-    assert sorted(j for j, _ in redo) == sorted(on_a) and {w for _, w in redo} == {"b"}
+    assert sorted(j for j, _ in redo) == sorted({j for j, _ in redo}) and {w for _, w in redo} == {"b"}
+    assert on_a[0] in {j for j, _ in redo} and len(redo) == 3  # a's job and the two queued, once each
     assert s.unfinished() == 0
     won, _ = s.succeeded(on_a[0], "a", t)  # the dead node answers after all: too late
     assert not won
