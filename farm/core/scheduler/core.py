@@ -512,13 +512,22 @@ class Scheduler:
             # idle workers first; peers before the local worker at equal load
             candidates.sort(key=lambda w: (len(w.inflight) / max(1, w.caps.slots), w.caps.local, w.order))
             progressed = False
+            refused: dict[str, float] = {}  # job -> the fastest idle worker that left it for others
             for worker in candidates:
                 if not worker.has_room():
                     continue
                 job = self._best_job_for(worker, now)
-                if job is not None and self._strands(job, worker, now, tail):
-                    job = None
-                if job is None or self._should_wait(job, worker, now):
+                idle = not worker.inflight
+                t = worker.expected(job.req, self.ship_ratio) if job is not None and idle else None
+                if job is not None and t is not None and t >= refused.get(job.req.id, float("inf")):
+                    waiting.add(worker.id)  # a faster idle worker left it for others: so does this one
+                    continue
+                if job is None:
+                    waiting.add(worker.id)
+                    continue
+                if self._strands(job, worker, now, tail) or self._should_wait(job, worker, now):
+                    if t is not None:
+                        refused[job.req.id] = min(t, refused.get(job.req.id, t))
                     waiting.add(worker.id)
                     continue
                 self._assign(job, worker, now)
