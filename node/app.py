@@ -17,6 +17,7 @@ from farm.local import hardware as hw
 from farm.local.paths import cache_dir
 from node import keys
 from node.auth import NONCES, NonceBook, auth_middleware
+from node.availability import steward
 from node.blobs import GRACE, BlobStore
 from node.config import NodeConfig
 from node.errors import error_middleware
@@ -70,6 +71,7 @@ def create_app(
         job_timeout=config.job_timeout,
         clock=clock,
     )
+    app[keys.STEWARD] = steward(config, app[keys.RUNNER], clock)
     app[keys.SOCKETS] = weakref.WeakSet()
     setup_routes(app)
     app.cleanup_ctx.append(_runner_ctx)
@@ -85,6 +87,7 @@ def create_app(
 async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     runner = app[keys.RUNNER]
     runner.start()
+    app[keys.STEWARD].check()
     yield
     await runner.close()
 
@@ -104,6 +107,7 @@ async def _tick(app: web.Application) -> None:
     while True:
         await asyncio.sleep(LOAD_INTERVAL)
         try:
+            app[keys.STEWARD].check()
             runner.expire()
             if len(hub):
                 hub.publish(runner.load())

@@ -24,12 +24,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from farm.core.availability import Availability
+from farm.core.job import JobState
 from farm.engines import Registry
 from farm.errors import FarmError, ImageError, JobCancelled, SpecError
 from farm.imaging.codec import DEFAULT_MAX_PIXELS, Picture, encode_image
 from farm.imaging.pipeline import Prepared, prepare, run
 from node.blobs import BlobStore, DamagedBlob, read_blob, write_blob
-from node.errors import Invalid, MissingBlob, QueueFull, Unavailable
+from node.errors import Invalid, MissingBlob, NotAvailable, QueueFull, Unavailable
 from node.events import EventHub
 from node.jobs import JobBook, NodeJob, Phase, ProgressThrottle, ResultInfo
 from node.requests import JobRequest
@@ -75,6 +77,8 @@ class JobRunner:
         self.busy = 0  # engines running now, at most ``slots``
         self.prepared = 0  # jobs decoded so far (a counter for tests and diagnostics)
         self.listeners: list[Callable[[], None]] = []
+        self.availability: Callable[[], Availability] = Availability  # node.availability.Steward sets it
+        self.ended: list[Callable[[NodeJob], None]] = []  # called once per finished job (metrics)
         self._throttle = ProgressThrottle(0.1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._pool: ThreadPoolExecutor | None = None  # the slots: engines only
@@ -110,6 +114,34 @@ class JobRunner:
         self.draining = True
         self._changed()
 
+    def undrain(self) -> None:
+        """Take new jobs again (a drain is reversible; a shutdown is not)."""
+        if not self._closing and self.draining:
+            self.draining = False
+            self._changed()
+
+    def publish_load(self) -> None:
+        """Send the load (with the availability) to subscribers now, not at the next tick."""
+        self.hub.publish(self.load())
+        self._changed()
+
+    def hand_back(self, why: str, *, running: bool) -> int:
+        """Cancel the jobs whose engine has not started (and, with ``running``, the running ones too),
+        saying ``why``: the farm runs them elsewhere. Returns how many were handed back."""
+        now = self.clock()
+        count = 0
+        for job in list(self.book.active):
+            if job.state is JobState.RUNNING and not running:
+                continue
+            job.error = why
+            if self.book.cancel(job, now):
+                self._finished(job)
+            count += 1
+        if count:
+            log.info("%s (%d jobs)", why, count)
+            self._changed()
+        return count
+
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is queued or running; False on timeout."""
         try:
@@ -134,6 +166,7 @@ class JobRunner:
             "slots": {"total": self.slots, "free": self.free},
             "queue": self.queued,
             "running": [j.id for j in self.book.running],
+            **self.availability().to_dict(),
         }
 
     # -- requests --------------------------------------------------------------------------------
@@ -146,6 +179,9 @@ class JobRunner:
             raise Unavailable(
                 "this node is draining (shutting down or being serviced) and takes no new jobs; send it elsewhere"
             )
+        availability = self.availability()
+        if not availability.available:
+            raise NotAvailable(f"this node is {availability.label()}; it takes no new jobs now: send it elsewhere")
         if self.queued >= MAX_QUEUE:
             raise QueueFull(f"this node already has {MAX_QUEUE} queued jobs; try again later")
         desc, _params = self.registry.resolve(req.spec)
@@ -340,6 +376,9 @@ class JobRunner:
 
     def _publish(self, job: NodeJob) -> None:
         self.hub.publish({"type": "job", "job": job.to_dict()})
+        if job.state.finished:
+            for callback in self.ended:
+                callback(job)
 
     def _changed(self) -> None:
         for listener in self.listeners:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from farm.core.availability import Availability, State
 from farm.core.descriptor import EngineDescriptor
 from farm.errors import FarmError, SpecError
 
@@ -69,6 +70,8 @@ class NodeInfo:
     jobs_done: int = 0
     jobs_failed: int = 0
     draining: bool = False
+    availability: Availability = field(default_factory=Availability)  # state, reason, until (older nodes: available)
+    macs: tuple[str, ...] = ()  # its network cards' MAC addresses, for Wake-on-LAN
 
     # --- what callers plan with -------------------------------------------------------------------
 
@@ -147,6 +150,8 @@ class NodeInfo:
                 jobs_done=int(jobs.get("done") or 0),
                 jobs_failed=int(jobs.get("failed") or 0),
                 draining=bool(data.get("draining", False)),
+                availability=_availability(data),
+                macs=tuple(str(m) for m in _list(data.get("macs"), "macs")),
             )
         except NodeInfoError:
             raise
@@ -175,7 +180,15 @@ class NodeInfo:
             "uptime": self.uptime,
             "jobs": {"done": self.jobs_done, "failed": self.jobs_failed},
             "draining": self.draining,
+            **self.availability.to_dict(),
+            "macs": list(self.macs),
         }
+
+
+def _availability(data: Mapping[str, Any]) -> Availability:
+    if "state" not in data and data.get("draining"):  # a node from before availability states
+        return Availability(State.DRAINING, "draining")
+    return Availability.from_dict(data)
 
 
 def _mapping(value: object, what: str) -> Mapping[str, Any]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from farm.core.availability import Availability
 from farm.core.nodeinfo import NodeInfo
 from farm.core.scheduler import LOCAL, FailureKind, WorkerCaps
 from farm.core.spec import EditSpec
@@ -171,6 +173,7 @@ class RemoteWorker:
         self._events_task: asyncio.Task[None] | None = None
         self._events_up = False
         self.last_load: dict[str, Any] = {}
+        self.on_change: Callable[[], None] | None = None  # its availability changed (from a load event)
         self._background: set[asyncio.Task[Any]] = set()  # best-effort requests (a cancel) in flight
 
     def caps(self) -> WorkerCaps:
@@ -306,11 +309,19 @@ class RemoteWorker:
         kind = msg.get("type")
         if kind == "load":
             self.last_load = msg
+            if "state" in msg:  # the node's owner paused it, or took it back: before any job message
+                self._set_availability(Availability.from_dict(msg))
             return
         job_id = msg.get("id") if kind == "progress" else (msg.get("job") or {}).get("id")
         queue = self._waiters.get(job_id) if isinstance(job_id, str) else None
         if queue is not None:
             queue.put_nowait(msg)
+
+    def _set_availability(self, availability: Availability) -> None:
+        if availability != self.info.availability:
+            self.info = dataclasses.replace(self.info, availability=availability)
+            if self.on_change is not None:
+                self.on_change()
 
 
 def caps_from_info(node_id: str, info: NodeInfo) -> WorkerCaps:
@@ -322,4 +333,5 @@ def caps_from_info(node_id: str, info: NodeInfo) -> WorkerCaps:
         engines=frozenset(e.id for e in engines),
         models={e.id: frozenset(e.models) for e in engines if e.models},
         memory_mb=info.memory_mb,
+        available=info.availability.available,
     )
