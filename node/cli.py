@@ -17,9 +17,10 @@ from pathlib import Path
 from aiohttp import web
 
 from farm.engines.installed import default_registry
+from farm.local import runfiles
 from farm.local.settings import Origin
 from farm.local.token import TOKEN_ENV, load_or_create_token, resolve_token, token_path
-from node import keys
+from node import control, keys
 from node.app import create_app
 from node.config import (
     SETTINGS,
@@ -39,6 +40,26 @@ HELP = "run this PC as a farm node (headless)"  # `lanfarm --help` lists it so
 
 def configure(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
+    a(
+        "action",
+        nargs="?",
+        default="run",
+        choices=["run", *control.ACTIONS],
+        help="run the node (default), or pause/resume/status the node running on this PC",
+    )
+    a(
+        "--for",
+        dest="pause_for",
+        metavar="DURATION",
+        help="with pause: for this long (2h, 90m, 1h30m; default: until resumed)",
+    )
+    a("--reason", help="with pause: a line shown in the farm (default: paused by its owner)")
+    a(
+        "--schedule",
+        action="append",
+        metavar="WINDOW",
+        help="take jobs only in this weekly window, e.g. 'mon-fri 19:00-08:00' or 'sat-sun' (repeatable; local time)",
+    )
     a("--host", help="address to listen on (default 0.0.0.0: every interface)")
     a("--port", type=int, help="TCP port (default 7788; 0 picks a free one)")
     a("--name", help="name shown in the app (default: this PC's host name)")
@@ -102,6 +123,8 @@ def handle(args: argparse.Namespace) -> int:
     config_file = args.config or default_file()
     try:
         config, origin = load(cli, config_file=config_file)
+        if args.action != "run":
+            return control.handle(args, config, origin["token_file"], node_token)
         if args.print_config:
             print(f"# lanfarm node settings (file: {config_file})")
             print(describe(config, origin))
@@ -189,12 +212,22 @@ async def serve(config: NodeConfig, *, token: str, ssl_context: ssl.SSLContext |
     claim = claim_node_id()
     app = create_app(config, registry=registry, token=token, node_id=claim.node_id)
     runner = web.AppRunner(app, handle_signals=False)
+    runfile: Path | None = None
     await runner.setup()
     try:
         await GuardedSite(runner, sock, ssl_context=ssl_context, limits=guard_limits()).start()
         scheme = "https" if ssl_context else "http"
         host = f"[{config.host}]" if ":" in config.host else config.host
         print(f"lanfarm node listening on {scheme}://{host}:{config.port}", flush=True)
+        runfile = runfiles.record(
+            runfiles.RunningNode(
+                claim.node_id,
+                config.display_name,
+                os.getpid(),
+                config.port,
+                runfiles.local_url(scheme, config.host, config.port),
+            )
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -207,6 +240,8 @@ async def serve(config: NodeConfig, *, token: str, ssl_context: ssl.SSLContext |
         if not await jobs.wait_idle(config.shutdown_grace):
             log.warning("jobs still running after %g s; stopping them", config.shutdown_grace)
     finally:
+        if runfile is not None:
+            runfiles.forget(runfile)
         await runner.cleanup()
         claim.release()
     return 0

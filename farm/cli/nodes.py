@@ -186,7 +186,7 @@ def print_table(nodes: list[NodeRecord], unreached: list[Unreached], console: Co
         table.add_row(
             Text(n.name),
             Text(str(n.address)),
-            Text(str(n.state), style=styles.get(str(n.state), "")),
+            Text(n.state_label, style=styles.get(str(n.state), "") if n.availability.available else "yellow"),
             Text(n.gpu),
             Text(_vram(n.vram_mb)),
             Text(_short(engines, wide)),

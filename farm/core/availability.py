@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -111,3 +112,22 @@ def on_return(state: State, overrides: Mapping[State, OnReturn] | None = None) -
     if overrides and state in overrides:
         return overrides[state]
     return DEFAULT_ON_RETURN.get(state, OnReturn.FINISH)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)")
+_UNIT = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``2h``, ``90m``, ``1h30m``, ``45s``, ``1d`` (a bare number is minutes). ValueError if not one."""
+    compact = text.strip().lower().replace(" ", "")
+    if re.fullmatch(r"\d+(\.\d+)?", compact):
+        seconds = float(compact) * 60
+    else:
+        parts = _DURATION.findall(compact)
+        if not parts or "".join(n + u for n, u in parts) != compact:
+            raise ValueError(f"{text!r} is not a duration like 2h, 90m, 1h30m or 45s")
+        seconds = sum(float(n) * _UNIT[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError(f"{text!r}: a duration is above 0")
+    return seconds
