@@ -95,6 +95,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--simulate", action=argparse.BooleanOptionalAction, default=None, help=argparse.SUPPRESS)
     a("--simulate-slowdown", type=float, help=argparse.SUPPRESS)
     a("--simulate-failures", action=argparse.BooleanOptionalAction, default=None, help=argparse.SUPPRESS)
+    a("--timezone", help="the schedule's time zone, e.g. Europe/Berlin (default: this PC's)")
+    for state, default in (("pause", "finish"), ("schedule", "finish"), ("nimby", "yield")):
+        a(
+            f"--on-{state}",
+            choices=["finish", "yield"],
+            help=f"a running job when the node is {'paused' if state == 'pause' else state}: "
+            f"finish it, or yield it to the farm (default {default})",
+        )
+    a(
+        "--nimby",
+        action="append",
+        choices=["input", "gpu"],
+        help="yield to this PC's user: input (keyboard/mouse in use), gpu (another program uses the GPU); repeatable",
+    )
+    a("--nimby-idle-minutes", type=float, help="idle minutes before a NIMBY-held node offers itself again (default 10)")
+    a("--nimby-gpu-mb", type=float, help="other programs' GPU memory that counts as the GPU in use (default 1024)")
+    a(
+        "--metrics-open",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="serve GET /metrics without a signed request (default: no)",
+    )
     a("--max-upload-mb", type=float, help="largest upload accepted (default 256)")
     a("--blob-cache-mb", type=float, help="disk budget of the upload cache (default 4096)")
     a("--job-timeout", type=float, help="seconds before a job fails (default 1800; 0: never)")
