@@ -90,6 +90,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.STEWARD].check()
     yield
     await runner.close()
+    app[keys.STEWARD].close()
 
 
 async def _ticker_ctx(app: web.Application) -> AsyncIterator[None]:

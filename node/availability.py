@@ -17,10 +17,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
 
 from farm.core.availability import Availability, OnReturn, Signals, State, decide, on_return
+from farm.core.nimby import NimbyPolicy
 from farm.core.schedule import Schedule
 from farm.core.schedule import parse as parse_schedule
 from node.config import NodeConfig
 from node.executor import Clock, JobRunner
+from node.nimby import NimbySensor
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,17 @@ class Steward:
         self.pause_reason = ""
         self.current = Availability()
         self.listeners: list[Callable[[Availability], None]] = []
+        self.sensor: NimbySensor | None = None  # the NIMBY probes, when the node watches any
         runner.availability = lambda: self.current
+
+    @property
+    def nimby_note(self) -> str:
+        """Which NIMBY probes watch this PC, or that none works ("" when NIMBY is off)."""
+        return self.sensor.note if self.sensor else ""
+
+    def close(self) -> None:
+        if self.sensor is not None:
+            self.sensor.close()
 
     # -- the owner's levers ------------------------------------------------------------------------
     def pause(self, seconds: float | None = None, reason: str = "") -> Availability:
@@ -132,14 +144,20 @@ class Steward:
         self.runner.hand_back(why, running=setting is OnReturn.YIELD)
 
 
-def steward(config: NodeConfig, runner: JobRunner, clock: Clock, nimby: NimbyCheck | None = None) -> Steward:
-    """The steward for a node started with ``config``."""
+def steward(config: NodeConfig, runner: JobRunner, clock: Clock) -> Steward:
+    """The steward for a node started with ``config`` (its NIMBY probes opened when it asks for them)."""
     schedule = parse_schedule(config.schedule)
-    return Steward(
+    sensor = None
+    if config.nimby:
+        policy = NimbyPolicy(frozenset(config.nimby), config.nimby_idle_minutes * 60, config.nimby_gpu_mb)
+        sensor = NimbySensor(policy)
+    made = Steward(
         runner,
         schedule=schedule,
         tz=None if schedule.always else local_zone(config.timezone),
         overrides=overrides(config),
-        nimby=nimby,
+        nimby=sensor.check if sensor else None,
         clock=clock,
     )
+    made.sensor = sensor
+    return made

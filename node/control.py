@@ -39,6 +39,7 @@ def status_lines(info: NodeInfo, url: str, now: float) -> list[str]:
         f"  slots:  {info.slots_total - info.slots_free} of {info.slots_total} busy, {info.queue} queued",
         f"  jobs:   {info.jobs_done} done, {info.jobs_failed} failed",
         f"  page:   {url}/",
+        *([f"  nimby:  {info.nimby}"] if info.nimby else []),
     ]
 
 

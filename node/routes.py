@@ -71,6 +71,7 @@ async def info(request: web.Request) -> web.Response:
             "jobs": {"done": runner.book.done, "failed": runner.book.failed},
             "draining": runner.draining,
             **app[keys.STEWARD].current.to_dict(),
+            "nimby": app[keys.STEWARD].nimby_note,
             "macs": macs(app),
         }
     )

@@ -42,6 +42,7 @@ class StatusView:
     uptime: float
     done: int
     failed: int
+    nimby: str = ""
 
 
 def gather(app: web.Application) -> StatusView:
@@ -62,6 +63,7 @@ def gather(app: web.Application) -> StatusView:
         uptime=app[keys.CLOCK]() - app[keys.STARTED],
         done=runner.book.done,
         failed=runner.book.failed,
+        nimby=app[keys.STEWARD].nimby_note,
     )
 
 
@@ -92,6 +94,7 @@ def render(view: StatusView, *, now: float) -> str:
 <tr><th>running</th><td>{len(view.running)} of {view.slots[1]} slots<ul id="jobs">{jobs}</ul></td></tr>
 <tr><th>queued</th><td>{view.queued}</td></tr>
 <tr><th>jobs</th><td>{view.done} done, {view.failed} failed</td></tr>
+{f'<tr><th>NIMBY</th><td id="nimby">{e(view.nimby)}</td></tr>' if view.nimby else ""}
 <tr><th>GPUs</th><td>{"<br>".join(e(g) for g in view.gpus)}</td></tr>
 <tr><th>uptime</th><td>{_duration(view.uptime)}</td></tr>
 <tr><th>version</th><td>LAN Farm {e(view.version)} &middot; node <code>{e(view.node_id)}</code></td></tr>

@@ -72,6 +72,7 @@ class NodeInfo:
     draining: bool = False
     availability: Availability = field(default_factory=Availability)  # state, reason, until (older nodes: available)
     macs: tuple[str, ...] = ()  # its network cards' MAC addresses, for Wake-on-LAN
+    nimby: str = ""  # which NIMBY probes watch that PC, or that none works ("": NIMBY off)
 
     # --- what callers plan with -------------------------------------------------------------------
 
@@ -152,6 +153,7 @@ class NodeInfo:
                 draining=bool(data.get("draining", False)),
                 availability=_availability(data),
                 macs=tuple(str(m) for m in _list(data.get("macs"), "macs")),
+                nimby=str(data.get("nimby") or ""),
             )
         except NodeInfoError:
             raise
@@ -182,6 +184,7 @@ class NodeInfo:
             "draining": self.draining,
             **self.availability.to_dict(),
             "macs": list(self.macs),
+            "nimby": self.nimby,
         }
 
 

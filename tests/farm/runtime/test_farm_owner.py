@@ -19,12 +19,16 @@ import pytest
 from farm import EditSpec, default_registry
 from farm.core.availability import State
 from farm.core.job import JobState
+from farm.core.scheduler import Policy
 from farm.runtime.client import NodeClient
 from farm.runtime.dispatch import Dispatcher, FarmOptions, JobEvent
 from farm.runtime.workers import RemoteWorker
 from tests.farm.runtime.test_farm_nodes import _batch
-from tests.node.helpers import TOKEN, start_node, stop_node
+from tests.node.helpers import TOKEN, node_env, start_node, stop_node
+from tests.node.xvfb import touch, xvfb
 
+LOCAL_OFF = FarmOptions(use_local=False)
+NO_BACKUPS = Policy(backup_ratio=1e9)  # no straggler copies: a job moves only when its node hands it back
 SIM = EditSpec(engine="sim", params={"seconds_per_mp": 2.0})  # ~40 ms per 160x120 image (SIMULATED GPU)
 
 
@@ -59,7 +63,7 @@ async def test_paused_mid_batch_gets_no_new_job_and_resumed_takes_jobs_again(tmp
     other = nodes("--simulate-slowdown", "10")  # as fast, so that the speed rules give it work again later
     items = _batch(tmp_path / "farm", 10)
     async with (
-        Dispatcher(default_registry(simulate=True), token=TOKEN, options=FarmOptions(use_local=False)) as farm,
+        Dispatcher(default_registry(simulate=True), token=TOKEN, options=LOCAL_OFF, policy=NO_BACKUPS) as farm,
         aiohttp.ClientSession() as http,
     ):
         owner = NodeClient(http, owned, TOKEN)
@@ -103,7 +107,7 @@ async def test_a_node_that_yields_hands_its_running_job_back_and_it_runs_elsewhe
     other = nodes()
     items = _batch(tmp_path / "farm", 4)
     async with (
-        Dispatcher(default_registry(simulate=True), token=TOKEN, options=FarmOptions(use_local=False)) as farm,
+        Dispatcher(default_registry(simulate=True), token=TOKEN, options=LOCAL_OFF, policy=NO_BACKUPS) as farm,
         aiohttp.ClientSession() as http,
     ):
         owner = NodeClient(http, owned, TOKEN)
@@ -133,3 +137,61 @@ async def test_a_node_that_yields_hands_its_running_job_back_and_it_runs_elsewhe
     [moved] = [j for j in jobs if j.id == yielded[0]]
     assert moved.worker == other_id
     assert sorted(p.name for p in items[0].output.parent.iterdir()) == sorted(i.output.name for i in items)
+
+
+async def test_nimby_the_pcs_user_comes_back_and_the_running_job_runs_elsewhere_at_once(tmp_path: Path) -> None:
+    """A node watching a real X display (Xvfb); xdotool input is its user coming back (on_nimby = yield)."""
+    with xvfb() as display:
+        home = tmp_path / "desk"
+        owned_proc, owned = start_node(
+            home,
+            *("--host", "127.0.0.1", "--port", "0", "--no-advertise", "--simulate", "--simulate-slowdown", "200"),
+            *("--nimby", "input", "--nimby-idle-minutes", "0.05"),  # offered again after 3 s without input
+            env=node_env(home, DISPLAY=display),
+        )
+        other_proc, other = start_node(
+            tmp_path / "other", "--host", "127.0.0.1", "--port", "0", "--no-advertise", "--simulate"
+        )
+        try:
+            items = _batch(tmp_path / "farm", 4)
+            async with (
+                Dispatcher(default_registry(simulate=True), token=TOKEN, options=LOCAL_OFF, policy=NO_BACKUPS) as farm,
+                aiohttp.ClientSession() as http,
+            ):
+                owner = NodeClient(http, owned, TOKEN)
+                owned_id = await farm.add_peer(owned)
+                other_id = await farm.add_peer(other)
+                worker = farm.workers[owned_id]
+                assert isinstance(worker, RemoteWorker)
+                assert (await owner.info()).nimby == "watching input (x11)"
+                async with asyncio.timeout(20):  # nobody touched the display for 3 s: it offers itself
+                    while not worker.info.availability.available:
+                        await asyncio.sleep(0.05)
+                done = count_done(farm)
+                touched: list[str] = []
+
+                async def touch_when_busy() -> None:
+                    while not (
+                        running := [
+                            j for j in farm.jobs.values() if j.worker == owned_id and j.state is JobState.RUNNING
+                        ]
+                    ):
+                        await asyncio.sleep(0.01)
+                    touched.append(running[0].id)
+                    await asyncio.to_thread(touch, display)
+
+                touching = asyncio.ensure_future(touch_when_busy())
+                jobs = await farm.submit(items, SIM)
+                await asyncio.wait_for(farm.wait(), 20)
+                await touching
+                async with asyncio.timeout(5):
+                    while (there := await owner.job(touched[0]))["state"] == "running":
+                        await asyncio.sleep(0.05)
+        finally:
+            stop_node(owned_proc)
+            stop_node(other_proc)
+    assert there["state"] == "cancelled" and there["error"] == "handed back: this node is nimby: its user is at the PC"
+    assert all(j.state is JobState.DONE for j in jobs), [j.error for j in jobs]
+    assert sorted(done.values()) == [1] * 4
+    [moved] = [j for j in jobs if j.id == touched[0]]
+    assert moved.worker == other_id
