@@ -18,7 +18,8 @@ from farm.errors import FarmError
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ALIASES = {"daily": "mon-sun", "weekdays": "mon-fri", "weekends": "sat-sun", "weekend": "sat-sun"}
 _FULL = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")  # HH:MM, or HH:MM:SS
+DAY = 86400
 
 
 class ScheduleError(FarmError, ValueError):
@@ -27,12 +28,12 @@ class ScheduleError(FarmError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """Open on ``days`` (0 = Monday) from ``start`` to ``end`` minutes after local midnight;
-    ``end <= start`` runs over midnight into the next day; 0-1440 is the whole day."""
+    """Open on ``days`` (0 = Monday) from ``start`` to ``end`` seconds after local midnight;
+    ``end <= start`` runs over midnight into the next day; 0-86400 is the whole day."""
 
     days: frozenset[int]
     start: int = 0
-    end: int = 24 * 60
+    end: int = DAY
     text: str = ""
 
     def intervals(self, day: date, tz: tzinfo) -> list[tuple[float, float]]:
@@ -107,10 +108,10 @@ def _window(text: str) -> Window:
     start_text, dash, end_text = parts[1].partition("-")
     if not dash:
         raise ScheduleError(f"{parts[1]!r} is not a time range like 19:00-08:00")
-    start, end = _minutes(start_text), _minutes(end_text)
+    start, end = _seconds(start_text), _seconds(end_text)
     if start == end:
         raise ScheduleError("the range starts and ends at the same time; leave it out for the whole day")
-    if start == 24 * 60:
+    if start == DAY:
         raise ScheduleError("a range cannot start at 24:00")
     return Window(days, start, end, text)
 
@@ -133,21 +134,21 @@ def _day(text: str) -> int:
     raise ScheduleError(f"unknown day {text!r} (days: {' '.join(DAYS)}, or daily, weekdays, weekends)")
 
 
-def _minutes(text: str) -> int:
+def _seconds(text: str) -> int:
     match = _TIME.match(text)
     if not match:
         raise ScheduleError(f"{text!r} is not a time like 08:00")
-    hours, minutes = int(match[1]), int(match[2])
-    if minutes > 59 or hours > 24 or (hours == 24 and minutes):
+    hours, minutes, seconds = int(match[1]), int(match[2]), int(match[3] or 0)
+    if minutes > 59 or seconds > 59 or hours > 24 or (hours == 24 and (minutes or seconds)):
         raise ScheduleError(f"{text!r} is not a time of day (00:00-24:00)")
-    return hours * 60 + minutes
+    return hours * 3600 + minutes * 60 + seconds
 
 
-def _stamp(day: date, minutes: int, tz: tzinfo) -> float:
+def _stamp(day: date, seconds: int, tz: tzinfo) -> float:
     """UNIX seconds of a local wall-clock time (a time skipped by a DST change counts as just after it)."""
-    day = day + timedelta(days=minutes // 1440)
-    minutes %= 1440
-    return datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=tz).timestamp()
+    day = day + timedelta(days=seconds // DAY)
+    seconds %= DAY
+    return datetime.combine(day, time(seconds // 3600, seconds // 60 % 60, seconds % 60), tzinfo=tz).timestamp()
 
 
 def describe(schedule: Schedule) -> Sequence[str]:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
+
 from farm.local import runfiles
-from tests.node.helpers import NODE_CMD, node_env, start_node, stop_node
+from farm.runtime.client import NodeClient
+from tests.node.helpers import NODE_CMD, TOKEN, node_env, start_node, stop_node
 
 
 def control(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -63,3 +69,46 @@ def test_a_killed_nodes_run_file_is_not_believed(tmp_path: Path) -> None:
     gone = control(home, "status")
     assert gone.returncode == 1 and "no node runs on this PC" in gone.stderr
     assert not list((home / "data" / runfiles.FOLDER).glob("*.json"))
+
+
+def test_a_short_schedule_window_opens_and_closes_for_real(tmp_path: Path) -> None:
+    """Once for real (the decision itself is tested on a fake clock): a window of a few seconds, in UTC."""
+
+    def hms(ts: float) -> str:
+        return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
+
+    opens = time.time() + 5
+    window = f"daily {hms(opens)}-{hms(opens + 3)}"
+    home = tmp_path / "home"
+    proc, url = start_node(
+        home,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-advertise",
+        "--simulate",
+        "--schedule",
+        window,
+        "--timezone",
+        "UTC",
+    )
+
+    async def watch() -> list[tuple[str, float | None]]:
+        seen: list[tuple[str, float | None]] = []
+        async with aiohttp.ClientSession() as http:
+            node = NodeClient(http, url, TOKEN)
+            async with asyncio.timeout(20):
+                while len(seen) < 3:
+                    a = (await node.info()).availability
+                    if not seen or seen[-1][0] != a.state:
+                        seen.append((str(a.state), a.until))
+                    await asyncio.sleep(0.1)
+        return seen
+
+    try:
+        seen = asyncio.run(watch())
+    finally:
+        stop_node(proc)
+    assert [s for s, _ in seen] == ["schedule", "available", "schedule"]
+    assert seen[0][1] == int(opens)  # closed, and it says until when

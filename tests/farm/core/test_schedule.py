@@ -64,7 +64,8 @@ def test_day_lists_ranges_and_aliases() -> None:
     assert not s.state(at("2026-06-02 12:30"), BERLIN)[0]  # Tuesday
     assert s.state(at("2026-06-06 03:00"), BERLIN)[0]  # Saturday
     assert parse("fri-mon").windows[0].days == frozenset({4, 5, 6, 0})  # wraps over the week's end
-    assert parse("Monday 08:00-24:00").windows[0].end == 24 * 60
+    assert parse("Monday 08:00-24:00").windows[0].end == 86400
+    assert parse("mon 08:00:30-08:00:45").windows[0].start == 8 * 3600 + 30
 
 
 @pytest.mark.parametrize(
