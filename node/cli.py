@@ -96,12 +96,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--simulate-slowdown", type=float, help=argparse.SUPPRESS)
     a("--simulate-failures", action=argparse.BooleanOptionalAction, default=None, help=argparse.SUPPRESS)
     a("--timezone", help="the schedule's time zone, e.g. Europe/Berlin (default: this PC's)")
-    for state, default in (("pause", "finish"), ("schedule", "finish"), ("nimby", "yield")):
+    for state, when, default in (
+        ("pause", "its owner pauses it", "finish"),
+        ("schedule", "its schedule window closes", "finish"),
+        ("nimby", "its user comes back (NIMBY)", "yield"),
+    ):
         a(
             f"--on-{state}",
             choices=["finish", "yield"],
-            help=f"a running job when the node is {'paused' if state == 'pause' else state}: "
-            f"finish it, or yield it to the farm (default {default})",
+            help=f"a running job when {when}: finish it there, or yield it to the farm (default {default})",
         )
     a(
         "--nimby",
