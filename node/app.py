@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from aiohttp import WSCloseCode, web
@@ -41,6 +41,8 @@ def create_app(
     hardware: hw.Hardware | None = None,
     blob_dir: Path | None = None,
     clock: Clock = time.time,
+    slot_registries: Sequence[Registry] = (),
+    slot_devices: Sequence[str | None] = (),
 ) -> web.Application:
     """A ready-to-run node app; background work (job slots, ticker, mDNS) starts with the app."""
     app = web.Application(middlewares=[error_middleware, auth_middleware])
@@ -61,7 +63,7 @@ def create_app(
         clock=clock,
         grace=GRACE,
     )
-    slots = config.slots or max(1, len(hardware.gpus))
+    slots = len(slot_registries) or config.slots or max(1, len(hardware.gpus))
     app[keys.RUNNER] = JobRunner(
         JobBook(retention=config.result_retention),
         blobs,
@@ -70,7 +72,9 @@ def create_app(
         slots=slots,
         job_timeout=config.job_timeout,
         clock=clock,
+        slot_registries=slot_registries,
     )
+    app[keys.SLOT_DEVICES] = [d or "auto" for d in slot_devices] or ["auto"] * slots
     app[keys.STEWARD] = steward(config, app[keys.RUNNER], clock)
     app[keys.SOCKETS] = weakref.WeakSet()
     setup_routes(app)

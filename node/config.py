@@ -36,6 +36,7 @@ class NodeConfig:
     name: str = ""
     slots: int | None = None
     device: str = ""  # the AI engines' device: cpu, cuda, cuda:N, mps ("" or auto: the best found)
+    gpus: tuple[int, ...] = ()  # one slot per listed GPU (--gpu N, repeatable); (): one slot per GPU found
     models_dir: Path | None = None
     token_file: Path | None = None
     advertise: bool = True
@@ -135,6 +136,16 @@ def _signals(value: Any) -> tuple[str, ...]:
     return out
 
 
+def _gpus(value: Any) -> tuple[int, ...]:
+    items = value if isinstance(value, list | tuple) else parse_list(value)
+    out = []
+    for item in items:
+        if isinstance(item, bool) or not str(item).strip().isdigit():
+            raise ValueError(f"GPU numbers are 0, 1, ..., got {item!r}")
+        out.append(int(str(item).strip()))
+    return tuple(out)
+
+
 def _port(value: Any) -> int:
     port = int(value)
     if not 0 <= port <= 65535:
@@ -148,6 +159,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "name": parse_str,
     "slots": _positive(int, allow_zero=False),
     "device": _device,
+    "gpus": _gpus,
     "models_dir": parse_path,
     "token_file": parse_path,
     "advertise": parse_bool,
@@ -242,7 +254,7 @@ def describe(config: NodeConfig, origin: Mapping[str, str]) -> str:
         elif isinstance(value, int | float):
             text = f"{name} = {value}"
         elif isinstance(value, tuple):
-            text = f"{name} = [{', '.join(_quote(v) for v in value)}]"
+            text = f"{name} = [{', '.join(str(v) if isinstance(v, int) else _quote(v) for v in value)}]"
         else:
             text = f"{name} = {_quote(str(value))}"
         lines.append(f"{text:<44} # {origin.get(name, 'default')}")

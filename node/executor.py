@@ -17,10 +17,12 @@ thread functions runs on the loop.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -62,12 +64,19 @@ class JobRunner:
         clock: Clock = time.time,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         cpu_workers: int | None = None,
+        slot_registries: Sequence[Registry] = (),
     ) -> None:
         self.book = book
         self.blobs = blobs
         self.registry = registry
         self.hub = hub
         self.slots = slots
+        # slot i's engines (one registry per device: slot i of a multi-GPU node runs on cuda:i)
+        self.slot_registries = list(slot_registries) or [registry] * slots
+        if len(self.slot_registries) != slots:
+            raise ValueError(f"{len(self.slot_registries)} slot registries for {slots} slots")
+        self._slot = threading.local()
+        self._slot_numbers = itertools.count()
         self.job_timeout = job_timeout
         self.clock = clock
         self.max_pixels = max_pixels
@@ -92,7 +101,7 @@ class JobRunner:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
-        self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="lanfarm-slot")
+        self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="lanfarm-slot", initializer=self._number_slot)
         self._cpu = ThreadPoolExecutor(self.cpu_workers, thread_name_prefix="lanfarm-cpu")
 
     async def close(self) -> None:
@@ -339,13 +348,21 @@ class JobRunner:
         mask = read_blob(self.blobs.folder, job.mask) if job.mask else None
         return prepare(image, mask, job.spec, self.registry, max_pixels=self.max_pixels)
 
+    def _number_slot(self) -> None:
+        """Each slot thread, once: its number (at most ``slots`` threads exist, so each number is one slot's)."""
+        self._slot.index = next(self._slot_numbers) % self.slots
+
+    def slot_registry(self) -> Registry:
+        """In a slot thread: the engines of this slot's device."""
+        return self.slot_registries[getattr(self._slot, "index", 0)]
+
     def _engine(self, job: NodeJob, prepared: Prepared, loop: asyncio.AbstractEventLoop) -> Picture:
         """In a slot thread: the engine, nothing else."""
 
         def progress(fraction: float) -> None:
             loop.call_soon_threadsafe(self._on_progress, job, fraction)
 
-        return run(prepared, self.registry, progress=progress, cancel=job.cancel)
+        return run(prepared, self.slot_registry(), progress=progress, cancel=job.cancel)
 
     def _encode(self, job: NodeJob, picture: Picture) -> tuple[str, int]:
         """In a CPU thread: encode the result and write it as a blob."""

@@ -26,3 +26,4 @@ CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 STARTED = web.AppKey("started", float)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 STEWARD = web.AppKey("steward", Steward)
+SLOT_DEVICES: web.AppKey[list[str]] = web.AppKey("slot_devices")  # the device of each job slot

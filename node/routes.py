@@ -73,8 +73,14 @@ async def info(request: web.Request) -> web.Response:
             **app[keys.STEWARD].current.to_dict(),
             "nimby": app[keys.STEWARD].nimby_note,
             "macs": macs(app),
+            "devices": slot_devices(app),
         }
     )
+
+
+def slot_devices(app: web.Application) -> list[str]:
+    devices: list[str] = app[keys.SLOT_DEVICES]
+    return [*devices]
 
 
 def list_models(folder: Path) -> list[dict[str, Any]]:
