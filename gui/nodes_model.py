@@ -31,6 +31,8 @@ STATE_COLOURS = {
     "nimby": "#b0479a",  # its owner's states: the PC's user is at it, outside its schedule, shutting down
     "schedule": "#c98a16",
     "draining": "#8a8f96",
+    "asleep": "#5a6fa8",  # its PC went to sleep (Wake-on-LAN can wake it)
+    "waking": "#2a6fd6",
 }
 
 

@@ -185,6 +185,8 @@ NODE_STATES = (
     "nimby",
     "schedule",
     "draining",
+    "asleep",
+    "waking",
 )
 
 
@@ -214,6 +216,7 @@ class NodeRow:
     waiting: str = ""  # why an idle worker takes none of the queued edits ("" when nothing waits)
     held: str = ""  # its owner's availability state when it takes no jobs (paused, nimby, schedule, draining)
     held_reason: str = ""  # why, in the node's words
+    sleep: str = ""  # offline because its PC sleeps: "asleep", or "waking" after a magic packet
     history: deque[int] = field(default_factory=lambda: deque(maxlen=60))
     _last_done: int = 0
 
@@ -228,7 +231,7 @@ class NodeRow:
         if not self.authorised:
             return "unauthorised"
         if not self.online:
-            return "offline"
+            return self.sleep or "offline"
         if self.held:
             return self.held
         if self.paused:

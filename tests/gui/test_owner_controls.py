@@ -83,3 +83,25 @@ def test_the_tray_pauses_and_resumes_this_pcs_node(qloop, app_store: SettingsSto
             await until(lambda: not menu.status_action.isVisible(), what="gone with its node")
 
     qloop(scenario(), timeout=60)
+
+
+def test_a_node_whose_pc_went_to_sleep_shows_asleep_not_offline(qloop, store: SettingsStore) -> None:  # type: ignore[no-untyped-def]
+    from farm.core.nodeinfo import NodeInfo
+
+    app = LanFarmApp(store=store, use_tray=False, monitor_interval=0.3)
+    nodes = app.controller.nodes
+
+    async def scenario() -> None:
+        async with running(app):
+            farm = app.controller.farm
+            assert farm is not None and farm.waker is not None
+            info = NodeInfo(id="n1", name="gamer-pc", macs=("aa:bb:cc:dd:ee:ff",))
+            nodes.node_up("n1", "gamer-pc", "http://192.0.2.5:7788", info)
+            nodes.node_down("n1", "stopped answering")
+            farm.waker.book.seen("n1", "gamer-pc", "192.0.2.5:7788", info.macs)
+            farm.waker.left("n1", "timeout")  # what discovery reports when a PC goes silent (nothing is sent here)
+            await until(lambda: nodes.rows()[-1].state == "asleep", what="asleep on the dashboard")
+            farm.waker.book.left("n1", "goodbye")  # stopped on purpose: offline, not asleep
+            await until(lambda: nodes.rows()[-1].state == "offline", what="offline again")
+
+    qloop(scenario(), timeout=30)
