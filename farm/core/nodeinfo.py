@@ -73,6 +73,7 @@ class NodeInfo:
     availability: Availability = field(default_factory=Availability)  # state, reason, until (older nodes: available)
     macs: tuple[str, ...] = ()  # its network cards' MAC addresses, for Wake-on-LAN
     nimby: str = ""  # which NIMBY probes watch that PC, or that none works ("": NIMBY off)
+    devices: tuple[str, ...] = ()  # the device of each job slot (cuda:0, cuda:1, auto ...)
 
     # --- what callers plan with -------------------------------------------------------------------
 
@@ -91,8 +92,11 @@ class NodeInfo:
 
     @property
     def memory_mb(self) -> int:
-        """Memory a job can use there: the biggest GPU's, else the RAM (else unbounded)."""
-        vram = max((g.vram_total for g in self.gpus), default=0) >> 20
+        """Memory a job can use there: the biggest GPU's, else the RAM (else unbounded). When the slots
+        run on several GPUs (``devices``: cuda:i), a job may get any of them: the smallest of those."""
+        slot_gpus = {int(d.split(":")[1]) for d in self.devices if d.startswith("cuda:") and d[5:].isdigit()}
+        sizes = [g.vram_total for g in self.gpus if g.index in slot_gpus and g.vram_total]
+        vram = (min(sizes) if sizes else max((g.vram_total for g in self.gpus), default=0)) >> 20
         return vram or (self.ram_total >> 20) or (1 << 30)
 
     @property
@@ -154,6 +158,7 @@ class NodeInfo:
                 availability=_availability(data),
                 macs=tuple(str(m) for m in _list(data.get("macs"), "macs")),
                 nimby=str(data.get("nimby") or ""),
+                devices=tuple(str(d) for d in _list(data.get("devices"), "devices")),
             )
         except NodeInfoError:
             raise
@@ -185,6 +190,7 @@ class NodeInfo:
             **self.availability.to_dict(),
             "macs": list(self.macs),
             "nimby": self.nimby,
+            "devices": list(self.devices),
         }
 
 

@@ -110,3 +110,18 @@ def test_gpu_is_repeatable_and_a_missing_gpu_is_refused(capsys: pytest.CaptureFi
     args = ["node", "--host", "127.0.0.1", "--port", "0", "--no-advertise", "--token-file", str(token)]
     assert main([*args, "--gpu", "0", "--gpu", "1"]) == 2  # this machine has no GPU at all
     assert "--gpu 0: this PC has no GPU" in capsys.readouterr().err
+
+
+def test_the_farm_plans_with_the_smallest_gpu_a_slot_runs_on() -> None:
+    from farm.core.nodeinfo import NodeInfo
+
+    gpus = [
+        {"index": 0, "name": "FAKE 24 GB", "vram_total": 24 << 30},
+        {"index": 1, "name": "FAKE 8 GB", "vram_total": 8 << 30},
+    ]
+    both = NodeInfo.from_dict({"id": "n", "hardware": {"gpus": gpus}, "devices": ["cuda:0", "cuda:1"]})
+    assert both.memory_mb == 8 << 10  # a job may land on the 8 GB slot
+    first = NodeInfo.from_dict({"id": "n", "hardware": {"gpus": gpus}, "devices": ["cuda:0"]})
+    assert first.memory_mb == 24 << 10
+    older = NodeInfo.from_dict({"id": "n", "hardware": {"gpus": gpus}})  # a node that does not say
+    assert older.memory_mb == 24 << 10
