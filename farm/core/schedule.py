@@ -9,7 +9,7 @@ local hours across daylight-saving changes. No lines: always open.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
@@ -149,7 +149,3 @@ def _stamp(day: date, seconds: int, tz: tzinfo) -> float:
     day = day + timedelta(days=seconds // DAY)
     seconds %= DAY
     return datetime.combine(day, time(seconds // 3600, seconds // 60 % 60, seconds % 60), tzinfo=tz).timestamp()
-
-
-def describe(schedule: Schedule) -> Sequence[str]:
-    return schedule.lines() or ["always (no schedule)"]

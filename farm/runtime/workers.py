@@ -219,8 +219,10 @@ class RemoteWorker:
             job = await self._until_finished(task.id, job, queue, progress, started)
             if job["state"] == "done":
                 return await self.client.result(task.id)
-            if job["state"] == "cancelled":
-                raise WorkerFailure(FailureKind.LOST, f"{self.name}: the job was cancelled on the node")
+            if job["state"] == "cancelled":  # by the node's owner (handed back), or its shutdown: run it elsewhere
+                raise WorkerFailure(
+                    FailureKind.LOST, f"{self.name}: {job.get('error') or 'the job was cancelled on the node'}"
+                )
             kind = FailureKind.INPUT if job.get("error_kind") == "input" else FailureKind.ENGINE
             raise WorkerFailure(kind, f"{self.name}: {job.get('error') or 'failed'}")
         except asyncio.CancelledError:
