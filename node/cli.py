@@ -43,26 +43,7 @@ HELP = "run this PC as a farm node (headless)"  # `lanfarm --help` lists it so
 
 def configure(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
-    a(
-        "action",
-        nargs="?",
-        default="run",
-        choices=["run", *control.ACTIONS],
-        help="run the node (default), or pause/resume/status the node running on this PC",
-    )
-    a(
-        "--for",
-        dest="pause_for",
-        metavar="DURATION",
-        help="with pause: for this long (2h, 90m, 1h30m; default: until resumed)",
-    )
-    a("--reason", help="with pause: a line shown in the farm (default: paused by its owner)")
-    a(
-        "--schedule",
-        action="append",
-        metavar="WINDOW",
-        help="take jobs only in this weekly window, e.g. 'mon-fri 19:00-08:00' or 'sat-sun' (repeatable; local time)",
-    )
+    control.add_actions(parser)
     a("--host", help="address to listen on (default 0.0.0.0: every interface)")
     a("--port", type=int, help="TCP port (default 7788; 0 picks a free one)")
     a("--name", help="name shown in the app (default: this PC's host name)")
@@ -104,31 +85,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--simulate", action=argparse.BooleanOptionalAction, default=None, help=argparse.SUPPRESS)
     a("--simulate-slowdown", type=float, help=argparse.SUPPRESS)
     a("--simulate-failures", action=argparse.BooleanOptionalAction, default=None, help=argparse.SUPPRESS)
-    a("--timezone", help="the schedule's time zone, e.g. Europe/Berlin (default: this PC's)")
-    for state, when, default in (
-        ("pause", "its owner pauses it", "finish"),
-        ("schedule", "its schedule window closes", "finish"),
-        ("nimby", "its user comes back (NIMBY)", "yield"),
-    ):
-        a(
-            f"--on-{state}",
-            choices=["finish", "yield"],
-            help=f"a running job when {when}: finish it there, or yield it to the farm (default {default})",
-        )
-    a(
-        "--nimby",
-        action="append",
-        choices=["input", "gpu"],
-        help="yield to this PC's user: input (keyboard/mouse in use), gpu (another program uses the GPU); repeatable",
-    )
-    a("--nimby-idle-minutes", type=float, help="idle minutes before a NIMBY-held node offers itself again (default 10)")
-    a("--nimby-gpu-mb", type=float, help="other programs' GPU memory that counts as the GPU in use (default 1024)")
-    a(
-        "--metrics-open",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="serve GET /metrics without a signed request (default: no)",
-    )
+    control.add_owner_settings(parser)
     a("--max-upload-mb", type=float, help="largest upload accepted (default 256)")
     a("--blob-cache-mb", type=float, help="disk budget of the upload cache (default 4096)")
     a("--job-timeout", type=float, help="seconds before a job fails (default 1800; 0: never)")

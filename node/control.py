@@ -24,6 +24,61 @@ from node.config import NodeConfig
 ACTIONS = ("pause", "resume", "status")
 
 
+def add_actions(parser: argparse.ArgumentParser) -> None:
+    """``lanfarm node [run|pause|resume|status]`` and the options that go with the owner's actions."""
+    a = parser.add_argument
+    a(
+        "action",
+        nargs="?",
+        default="run",
+        choices=["run", *ACTIONS],
+        help="run the node (default), or pause/resume/status the node running on this PC",
+    )
+    a(
+        "--for",
+        dest="pause_for",
+        metavar="DURATION",
+        help="with pause: for this long (2h, 90m, 1h30m; default: until resumed)",
+    )
+    a("--reason", help="with pause: a line shown in the farm (default: paused by its owner)")
+    a(
+        "--schedule",
+        action="append",
+        metavar="WINDOW",
+        help="take jobs only in this weekly window, e.g. 'mon-fri 19:00-08:00' or 'sat-sun' (repeatable; local time)",
+    )
+
+
+def add_owner_settings(parser: argparse.ArgumentParser) -> None:
+    """The owner's node settings on the command line (node.toml and LANFARM_* hold them too)."""
+    a = parser.add_argument
+    a("--timezone", help="the schedule's time zone, e.g. Europe/Berlin (default: this PC's)")
+    for state, when, default in (
+        ("pause", "its owner pauses it", "finish"),
+        ("schedule", "its schedule window closes", "finish"),
+        ("nimby", "its user comes back (NIMBY)", "yield"),
+    ):
+        a(
+            f"--on-{state}",
+            choices=["finish", "yield"],
+            help=f"a running job when {when}: finish it there, or yield it to the farm (default {default})",
+        )
+    a(
+        "--nimby",
+        action="append",
+        choices=["input", "gpu"],
+        help="yield to this PC's user: input (keyboard/mouse in use), gpu (another program uses the GPU); repeatable",
+    )
+    a("--nimby-idle-minutes", type=float, help="idle minutes before a NIMBY-held node offers itself again (default 10)")
+    a("--nimby-gpu-mb", type=float, help="other programs' GPU memory that counts as the GPU in use (default 1024)")
+    a(
+        "--metrics-open",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="serve GET /metrics without a signed request (default: no)",
+    )
+
+
 def describe_until(a: Availability, now: float) -> str:
     if a.until is None:
         return ""

@@ -19,13 +19,13 @@ from rich.table import Table
 from rich.text import Text
 
 from farm.cli.common import add_discover_on, positive, wait_for_answer
+from farm.cli.wake import wake_node
 from farm.core.address import Address
 from farm.core.nodetable import NodeRecord, NodeState, Unreached
 from farm.engines.registry import Registry, engine_name
 from farm.errors import FarmError
 from farm.local.peers import add_peer, load_peers, peers_path, remove_peer
 from farm.local.settings import discovery_enabled, interfaces
-from farm.local.sleepers import SleeperBook
 from farm.local.token import find_token
 from farm.runtime.farm import Farm, FarmSettings, NodeEvent
 from farm.runtime.waker import SleepingNode
@@ -81,7 +81,7 @@ def handle(args: argparse.Namespace) -> int:
         if args.action == "wake":
             if not args.address:
                 raise FarmError("`lanfarm nodes wake` needs the node's name (or id)")
-            return wake_node(args)
+            return wake_node(args, PROBE_TIMEOUT)
         if args.action == "list":
             if args.address:
                 raise FarmError("`lanfarm nodes` takes no address; use --peer HOST:PORT")
@@ -173,45 +173,6 @@ async def _discover(
         # every address known by then answers or fails once (a probe is never cut short)
         await farm.wait_for_nodes(PROBE_TIMEOUT * 2, mdns_grace=0)
         return farm.nodes(), farm.unreached(), farm.sleeping()
-
-
-def wake_node(args: argparse.Namespace) -> int:
-    """Send a known node its magic packets, then wait (``--wait``) until it answers: it shows waking till then."""
-    sleeper = SleeperBook().find(args.address)
-    if sleeper is None:
-        raise FarmError(
-            f"no known node {args.address!r} to wake: a node is known once `lanfarm nodes` (or the app) "
-            "has seen it with its MAC addresses"
-        )
-    settings = FarmSettings(
-        token=find_token(args.token_file) or "",
-        use_local=False,
-        mdns=not args.no_discovery and discovery_enabled().value,
-        interfaces=tuple(interfaces(args.interface).value),
-        peers=(Address.parse(sleeper.address), *(Address.parse(p) for p in args.peer)),
-        probe_timeout=PROBE_TIMEOUT,
-    )
-    return asyncio.run(_wake(settings, sleeper.id, sleeper.name, args.wait))
-
-
-async def _wake(settings: FarmSettings, node_id: str, name: str, wait: float) -> int:
-    async with Farm.open(settings, registry=Registry([])) as farm:
-        sent = farm.wake(node_id)
-        if not sent:
-            print(f"{name}: no LAN address to send a magic packet to", file=sys.stderr)
-            return 1
-        print(f"{name}: waking (magic packet to {', '.join(f'{h}:{p}' for h, p in sent)})", flush=True)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while loop.time() < deadline:
-            up = [n for n in farm.nodes() if n.id == node_id and n.state is NodeState.ONLINE]
-            if up:
-                print(f"{name}: awake, online at {up[0].address}")
-                return 0
-            await asyncio.sleep(0.1)
-        states = {z.sleeper.id: z.state for z in farm.sleeping()}
-        print(f"{name}: {states.get(node_id, 'asleep')}: no answer within {wait:g} s", file=sys.stderr)
-        return 1
 
 
 def print_table(
