@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication, QLabel, QMenu, QSystemTrayIcon
 from farm.engines import Registry
 from farm.engines.installed import default_registry
 from farm.local import paths
+from gui.local_node import LocalNodeMenu
 from gui.main_window import MainWindow
 from gui.settings import SettingsStore
 from gui.theme import apply_theme, follow_system, icon
@@ -124,6 +125,7 @@ class Tray(QObject):
         quit_action.triggered.connect(app.quit_asked)
         menu.addAction(quit_action)
         self.icon.setContextMenu(menu)
+        self.local_node = LocalNodeMenu(menu, lambda: controller.token, parent=self)  # this PC's `lanfarm node`
         self.icon.activated.connect(self._activated)
         controller.activity.connect(self.set_activity)
         window.batchChanged.connect(self.set_progress)
@@ -196,6 +198,7 @@ class LanFarmApp(QObject):
         await self.controller.start()
         if self.tray is not None:
             self.tray.icon.show()
+            self.tray.local_node.start()
         if show or self.tray is None:
             self.window.show()
         if self.tray is None:  # said permanently, not as a message that pushes the resume notice away
@@ -235,6 +238,7 @@ class LanFarmApp(QObject):
             editor.close()
         if self.tray is not None:
             self.tray.icon.hide()
+            await self.tray.local_node.stop()
         await self.controller.stop()
 
     def receive(self, files: list[str]) -> None:

@@ -28,6 +28,11 @@ STATE_COLOURS = {
     "offline": "#8a8f96",
     "unauthorised": "#d2453d",
     "ignored": "#8a8f96",
+    "nimby": "#b0479a",  # its owner's states: the PC's user is at it, outside its schedule, shutting down
+    "schedule": "#c98a16",
+    "draining": "#8a8f96",
+    "asleep": "#5a6fa8",  # its PC went to sleep (Wake-on-LAN can wake it)
+    "waking": "#2a6fd6",
 }
 
 
@@ -62,7 +67,9 @@ class NodesModel(QAbstractTableModel):
             # a node known only by its address (it refused the token) is named by it once, not twice
             title = f"{row.name}\n{row.address}" if row.address and row.name not in row.address else row.name
             job = row.job or (f"waiting: {row.waiting}" if row.waiting and row.state == "idle" else "")
-            return (title, row.state, row.gpu, row.vram_text, job, str(row.done), str(row.failed), row.speed_text)[col]
+            return (title, row.state_text, row.gpu, row.vram_text, job, str(row.done), str(row.failed), row.speed_text)[
+                col
+            ]
         if role == Qt.ItemDataRole.DecorationRole and col == 1:
             return QColor(STATE_COLOURS[row.state])
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -70,6 +77,8 @@ class NodesModel(QAbstractTableModel):
                 return f"{sum(list(row.history)[-60:])} jobs in the last minute"
             if col == COL_JOB and not row.job and row.waiting:
                 return f"Idle while edits wait: {row.waiting}"
+            if col == 1 and row.held:
+                return f"{row.name} takes no jobs now: {row.held_reason or row.held} (its owner's setting)"
             return row.error or f"{row.name} ({row.id})"
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (5, 6):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -174,7 +174,20 @@ class BatchProgress:
         return text
 
 
-NODE_STATES = ("idle", "busy", "paused", "blocklisted", "offline", "unauthorised", "ignored")
+NODE_STATES = (
+    "idle",
+    "busy",
+    "paused",
+    "blocklisted",
+    "offline",
+    "unauthorised",
+    "ignored",
+    "nimby",
+    "schedule",
+    "draining",
+    "asleep",
+    "waking",
+)
 
 
 @dataclass(slots=True)
@@ -201,6 +214,9 @@ class NodeRow:
     error: str = ""
     errors: list[str] = field(default_factory=list)  # the latest failed attempts there, oldest first
     waiting: str = ""  # why an idle worker takes none of the queued edits ("" when nothing waits)
+    held: str = ""  # its owner's availability state when it takes no jobs (paused, nimby, schedule, draining)
+    held_reason: str = ""  # why, in the node's words
+    sleep: str = ""  # offline because its PC sleeps: "asleep", or "waking" after a magic packet
     history: deque[int] = field(default_factory=lambda: deque(maxlen=60))
     _last_done: int = 0
 
@@ -215,7 +231,9 @@ class NodeRow:
         if not self.authorised:
             return "unauthorised"
         if not self.online:
-            return "offline"
+            return self.sleep or "offline"
+        if self.held:
+            return self.held
         if self.paused:
             return "paused"
         if self.blocked:
@@ -238,6 +256,13 @@ class NodeRow:
         self.name = info.name or self.name
         self.gpu = info.gpu_label
         self.vram_total_mb, self.vram_used_mb = info.vram_total_mb, info.vram_used_mb
+        a = info.availability
+        self.held, self.held_reason = ("", "") if a.available else (str(a.state), a.reason)
+
+    @property
+    def state_text(self) -> str:
+        """The state, and below it why its owner holds it (``paused`` / ``gaming``)."""
+        return f"{self.state}\n{self.held_reason}" if self.held and self.held_reason and self.online else self.state
 
     def sample(self, status: WorkerStatus | None, done: int, failed: int, job: str, progress: float) -> None:
         """Once a second: the scheduler's view of this worker; the sparkline gets jobs done since last."""

@@ -396,7 +396,9 @@ class FarmController(QObject):
         self.enginesChanged.emit(self.engines())
         stats = farm.stats()
         waiting = self._waiting_engines()
+        sleeping = {z.sleeper.id: z.state for z in farm.sleeping()}  # Wake-on-LAN: asleep or waking
         for row in self.nodes.rows():
+            row.sleep = sleeping.get(row.id, "") if not row.online else ""
             row.waiting = self._why_waiting(row.id, workers.get(row.id), waiting) if waiting else ""
             snapshot = workers.get(row.id)
             if snapshot is None:  # not a worker now (offline, ignored ...): what the scheduler last saw

@@ -158,7 +158,8 @@ def node_advert(app: web.Application) -> NodeAdvert:
         vram_mb=hardware.vram_mb,
         engines=tuple(d.id for d in app[keys.REGISTRY].descriptors() if d.available),
         slots=runner.slots,
-        free=0 if runner.draining else runner.free,
+        free=runner.free if app[keys.STEWARD].current.available else 0,
+        state=str(app[keys.STEWARD].current.state),
     )
 
 

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from aiohttp import WSCloseCode, web
@@ -17,6 +17,7 @@ from farm.local import hardware as hw
 from farm.local.paths import cache_dir
 from node import keys
 from node.auth import NONCES, NonceBook, auth_middleware
+from node.availability import steward
 from node.blobs import GRACE, BlobStore
 from node.config import NodeConfig
 from node.errors import error_middleware
@@ -40,6 +41,8 @@ def create_app(
     hardware: hw.Hardware | None = None,
     blob_dir: Path | None = None,
     clock: Clock = time.time,
+    slot_registries: Sequence[Registry] = (),
+    slot_devices: Sequence[str | None] = (),
 ) -> web.Application:
     """A ready-to-run node app; background work (job slots, ticker, mDNS) starts with the app."""
     app = web.Application(middlewares=[error_middleware, auth_middleware])
@@ -60,7 +63,7 @@ def create_app(
         clock=clock,
         grace=GRACE,
     )
-    slots = config.slots or max(1, len(hardware.gpus))
+    slots = len(slot_registries) or config.slots or max(1, len(hardware.gpus))
     app[keys.RUNNER] = JobRunner(
         JobBook(retention=config.result_retention),
         blobs,
@@ -69,7 +72,10 @@ def create_app(
         slots=slots,
         job_timeout=config.job_timeout,
         clock=clock,
+        slot_registries=slot_registries,
     )
+    app[keys.SLOT_DEVICES] = [d or "auto" for d in slot_devices] or ["auto"] * slots
+    app[keys.STEWARD] = steward(config, app[keys.RUNNER], clock)
     app[keys.SOCKETS] = weakref.WeakSet()
     setup_routes(app)
     app.cleanup_ctx.append(_runner_ctx)
@@ -85,8 +91,10 @@ def create_app(
 async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     runner = app[keys.RUNNER]
     runner.start()
+    app[keys.STEWARD].check()
     yield
     await runner.close()
+    app[keys.STEWARD].close()
 
 
 async def _ticker_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -104,6 +112,7 @@ async def _tick(app: web.Application) -> None:
     while True:
         await asyncio.sleep(LOAD_INTERVAL)
         try:
+            app[keys.STEWARD].check()
             runner.expire()
             if len(hub):
                 hub.publish(runner.load())

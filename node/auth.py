@@ -13,7 +13,7 @@ from farm.core import signing
 from node import keys
 from node.errors import Unauthorised
 
-PUBLIC_PATHS = frozenset({"/v1/health"})
+PUBLIC_PATHS = frozenset({"/v1/health", "/"})  # "/": the status page (nothing secret on it)
 NONCES: web.AppKey[NonceBook] = web.AppKey("nonces")
 BEARER_MESSAGE = (
     "this node speaks protocol 2: requests are signed and the farm token is never sent; "
@@ -75,7 +75,8 @@ def peek_authorised(request: web.Request) -> bool:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    if request.path not in PUBLIC_PATHS:
+    public = request.path in PUBLIC_PATHS or (request.path == "/metrics" and request.app[keys.CONFIG].metrics_open)
+    if not public:
         digest = _digest_without_body(request)
         if digest is None:
             digest = signing.body_digest(await request.read())  # small JSON bodies (jobs, drain)

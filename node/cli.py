@@ -16,10 +16,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from farm.engines.devices import device_override, slot_devices
 from farm.engines.installed import default_registry
+from farm.errors import FarmError
+from farm.local import hardware as hw
+from farm.local import runfiles
 from farm.local.settings import Origin
 from farm.local.token import TOKEN_ENV, load_or_create_token, resolve_token, token_path
-from node import keys
+from node import control, keys
 from node.app import create_app
 from node.config import (
     SETTINGS,
@@ -39,12 +43,19 @@ HELP = "run this PC as a farm node (headless)"  # `lanfarm --help` lists it so
 
 def configure(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
+    control.add_actions(parser)
     a("--host", help="address to listen on (default 0.0.0.0: every interface)")
     a("--port", type=int, help="TCP port (default 7788; 0 picks a free one)")
     a("--name", help="name shown in the app (default: this PC's host name)")
     a("--slots", type=int, help="jobs at once (default: one per GPU, else one)")
     a("--device", help="device for the AI engines: auto (default: cuda, else mps, else cpu), cpu, cuda, cuda:N, mps")
-    a("--gpu", type=_gpu_index, metavar="N", help="use GPU number N (the same as --device cuda:N)")
+    a(
+        "--gpu",
+        type=_gpu_index,
+        action="append",
+        metavar="N",
+        help="use GPU number N, one slot on it (repeatable: one slot per GPU listed; default: one slot per GPU)",
+    )
     a("--models-dir", type=Path, help="folder of model files (default: the data folder's models/)")
     a(
         "--token-file",
@@ -74,6 +85,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--simulate", action=argparse.BooleanOptionalAction, default=None, help=argparse.SUPPRESS)
     a("--simulate-slowdown", type=float, help=argparse.SUPPRESS)
     a("--simulate-failures", action=argparse.BooleanOptionalAction, default=None, help=argparse.SUPPRESS)
+    control.add_owner_settings(parser)
     a("--max-upload-mb", type=float, help="largest upload accepted (default 256)")
     a("--blob-cache-mb", type=float, help="disk budget of the upload cache (default 4096)")
     a("--job-timeout", type=float, help="seconds before a job fails (default 1800; 0: never)")
@@ -94,14 +106,21 @@ def _gpu_index(text: str) -> int:
 
 def handle(args: argparse.Namespace) -> int:
     cli = {name: getattr(args, name, None) for name in SETTINGS}
-    if args.gpu is not None:
-        if args.device is not None and args.device.strip().lower() != f"cuda:{args.gpu}":
-            print(f"lanfarm node: --gpu {args.gpu} and --device {args.device} disagree; give one", file=sys.stderr)
+    if args.gpu:
+        one = f"cuda:{args.gpu[0]}" if len(args.gpu) == 1 else ""
+        if args.device is not None and args.device.strip().lower() != one:
+            shown = " ".join(f"--gpu {g}" for g in args.gpu)
+            print(f"lanfarm node: {shown} and --device {args.device} disagree; give one", file=sys.stderr)
             return 2
-        cli["device"] = f"cuda:{args.gpu}"
+        if one:
+            cli["device"] = one  # one GPU: the same as --device cuda:N
+        else:
+            cli["gpus"] = tuple(args.gpu)
     config_file = args.config or default_file()
     try:
         config, origin = load(cli, config_file=config_file)
+        if args.action != "run":
+            return control.handle(args, config, origin["token_file"], node_token)
         if args.print_config:
             print(f"# lanfarm node settings (file: {config_file})")
             print(describe(config, origin))
@@ -116,6 +135,9 @@ def handle(args: argparse.Namespace) -> int:
         return asyncio.run(serve(config, token=token, ssl_context=ssl_context))
     except KeyboardInterrupt:  # Windows, where the loop has no signal handlers
         return 0
+    except FarmError as exc:  # a GPU number this PC lacks, say
+        print(f"lanfarm node: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"lanfarm node: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -177,24 +199,54 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 async def serve(config: NodeConfig, *, token: str, ssl_context: ssl.SSLContext | None = None) -> int:
+    hardware = hw.probe()
+    devices = slot_devices(  # before binding: a GPU this PC lacks is refused with nothing left open
+        len(hardware.gpus),
+        backend=hardware.backend,
+        gpus=config.gpus,
+        device=device_override(config.device or None),
+        slots=config.slots,
+    )
     sock = bind(config.host, config.port)
     config = dataclasses.replace(config, port=sock.getsockname()[1])
-    registry = default_registry(
-        config.models_path,
-        device=config.device or None,
-        simulate=config.simulate,
-        sim_slowdown=config.simulate_slowdown,
-        sim_fail=config.simulate_failures,
-    )
+    by_device = {
+        d: default_registry(
+            config.models_path,
+            device=d,
+            simulate=config.simulate,
+            sim_slowdown=config.simulate_slowdown,
+            sim_fail=config.simulate_failures,
+        )
+        for d in dict.fromkeys(devices)
+    }
+    registry = by_device[devices[0]]
     claim = claim_node_id()
-    app = create_app(config, registry=registry, token=token, node_id=claim.node_id)
+    app = create_app(
+        config,
+        registry=registry,
+        token=token,
+        node_id=claim.node_id,
+        hardware=hardware,
+        slot_registries=[by_device[d] for d in devices],
+        slot_devices=devices,
+    )
     runner = web.AppRunner(app, handle_signals=False)
+    runfile: Path | None = None
     await runner.setup()
     try:
         await GuardedSite(runner, sock, ssl_context=ssl_context, limits=guard_limits()).start()
         scheme = "https" if ssl_context else "http"
         host = f"[{config.host}]" if ":" in config.host else config.host
         print(f"lanfarm node listening on {scheme}://{host}:{config.port}", flush=True)
+        runfile = runfiles.record(
+            runfiles.RunningNode(
+                claim.node_id,
+                config.display_name,
+                os.getpid(),
+                config.port,
+                runfiles.local_url(scheme, config.host, config.port),
+            )
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -207,6 +259,8 @@ async def serve(config: NodeConfig, *, token: str, ssl_context: ssl.SSLContext |
         if not await jobs.wait_idle(config.shutdown_grace):
             log.warning("jobs still running after %g s; stopping them", config.shutdown_grace)
     finally:
+        if runfile is not None:
+            runfiles.forget(runfile)
         await runner.cleanup()
         claim.release()
     return 0

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tomllib
 import uuid
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any
 
 from farm.core.protocol import DEFAULT_PORT
+from farm.core.schedule import parse as parse_schedule
 from farm.local.files import write_atomic
 from farm.local.paths import config_dir, data_dir, models_dir
 from farm.local.settings import Origin, Setting, SettingError, parse_bool, parse_list, parse_path, parse_str
@@ -33,6 +36,7 @@ class NodeConfig:
     name: str = ""
     slots: int | None = None
     device: str = ""  # the AI engines' device: cpu, cuda, cuda:N, mps ("" or auto: the best found)
+    gpus: tuple[int, ...] = ()  # one slot per listed GPU (--gpu N, repeatable); (): one slot per GPU found
     models_dir: Path | None = None
     token_file: Path | None = None
     advertise: bool = True
@@ -47,6 +51,15 @@ class NodeConfig:
     shutdown_grace: float = 30.0
     cert: Path | None = None
     key: Path | None = None
+    schedule: tuple[str, ...] = ()  # weekly windows it takes jobs in (farm.core.schedule); () : always
+    timezone: str = ""  # the schedule's zone (IANA name, e.g. Europe/Berlin); "": this PC's
+    on_pause: str = "finish"  # a running job when its owner pauses it: finish, or yield (handed back)
+    on_schedule: str = "finish"  # ... when its schedule window closes
+    on_nimby: str = "yield"  # ... when its user comes back or another program takes the GPU
+    nimby: tuple[str, ...] = ()  # NIMBY signals that count: input (the PC's user), gpu (other programs)
+    nimby_idle_minutes: float = 10.0  # idle time before a NIMBY-held node offers itself again
+    nimby_gpu_mb: float = 1024.0  # other programs' GPU memory above which the GPU counts as taken
+    metrics_open: bool = False  # GET /metrics without a signed request (for a Prometheus scraper)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -91,6 +104,48 @@ def _device(value: Any) -> str:
     return text
 
 
+def _schedule(value: Any) -> tuple[str, ...]:
+    lines = [str(v) for v in value] if isinstance(value, list | tuple) else re.split(r"[;\n]", str(value))
+    lines = [" ".join(line.split()) for line in lines if line.strip()]
+    parse_schedule(lines)  # a bad line is refused here, by name (ScheduleError is a ValueError)
+    return tuple(lines)
+
+
+def _timezone(value: Any) -> str:
+    text = parse_str(value).strip()
+    if text:
+        try:
+            zoneinfo.ZoneInfo(text)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {text!r} (an IANA name like Europe/Berlin)") from None
+    return text
+
+
+def _on_return(value: Any) -> str:
+    text = parse_str(value).strip().lower()
+    if text not in ("finish", "yield"):
+        raise ValueError(f"expected finish or yield, got {value!r}")
+    return text
+
+
+def _signals(value: Any) -> tuple[str, ...]:
+    out = tuple(s.lower() for s in parse_list(value))
+    unknown = [s for s in out if s not in ("input", "gpu")]
+    if unknown:
+        raise ValueError(f"NIMBY signals are input and gpu, got {unknown[0]!r}")
+    return out
+
+
+def _gpus(value: Any) -> tuple[int, ...]:
+    items = value if isinstance(value, list | tuple) else parse_list(value)
+    out = []
+    for item in items:
+        if isinstance(item, bool) or not str(item).strip().isdigit():
+            raise ValueError(f"GPU numbers are 0, 1, ..., got {item!r}")
+        out.append(int(str(item).strip()))
+    return tuple(out)
+
+
 def _port(value: Any) -> int:
     port = int(value)
     if not 0 <= port <= 65535:
@@ -104,6 +159,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "name": parse_str,
     "slots": _positive(int, allow_zero=False),
     "device": _device,
+    "gpus": _gpus,
     "models_dir": parse_path,
     "token_file": parse_path,
     "advertise": parse_bool,
@@ -118,6 +174,15 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "shutdown_grace": _positive(float),
     "cert": parse_path,
     "key": parse_path,
+    "schedule": _schedule,
+    "timezone": _timezone,
+    "on_pause": _on_return,
+    "on_schedule": _on_return,
+    "on_nimby": _on_return,
+    "nimby": _signals,
+    "nimby_idle_minutes": _positive(float),
+    "nimby_gpu_mb": _positive(float),
+    "metrics_open": parse_bool,
 }
 #: Every node setting, resolved by :func:`farm.local.settings.resolve` (``LANFARM_<NAME>``, ``--<name>``).
 TABLE: tuple[Setting[Any], ...] = tuple(Setting(f.name, _CONVERT[f.name], f.default) for f in fields(NodeConfig))
@@ -189,7 +254,7 @@ def describe(config: NodeConfig, origin: Mapping[str, str]) -> str:
         elif isinstance(value, int | float):
             text = f"{name} = {value}"
         elif isinstance(value, tuple):
-            text = f"{name} = [{', '.join(_quote(v) for v in value)}]"
+            text = f"{name} = [{', '.join(str(v) if isinstance(v, int) else _quote(v) for v in value)}]"
         else:
             text = f"{name} = {_quote(str(value))}"
         lines.append(f"{text:<44} # {origin.get(name, 'default')}")

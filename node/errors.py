@@ -64,6 +64,12 @@ class Unavailable(NodeError):
     status, code = 503, "draining"
 
 
+class NotAvailable(NodeError):
+    """Its owner holds the node (paused, outside its schedule, NIMBY): it takes no new jobs now."""
+
+    status, code = 503, "not_available"
+
+
 class QueueFull(NodeError):
     status, code = 503, "queue_full"
 

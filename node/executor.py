@@ -17,19 +17,23 @@ thread functions runs on the loop.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from farm.core.availability import Availability
+from farm.core.job import JobState
 from farm.engines import Registry
 from farm.errors import FarmError, ImageError, JobCancelled, SpecError
 from farm.imaging.codec import DEFAULT_MAX_PIXELS, Picture, encode_image, resolve_output
 from farm.imaging.pipeline import Prepared, prepare, run
 from node.blobs import BlobStore, DamagedBlob, read_blob, write_blob
-from node.errors import Invalid, MissingBlob, QueueFull, Unavailable
+from node.errors import Invalid, MissingBlob, NotAvailable, QueueFull, Unavailable
 from node.events import EventHub
 from node.jobs import JobBook, NodeJob, Phase, ProgressThrottle, ResultInfo
 from node.requests import JobRequest
@@ -60,12 +64,19 @@ class JobRunner:
         clock: Clock = time.time,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         cpu_workers: int | None = None,
+        slot_registries: Sequence[Registry] = (),
     ) -> None:
         self.book = book
         self.blobs = blobs
         self.registry = registry
         self.hub = hub
         self.slots = slots
+        # slot i's engines (one registry per device: slot i of a multi-GPU node runs on cuda:i)
+        self.slot_registries = list(slot_registries) or [registry] * slots
+        if len(self.slot_registries) != slots:
+            raise ValueError(f"{len(self.slot_registries)} slot registries for {slots} slots")
+        self._slot = threading.local()
+        self._slot_numbers = itertools.count()
         self.job_timeout = job_timeout
         self.clock = clock
         self.max_pixels = max_pixels
@@ -75,6 +86,8 @@ class JobRunner:
         self.busy = 0  # engines running now, at most ``slots``
         self.prepared = 0  # jobs decoded so far (a counter for tests and diagnostics)
         self.listeners: list[Callable[[], None]] = []
+        self.availability: Callable[[], Availability] = Availability  # node.availability.Steward sets it
+        self.ended: list[Callable[[NodeJob], None]] = []  # called once per finished job (metrics)
         self._throttle = ProgressThrottle(0.1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._pool: ThreadPoolExecutor | None = None  # the slots: engines only
@@ -88,7 +101,7 @@ class JobRunner:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
-        self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="lanfarm-slot")
+        self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="lanfarm-slot", initializer=self._number_slot)
         self._cpu = ThreadPoolExecutor(self.cpu_workers, thread_name_prefix="lanfarm-cpu")
 
     async def close(self) -> None:
@@ -109,6 +122,34 @@ class JobRunner:
         """Refuse new jobs from now on; queued and running ones still finish."""
         self.draining = True
         self._changed()
+
+    def undrain(self) -> None:
+        """Take new jobs again (a drain is reversible; a shutdown is not)."""
+        if not self._closing and self.draining:
+            self.draining = False
+            self._changed()
+
+    def publish_load(self) -> None:
+        """Send the load (with the availability) to subscribers now, not at the next tick."""
+        self.hub.publish(self.load())
+        self._changed()
+
+    def hand_back(self, why: str, *, running: bool) -> int:
+        """Cancel the jobs whose engine has not started (and, with ``running``, the running ones too),
+        saying ``why``: the farm runs them elsewhere. Returns how many were handed back."""
+        now = self.clock()
+        count = 0
+        for job in list(self.book.active):
+            if job.state is JobState.RUNNING and not running:
+                continue
+            job.error = why
+            if self.book.cancel(job, now):
+                self._finished(job)
+            count += 1
+        if count:
+            log.info("%s (%d jobs)", why, count)
+            self._changed()
+        return count
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is queued or running; False on timeout."""
@@ -134,6 +175,7 @@ class JobRunner:
             "slots": {"total": self.slots, "free": self.free},
             "queue": self.queued,
             "running": [j.id for j in self.book.running],
+            **self.availability().to_dict(),
         }
 
     # -- requests --------------------------------------------------------------------------------
@@ -146,6 +188,9 @@ class JobRunner:
             raise Unavailable(
                 "this node is draining (shutting down or being serviced) and takes no new jobs; send it elsewhere"
             )
+        availability = self.availability()
+        if not availability.available:
+            raise NotAvailable(f"this node is {availability.label()}; it takes no new jobs now: send it elsewhere")
         if self.queued >= MAX_QUEUE:
             raise QueueFull(f"this node already has {MAX_QUEUE} queued jobs; try again later")
         desc, _params = self.registry.resolve(req.spec)
@@ -303,13 +348,21 @@ class JobRunner:
         mask = read_blob(self.blobs.folder, job.mask) if job.mask else None
         return prepare(image, mask, job.spec, self.registry, max_pixels=self.max_pixels)
 
+    def _number_slot(self) -> None:
+        """Each slot thread, once: its number (at most ``slots`` threads exist, so each number is one slot's)."""
+        self._slot.index = next(self._slot_numbers) % self.slots
+
+    def slot_registry(self) -> Registry:
+        """In a slot thread: the engines of this slot's device."""
+        return self.slot_registries[getattr(self._slot, "index", 0)]
+
     def _engine(self, job: NodeJob, prepared: Prepared, loop: asyncio.AbstractEventLoop) -> Picture:
         """In a slot thread: the engine, nothing else."""
 
         def progress(fraction: float) -> None:
             loop.call_soon_threadsafe(self._on_progress, job, fraction)
 
-        return run(prepared, self.registry, progress=progress, cancel=job.cancel)
+        return run(prepared, self.slot_registry(), progress=progress, cancel=job.cancel)
 
     def _encode(self, job: NodeJob, picture: Picture) -> tuple[str, int]:
         """In a CPU thread: encode the result and write it as a blob."""
@@ -341,6 +394,9 @@ class JobRunner:
 
     def _publish(self, job: NodeJob) -> None:
         self.hub.publish({"type": "job", "job": job.to_dict()})
+        if job.state.finished:
+            for callback in self.ended:
+                callback(job)
 
     def _changed(self) -> None:
         for listener in self.listeners:

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from farm.engines import Registry
 from farm.local.hardware import Hardware
+from node.availability import Steward
 from node.blobs import BlobStore
 from node.config import NodeConfig
 from node.events import EventHub
@@ -24,3 +25,5 @@ RUNNER = web.AppKey("runner", JobRunner)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 STARTED = web.AppKey("started", float)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
+STEWARD = web.AppKey("steward", Steward)
+SLOT_DEVICES: web.AppKey[list[str]] = web.AppKey("slot_devices")  # the device of each job slot

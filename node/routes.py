@@ -22,6 +22,7 @@ from node.errors import NotDone, NotFound
 from node.events import heartbeat
 from node.guard import UPLOADS, UploadPace
 from node.jobs import NodeJob
+from node.owner import macs, setup_owner_routes
 from node.requests import check_job_id, parse_job, parse_json
 
 
@@ -37,6 +38,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_delete("/v1/jobs/{id}", delete_job)
     r.add_get("/v1/events", events, allow_head=False)
     r.add_post("/v1/drain", drain)
+    setup_owner_routes(app)
 
 
 async def _io(fn: Any, *args: Any) -> Any:
@@ -68,8 +70,17 @@ async def info(request: web.Request) -> web.Response:
             "uptime": round(app[keys.CLOCK]() - app[keys.STARTED], 3),
             "jobs": {"done": runner.book.done, "failed": runner.book.failed},
             "draining": runner.draining,
+            **app[keys.STEWARD].current.to_dict(),
+            "nimby": app[keys.STEWARD].nimby_note,
+            "macs": macs(app),
+            "devices": slot_devices(app),
         }
     )
+
+
+def slot_devices(app: web.Application) -> list[str]:
+    devices: list[str] = app[keys.SLOT_DEVICES]
+    return [*devices]
 
 
 def list_models(folder: Path) -> list[dict[str, Any]]:
@@ -155,6 +166,7 @@ async def delete_job(request: web.Request) -> web.Response:
 
 async def drain(request: web.Request) -> web.Response:
     request.app[keys.RUNNER].drain()
+    request.app[keys.STEWARD].check()
     return web.json_response({"draining": True})
 
 

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from farm.cli.common import add_discover_on, positive, wait_for_answer
+from farm.cli.wake import wake_node
 from farm.core.address import Address
 from farm.core.nodetable import NodeRecord, NodeState, Unreached
 from farm.engines.registry import Registry, engine_name
@@ -27,6 +28,7 @@ from farm.local.peers import add_peer, load_peers, peers_path, remove_peer
 from farm.local.settings import discovery_enabled, interfaces
 from farm.local.token import find_token
 from farm.runtime.farm import Farm, FarmSettings, NodeEvent
+from farm.runtime.waker import SleepingNode
 
 PROBE_TIMEOUT = 2.0
 LISTEN = 3.0  # seconds at most to listen for nodes
@@ -43,10 +45,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "action",
         nargs="?",
         default="list",
-        choices=["list", "add", "remove"],
-        help="list the nodes (default), or add/remove a saved peer",
+        choices=["list", "add", "remove", "wake"],
+        help="list the nodes (default), add/remove a saved peer, or wake a sleeping node (Wake-on-LAN)",
     )
-    parser.add_argument("address", nargs="?", metavar="HOST:PORT", help="the peer to add or remove")
+    parser.add_argument(
+        "address", nargs="?", metavar="HOST:PORT|NAME", help="the peer to add or remove; the node to wake"
+    )
     parser.add_argument(
         "--wait",
         type=positive(float),
@@ -74,6 +78,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def handle(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     try:
+        if args.action == "wake":
+            if not args.address:
+                raise FarmError("`lanfarm nodes wake` needs the node's name (or id)")
+            return wake_node(args, PROBE_TIMEOUT)
         if args.action == "list":
             if args.address:
                 raise FarmError("`lanfarm nodes` takes no address; use --peer HOST:PORT")
@@ -106,7 +114,7 @@ def list_nodes(args: argparse.Namespace) -> int:
             how = "unset LANFARM_DISCOVERY" if switched_off else "drop --no-discovery"
             raise FarmError(f"no peers: give --peer HOST:PORT, save one with `lanfarm nodes add HOST:PORT`, or {how}")
     only_on = list(interfaces(args.interface).value)
-    nodes, unreached = asyncio.run(
+    nodes, unreached, sleeping = asyncio.run(
         _discover(find_token(args.token_file), peers, only_on, mdns=not args.no_discovery, wait=args.wait)
     )
     if args.json:
@@ -114,19 +122,29 @@ def list_nodes(args: argparse.Namespace) -> int:
             {
                 "nodes": [n.to_dict() for n in nodes],
                 "unreached": [{"address": str(u.address), "source": u.source, "error": u.error} for u in unreached],
+                "asleep": [
+                    {
+                        "id": z.sleeper.id,
+                        "name": z.sleeper.name,
+                        "address": z.sleeper.address,
+                        "macs": list(z.sleeper.macs),
+                        "state": z.state,
+                    }
+                    for z in sleeping
+                ],
             },
             sys.stdout,
             indent=2,
         )
         print()
     else:
-        print_table(nodes, unreached, Console(soft_wrap=False), wide=args.wide)
+        print_table(nodes, unreached, Console(soft_wrap=False), wide=args.wide, sleeping=sleeping)
     return 0 if any(n.state is NodeState.ONLINE for n in nodes) else 1
 
 
 async def _discover(
     token: str | None, peers: list[Address], interfaces: list[str], *, mdns: bool, wait: float
-) -> tuple[list[NodeRecord], list[Unreached]]:
+) -> tuple[list[NodeRecord], list[Unreached], list[SleepingNode]]:
     settings = FarmSettings(
         token=token or "",
         use_local=False,
@@ -154,19 +172,28 @@ async def _discover(
                 unsubscribe()
         # every address known by then answers or fails once (a probe is never cut short)
         await farm.wait_for_nodes(PROBE_TIMEOUT * 2, mdns_grace=0)
-        return farm.nodes(), farm.unreached()
+        return farm.nodes(), farm.unreached(), farm.sleeping()
 
 
-def print_table(nodes: list[NodeRecord], unreached: list[Unreached], console: Console, *, wide: bool = False) -> None:
+def print_table(
+    nodes: list[NodeRecord],
+    unreached: list[Unreached],
+    console: Console,
+    *,
+    wide: bool = False,
+    sleeping: list[SleepingNode] | None = None,
+) -> None:
     """Nodes as a table that fits the terminal: the address is never cut, engines and models are
     shortened to the first ones (``wide``: all). Cells are plain text (never rich markup)."""
-    if not nodes and not unreached:
+    sleeping = sleeping or []
+    if not nodes and not unreached and not sleeping:
         console.print(
             "No nodes found. Start `lanfarm node` on another PC, or add one by address "
             "with `lanfarm nodes add HOST:PORT` if your network blocks mDNS."
         )
         return
     addresses = [str(n.address) for n in nodes] + [str(u.address) for u in unreached]
+    addresses += [z.sleeper.address for z in sleeping]
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
     table.add_column("Name", overflow="fold", min_width=6)
     table.add_column("Address", no_wrap=True, min_width=max(len(a) for a in addresses))
@@ -186,7 +213,7 @@ def print_table(nodes: list[NodeRecord], unreached: list[Unreached], console: Co
         table.add_row(
             Text(n.name),
             Text(str(n.address)),
-            Text(str(n.state), style=styles.get(str(n.state), "")),
+            Text(n.state_label, style=styles.get(str(n.state), "") if n.availability.available else "yellow"),
             Text(n.gpu),
             Text(_vram(n.vram_mb)),
             Text(_short(engines, wide)),
@@ -196,6 +223,8 @@ def print_table(nodes: list[NodeRecord], unreached: list[Unreached], console: Co
         )
     for u in unreached:
         table.add_row(Text("—"), Text(str(u.address)), Text("offline", style="red"), *[Text("")] * 6)
+    for z in sleeping:
+        table.add_row(Text(z.sleeper.name), Text(z.sleeper.address), Text(z.state, style="blue"), *[Text("")] * 6)
     console.print(table)
     for u in unreached:  # why, below the table, so that the table stays narrow
         console.print(Text.assemble((str(u.address), "bold"), f" is offline ({u.error})"))

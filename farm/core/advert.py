@@ -19,6 +19,7 @@ class NodeAdvert:
     engines: tuple[str, ...] = ()
     slots: int = 1
     free: int = 1
+    state: str = "available"  # farm.core.availability.State: available, paused, draining, nimby, schedule
 
     def to_txt(self) -> dict[str, str]:
         return {
@@ -31,6 +32,7 @@ class NodeAdvert:
             "engines": ",".join(self.engines),
             "slots": str(self.slots),
             "free": str(self.free),
+            "state": self.state,
         }
 
     @classmethod
@@ -48,6 +50,7 @@ class NodeAdvert:
                 engines=tuple(e for e in (d.get("engines") or "").split(",") if e),
                 slots=int(d.get("slots") or 1),
                 free=int(d.get("free") or 0),
+                state=d.get("state") or "available",
             )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"not a LAN Farm advert: {exc}") from None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from farm.core.availability import Availability, State
 from farm.core.descriptor import EngineDescriptor
 from farm.errors import FarmError, SpecError
 
@@ -69,6 +70,10 @@ class NodeInfo:
     jobs_done: int = 0
     jobs_failed: int = 0
     draining: bool = False
+    availability: Availability = field(default_factory=Availability)  # state, reason, until (older nodes: available)
+    macs: tuple[str, ...] = ()  # its network cards' MAC addresses, for Wake-on-LAN
+    nimby: str = ""  # which NIMBY probes watch that PC, or that none works ("": NIMBY off)
+    devices: tuple[str, ...] = ()  # the device of each job slot (cuda:0, cuda:1, auto ...)
 
     # --- what callers plan with -------------------------------------------------------------------
 
@@ -87,8 +92,11 @@ class NodeInfo:
 
     @property
     def memory_mb(self) -> int:
-        """Memory a job can use there: the biggest GPU's, else the RAM (else unbounded)."""
-        vram = max((g.vram_total for g in self.gpus), default=0) >> 20
+        """Memory a job can use there: the biggest GPU's, else the RAM (else unbounded). When the slots
+        run on several GPUs (``devices``: cuda:i), a job may get any of them: the smallest of those."""
+        slot_gpus = {int(d.split(":")[1]) for d in self.devices if d.startswith("cuda:") and d[5:].isdigit()}
+        sizes = [g.vram_total for g in self.gpus if g.index in slot_gpus and g.vram_total]
+        vram = (min(sizes) if sizes else max((g.vram_total for g in self.gpus), default=0)) >> 20
         return vram or (self.ram_total >> 20) or (1 << 30)
 
     @property
@@ -147,6 +155,10 @@ class NodeInfo:
                 jobs_done=int(jobs.get("done") or 0),
                 jobs_failed=int(jobs.get("failed") or 0),
                 draining=bool(data.get("draining", False)),
+                availability=_availability(data),
+                macs=tuple(str(m) for m in _list(data.get("macs"), "macs")),
+                nimby=str(data.get("nimby") or ""),
+                devices=tuple(str(d) for d in _list(data.get("devices"), "devices")),
             )
         except NodeInfoError:
             raise
@@ -175,7 +187,17 @@ class NodeInfo:
             "uptime": self.uptime,
             "jobs": {"done": self.jobs_done, "failed": self.jobs_failed},
             "draining": self.draining,
+            **self.availability.to_dict(),
+            "macs": list(self.macs),
+            "nimby": self.nimby,
+            "devices": list(self.devices),
         }
+
+
+def _availability(data: Mapping[str, Any]) -> Availability:
+    if "state" not in data and data.get("draining"):  # a node from before availability states
+        return Availability(State.DRAINING, "draining")
+    return Availability.from_dict(data)
 
 
 def _mapping(value: object, what: str) -> Mapping[str, Any]:

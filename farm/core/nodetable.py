@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from farm.core.address import Address
 from farm.core.advert import NodeAdvert
+from farm.core.availability import Availability
 from farm.core.nodeinfo import NodeInfo
 
 Source = Literal["mdns", "peer"]
@@ -73,6 +74,20 @@ class NodeRecord:
             return self.info.slots_free, self.info.slots_total
         return (self.advert.free, self.advert.slots) if self.advert else None
 
+    @property
+    def availability(self) -> Availability:
+        """Whether its owner lends it now (from the latest info, else the advert's ``state``)."""
+        if self.info is not None:
+            return self.info.availability
+        return Availability.from_dict({"state": self.advert.state}) if self.advert else Availability()
+
+    @property
+    def state_label(self) -> str:
+        """``online``, or why an online node takes no jobs (``paused: gaming``), or its state."""
+        if self.state is NodeState.ONLINE and not self.availability.available:
+            return self.availability.label()
+        return str(self.state)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``lanfarm nodes --json``)."""
         slots = self.slots
@@ -88,6 +103,7 @@ class NodeRecord:
             "slots": {"free": slots[0], "total": slots[1]} if slots else None,
             "addresses": [str(a) for a in self.addresses],
             "misses": self.misses,
+            "availability": self.availability.to_dict(),
             "info": self.info.to_dict() if self.info else {},
         }
 

@@ -35,6 +35,36 @@ def device_override(explicit: str | None = None) -> str | None:
     return name
 
 
+def slot_devices(
+    gpu_count: int,
+    *,
+    backend: str = "cuda",
+    gpus: tuple[int, ...] = (),
+    device: str | None = None,
+    slots: int | None = None,
+) -> list[str | None]:
+    """The device of each job slot (None: the automatic choice). Torch-free: ``gpu_count`` comes from NVML.
+
+    ``device`` (``--device``, ``LANFARM_DEVICE``) puts every slot there; ``gpus`` (``--gpu N``, repeatable)
+    gives one slot per listed GPU; otherwise a CUDA/ROCm PC gets one slot per GPU, slot i on ``cuda:i``.
+    ``slots`` beyond that go round the same GPUs. Raises EngineError for a GPU number this PC lacks.
+    """
+    if device:
+        return [device] * (slots or 1)
+    cuda = backend in ("cuda", "rocm")
+    if gpus:
+        missing = [g for g in gpus if g >= gpu_count or g < 0] if cuda and gpu_count else []
+        if missing or not (cuda and gpu_count):
+            have = f"{gpu_count} GPU{'s' if gpu_count != 1 else ''} (0-{gpu_count - 1})" if gpu_count else "no GPU"
+            bad = missing[0] if missing else gpus[0]
+            raise EngineError(f"--gpu {bad}: this PC has {have}")
+        order = list(dict.fromkeys(gpus))
+        return [f"cuda:{order[i % len(order)]}" for i in range(slots or len(order))]
+    if cuda and gpu_count > 0:
+        return [f"cuda:{i % gpu_count}" for i in range(slots or gpu_count)]
+    return [None] * (slots or 1)
+
+
 def pick_device(explicit: str | None = None) -> torch.device:
     """The best device here: the override if given, else cuda, then mps, then cpu."""
     import torch

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 
 from farm.core import signing
+from farm.core.availability import Availability
 from farm.core.nodeinfo import NodeInfo, NodeInfoError
 from farm.core.protocol import PROTOCOL_VERSION
 from farm.core.spec import EditSpec
@@ -81,6 +82,15 @@ class NodeClient:
                 200, "protocol", f"speaks protocol {health.get('protocol')}, this farm {PROTOCOL_VERSION}"
             )
         return node_id
+
+    async def pause(self, seconds: float | None = None, reason: str = "") -> Availability:
+        """Its owner pauses the node (None: until resumed)."""
+        body: dict[str, Any] = {"for": seconds} | ({"reason": reason} if reason else {})
+        return Availability.from_dict(await self._json("POST", "/v1/pause", json=body))
+
+    async def resume(self) -> Availability:
+        """Undo the owner's pause (and a drain)."""
+        return Availability.from_dict(await self._json("POST", "/v1/resume", json={}))
 
     async def info(self) -> NodeInfo:
         """The node's ``/v1/info``, parsed (NodeUnavailable if it is not a valid answer)."""

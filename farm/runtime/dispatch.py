@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -202,10 +203,17 @@ class Dispatcher:
             worker = RemoteWorker(
                 node_id, name, self.node_client(base_url), info, client_id=self.options.client_id, observer=self
             )
+            worker.on_change = functools.partial(self._availability_changed, worker)
             worker.start()
             self._add_worker(worker)
             return
         self._apply(self.scheduler.worker_up(worker.caps(), self.clock()))
+
+    def _availability_changed(self, worker: RemoteWorker) -> None:
+        """A node's owner paused or released it (its events said so): no new job goes there, or they do again."""
+        if self.workers.get(worker.id) is worker:
+            self._apply(self.scheduler.worker_up(worker.caps(), self.clock()))
+            self._emit(NodeEvent(worker.id, worker.name, True, address=worker.client.base_url, info=worker.info))
 
     async def add_peer(self, base_url: str) -> str:
         """Add a node by address (no discovery); returns its id. Raises NodeError if unusable."""

@@ -29,10 +29,12 @@ from farm.engines.installed import default_registry
 from farm.engines.registry import Registry
 from farm.errors import FarmError
 from farm.imaging.codec import DEFAULT_MAX_PIXELS
+from farm.local.sleepers import SleeperBook
 from farm.local.store import QueueStore, batch_key
 from farm.runtime.discovery import Discovery, NodeListener
 from farm.runtime.dispatch import Dispatcher, FarmOptions, JobEvent, NodeEvent, WorkerStats
 from farm.runtime.planning import OutputNamer, Planned, Problem, UpToDate, plan
+from farm.runtime.waker import SleepingNode, Waker
 from farm.runtime.workers import RemoteWorker
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ class FarmSettings:
     probe_timeout: float = 2.0
     unrunnable_after: float | None = None
     tick_seconds: float = 0.25
+    wake_on_lan: bool = True  # a batch start sends magic packets to nodes that went to sleep
 
 
 @dataclass(slots=True)
@@ -158,6 +161,7 @@ class Farm:
         self._paused = False
         self._tasks: set[asyncio.Task[None]] = set()  # loops that run until close (cancelled there)
         self._writes: set[asyncio.Future[None]] = set()  # store writes in flight (awaited at close)
+        self.waker: Waker | None = None  # Wake-on-LAN (farm.runtime.waker), with discovery
 
     # ------------------------------------------------------------------ opening and closing
     @classmethod
@@ -185,6 +189,8 @@ class Farm:
             self._dispatcher.store = self._store
         await self._dispatcher.start()
         if s.nodes:
+            book = await asyncio.to_thread(SleeperBook)
+            self.waker = Waker(book, enabled=s.wake_on_lan, clock=time.time, run_io=self._write_off_loop)
             self._discovery = Discovery(
                 s.token,
                 session=self._dispatcher.session,
@@ -199,6 +205,22 @@ class Farm:
             await self._discovery.async_start()
         if s.unrunnable_after is not None:
             self._spawn(self._fail_unrunnable_after(s.unrunnable_after), "unrunnable jobs")
+
+    def _write_off_loop(self, write: Callable[[], None]) -> None:
+        future = asyncio.ensure_future(asyncio.to_thread(write))
+        self._writes.add(future)
+        future.add_done_callback(self._writes.discard)
+
+    def sleeping(self) -> list[SleepingNode]:
+        """Nodes that went to sleep (asleep, or waking after a magic packet)."""
+        return self.waker.sleeping(n.id for n in self.nodes()) if self.waker else []
+
+    def wake(self, name_or_id: str) -> list[tuple[str, int]]:
+        """Send a known node its magic packets; where they went. FarmError if it is not known."""
+        sleeper = self.waker.book.find(name_or_id) if self.waker else None
+        if sleeper is None or self.waker is None:
+            raise FarmError(f"no known node {name_or_id!r} to wake (a node is known once seen with its MAC addresses)")
+        return self.waker.wake(sleeper)
 
     async def close(self) -> None:
         """Stop discovery, the dispatcher (its workers and attempts) and the store; safe to call twice."""
@@ -256,6 +278,8 @@ class Farm:
         priority (higher runs first, here and on each node).
         """
         s = self.settings
+        if self.waker is not None:
+            self.waker.wake_all(n.id for n in self.nodes())  # nodes asleep get their magic packets now
         key = "app"
         if resumable:
             key = batch_key(
@@ -513,6 +537,8 @@ class Farm:
             d.remove_node(record.id, "ignored")
             return
         if record.state is NodeState.ONLINE and record.info is not None:
+            if self.waker is not None:
+                self.waker.seen(record)
             known = record.id in d.workers
             d.add_node(record.id, record.name, record.address.url, record.info)
             if known:
@@ -532,6 +558,8 @@ class Farm:
             )
 
     def _node_down(self, node_id: str, reason: DownReason) -> None:
+        if self.waker is not None:
+            self.waker.left(node_id, reason)
         text = DOWN_REASONS.get(reason, reason)
         if node_id in self._dispatcher.workers:
             self._dispatcher.remove_node(node_id, text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -11,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from farm.core.availability import Availability
 from farm.core.nodeinfo import NodeInfo
 from farm.core.scheduler import LOCAL, FailureKind, WorkerCaps
 from farm.core.spec import EditSpec
@@ -207,6 +209,7 @@ class RemoteWorker:
         self._events_task: asyncio.Task[None] | None = None
         self._events_up = False
         self.last_load: dict[str, Any] = {}
+        self.on_change: Callable[[], None] | None = None  # its availability changed (from a load event)
         self._background: set[asyncio.Task[Any]] = set()  # best-effort requests (a cancel) in flight
 
     def caps(self) -> WorkerCaps:
@@ -262,8 +265,9 @@ class RemoteWorker:
                 computed()
                 data = await self._fetch(task.id)
                 return data if shipment is None else await self._paste(shipment, data, task)
-            if job["state"] == "cancelled":
-                raise WorkerFailure(FailureKind.LOST, f"{self.name}: the job was cancelled on the node")
+            if job["state"] == "cancelled":  # by the node's owner (handed back), or its shutdown: run it elsewhere
+                why = job.get("error") or "the job was cancelled on the node"
+                raise WorkerFailure(FailureKind.LOST, f"{self.name}: {why}")
             kind = FailureKind.INPUT if job.get("error_kind") == "input" else FailureKind.ENGINE
             raise WorkerFailure(kind, f"{self.name}: {job.get('error') or 'failed'}")
         except asyncio.CancelledError:
@@ -392,11 +396,19 @@ class RemoteWorker:
         kind = msg.get("type")
         if kind == "load":
             self.last_load = msg
+            if "state" in msg:  # the node's owner paused it, or took it back: before any job message
+                self._set_availability(Availability.from_dict(msg))
             return
         job_id = msg.get("id") if kind == "progress" else (msg.get("job") or {}).get("id")
         queue = self._waiters.get(job_id) if isinstance(job_id, str) else None
         if queue is not None:
             queue.put_nowait(msg)
+
+    def _set_availability(self, availability: Availability) -> None:
+        if availability != self.info.availability:
+            self.info = dataclasses.replace(self.info, availability=availability)
+            if self.on_change is not None:
+                self.on_change()
 
 
 def caps_from_info(node_id: str, info: NodeInfo) -> WorkerCaps:
@@ -408,4 +420,5 @@ def caps_from_info(node_id: str, info: NodeInfo) -> WorkerCaps:
         engines=frozenset(e.id for e in engines),
         models={e.id: frozenset(e.models) for e in engines if e.models},
         memory_mb=info.memory_mb,
+        available=info.availability.available,
     )

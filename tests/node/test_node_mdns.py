@@ -66,6 +66,16 @@ async def main() -> dict:
                         break
             async with http.delete("/v1/jobs/mdns-job-1") as resp:
                 assert resp.status == 200
+            async with http.post("/v1/pause", json={"reason": "gaming"}) as resp:  # the owner pauses it
+                assert resp.status == 200
+            while True:
+                state, name = await asyncio.wait_for(changes.get(), 10)
+                if state is ServiceStateChange.Updated:
+                    info = AsyncServiceInfo(SERVICE_TYPE, name)
+                    await info.async_request(aiozc.zeroconf, 3000)
+                    if info.properties.get(b"state") == b"paused":
+                        out["paused_free"] = int(info.properties.get(b"free") or -1)
+                        break
         code, err = stop_node(proc)
         out["exit"], out["token_in_log"] = code, sys.argv[2] in err
         while True:
@@ -103,5 +113,6 @@ def test_advert_seen_updated_and_withdrawn(tmp_path: Path) -> None:
     assert len(advert.id) == 16
     assert TOKEN not in out["raw"] and TOKEN not in json.dumps(out["txt"])
     assert out["updated_free"] == 1
+    assert advert.state == "available" and out["paused_free"] == 0  # paused: state in TXT, nothing free
     assert out["exit"] == 0 and not out["token_in_log"]
     assert out["removed"] is True

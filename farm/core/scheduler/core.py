@@ -81,8 +81,13 @@ class _Worker:
     def id(self) -> str:
         return self.caps.id
 
+    @property
+    def held(self) -> bool:
+        """No new job goes here: paused by the farm, or not available by its owner."""
+        return self.paused or not self.caps.available
+
     def has_room(self) -> bool:
-        return self.online and not self.paused and len(self.inflight) < self.caps.capacity
+        return self.online and not self.held and len(self.inflight) < self.caps.capacity
 
     def blocked(self, engine: str, now: float) -> bool:
         return self.blocked_until.get(engine, 0.0) > now
@@ -457,17 +462,21 @@ class Scheduler:
             )
         return True
 
-    def _could_run(self, job: _Job, worker: _Worker, now: float) -> bool:
+    def _could_run(self, job: _Job, worker: _Worker, now: float, *, later: bool = False) -> bool:
+        """``later``: a node its owner holds now (paused, schedule, nimby) counts: it comes back."""
         return (
             worker.online
-            and not worker.paused
+            and not (worker.paused if later else worker.held)
             and worker.id not in job.excluded
             and not worker.blocked(job.req.engine, now)
             and worker.caps.can_run(job.req)
         )
 
     def _anyone_could_run(self, job: _Job, now: float, *, ignore_busy: bool) -> bool:
-        return any(self._could_run(job, w, now) and (ignore_busy or w.has_room()) for w in self._workers.values())
+        return any(
+            self._could_run(job, w, now, later=ignore_busy) and (ignore_busy or w.has_room())
+            for w in self._workers.values()
+        )
 
     def _best_job_for(self, worker: _Worker, now: float) -> _Job | None:
         best: tuple[int, int] | None = None
@@ -568,7 +577,7 @@ class Scheduler:
         if found is None:
             rate = 0.0
             for w in self._workers.values():
-                if w.online and not w.paused and (t := w.expected(job.req, self.ship_ratio)):
+                if w.online and not w.held and (t := w.expected(job.req, self.ship_ratio)):
                     rate += w.caps.slots / t
             found = self._memo[key] = self._queued / rate if rate else float("inf")
         return found
@@ -594,7 +603,7 @@ class Scheduler:
                 (
                     (t, w)
                     for w in self._workers.values()
-                    if w.online and not w.paused and (t := w.expected(job.req, self.ship_ratio)) is not None
+                    if w.online and not w.held and (t := w.expected(job.req, self.ship_ratio)) is not None
                 ),
                 key=lambda tw: (tw[0], tw[1].order),
             )
@@ -613,7 +622,7 @@ class Scheduler:
         return best
 
     def _online_slots(self) -> int:
-        return sum(w.caps.slots for w in self._workers.values() if w.online and not w.paused)
+        return sum(w.caps.slots for w in self._workers.values() if w.online and not w.held)
 
     def _assign(self, job: _Job, worker: _Worker, now: float) -> None:
         self._queued -= 1

@@ -60,6 +60,7 @@ class WorkerCaps:
     memory_mb: int = 1 << 30
     local: bool = False
     prefetch: int | None = None  # jobs allowed in flight beyond the slots; default 1 for peers, 0 local
+    available: bool = True  # False: its owner has it (paused, nimby, schedule, draining): no new job goes there
 
     @property
     def capacity(self) -> int:

@@ -87,3 +87,31 @@ def test_registered_as_a_subcommand() -> None:
         env=node_env(Path("/nonexistent")),
     )
     assert "list the farm's nodes" in out.stdout
+
+
+def test_a_paused_node_shows_why_in_the_listing(
+    node: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    import aiohttp
+
+    from farm.runtime.client import signed_by
+
+    async def pause() -> None:
+        async with (
+            aiohttp.ClientSession(f"http://{node}", middlewares=signed_by(TOKEN)) as http,
+            http.post("/v1/pause", json={"reason": "gaming"}) as resp,
+        ):
+            assert resp.status == 200
+
+    asyncio.run(pause())
+    monkeypatch.setenv("COLUMNS", "200")
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    args = ["nodes", "--no-discovery", "--peer", node, "--token-file", str(token_file)]
+    assert main([*args, "--json"]) == 0
+    [n] = json.loads(capsys.readouterr().out)["nodes"]
+    assert n["state"] == "online" and n["availability"]["state"] == "paused"
+    assert main(args) == 0
+    assert "paused: gaming" in capsys.readouterr().out
