@@ -159,6 +159,8 @@ def node_advert(app: web.Application) -> NodeAdvert:
         engines=tuple(d.id for d in app[keys.REGISTRY].descriptors() if d.available),
         slots=runner.slots,
         free=0 if runner.draining else runner.free,
+        tls=bool(app[keys.FINGERPRINT]),
+        fingerprint=app[keys.FINGERPRINT],
     )
 
 

@@ -40,14 +40,17 @@ def create_app(
     hardware: hw.Hardware | None = None,
     blob_dir: Path | None = None,
     clock: Clock = time.time,
+    fingerprint: str = "",
 ) -> web.Application:
-    """A ready-to-run node app; background work (job slots, ticker, mDNS) starts with the app."""
+    """A ready-to-run node app; background work (job slots, ticker, mDNS) starts with the app.
+    ``fingerprint``: the SHA-256 of the TLS certificate it is served with ("" : plain HTTP)."""
     app = web.Application(middlewares=[error_middleware, auth_middleware])
     hardware = hardware or hw.probe()
     app[keys.CONFIG] = config
     app[keys.TOKEN] = token
     app[NONCES] = NonceBook()
     app[keys.NODE_ID] = node_id
+    app[keys.FINGERPRINT] = fingerprint
     app[keys.REGISTRY] = registry
     app[keys.HARDWARE] = hardware
     app[keys.CLOCK] = clock

@@ -47,6 +47,7 @@ class NodeConfig:
     shutdown_grace: float = 30.0
     cert: Path | None = None
     key: Path | None = None
+    tls: bool = True  # serve https (a self-signed certificate made on first start, unless cert/key)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -63,10 +64,6 @@ class NodeConfig:
     @property
     def models_path(self) -> Path:
         return self.models_dir or models_dir()
-
-    @property
-    def tls(self) -> bool:
-        return self.cert is not None
 
 
 def _positive(kind: Callable[[Any], Any], *, allow_zero: bool = True) -> Callable[[Any], Any]:
@@ -118,6 +115,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "shutdown_grace": _positive(float),
     "cert": parse_path,
     "key": parse_path,
+    "tls": parse_bool,
 }
 #: Every node setting, resolved by :func:`farm.local.settings.resolve` (``LANFARM_<NAME>``, ``--<name>``).
 TABLE: tuple[Setting[Any], ...] = tuple(Setting(f.name, _CONVERT[f.name], f.default) for f in fields(NodeConfig))
@@ -146,6 +144,8 @@ def resolve(
     config = NodeConfig(**{name: r.value for name, r in resolved.items()})
     if (config.cert is None) != (config.key is None):
         raise ConfigError("TLS needs both --cert and --key")
+    if config.cert is not None and not config.tls:
+        raise ConfigError("--cert/--key serve TLS, --no-tls (tls = false) serves plain HTTP: give one")
     return config, {name: r.origin for name, r in resolved.items()}
 
 

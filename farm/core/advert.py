@@ -19,6 +19,8 @@ class NodeAdvert:
     engines: tuple[str, ...] = ()
     slots: int = 1
     free: int = 1
+    tls: bool = False  # serves https with the certificate whose SHA-256 is ``fingerprint``
+    fingerprint: str = ""
 
     def to_txt(self) -> dict[str, str]:
         return {
@@ -31,6 +33,8 @@ class NodeAdvert:
             "engines": ",".join(self.engines),
             "slots": str(self.slots),
             "free": str(self.free),
+            "tls": "1" if self.tls else "0",
+            "fp": self.fingerprint,
         }
 
     @classmethod
@@ -48,6 +52,8 @@ class NodeAdvert:
                 engines=tuple(e for e in (d.get("engines") or "").split(",") if e),
                 slots=int(d.get("slots") or 1),
                 free=int(d.get("free") or 0),
+                tls=d.get("tls") == "1",
+                fingerprint=d.get("fp", ""),
             )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"not a LAN Farm advert: {exc}") from None

@@ -69,6 +69,8 @@ class NodeInfo:
     jobs_done: int = 0
     jobs_failed: int = 0
     draining: bool = False
+    tls: bool = False  # serves https; ``fingerprint``: its certificate's SHA-256 (hex)
+    fingerprint: str = ""
 
     # --- what callers plan with -------------------------------------------------------------------
 
@@ -147,6 +149,8 @@ class NodeInfo:
                 jobs_done=int(jobs.get("done") or 0),
                 jobs_failed=int(jobs.get("failed") or 0),
                 draining=bool(data.get("draining", False)),
+                tls=bool(data.get("tls", False)),
+                fingerprint=str(data.get("fingerprint") or ""),
             )
         except NodeInfoError:
             raise
@@ -175,6 +179,8 @@ class NodeInfo:
             "uptime": self.uptime,
             "jobs": {"done": self.jobs_done, "failed": self.jobs_failed},
             "draining": self.draining,
+            "tls": self.tls,
+            "fingerprint": self.fingerprint,
         }
 
 

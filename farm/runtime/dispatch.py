@@ -42,6 +42,7 @@ from farm.local.files import read_bytes, write_atomic
 from farm.local.store import QueueStore
 from farm.runtime.client import NodeClient, NodeUnreachable
 from farm.runtime.planning import Planned
+from farm.runtime.trust import Trust
 from farm.runtime.workers import LocalWorker, RemoteWorker, Task, Worker, WorkerFailure
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ class Dispatcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._session: aiohttp.ClientSession | None = None
+        self.trust: Trust | None = None  # the farm's (farm.runtime.trust); None: nodes are not checked
         self._tick_task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()  # workers taken out, closing in the background
 
@@ -176,7 +178,7 @@ class Dispatcher:
 
     # ---------------------------------------------------------------------- nodes
     def node_client(self, base_url: str) -> NodeClient:
-        return NodeClient(self.session, base_url, self.token)
+        return NodeClient(self.session, base_url, self.token, trust=self.trust)
 
     def set_token(self, token: str) -> None:
         """Talk to nodes with another farm token from now on (every remote worker's requests)."""

@@ -33,6 +33,7 @@ from farm.local.store import QueueStore, batch_key
 from farm.runtime.discovery import Discovery, NodeListener
 from farm.runtime.dispatch import Dispatcher, FarmOptions, JobEvent, NodeEvent, WorkerStats
 from farm.runtime.planning import OutputNamer, Planned, Problem, UpToDate, plan
+from farm.runtime.trust import Trust
 from farm.runtime.workers import RemoteWorker
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class FarmSettings:
     probe_timeout: float = 2.0
     unrunnable_after: float | None = None
     tick_seconds: float = 0.25
+    pins: Path | None = None  # the pinned node certificates (None: pins.json in the config folder)
 
 
 @dataclass(slots=True)
@@ -147,6 +149,7 @@ class Farm:
             tick_seconds=settings.tick_seconds,
         )
         self._dispatcher = Dispatcher(registry, token=settings.token, options=options, policy=policy, clock=clock)
+        self.trust = self._dispatcher.trust = Trust(settings.pins)
         self._dispatcher.subscribe(self._on_dispatcher_event)
         self._store: QueueStore | None = None
         self._discovery: Discovery | None = None
@@ -186,6 +189,7 @@ class Farm:
             self._discovery = Discovery(
                 s.token,
                 session=self._dispatcher.session,
+                trust=self.trust,
                 mdns=s.mdns,
                 interfaces=s.interfaces or None,
                 peers=s.peers,
@@ -384,6 +388,14 @@ class Farm:
             self._discovery.remove_peer(Address.parse(address))
         self._dispatcher.remove_node(node_id, "removed")
 
+    async def trust_node(self, text: str) -> list[str]:
+        """Trust the certificate the node named ``text`` (name, id, address) shows next, after it proves
+        the farm token again; returns the ids whose old pin was dropped (none: no such node)."""
+        ids = await self.trust.trust(text)
+        if ids and self._discovery is not None:
+            self._discovery.set_token(self.token)  # ask every node again, now
+        return ids
+
     @property
     def token(self) -> str:
         return self._dispatcher.token
@@ -517,6 +529,10 @@ class Farm:
                 self._emit(NodeEvent(record.id, record.name, True, address=record.address.url, info=record.info))
             return
         d.remove_node(record.id, record.state)
+        if record.state is NodeState.UNTRUSTED:
+            self._emit(
+                NodeEvent(record.id, record.name, False, record.problem, address=record.address.url, authorised=False)
+            )
         if record.state is NodeState.UNAUTHORISED:
             self._emit(
                 NodeEvent(
