@@ -8,12 +8,16 @@ import os
 import secrets
 import select
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 import cv2
 import jsonschema
 import numpy as np
@@ -34,6 +38,23 @@ def auth_header(method: str, path: str, body: bytes | str = b"", token: str = TO
 
 
 SIGNED = signed_by(TOKEN)  # ClientSession(..., middlewares=SIGNED): every request signed as the farm does
+
+
+def unverified() -> aiohttp.TCPConnector:
+    """``ClientSession(connector=unverified())``: takes a node's self-signed certificate unchecked, for
+    tests of its API (the farm pins it instead: tests/farm/runtime/test_trust.py)."""
+    return aiohttp.TCPConnector(ssl=False)
+
+
+def raw_connection(url: str, timeout: float = 5.0) -> socket.socket:
+    """A socket to the node at ``url`` for hand-written HTTP: TLS-wrapped (certificate unchecked) for https."""
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+    if parts.scheme != "https":
+        return sock
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    return ctx.wrap_socket(sock)
 
 
 def png(width: int = 64, height: int = 64, seed: int = 0) -> bytes:
