@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from farm.cli.common import add_discover_on, positive, wait_for_answer
+from farm.cli.trust import trust_node
 from farm.core.address import Address
 from farm.core.nodetable import NodeRecord, NodeState, Unreached
 from farm.engines.registry import Registry, engine_name
@@ -43,10 +44,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "action",
         nargs="?",
         default="list",
-        choices=["list", "add", "remove"],
-        help="list the nodes (default), or add/remove a saved peer",
+        choices=["list", "add", "remove", "trust"],
+        help="list the nodes (default), add/remove a saved peer, or trust a node's new TLS certificate",
     )
-    parser.add_argument("address", nargs="?", metavar="HOST:PORT", help="the peer to add or remove")
+    parser.add_argument(
+        "address", nargs="?", metavar="HOST:PORT|NAME", help="the peer to add or remove; the node to trust"
+    )
     parser.add_argument(
         "--wait",
         type=positive(float),
@@ -79,7 +82,10 @@ def handle(args: argparse.Namespace) -> int:
                 raise FarmError("`lanfarm nodes` takes no address; use --peer HOST:PORT")
             return list_nodes(args)
         if not args.address:
-            raise FarmError(f"`lanfarm nodes {args.action}` needs HOST:PORT")
+            raise FarmError(f"`lanfarm nodes {args.action}` needs {'NAME' if args.action == 'trust' else 'HOST:PORT'}")
+        if args.action == "trust":
+            print(asyncio.run(trust_node(args.address, token=find_token(args.token_file))))
+            return 0
         address = Address.parse(args.address)
         if args.action == "add":
             added = add_peer(address)
@@ -177,7 +183,7 @@ def print_table(nodes: list[NodeRecord], unreached: list[Unreached], console: Co
     table.add_column("Models", overflow="fold", min_width=6)
     table.add_column("Free", no_wrap=True)
     table.add_column("Version", no_wrap=True)
-    styles = {"online": "green", "unauthorised": "yellow", "offline": "red"}
+    styles = {"online": "green", "unauthorised": "yellow", "untrusted": "red", "offline": "red"}
     for n in nodes:
         slots = n.slots
         info = n.info
@@ -199,6 +205,9 @@ def print_table(nodes: list[NodeRecord], unreached: list[Unreached], console: Co
     console.print(table)
     for u in unreached:  # why, below the table, so that the table stays narrow
         console.print(Text.assemble((str(u.address), "bold"), f" is offline ({u.error})"))
+    for n in nodes:
+        if n.state is NodeState.UNTRUSTED:
+            console.print(Text.assemble((n.name, "bold"), f" is untrusted: {n.problem}"))
     if any(n.state == "unauthorised" for n in nodes):
         console.print(
             "[yellow]unauthorised[/]: the node has another farm token; copy this PC's token "

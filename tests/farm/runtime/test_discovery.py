@@ -171,3 +171,26 @@ def test_bad_peer_addresses_are_refused(bad: str) -> None:
 def test_peer_addresses(text: str, host: str, port: int, shown: str) -> None:
     address = Address.parse(text)
     assert (address.host, address.port, str(address)) == (host, port, shown)
+
+
+@pytest.mark.parametrize(
+    ("text", "tls", "url", "saved"),
+    [
+        ("10.0.0.2:9000", True, "https://10.0.0.2:9000", "10.0.0.2:9000"),  # nodes serve https by default
+        ("https://10.0.0.2:9000", True, "https://10.0.0.2:9000", "10.0.0.2:9000"),  # once misparsed as a host
+        ("HTTPS://pc1", True, "https://pc1:7788", "pc1:7788"),
+        ("http://10.0.0.2:9000/", False, "http://10.0.0.2:9000", "http://10.0.0.2:9000"),  # a --no-tls node
+        ("http://[fe80::1]:81", False, "http://[fe80::1]:81", "http://[fe80::1]:81"),
+    ],
+)
+def test_peer_addresses_say_whether_the_node_speaks_tls(text: str, tls: bool, url: str, saved: str) -> None:
+    address = Address.parse(text)
+    assert (address.tls, address.url, address.text) == (tls, url, saved)
+    assert Address.parse(address.text) == address == Address.parse(address.url)
+
+
+def test_a_peer_address_with_another_scheme_is_refused() -> None:
+    from farm.errors import FarmError
+
+    with pytest.raises(FarmError, match="https:// or http://"):
+        Address.parse("ftp://10.0.0.2:9000")
