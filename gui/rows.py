@@ -174,7 +174,7 @@ class BatchProgress:
         return text
 
 
-NODE_STATES = ("idle", "busy", "paused", "blocklisted", "offline", "unauthorised", "ignored")
+NODE_STATES = ("idle", "busy", "paused", "blocklisted", "offline", "unauthorised", "untrusted", "ignored")
 
 
 @dataclass(slots=True)
@@ -190,6 +190,9 @@ class NodeRow:
     vram_total_mb: int = 0
     online: bool = True
     authorised: bool = True
+    untrusted: bool = False  # refused by this farm: not the pinned certificate, or no proof of the token
+    tls: bool = False
+    fingerprint: str = ""  # the SHA-256 of its TLS certificate, from /v1/info
     paused: bool = False
     ignored: bool = False
     blocked: tuple[str, ...] = ()
@@ -212,6 +215,8 @@ class NodeRow:
     def state(self) -> str:
         if self.ignored:
             return "ignored"
+        if self.untrusted:
+            return "untrusted"
         if not self.authorised:
             return "unauthorised"
         if not self.online:
@@ -238,6 +243,7 @@ class NodeRow:
         self.name = info.name or self.name
         self.gpu = info.gpu_label
         self.vram_total_mb, self.vram_used_mb = info.vram_total_mb, info.vram_used_mb
+        self.tls, self.fingerprint = info.tls, info.fingerprint
 
     def sample(self, status: WorkerStatus | None, done: int, failed: int, job: str, progress: float) -> None:
         """Once a second: the scheduler's view of this worker; the sparkline gets jobs done since last."""

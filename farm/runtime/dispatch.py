@@ -82,7 +82,8 @@ class NodeEvent:
     reason: str = ""
     address: str = ""  # a node's base URL ("" for this PC)
     info: NodeInfo | None = None
-    authorised: bool = True  # False: the node refused the farm token
+    authorised: bool = True  # False: the node refused the farm token (or, ``untrusted``, we refused it)
+    untrusted: bool = False  # another certificate than the one pinned, or no proof of the token (``reason``)
 
 
 FarmEvent = JobEvent | NodeEvent
