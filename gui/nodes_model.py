@@ -27,6 +27,7 @@ STATE_COLOURS = {
     "blocklisted": "#d2453d",
     "offline": "#8a8f96",
     "unauthorised": "#d2453d",
+    "untrusted": "#d2453d",
     "ignored": "#8a8f96",
 }
 

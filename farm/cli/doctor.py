@@ -55,7 +55,5 @@ def handle(args: argparse.Namespace) -> int:
         print(json.dumps([asdict(v) for v in verdicts], indent=2))
     else:
         for v in verdicts:
-            print(f"{'ok ' if v.ok else 'FIX'}  {v.subject}: {v.finding}")
-            if v.fix:
-                print(f"     -> {v.fix}")
+            print(v.text())
     return 0 if all(v.ok for v in verdicts) else 1

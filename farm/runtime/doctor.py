@@ -51,8 +51,17 @@ class Verdict:
     finding: str
     fix: str = ""
 
+    def text(self) -> str:
+        """The verdict as `lanfarm doctor` prints it: ``ok`` or ``FIX``, then the fix on its own line."""
+        head = f"{'ok ' if self.ok else 'FIX'}  {self.subject}: {self.finding}"
+        return head + (f"\n     -> {self.fix}" if self.fix else "")
 
-async def examine(token: str, peers: list[Address], only_on: list[str], *, mdns: bool, wait: float) -> list[Verdict]:
+
+async def examine(
+    token: str, peers: list[Address], only_on: list[str], *, mdns: bool, wait: float, trust: Trust | None = None
+) -> list[Verdict]:
+    """Every check, in order: the token, mDNS here (when ``mdns``), then each node given or found."""
+    trust = trust or Trust()
     verdicts = [
         Verdict(
             "token",
@@ -74,7 +83,7 @@ async def examine(token: str, peers: list[Address], only_on: list[str], *, mdns:
     else:
         verdicts.append(Verdict("mDNS", True, "discovery is off: only the given and saved peers are checked"))
     async with aiohttp.ClientSession() as session:
-        nodes = [await check_node(session, address, token) for address in dict.fromkeys([*peers, *found])]
+        nodes = [await check_node(session, address, token, trust=trust) for address in dict.fromkeys([*peers, *found])]
     verdicts += nodes
     if mdns and not found and any(v.ok for v in nodes):
         verdicts.append(blocked_between_pcs(sum(v.ok for v in nodes)))

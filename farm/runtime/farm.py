@@ -531,7 +531,15 @@ class Farm:
         d.remove_node(record.id, record.state)
         if record.state is NodeState.UNTRUSTED:
             self._emit(
-                NodeEvent(record.id, record.name, False, record.problem, address=record.address.url, authorised=False)
+                NodeEvent(
+                    record.id,
+                    record.name,
+                    False,
+                    record.problem,
+                    address=record.address.url,
+                    authorised=False,
+                    untrusted=True,
+                )
             )
         if record.state is NodeState.UNAUTHORISED:
             self._emit(
