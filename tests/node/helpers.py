@@ -46,15 +46,20 @@ def unverified() -> aiohttp.TCPConnector:
     return aiohttp.TCPConnector(ssl=False)
 
 
+def unverified_context() -> ssl.SSLContext:
+    """For ``urllib.request.urlopen(..., context=...)`` to a node's self-signed https (certificate unchecked)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    return ctx
+
+
 def raw_connection(url: str, timeout: float = 5.0) -> socket.socket:
     """A socket to the node at ``url`` for hand-written HTTP: TLS-wrapped (certificate unchecked) for https."""
     parts = urlsplit(url)
     sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
     if parts.scheme != "https":
         return sock
-    ctx = ssl.create_default_context()
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    return ctx.wrap_socket(sock)
+    return unverified_context().wrap_socket(sock)
 
 
 def png(width: int = 64, height: int = 64, seed: int = 0) -> bytes:

@@ -21,7 +21,7 @@ import aiohttp
 from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 from farm.core.protocol import SERVICE_TYPE
-from tests.node.helpers import SIGNED, job_body, mask_png, png, sha, start_node, stop_node
+from tests.node.helpers import SIGNED, job_body, mask_png, png, sha, start_node, stop_node, unverified
 
 HOME = Path(sys.argv[1])
 IMG, MASK = png(), mask_png()
@@ -102,6 +102,7 @@ def test_advert_seen_updated_and_withdrawn(tmp_path: Path) -> None:
     assert (advert.name, advert.proto, advert.gpu, advert.vram_mb) == ("spare-pc", PROTOCOL_VERSION, "cpu", 0)
     assert (advert.slots, advert.free) == (2, 2) and set(advert.engines) == {"cv2", "sim"}
     assert len(advert.id) == 16
+    assert advert.tls and len(advert.fingerprint) == 64  # TXT names the certificate the farm will pin
     assert TOKEN not in out["raw"] and TOKEN not in json.dumps(out["txt"])
     assert out["updated_free"] == 1
     assert out["exit"] == 0 and not out["token_in_log"]
