@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import secrets
@@ -123,7 +124,7 @@ class NodeClient:
             if self.https and not fingerprint:
                 raise NodeUntrusted(f"{self.base_url}: serves https but names no certificate", node_id)
             nonce = secrets.token_hex(16)
-            ssl = aiohttp.Fingerprint(bytes.fromhex(fingerprint)) if self.https else True
+            ssl = pinned(fingerprint) if self.https else True
             try:
                 answer = await self._json("GET", f"/v1/identity?nonce={nonce}", ssl=ssl)
             except NodeRejected as exc:
@@ -250,7 +251,7 @@ class NodeClient:
         if self._trust is None:
             return not self.https  # unchecked (tools, tests)
         _node_id, fingerprint = await self.identity()
-        return aiohttp.Fingerprint(bytes.fromhex(fingerprint)) if self.https else True
+        return pinned(fingerprint) if self.https else True
 
     def _mismatch(self, exc: aiohttp.ServerFingerprintMismatch) -> NodeUntrusted:
         if self._trust is not None:
@@ -355,6 +356,13 @@ def _digest(method: str, path: str, data: object) -> str:
     if isinstance(data, bytes | bytearray | memoryview):
         return signing.body_digest(bytes(data))
     return signing.EMPTY_DIGEST
+
+
+@functools.lru_cache(maxsize=256)
+def pinned(fingerprint: str) -> aiohttp.Fingerprint:
+    """The ``ssl`` that accepts only the certificate with this SHA-256: one object per fingerprint, since
+    aiohttp pools connections by it (a new, unequal Fingerprint each request would open a new connection)."""
+    return aiohttp.Fingerprint(bytes.fromhex(fingerprint))
 
 
 def signed_by(token: str) -> tuple[aiohttp.ClientMiddlewareType, ...]:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from farm import EditSpec, Farm, FarmSettings, JobState
@@ -20,6 +21,8 @@ from farm.core.address import Address
 from farm.core.nodetable import NodeState
 from farm.core.protocol import PROTOCOL_VERSION
 from farm.local.pins import load_pins, pins_path
+from farm.runtime.client import NodeClient
+from farm.runtime.trust import Trust
 from node.tls import load_or_create_certificate
 from tests.conftest import REPO
 from tests.farm.runtime.test_discovery import node
@@ -161,3 +164,20 @@ async def test_a_fake_node_without_the_token_is_never_pinned_and_gets_no_job(tmp
         await runner.cleanup()
     assert [j.state for j in batch.jobs] == [JobState.DONE]  # done here, on this PC
     assert jobs == [] and load_pins() == {}
+
+
+async def test_requests_to_a_pinned_node_reuse_their_connection() -> None:
+    """The pin is one ``ssl`` value per fingerprint: aiohttp pools connections by it, so work keeps one
+    connection instead of a TLS handshake per request."""
+    opened: list[object] = []
+
+    async def on_create(_session: object, _ctx: object, params: object) -> None:
+        opened.append(params)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(on_create)
+    async with node("n1", "gpu-box") as (_, address), aiohttp.ClientSession(trace_configs=[trace]) as session:
+        client = NodeClient(session, address.url, TOKEN, trust=Trust())
+        for _ in range(20):
+            await client.info()
+    assert len(opened) <= 2, len(opened)  # /v1/health's unchecked one, and the pinned one
