@@ -47,18 +47,26 @@ class Trust:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or pins_path()
         self._pins: dict[str, Pin] | None = None
+        self._stamp: tuple[int, int] | None = None  # the file's (mtime_ns, size) when read
         self._proven: dict[str, tuple[str, str]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.refused: dict[str, Refusal] = {}
 
     def pins(self) -> dict[str, Pin]:
-        if self._pins is None:
+        """The pins, read again when the file changed (`lanfarm nodes trust` while the app runs)."""
+        stamp = _stamp(self.path)
+        if self._pins is None or stamp != self._stamp:
             try:
                 self._pins = load_pins(self.path)
             except FarmError as exc:  # a damaged file pins nothing; nothing new is pinned over it
                 log.warning("%s", exc)
                 self._pins = {}
+            self._stamp = stamp
         return self._pins
+
+    async def _save(self, pins: dict[str, Pin]) -> None:
+        await asyncio.to_thread(save_pins, dict(pins), self.path)
+        self._pins, self._stamp = pins, _stamp(self.path)
 
     def proven(self, base_url: str) -> str | None:
         """The certificate fingerprint ``base_url`` proved the token with this run; None if not yet."""
@@ -93,8 +101,7 @@ class Trust:
         if pin is None:
             log.info("pinned the certificate of %s at %s: %s", name, address, colons(fingerprint, 0))
         pins[node_id] = Pin(node_id, name, address, fingerprint.lower())
-        snapshot = dict(pins)
-        await asyncio.to_thread(save_pins, snapshot, self.path)
+        await self._save(pins)
 
     def forget(self, base_url: str) -> None:
         """The connection to ``base_url`` showed another certificate: prove again before more work."""
@@ -116,5 +123,13 @@ class Trust:
             self.refused.pop(node_id, None)
             self._proven = {url: v for url, v in self._proven.items() if v[0] != node_id}
         if ids:
-            await asyncio.to_thread(save_pins, dict(pins), self.path)
+            await self._save(pins)
         return ids
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size

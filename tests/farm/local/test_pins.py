@@ -49,3 +49,14 @@ async def test_a_pin_is_never_replaced_without_the_user(tmp_path: Path) -> None:
     assert load_pins(trust.path)["n1"].fingerprint == FP
     assert await trust.trust("gpu-box") == ["n1"] and load_pins(trust.path) == {}
     assert await trust.trust("gpu-box") == []
+
+
+async def test_a_trust_given_elsewhere_is_seen_and_never_undone(tmp_path: Path) -> None:
+    """`lanfarm nodes trust` while the app runs: the app's trust store reads the file again, and a later
+    pin of its own does not bring the dropped one back."""
+    app = Trust(tmp_path / "pins.json")
+    await app.accept("https://a:1", "n1", "gpu-box", "https://a:1", FP)
+    assert await Trust(tmp_path / "pins.json").trust("gpu-box") == ["n1"]  # the CLI, another process
+    assert app.check("n1", "cd" * 32, "https://a:1") is None  # the new certificate may be pinned now
+    await app.accept("https://b:1", "n2", "attic", "https://b:1", "ef" * 32)
+    assert set(load_pins(tmp_path / "pins.json")) == {"n2"}
