@@ -89,7 +89,7 @@ def handle(args: argparse.Namespace) -> int:
         address = Address.parse(args.address)
         if args.action == "add":
             added = add_peer(address)
-            print(f"{'saved' if added else 'already saved'}: {address} ({peers_path()})")
+            print(f"{'saved' if added else 'already saved'}: {address.text} ({peers_path()})")
             return 0
         if not remove_peer(address):
             err.print(f"lanfarm nodes: {address} is not a saved peer", highlight=False)
@@ -172,7 +172,7 @@ def print_table(nodes: list[NodeRecord], unreached: list[Unreached], console: Co
             "with `lanfarm nodes add HOST:PORT` if your network blocks mDNS."
         )
         return
-    addresses = [str(n.address) for n in nodes] + [str(u.address) for u in unreached]
+    addresses = [n.address.text for n in nodes] + [u.address.text for u in unreached]
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
     table.add_column("Name", overflow="fold", min_width=6)
     table.add_column("Address", no_wrap=True, min_width=max(len(a) for a in addresses))
@@ -191,7 +191,7 @@ def print_table(nodes: list[NodeRecord], unreached: list[Unreached], console: Co
         models = [m.name for m in info.models] if info else []
         table.add_row(
             Text(n.name),
-            Text(str(n.address)),
+            Text(n.address.text),  # http://... for a plain (--no-tls) node
             Text(str(n.state), style=styles.get(str(n.state), "")),
             Text(n.gpu),
             Text(_vram(n.vram_mb)),
@@ -201,7 +201,7 @@ def print_table(nodes: list[NodeRecord], unreached: list[Unreached], console: Co
             Text(info.version if info and info.version else "—"),
         )
     for u in unreached:
-        table.add_row(Text("—"), Text(str(u.address)), Text("offline", style="red"), *[Text("")] * 6)
+        table.add_row(Text("—"), Text(u.address.text), Text("offline", style="red"), *[Text("")] * 6)
     console.print(table)
     for u in unreached:  # why, below the table, so that the table stays narrow
         console.print(Text.assemble((str(u.address), "bold"), f" is offline ({u.error})"))
