@@ -421,7 +421,7 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- editing
     def current_spec(self) -> EditSpec:
         s = self.controller.settings
-        # AppSettings keeps the format as a plain str, checked against FORMAT_SUFFIX when the settings load
+        # AppSettings keeps the format as a plain str, checked against OUTPUT_FORMATS when the settings load
         self.edit_form.output = OutputSpec(format=cast(OutputFormat, s.output_format), quality=s.quality)
         return self.edit_form.spec()
 

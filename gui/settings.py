@@ -17,7 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 
-from farm.core.spec import FORMAT_SUFFIX
+from farm.core.spec import OUTPUT_FORMATS
 from farm.local import paths
 from farm.local import settings as resolver
 from farm.local import token as auth
@@ -35,7 +35,7 @@ class AppSettings:
     """What the user chose; every field has a safe default so a damaged file never stops the app."""
 
     output_dir: Path = field(default_factory=default_output_dir)
-    output_format: str = "png"
+    output_format: str = "keep"  # the input's own format (farm.core.spec.kept_format)
     quality: int = 95
     local_worker: bool = True
     local_slots: int = 1
@@ -79,8 +79,8 @@ class AppSettings:
             except (ValueError, TypeError):
                 continue
         out = replace(base, **values)
-        if out.output_format not in FORMAT_SUFFIX:
-            out = replace(out, output_format="png")
+        if out.output_format not in OUTPUT_FORMATS:
+            out = replace(out, output_format="keep")
         return replace(out, quality=min(100, max(1, out.quality)), local_slots=min(64, max(1, out.local_slots)))
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from farm.engines import Registry
 from farm.errors import FarmError, ImageError, JobCancelled, SpecError
-from farm.imaging.codec import DEFAULT_MAX_PIXELS, Picture, encode_image
+from farm.imaging.codec import DEFAULT_MAX_PIXELS, Picture, encode_image, resolve_output
 from farm.imaging.pipeline import Prepared, prepare, run
 from node.blobs import BlobStore, DamagedBlob, read_blob, write_blob
 from node.errors import Invalid, MissingBlob, QueueFull, Unavailable
@@ -313,6 +313,7 @@ class JobRunner:
 
     def _encode(self, job: NodeJob, picture: Picture) -> tuple[str, int]:
         """In a CPU thread: encode the result and write it as a blob."""
+        job.encoded_as = resolve_output(picture, job.spec.output)[0].format
         data = encode_image(picture, job.spec.output)
         return write_blob(self.blobs.folder, data), len(data)
 

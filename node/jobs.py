@@ -83,6 +83,7 @@ class NodeJob:
     phase: Phase = Phase.QUEUED
     cancel: CancelToken = field(default_factory=CancelToken)
     seq: int = field(default_factory=lambda: next(_seq))
+    encoded_as: str = ""  # the result's format once encoded (``keep`` becomes the input's own)
 
     @property
     def blobs(self) -> tuple[str, ...]:
@@ -91,7 +92,8 @@ class NodeJob:
 
     @property
     def content_type(self) -> str:
-        return CONTENT_TYPES[self.spec.output.format]
+        """The result's media type (``keep`` is resolved when the result is encoded: ``encoded_as``)."""
+        return CONTENT_TYPES[self.encoded_as or self.spec.output.format]
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form (docs/protocol.md, "A job")."""

@@ -103,9 +103,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     edit.add_argument("--device", help="cpu, cuda, cuda:N or mps for this PC's AI engines (default: the best found)")
     out = parser.add_argument_group("outputs")
-    out.add_argument("--format", default="png", choices=["png", "jpeg", "jpg", "webp"])
     out.add_argument(
-        "--quality", type=number_in(int, 1, 100), default=95, metavar="1-100", help="JPEG/WebP quality (default 95)"
+        "--format",
+        default="keep",
+        choices=["keep", "png", "jpeg", "jpg", "webp"],
+        help="output format (default keep: a JPEG stays a JPEG at about its own quality, with its EXIF; "
+        "WebP stays WebP; anything else becomes PNG)",
+    )
+    out.add_argument(
+        "--quality",
+        type=number_in(int, 1, 100),
+        default=95,
+        metavar="1-100",
+        help="JPEG/WebP quality (default 95; with --format keep a JPEG keeps its own)",
     )
     out.add_argument(
         "--overwrite", action="store_true", help="replace existing outputs (inputs never); redoes up-to-date ones"

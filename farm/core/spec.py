@@ -12,9 +12,12 @@ from farm.core.protocol import SPEC_SCHEMA_VERSION
 from farm.errors import SpecError
 
 HdStrategyName = Literal["original", "crop", "resize"]
-OutputFormat = Literal["png", "jpeg", "webp"]
+OutputFormat = Literal["keep", "png", "jpeg", "webp"]
 OPERATIONS = ("inpaint", "upscale")
 FORMAT_SUFFIX: dict[str, str] = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
+#: ``keep``: the input's own format (JPEG stays JPEG at about its quality, WebP stays WebP, anything else
+#: becomes PNG); resolved per image by :func:`kept_format`.
+OUTPUT_FORMATS = ("keep", *FORMAT_SUFFIX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +59,20 @@ class HdStrategy:
 
 @dataclass(frozen=True, slots=True)
 class OutputSpec:
-    """How the result is encoded."""
+    """How the result is encoded. ``keep`` writes the input's own format (see :func:`kept_format`);
+    ``quality`` applies to JPEG and WebP (with ``keep``, a JPEG's own quality is used instead)."""
 
     format: OutputFormat = "png"
     quality: int = 95
 
     @property
     def suffix(self) -> str:
-        return FORMAT_SUFFIX[self.format]
+        """The file suffix; for ``keep`` it depends on the input: use :meth:`suffix_for`."""
+        return FORMAT_SUFFIX["png" if self.format == "keep" else self.format]
+
+    def suffix_for(self, input_format: str | None) -> str:
+        """The suffix of the output of an input in ``input_format`` (Pillow's name, e.g. ``JPEG``)."""
+        return FORMAT_SUFFIX[self.format if self.format != "keep" else kept_format(input_format)]
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": self.format, "quality": self.quality}
@@ -75,9 +84,16 @@ class OutputSpec:
         fmt = data.get("format", "png")
         if fmt == "jpg":
             fmt = "jpeg"
-        if not isinstance(fmt, str) or fmt not in FORMAT_SUFFIX:
-            raise SpecError(f"output.format must be png, jpeg or webp; got {fmt!r}")
+        if not isinstance(fmt, str) or fmt not in OUTPUT_FORMATS:
+            raise SpecError(f"output.format must be keep, png, jpeg or webp; got {fmt!r}")
         return cls(format=cast(OutputFormat, fmt), quality=_int(data.get("quality", 95), "output.quality", 1, 100))
+
+
+def kept_format(input_format: str | None) -> str:
+    """The output format ``keep`` gives an input in ``input_format`` (Pillow's name): JPEG and WebP stay,
+    everything else (PNG, TIFF, BMP, GIF, unknown) is written as PNG, which keeps 16 bits and alpha."""
+    name = (input_format or "").upper()
+    return {"JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}.get(name, "png")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,9 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from farm.core.spec import OutputSpec
+from farm.core.spec import OutputSpec, kept_format
 from farm.errors import ImageError
+from farm.imaging.jpeg_quality import estimate_quality
 
 # A corrupt file is reported once, as an ImageError; OpenCV's own warnings on stderr would repeat it.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -32,6 +33,18 @@ _CV2_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP"})
 _EXIF_ORIENTATION = 0x0112
 
 
+@dataclass(frozen=True, slots=True)
+class Source:
+    """How the input was encoded, so the output can be written the same way (``--format keep``):
+    Pillow's format name, a JPEG's estimated quality, whether a WebP was lossless, and the EXIF block
+    (orientation already applied to the pixels, so it is written back as 1)."""
+
+    format: str
+    quality: int | None = None
+    lossless: bool = False
+    exif: bytes | None = None
+
+
 @dataclass(slots=True)
 class Picture:
     """Decoded pixels: ``color`` HxWx3 BGR (uint8 or uint16), optional ``alpha`` HxW of the same dtype."""
@@ -40,6 +53,7 @@ class Picture:
     alpha: np.ndarray | None = None
     icc: bytes | None = None
     grey: bool = False
+    source: Source | None = None
 
     @property
     def width(self) -> int:
@@ -85,6 +99,7 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pictur
     if pic.width * pic.height != width * height:
         raise ImageError("corrupt image: decoded size differs from its header")
     pic.icc = icc
+    pic.source = _source_of(header, fmt, data)
     return _apply_orientation(pic, orientation)
 
 
@@ -140,18 +155,21 @@ def _fast_grey_mask(data: bytes, max_pixels: int) -> np.ndarray | None:
 
 
 def encode_image(pic: Picture, output: OutputSpec) -> bytes:
-    """Encode as PNG (lossless, alpha and 16 bits kept), JPEG or WebP; the ICC profile is kept."""
+    """Encode as PNG (lossless, alpha and 16 bits kept), JPEG or WebP; the ICC profile is kept.
+
+    ``keep`` writes the picture's source format (:func:`farm.core.spec.kept_format`): a JPEG at its own
+    estimated quality with its EXIF block, a lossless WebP losslessly.
+    """
+    output, lossless, exif = resolve_output(pic, output)
     arr = _compose(pic, output)
     if output.format == "png":
         ok, buf = cv2.imencode(".png", arr)
         data = buf.tobytes()
         return _png_with_icc(data, pic.icc) if ok and pic.icc else _checked(ok, data)
-    if pic.icc is None:
-        params = (
-            [cv2.IMWRITE_JPEG_QUALITY, output.quality]
-            if output.format == "jpeg"
-            else [cv2.IMWRITE_WEBP_QUALITY, output.quality]
-        )
+    if pic.icc is None and exif is None:
+        quality = 101 if lossless else output.quality  # OpenCV: WebP quality over 100 is lossless
+        jpeg = output.format == "jpeg"
+        params = [cv2.IMWRITE_JPEG_QUALITY, output.quality] if jpeg else [cv2.IMWRITE_WEBP_QUALITY, quality]
         ok, buf = cv2.imencode(output.suffix, arr, params)
         return _checked(ok, buf.tobytes())
     rgb = (
@@ -159,9 +177,27 @@ def encode_image(pic: Picture, output: OutputSpec) -> bytes:
         if arr.ndim == 3
         else arr
     )
+    extra: dict[str, object] = {"lossless": True} if lossless else {}
+    if pic.icc is not None:
+        extra["icc_profile"] = pic.icc
+    if exif is not None:
+        extra["exif"] = exif
     out = io.BytesIO()
-    Image.fromarray(rgb).save(out, format=output.format.upper(), quality=output.quality, icc_profile=pic.icc)
+    Image.fromarray(rgb).save(out, format=output.format.upper(), quality=output.quality, **extra)
     return out.getvalue()
+
+
+def resolve_output(pic: Picture, output: OutputSpec) -> tuple[OutputSpec, bool, bytes | None]:
+    """The concrete encoding for ``pic``: (format and quality, lossless WebP, EXIF to write)."""
+    if output.format != "keep":
+        return output, False, None
+    source = pic.source
+    fmt = kept_format(source.format if source else None)
+    if fmt == "jpeg" and source is not None:
+        return OutputSpec("jpeg", source.quality or output.quality), False, source.exif
+    if fmt == "webp" and source is not None:
+        return OutputSpec("webp", output.quality), source.lossless, source.exif
+    return OutputSpec("png"), False, None
 
 
 def to_uint8(color: np.ndarray) -> np.ndarray:
@@ -169,6 +205,30 @@ def to_uint8(color: np.ndarray) -> np.ndarray:
     if color.dtype == np.uint8:
         return color
     return ((color.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def _source_of(header: Image.Image, fmt: str, data: bytes) -> Source:
+    if fmt == "JPEG":
+        tables = getattr(header, "quantization", None) or {}
+        quality = estimate_quality(tables[0]) if 0 in tables and len(tables[0]) == 64 else None
+        return Source(fmt, quality=quality, exif=_upright_exif(header))
+    if fmt == "WEBP":
+        lossless = data[12:16] == b"VP8L" or (data[12:16] == b"VP8X" and b"VP8L" in data[30:4096])
+        return Source(fmt, lossless=lossless, exif=_upright_exif(header))
+    return Source(fmt)
+
+
+def _upright_exif(header: Image.Image) -> bytes | None:
+    """The EXIF block with its orientation set to 1 (the pixels are turned already); None without one."""
+    if not header.info.get("exif"):
+        return None
+    try:
+        exif = header.getexif()
+        if exif.get(_EXIF_ORIENTATION, 1) != 1:
+            exif[_EXIF_ORIENTATION] = 1
+        return exif.tobytes()
+    except Exception:  # a broken EXIF block is dropped, never fatal
+        return None
 
 
 def _orientation(header: Image.Image, fmt: str) -> int:

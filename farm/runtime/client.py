@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import io
 import json
 import logging
 import secrets
@@ -162,21 +163,28 @@ class NodeClient:
         raise AssertionError("unreachable")
 
     async def put_blob(self, data: bytes, sha: str | None = None) -> str:
-        """Upload ``data`` unless the node already has it; returns its sha256.
+        """Upload ``data`` unless the node already has it; returns its sha256."""
+        sha = sha or sha256_hex(data)
+        await self.send_blob(data, sha)
+        return sha
+
+    async def send_blob(self, data: bytes, sha: str) -> bool:
+        """Upload ``data`` (named by its ``sha``) unless the node already has it; True if the body was sent.
 
         One round trip either way: ``Expect: 100-continue`` lets the node decline the body when it
         holds the blob already (an image edited five ways crosses the network once).
         """
-        sha = sha or sha256_hex(data)
         if sha in self._known_blobs:
-            return sha
+            return False
+        body = io.BytesIO(data)  # streamed in chunks: raw bytes of many MB would hold up the loop
         async with self._request(
-            "PUT", f"/v1/blobs/{sha}", data=data, expect100=True, headers={"Content-Type": "application/octet-stream"}
+            "PUT", f"/v1/blobs/{sha}", data=body, expect100=True, headers={"Content-Type": "application/octet-stream"}
         ) as resp:
             if resp.status not in (200, 201):
                 await self._raise_for(resp)
+            sent = resp.status == 201
         self._known_blobs.add(sha)
-        return sha
+        return sent
 
     def forget_blobs(self) -> None:
         """The node may have evicted or lost blobs (it restarted, or answered 409): ask again."""

@@ -34,10 +34,12 @@ from farm.core.scheduler import (
     Policy,
     Scheduler,
 )
+from farm.core.shipping_choice import CutCost, send_whole
 from farm.core.spec import EditSpec
 from farm.engines.registry import Registry
 from farm.errors import EngineError, FarmError, OutputError
 from farm.imaging.codec import DEFAULT_MAX_PIXELS
+from farm.imaging.shipping import shippable
 from farm.local.files import read_bytes, write_atomic
 from farm.local.store import QueueStore
 from farm.runtime.client import NodeClient, NodeUnreachable
@@ -99,6 +101,9 @@ class FarmOptions:
     tick_seconds: float = 0.25
     client_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     payload_cache_bytes: int = 256 << 20
+    #: how an inpaint travels to a node: ``crop`` (what its engine needs), ``whole`` (the input as it is),
+    #: ``auto`` (the crop, unless the link is fast enough that cutting here costs more than it saves)
+    shipping: str = "auto"
 
 
 class Dispatcher:
@@ -124,6 +129,7 @@ class Dispatcher:
         self.jobs: dict[str, Job] = {}
         self.progress: dict[str, float] = {}
         self.stats: dict[str, WorkerStats] = {}
+        self._cut_cost = CutCost()  # this PC's time to cut crops for nodes and paste their results back
         self.workers: dict[str, Worker] = {}
         self._specs: dict[str, EditSpec] = {}
         self._attempts: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -196,7 +202,9 @@ class Dispatcher:
             if worker.client.base_url != base_url.rstrip("/"):
                 worker.client = self.node_client(base_url)
         else:
-            worker = RemoteWorker(node_id, name, self.node_client(base_url), info, client_id=self.options.client_id)
+            worker = RemoteWorker(
+                node_id, name, self.node_client(base_url), info, client_id=self.options.client_id, observer=self
+            )
             worker.start()
             self._add_worker(worker)
             return
@@ -272,13 +280,22 @@ class Dispatcher:
         """Queue jobs made elsewhere (resumed from the store, or built by the app)."""
         if self.store is not None and batch is not None:
             await asyncio.to_thread(self.store.add_jobs, batch, jobs)
-        sizes = await asyncio.to_thread(lambda: [_megapixels(j.input) for j in jobs])
+        sizes = await asyncio.to_thread(lambda: [(_megapixels(j.input), _transfer_bytes(j)) for j in jobs])
         requests = []
-        for job, mp in zip(jobs, sizes, strict=True):
+        for job, (mp, moved) in zip(jobs, sizes, strict=True):
             self.jobs[job.id] = job
             self._specs[job.id] = job.spec
             requests.append(
-                JobRequest(job.id, job.spec.engine, mp, job.spec.model, self._memory_need(job.spec), job.priority)
+                JobRequest(
+                    job.id,
+                    job.spec.engine,
+                    mp,
+                    job.spec.model,
+                    self._memory_need(job.spec),
+                    job.priority,
+                    transfer_bytes=moved,
+                    shippable=shippable(job.spec, job.mask is not None),
+                )
             )
         if jobs:
             self._idle.clear()
@@ -381,7 +398,12 @@ class Dispatcher:
             if worker is None:
                 raise WorkerFailure(FailureKind.LOST, f"{worker_id} is gone")
             task = await self._payload(job)
-            data = await worker.run(task, lambda f: self._on_progress(job, f), lambda: self._on_started(job, worker_id))
+            data = await worker.run(
+                task,
+                lambda f: self._on_progress(job, f),
+                lambda: self._on_started(job, worker_id),
+                lambda: self._on_computed(job, worker_id),
+            )
         except asyncio.CancelledError:
             self._started_at.pop(key, None)
             return
@@ -433,6 +455,26 @@ class Dispatcher:
         if job.state is JobState.DISPATCHED:
             job.move(JobState.RUNNING)
             self._emit(JobEvent(job))
+
+    def _on_computed(self, job: Job, worker_id: str) -> None:
+        """A node's engine ended the job; its result downloads while that node takes the next one."""
+        self._apply(self.scheduler.computed(job.id, worker_id, self.clock()))
+
+    # the TransferObserver of the remote workers
+    def link_measured(self, worker_id: str, nbytes: int, seconds: float) -> None:
+        self.scheduler.link_measured(worker_id, nbytes, seconds)
+
+    def shipped(self, ratio: float) -> None:
+        self.scheduler.shipped(ratio)
+
+    def cut_measured(self, seconds: float, nbytes: int) -> None:
+        self._cut_cost.add(seconds, nbytes)
+
+    def prefer_whole(self, worker_id: str, nbytes: int) -> bool:
+        if self.options.shipping != "auto":
+            return self.options.shipping == "whole"
+        link = self.scheduler.link_rate(worker_id)
+        return send_whole(nbytes, self.scheduler.ship_ratio, link, self._cut_cost)
 
     def _on_progress(self, job: Job, fraction: float) -> None:
         self.progress[job.id] = fraction
@@ -493,6 +535,17 @@ class Dispatcher:
                 listener(event)
             except Exception:
                 log.exception("farm listener failed")
+
+
+def _transfer_bytes(job: Job) -> int:
+    """What a node would move for ``job`` as whole files: the input and mask up, a result about the
+    input's size down (outputs keep the input's format by default)."""
+    try:
+        image = os.stat(job.input).st_size
+        mask = os.stat(job.mask).st_size if job.mask is not None else 0
+    except OSError:
+        return 0
+    return 2 * image + mask
 
 
 def _megapixels(path: Path) -> float:

@@ -279,7 +279,7 @@ class Farm:
 
         def planning() -> tuple[list[Planned], list[Problem]]:
             out_dir.mkdir(parents=True, exist_ok=True)
-            return plan(list(paths), mask, out_dir, spec.output.suffix, overwrite=s.overwrite, up_to_date=up_to_date)
+            return plan(list(paths), mask, out_dir, spec.output, overwrite=s.overwrite, up_to_date=up_to_date)
 
         items, problems = await asyncio.to_thread(planning)
         current = [i.output for i in items if i.current]
@@ -299,7 +299,7 @@ class Farm:
 
         def naming() -> Path:
             out_dir.mkdir(parents=True, exist_ok=True)
-            return OutputNamer(out_dir, spec.output.suffix, protected=[image]).name_for(image)
+            return OutputNamer(out_dir, spec.output, protected=[image]).name_for(image)
 
         output = await asyncio.to_thread(naming)
         batch = Batch(self._jobs([Planned(image, mask, output)], spec), out_dir)

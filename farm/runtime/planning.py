@@ -7,7 +7,8 @@ else ``masks/photo.*`` (or ``masks/photo_mask.*``) in the input's folder. A mask
 folder named ``masks``, is never input.
 
 Output names mirror the folders: ``shoot/day1/a.jpg`` given as ``shoot`` is written to
-``OUT/day1/a.png``; a file given by itself to ``OUT/a.png``.
+``OUT/day1/a.png`` (with ``--format keep``, the default, ``a.jpg`` keeps ``.jpg``); a file given by itself to
+``OUT/a.png``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from PIL import Image
+
+from farm.core.spec import OutputSpec
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 MASK_SUFFIX = "_mask"
@@ -141,19 +146,44 @@ def _find_by_stem(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def input_format(path: Path) -> str | None:
+    """The format named in an image file's header (Pillow's name: ``JPEG``, ``PNG`` ...), None if unreadable.
+    Only a regular file is opened (a pipe named ``x.png`` never blocks planning)."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with Image.open(path) as im:
+            return im.format
+    except Exception:  # unreadable: the job reports it properly
+        return None
+
+
+def output_suffix(image: Path, output: OutputSpec) -> str:
+    """The suffix of ``image``'s output: the format's, or with ``keep`` the one its own format keeps."""
+    return output.suffix if output.format != "keep" else output.suffix_for(input_format(image))
+
+
 class OutputNamer:
     """Output names in one folder that never hit an input, another output of the batch, or (unless
-    ``overwrite``) an existing file: ``photo.png``, then ``photo-1.png``, ``photo-2.png`` ..."""
+    ``overwrite``) an existing file: ``photo.png``, then ``photo-1.png``, ``photo-2.png`` ...
 
-    def __init__(self, out_dir: Path, suffix: str, *, overwrite: bool = False, protected: Iterable[Path] = ()) -> None:
+    ``output``: a fixed suffix, or the output spec (``keep`` gives each image its own format's suffix).
+    """
+
+    def __init__(
+        self, out_dir: Path, output: str | OutputSpec, *, overwrite: bool = False, protected: Iterable[Path] = ()
+    ) -> None:
         self.out_dir = out_dir
-        self.suffix = suffix
+        self.output = output
         self.overwrite = overwrite
         self._taken: set[Path] = {p.resolve() for p in protected}
 
+    def suffix(self, image: Path) -> str:
+        return self.output if isinstance(self.output, str) else output_suffix(image, self.output)
+
     def natural(self, image: Path, subdir: Path = Path()) -> Path:
         """The name ``image``'s output has when nothing is in the way."""
-        return self.out_dir / subdir / f"{image.stem}{self.suffix}"
+        return self.out_dir / subdir / f"{image.stem}{self.suffix(image)}"
 
     def reserve(self, path: Path) -> bool:
         """Take ``path`` for this batch; False when an input or another output has it."""
@@ -165,8 +195,9 @@ class OutputNamer:
 
     def name_for(self, image: Path, subdir: Path = Path()) -> Path:
         n = 0
+        suffix = self.suffix(image)
         while True:
-            candidate = self.out_dir / subdir / f"{image.stem}{'' if n == 0 else f'-{n}'}{self.suffix}"
+            candidate = self.out_dir / subdir / f"{image.stem}{'' if n == 0 else f'-{n}'}{suffix}"
             key = candidate.resolve()
             if key not in self._taken and (self.overwrite or not candidate.exists()):
                 self._taken.add(key)
@@ -178,7 +209,7 @@ def plan(
     inputs: Sequence[Path],
     mask: Path | None,
     out_dir: Path,
-    suffix: str,
+    output: str | OutputSpec,
     *,
     overwrite: bool = False,
     up_to_date: UpToDate | None = None,
@@ -191,7 +222,7 @@ def plan(
     """
     skip = [out_dir] + ([mask] if mask is not None and mask.is_dir() else [])
     found, problems = collect_relative(inputs, skip=skip)
-    namer = OutputNamer(out_dir, suffix, overwrite=overwrite, protected=[f for f, _rel in found])
+    namer = OutputNamer(out_dir, output, overwrite=overwrite, protected=[f for f, _rel in found])
     planned: list[Planned] = []
     for f, rel in found:
         m = match_mask(f, mask)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from farm.engines.registry import Registry
 from farm.errors import FarmError, ImageError, JobCancelled, SpecError
 from farm.imaging.codec import DEFAULT_MAX_PIXELS
 from farm.imaging.pipeline import execute
+from farm.imaging.shipping import Shipment, cut, paste, shippable
 from farm.local.files import sha256_hex
 from farm.local.hardware import ram_total
 from farm.runtime.client import (
@@ -32,6 +34,22 @@ from farm.runtime.client import (
 log = logging.getLogger(__name__)
 ProgressCb = Callable[[float], None]
 StartedCb = Callable[[], None]
+
+
+def _nothing() -> None:
+    return None
+
+
+class TransferObserver(Protocol):
+    """Told about each node transfer (the scheduler's link and cut estimates feed on it)."""
+
+    def link_measured(self, worker_id: str, nbytes: int, seconds: float) -> None: ...
+
+    def shipped(self, ratio: float) -> None: ...
+
+    def cut_measured(self, seconds: float, nbytes: int) -> None: ...
+
+    def prefer_whole(self, worker_id: str, nbytes: int) -> bool: ...
 
 
 class WorkerFailure(Exception):
@@ -78,7 +96,9 @@ class Worker(Protocol):
 
     def caps(self) -> WorkerCaps: ...
 
-    async def run(self, task: Task, progress: ProgressCb, started: StartedCb) -> bytes: ...
+    async def run(
+        self, task: Task, progress: ProgressCb, started: StartedCb, computed: StartedCb = _nothing
+    ) -> bytes: ...
 
     async def close(self) -> None: ...
 
@@ -111,7 +131,7 @@ class LocalWorker:
             local=True,
         )
 
-    async def run(self, task: Task, progress: ProgressCb, started: StartedCb) -> bytes:
+    async def run(self, task: Task, progress: ProgressCb, started: StartedCb, computed: StartedCb = _nothing) -> bytes:
         loop = asyncio.get_running_loop()
         token = CancelToken()
 
@@ -153,6 +173,11 @@ class LocalWorker:
 class RemoteWorker:
     """A node over HTTP: upload blobs it lacks, submit, follow its events, download the result.
 
+    An inpaint travels as the crop its engine needs (:mod:`farm.imaging.shipping`): cut here, edited
+    there, pasted back here. Uploads to one node go one after another (its first job starts as soon as
+    its own input is there); a result downloads while the next upload goes. Each transfer is timed for
+    the scheduler's link estimate (``observer``).
+
     A dropped event stream is not a dead node: the job is polled, and only when the node stops
     answering health probes too is the attempt reported LOST (so it runs elsewhere).
     """
@@ -161,8 +186,19 @@ class RemoteWorker:
     poll_interval_without_events = 0.25
     probe_failures_for_lost = 3
 
-    def __init__(self, node_id: str, name: str, client: NodeClient, info: NodeInfo, *, client_id: str = "") -> None:
+    def __init__(
+        self,
+        node_id: str,
+        name: str,
+        client: NodeClient,
+        info: NodeInfo,
+        *,
+        client_id: str = "",
+        observer: TransferObserver | None = None,
+    ) -> None:
         self.id = node_id
+        self.observer = observer
+        self._uploads = asyncio.Lock()  # one upload at a time on this node's link
         self.name = name
         self.client = client
         self.info = info
@@ -200,22 +236,32 @@ class RemoteWorker:
         if not task.cancelled() and task.exception() is not None:
             log.debug("%s: background request failed: %s", self.name, task.exception())
 
-    async def run(self, task: Task, progress: ProgressCb, started: StartedCb) -> bytes:
+    async def run(self, task: Task, progress: ProgressCb, started: StartedCb, computed: StartedCb = _nothing) -> bytes:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._waiters[task.id] = queue
         submitted = False
         try:
-            await asyncio.to_thread(lambda: (task.image_sha, task.mask_sha))  # hash megabytes off the loop
-            await self.client.put_blob(task.image, task.image_sha)
-            if task.mask is not None:
-                await self.client.put_blob(task.mask, task.mask_sha)
+            shipment = await self._ship(task)
+            image: bytes = shipment.image if shipment else task.image
+            mask: bytes | None = shipment.mask if shipment else task.mask
+            spec = shipment.spec if shipment else task.spec
+            if shipment is None:
+                await asyncio.to_thread(lambda: (task.image_sha, task.mask_sha))  # hash megabytes off the loop
+            image_sha = shipment.image_sha if shipment else task.image_sha
+            mask_sha = shipment.mask_sha if shipment else task.mask_sha
+            async with self._uploads:
+                await self._send(image, image_sha)
+                if mask is not None and mask_sha is not None:
+                    await self._send(mask, mask_sha)
             job = await self.client.submit(
-                task.id, task.spec, task.image_sha, task.mask_sha, client=self.client_id, priority=task.priority
+                task.id, spec, image_sha, mask_sha, client=self.client_id, priority=task.priority
             )
             submitted = True
             job = await self._until_finished(task.id, job, queue, progress, started)
             if job["state"] == "done":
-                return await self.client.result(task.id)
+                computed()
+                data = await self._fetch(task.id)
+                return data if shipment is None else await self._paste(shipment, data, task)
             if job["state"] == "cancelled":
                 raise WorkerFailure(FailureKind.LOST, f"{self.name}: the job was cancelled on the node")
             kind = FailureKind.INPUT if job.get("error_kind") == "input" else FailureKind.ENGINE
@@ -238,6 +284,46 @@ class RemoteWorker:
             raise WorkerFailure(FailureKind.LOST, str(exc)) from None
         finally:
             self._waiters.pop(task.id, None)
+
+    async def _ship(self, task: Task) -> Shipment | None:
+        """The crop that travels instead of the whole image, cut off the loop (None: the whole input)."""
+        if task.mask is None or not shippable(task.spec, True):
+            return None
+        whole = len(task.image) + len(task.mask)
+        if self.observer is not None and self.observer.prefer_whole(self.id, whole):
+            return None  # a fast link: the node decoding and encoding the frame saves this PC more
+        began = time.monotonic()
+        shipment = await asyncio.to_thread(
+            cut, task.image, task.mask, task.spec, max_pixels=task.max_pixels, resize_mask=task.resize_mask
+        )
+        if shipment is not None:
+            shipment.cut_seconds = time.monotonic() - began
+            if self.observer is not None:
+                self.observer.shipped(shipment.size / max(1, whole))
+        return shipment
+
+    async def _paste(self, shipment: Shipment, result: bytes, task: Task) -> bytes:
+        began = time.monotonic()
+        try:
+            data = await asyncio.to_thread(paste, shipment, result, task.spec.output)
+        except ImageError as exc:  # what came back is not the crop that was sent: the node's fault
+            raise WorkerFailure(FailureKind.ENGINE, f"{self.name}: {exc}") from None
+        if self.observer is not None:
+            seconds = shipment.cut_seconds + time.monotonic() - began
+            self.observer.cut_measured(seconds, len(task.image) + (len(task.mask) if task.mask else 0))
+        return data
+
+    async def _send(self, data: bytes, sha: str) -> None:
+        began = time.monotonic()
+        if await self.client.send_blob(data, sha) and self.observer is not None:
+            self.observer.link_measured(self.id, len(data), time.monotonic() - began)
+
+    async def _fetch(self, job_id: str) -> bytes:
+        began = time.monotonic()
+        data = await self.client.result(job_id)
+        if self.observer is not None:
+            self.observer.link_measured(self.id, len(data), time.monotonic() - began)
+        return data
 
     async def _until_finished(
         self,

@@ -72,7 +72,7 @@ def replace_peers(s: AppSettings) -> AppSettings:
 def test_a_damaged_settings_file_falls_back_to_defaults(store: SettingsStore) -> None:
     store.path.write_text("[General]\nlocal_slots=many\noutput_format=gif\nquality=500\npeers=not json\n")
     s = store.load()
-    assert (s.local_slots, s.output_format, s.quality, s.peers) == (1, "png", 100, ())
+    assert (s.local_slots, s.output_format, s.quality, s.peers) == (1, "keep", 100, ())
 
 
 def test_edit_form_is_generated_from_the_params_schema(qtbot) -> None:

@@ -13,7 +13,7 @@ from farm.core.scheduler.model import (
     Policy,
     WorkerCaps,
 )
-from farm.core.scheduler.speed import SpeedEstimate
+from farm.core.scheduler.speed import LinkEstimate, SpeedEstimate
 
 __all__ = [
     "LOCAL",
@@ -23,6 +23,7 @@ __all__ = [
     "FailureKind",
     "Finished",
     "JobRequest",
+    "LinkEstimate",
     "Phase",
     "Policy",
     "Scheduler",

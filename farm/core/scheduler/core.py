@@ -3,7 +3,10 @@
 Placement rules, in order:
 - a job only goes to a worker that is online, not paused, can run its engine/model/memory, has not
   blocklisted that engine, and has room (slots, plus one queued ahead on peers so a GPU never idles
-  during an upload);
+  during an upload); a job whose engine has ended there (:meth:`Scheduler.computed`) no longer takes
+  room while its result is downloaded, so the next upload overlaps that download;
+- a worker's expected time for a job is its engine time plus, on a node, the job's transfer at the
+  link rate measured for that node (this PC moves no bytes);
 - among the jobs a worker can take, the highest priority first, FIFO within one;
 - a retried job (its worker failed or vanished) goes to another peer, the local worker last;
 - at the tail of the queue, a job waits for a faster worker when that one would finish it sooner;
@@ -29,7 +32,7 @@ from farm.core.scheduler.model import (
     Policy,
     WorkerCaps,
 )
-from farm.core.scheduler.speed import SpeedEstimate
+from farm.core.scheduler.speed import LinkEstimate, SpeedEstimate
 
 QUEUED, ACTIVE, COMMITTING = Phase.QUEUED, Phase.ACTIVE, Phase.COMMITTING
 DONE, FAILED, CANCELLED = Phase.DONE, Phase.FAILED, Phase.CANCELLED
@@ -50,6 +53,7 @@ class _Job:
     not_before: float = 0.0
     backed_up: bool = False
     winner: str | None = None
+    computed: set[str] = field(default_factory=set)  # workers whose engine ended (result not yet fetched)
 
     @property
     def retried(self) -> bool:
@@ -62,7 +66,10 @@ class _Worker:
     online: bool = True
     paused: bool = False
     inflight: dict[str, float] = field(default_factory=dict)  # job -> start time (dispatch or started)
+    fetching: set[str] = field(default_factory=set)  # jobs computed here whose result is being fetched
+    started: set[str] = field(default_factory=set)  # in-flight jobs whose engine has begun (the rest wait)
     speed: dict[str, SpeedEstimate] = field(default_factory=dict)
+    link: LinkEstimate = field(default_factory=LinkEstimate)
     consecutive_failures: dict[str, int] = field(default_factory=dict)
     blocked_until: dict[str, float] = field(default_factory=dict)
     compat: dict[Kind, bool] = field(default_factory=dict)
@@ -83,6 +90,13 @@ class _Worker:
     def predict(self, engine: str, megapixels: float) -> float | None:
         est = self.speed.get(engine)
         return est.predict(megapixels) if est else None
+
+    def expected(self, req: JobRequest, ship_ratio: float) -> float | None:
+        """Seconds from dispatch to result here: the engine time, plus the transfer on a node's link."""
+        compute = self.predict(req.engine, req.megapixels)
+        if compute is None or self.caps.local:
+            return compute
+        return compute + self.link.seconds_for(req.transfer_bytes * (ship_ratio if req.shippable else 1.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +128,9 @@ class Scheduler:
         self._active: set[str] = set()  # jobs some worker runs now
         self._room: set[str] = set()  # workers that could take a job now
         self.paused = False
+        self.ship_ratio = 1.0  # bytes a shipped cut moves per byte of the whole files (measured: shipped())
+        self._memo: dict[tuple[object, ...], float] = {}  # farm-wide estimates within one _fill
+        self._ranks: dict[tuple[object, ...], list[tuple[float, _Worker]]] = {}
 
     # ----------------------------------------------------------------- jobs
     def add_jobs(self, requests: Iterable[JobRequest], now: float) -> list[Decision]:
@@ -156,6 +173,38 @@ class Scheduler:
         if job and worker and worker_id in job.assigned and job_id in worker.inflight:
             job.assigned[worker_id] = now
             worker.inflight[job_id] = now
+            worker.started.add(job_id)
+
+    def computed(self, job_id: str, worker_id: str, now: float) -> list[Decision]:
+        """The worker's engine has ended the job; its result is being fetched. The job stops taking room
+        there (the next job's upload overlaps this download) and the engine time is measured now."""
+        job = self._jobs.get(job_id)
+        worker = self._workers.get(worker_id)
+        if job is None or worker is None or worker_id not in job.assigned or job_id not in worker.inflight:
+            return []
+        start = worker.inflight.pop(job_id)
+        worker.started.discard(job_id)
+        worker.fetching.add(job_id)
+        job.computed.add(worker_id)
+        self._measure(worker, job, now - start)
+        self._touch(worker)
+        return self._fill(now)
+
+    def link_measured(self, worker_id: str, nbytes: int, seconds: float) -> None:
+        """A transfer to or from a worker took ``seconds`` for ``nbytes``."""
+        worker = self._workers.get(worker_id)
+        if worker is not None:
+            worker.link.add(nbytes, seconds)
+
+    def link_rate(self, worker_id: str) -> float | None:
+        """The measured link rate to a worker in bytes per second (None before any transfer)."""
+        worker = self._workers.get(worker_id)
+        return worker.link.rate if worker is not None else None
+
+    def shipped(self, ratio: float) -> None:
+        """A job travelled as a cut of ``ratio`` times its whole files (moving average over the farm)."""
+        if ratio > 0:
+            self.ship_ratio += 0.3 * (min(ratio, 1.0) - self.ship_ratio)
 
     def succeeded(self, job_id: str, worker_id: str, now: float) -> tuple[bool, list[Decision]]:
         """A worker has the result. True if it is the first: the caller then writes the output and
@@ -164,15 +213,17 @@ class Scheduler:
         worker = self._workers.get(worker_id)
         start = job.assigned.pop(worker_id, None) if job else None
         if worker is not None:
-            worker.inflight.pop(job_id, None)
+            started = worker.inflight.pop(job_id, None)
+            worker.started.discard(job_id)
+            worker.fetching.discard(job_id)
             self._touch(worker)
         if job is None or start is None or job.state != ACTIVE:
             return False, self._fill(now)
         if worker is not None:
             worker.done += 1
             worker.consecutive_failures.pop(job.req.engine, None)
-            est = worker.speed.setdefault(job.req.engine, SpeedEstimate(alpha=self.policy.speed_alpha))
-            est.add(now - start, job.req.megapixels)
+            if worker_id not in job.computed:  # else measured when its engine ended
+                self._measure(worker, job, now - (started if started is not None else start))
         for loser_id, since in job.assigned.items():  # a copy still running elsewhere lost the race
             loser = self._workers.get(loser_id)
             if loser is not None and loser.predict(job.req.engine, job.req.megapixels) is None:
@@ -183,6 +234,10 @@ class Scheduler:
         job.winner = worker_id
         out: list[Decision] = self._release_all(job, "another worker finished it first")
         return True, out + self._fill(now)
+
+    def _measure(self, worker: _Worker, job: _Job, seconds: float) -> None:
+        est = worker.speed.setdefault(job.req.engine, SpeedEstimate(alpha=self.policy.speed_alpha))
+        est.add(seconds, job.req.megapixels)
 
     def committed(self, job_id: str, now: float, error: str | None = None) -> list[Decision]:
         """The output was written (or could not be: ``error``); the job ends."""
@@ -203,7 +258,11 @@ class Scheduler:
         worker = self._workers.get(worker_id)
         if worker is not None:
             worker.inflight.pop(job_id, None)
+            worker.started.discard(job_id)
+            worker.fetching.discard(job_id)
             self._touch(worker)
+        if job is not None:
+            job.computed.discard(worker_id)
         if job is None or job.assigned.pop(worker_id, None) is None or job.state != ACTIVE:
             return self._fill(now)
         p = self.policy
@@ -259,7 +318,7 @@ class Scheduler:
         worker.online = False
         self._touch(worker)
         out: list[Decision] = []
-        for job_id in list(worker.inflight):
+        for job_id in [*worker.inflight, *worker.fetching]:
             out += self.failed(job_id, worker_id, FailureKind.LOST, reason, now)
         return out + self._fill(now)
 
@@ -374,9 +433,12 @@ class Scheduler:
             worker = self._workers.get(wid)
             if worker is not None:
                 worker.inflight.pop(job.req.id, None)
+                worker.started.discard(job.req.id)
+                worker.fetching.discard(job.req.id)
                 self._touch(worker)
             out.append(Cancel(job.req.id, wid, reason))
         job.assigned.clear()
+        job.computed.clear()
         return out
 
     def _compatible(self, worker: _Worker, kind: Kind, req: JobRequest) -> bool:
@@ -438,6 +500,8 @@ class Scheduler:
     def _fill(self, now: float) -> list[Decision]:
         if self.paused or self._queued == 0 or not self._room:
             return []
+        self._memo.clear()  # estimates hold for one fill
+        self._ranks.clear()
         out: list[Decision] = []
         waiting: set[str] = set()
         tail = self._queued <= self._online_slots()
@@ -452,13 +516,7 @@ class Scheduler:
                 if not worker.has_room():
                     continue
                 job = self._best_job_for(worker, now)
-                if (
-                    job is not None
-                    and tail
-                    and len(worker.inflight) >= worker.caps.slots
-                    and not self._among_fastest(worker, job)
-                ):
-                    # near the end, a job queued ahead on a busy, slower node could be stranded there
+                if job is not None and self._strands(job, worker, now, tail):
                     job = None
                 if job is None or self._should_wait(job, worker, now):
                     waiting.add(worker.id)
@@ -470,20 +528,78 @@ class Scheduler:
                 break
         return out
 
+    def _strands(self, job: _Job, worker: _Worker, now: float, tail: bool) -> bool:
+        """Whether ``job``, queued ahead on busy ``worker``, would wait there longer than it should.
+
+        Near the end (no more queued jobs than slots) only the fastest workers queue ahead. At any time, a
+        job is left for the rest of the farm when waiting for a slot here and running here would end
+        later than the farm drains its queue and runs it on its fastest worker (a job queued behind a slow
+        node's 6 s job, or started there, while fast nodes are about to idle). Early in a batch the queue
+        takes long to drain, so every worker takes work.
+        """
+        busy = len(worker.inflight) >= worker.caps.slots
+        if busy and tail and not self._among_fastest(worker, job):
+            return True
+        t_here = worker.expected(job.req, self.ship_ratio)
+        if t_here is None:
+            return False
+        compute = worker.predict(job.req.engine, job.req.megapixels) or 0.0
+        transfer = t_here - compute  # half up, half down; the upload overlaps the wait for a slot
+        wait = max(0.0, self._slot_free_at(worker, job, now) - now) if busy else 0.0
+        finish = max(wait, transfer / 2) + compute + transfer / 2
+        return finish > (self._drain_seconds(job) + self._fastest(job)) * self.policy.tail_margin
+
+    def _drain_seconds(self, job: _Job) -> float:
+        """How long the farm needs for the queued jobs, at its measured rate for jobs like ``job``
+        (infinite while nothing is measured)."""
+        key = ("drain", *self._signature(job.req))
+        found = self._memo.get(key)
+        if found is None:
+            rate = 0.0
+            for w in self._workers.values():
+                if w.online and not w.paused and (t := w.expected(job.req, self.ship_ratio)):
+                    rate += w.caps.slots / t
+            found = self._memo[key] = self._queued / rate if rate else float("inf")
+        return found
+
+    @staticmethod
+    def _signature(req: JobRequest) -> tuple[object, ...]:
+        """What a worker's expected time for a job depends on."""
+        return (req.engine, req.megapixels, req.transfer_bytes, req.shippable)
+
     def _among_fastest(self, worker: _Worker, job: _Job) -> bool:
         """Whether ``worker`` is known to be about as fast as the fastest worker for ``job``'s engine."""
-        mine = worker.predict(job.req.engine, job.req.megapixels)
+        mine = worker.expected(job.req, self.ship_ratio)
         if mine is None:
             return False
-        best = min(
-            (
-                t
-                for w in self._workers.values()
-                if w.online and not w.paused and (t := w.predict(job.req.engine, job.req.megapixels)) is not None
-            ),
-            default=mine,
-        )
-        return mine <= best * self.policy.tail_margin
+        return mine <= self._fastest(job, mine) * self.policy.tail_margin
+
+    def _ranked(self, job: _Job) -> list[tuple[float, _Worker]]:
+        """The online workers with an estimate for jobs like ``job``, fastest first (once per fill)."""
+        key = ("ranked", *self._signature(job.req))
+        found = self._ranks.get(key)
+        if found is None:
+            found = sorted(
+                (
+                    (t, w)
+                    for w in self._workers.values()
+                    if w.online and not w.paused and (t := w.expected(job.req, self.ship_ratio)) is not None
+                ),
+                key=lambda tw: (tw[0], tw[1].order),
+            )
+            self._ranks[key] = found
+        return found
+
+    def _fastest(self, job: _Job, default: float = 0.0) -> float:
+        """The shortest expected time for ``job`` on any online worker (``default`` if none is measured)."""
+        key = ("fastest", *self._signature(job.req))
+        best = self._memo.get(key)
+        if best is None:
+            ranked = self._ranked(job)
+            if not ranked:
+                return default
+            best = self._memo[key] = ranked[0][0]
+        return best
 
     def _online_slots(self) -> int:
         return sum(w.caps.slots for w in self._workers.values() if w.online and not w.paused)
@@ -499,18 +615,22 @@ class Scheduler:
         """When ``worker`` could start another job like ``job``, from its running jobs' estimates."""
         if len(worker.inflight) < worker.caps.slots:
             return now
-        ends = []
+        slots: list[float] = []  # when each slot frees: the running jobs' expected ends
+        queued: list[float] = []  # the jobs waiting there for a slot, each its engine time
         for jid, start in worker.inflight.items():
             other = self._jobs[jid]
-            t = worker.predict(other.req.engine, other.req.megapixels)
+            t = worker.expected(other.req, self.ship_ratio)
             if t is None:
                 return float("inf")
-            ends.append(max(now, start + t))
-        ends.sort()
-        # the slot that frees first; jobs queued ahead on the worker push it back
-        ahead = len(worker.inflight) - worker.caps.slots
-        t_job = worker.predict(job.req.engine, job.req.megapixels) or 0.0
-        return ends[0] + ahead * t_job / max(1, worker.caps.slots)
+            if jid in worker.started:
+                slots.append(max(now, start + t))
+            else:
+                queued.append(worker.predict(other.req.engine, other.req.megapixels) or t)
+        slots += [now] * max(0, worker.caps.slots - len(slots))
+        heapq.heapify(slots)
+        for t in queued:  # each waiting job takes the slot that frees first
+            heapq.heappush(slots, heapq.heappop(slots) + t)
+        return slots[0]
 
     def _should_wait(self, job: _Job, worker: _Worker, now: float) -> bool:
         """Tail rule: leave ``job`` for a faster worker that would still finish it clearly sooner.
@@ -519,20 +639,22 @@ class Scheduler:
         speed estimates; the queued jobs ahead of this one claim the faster workers' slots first (a
         small earliest-finish simulation), so a fast worker is not counted on for more than it can take.
         """
-        t_here = worker.predict(job.req.engine, job.req.megapixels)
+        t_here = worker.expected(job.req, self.ship_ratio)
         if t_here is None or self._queued > self._online_slots():
             return False
         margin = self.policy.tail_margin
         faster: list[tuple[_Worker, float]] = []
-        for w in self._workers.values():
-            if w is worker or not w.online or w.paused:
-                continue
-            t = w.predict(job.req.engine, job.req.megapixels)
-            if t is not None and t * margin < t_here and self._could_run(job, w, now) and self._eligible(job, w, now):
+        for t, w in self._ranked(job):  # fastest first: stop at the first that is not clearly faster
+            if t * margin >= t_here:
+                break
+            if w is not worker and self._could_run(job, w, now) and self._eligible(job, w, now):
                 faster.append((w, t))
         if not faster:
             return False
         free = {w.id: self._slot_free_at(w, job, now) for w, _ in faster}
+        finish_here = now + t_here
+        if all(free[w.id] + t * margin >= finish_here for w, t in faster):
+            return False  # none of them is free soon enough, whatever the jobs ahead do
         key = (-job.req.priority, job.seq)
         ahead = sorted(
             (
@@ -546,13 +668,12 @@ class Scheduler:
         for other in ahead:
             best_w, best_end = None, float("inf")
             for w, _ in faster:
-                t = w.predict(other.req.engine, other.req.megapixels)
-                if t is not None and free[w.id] + t < best_end:
-                    best_w, best_end = w, free[w.id] + t
-            t_other_here = worker.predict(other.req.engine, other.req.megapixels) or 0.0
+                t_there = w.expected(other.req, self.ship_ratio)
+                if t_there is not None and free[w.id] + t_there < best_end:
+                    best_w, best_end = w, free[w.id] + t_there
+            t_other_here = worker.expected(other.req, self.ship_ratio) or 0.0
             if best_w is not None and best_end < now + t_other_here:
                 free[best_w.id] = best_end
-        finish_here = now + t_here
         return any(free[w.id] + t * margin < finish_here for w, t in faster)
 
     def _backups(self, now: float) -> list[Decision]:
@@ -570,8 +691,10 @@ class Scheduler:
                     continue
                 ((holder_id, start),) = job.assigned.items()
                 holder = self._workers[holder_id]
-                t_holder = holder.predict(job.req.engine, job.req.megapixels)
-                t_here = worker.predict(job.req.engine, job.req.megapixels)
+                if job.req.id in holder.fetching:  # its engine is done: the result is on its way
+                    continue
+                t_holder = holder.expected(job.req, self.ship_ratio)
+                t_here = worker.expected(job.req, self.ship_ratio)
                 if t_here is None:
                     continue
                 expected_end = start + t_holder if t_holder is not None else now

@@ -39,6 +39,10 @@ class JobRequest:
     model: str | None = None
     memory_mb: int = 0
     priority: int = 0
+    #: bytes a node would move for it (input and mask up, result down), as whole files; ``shippable``:
+    #: only a cut of it travels (an inpaint's crop), so the farm's measured cut ratio scales it.
+    transfer_bytes: int = 0
+    shippable: bool = False
 
     @property
     def kind(self) -> tuple[str, str | None, int]:

@@ -1,4 +1,4 @@
-"""Per-worker, per-engine speed estimates: a moving average of seconds per megapixel."""
+"""Per-worker estimates: engine speed (a moving average of seconds per megapixel) and link rate."""
 
 from __future__ import annotations
 
@@ -34,3 +34,29 @@ class SpeedEstimate:
         if self.seconds_per_mp is None:
             return None
         return self.seconds_per_mp * max(megapixels, 1e-3)
+
+
+@dataclass(slots=True)
+class LinkEstimate:
+    """A worker's link rate in bytes per second, from the transfers the farm timed (uploads and
+    downloads). Sums with a decay: big transfers weigh more than small ones, whose time is mostly the
+    round trip, and the newest count most."""
+
+    decay: float = 0.7
+    bytes: float = 0.0
+    seconds: float = 0.0
+
+    def add(self, nbytes: int, seconds: float) -> None:
+        if nbytes <= 0 or seconds <= 0:
+            return
+        self.bytes = self.bytes * self.decay + nbytes
+        self.seconds = self.seconds * self.decay + seconds
+
+    @property
+    def rate(self) -> float | None:
+        return self.bytes / self.seconds if self.seconds > 0 else None
+
+    def seconds_for(self, nbytes: float) -> float:
+        """How long ``nbytes`` take on this link (0 while nothing is measured)."""
+        rate = self.rate
+        return nbytes / rate if rate else 0.0

@@ -146,7 +146,7 @@ class BuggyWorker:
 
         return WorkerCaps("buggy", slots=1, engines=frozenset({"cv2"}), prefetch=0)
 
-    async def run(self, task, progress, started):  # type: ignore[no-untyped-def]
+    async def run(self, task, progress, started, computed=None):  # type: ignore[no-untyped-def]
         raise KeyError("state")
 
     async def close(self) -> None:

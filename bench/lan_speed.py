@@ -1,0 +1,204 @@
+"""Never slower than working alone, on any LAN (issue 12): this PC + 2 nodes against this PC alone, in the
+LAN lab (network namespaces on a bridge, links shaped with ``tc tbf``), real ``lanfarm node`` processes.
+
+Photos: ``--photos`` of ``--size`` (default 12 of 6000x4000; ``--quick``: 6 of 3000x2000), smooth
+gradients with sensor noise, saved as PNG and as JPEG q92, each with a watermark-sized mask (0.5 % of
+the pixels). Rows, per link rate (1 Gbit/s, 100 Mbit/s) and format:
+
+- ``alone``: ``lanfarm run --local-only`` on the farm host; ``farm``: ``lanfarm run`` with this PC and the
+  two nodes (the default); ``nodes``: ``--no-local``. Real OpenCV engine everywhere: on this 2-core
+  machine the node processes compete with this PC for the same cores, so the farm rows are a floor.
+- bytes on the wire per edit (the farm host's interface counters) against the encoded crop box (the crop
+  and its mask up, the edited crop down; ``farm.imaging.shipping.cut`` on the same inputs);
+- ``sim``: the same batch with the SIMULATED GPU engine (``--simulate``: a sleep per megapixel, no
+  competition for the cores) against the ideal: the larger of the compute bound (jobs / the workers'
+  combined measured rates) and the link bound (bytes / the link rate);
+- overlap: the share of the makespan when both directions of the farm host's link are busy (sampled
+  every 20 ms from the counters; "busy": over 10 % of the link rate).
+
+Needs root (namespaces). Numbers are ratios of one run; the machine's cores are shared.
+
+    PYTHONPATH=. python bench/lan_speed.py [--quick] [--rates 1gbit,100mbit] [--formats png,jpeg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from farm.core.spec import EditSpec  # noqa: E402
+from farm.imaging.shipping import cut  # noqa: E402
+from tests.lab.netlab import Host, Lab  # noqa: E402
+from tests.lab.test_lab_farm import farm_env, start_node  # noqa: E402
+from tests.node.helpers import TOKEN  # noqa: E402
+
+RATES = {"1gbit": 125e6, "100mbit": 12.5e6}
+
+
+def photos(folder: Path, n: int, w: int, h: int, fmt: str) -> Path:
+    folder.mkdir(parents=True)
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.dstack([x * 255 / w, y * 255 / h, (x + y) * 127 / (w + h)]).astype(np.float32)
+    for i in range(n):
+        img = np.clip(base + np.random.default_rng(i).normal(0, 5, base.shape), 0, 255).astype(np.uint8)
+        if fmt == "png":
+            cv2.imwrite(str(folder / f"p{i:02d}.png"), img)
+        else:
+            out = io.BytesIO()
+            Image.fromarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB)).save(out, "JPEG", quality=92)
+            (folder / f"p{i:02d}.jpg").write_bytes(out.getvalue())
+        mask = np.zeros((h, w), np.uint8)
+        mw, mh = int(w * 0.1), int(h * 0.05)  # 0.5 % of the pixels
+        x0, y0 = (w - mw) * (i % 4) // 4, (h - mh) * (i % 3) // 3
+        mask[y0 : y0 + mh, x0 : x0 + mw] = 255
+        cv2.imwrite(str(folder / f"p{i:02d}_mask.png"), mask)
+    return folder
+
+
+def crop_bytes(src: Path) -> tuple[int, float]:
+    """The bytes of the encoded crop boxes (crop and mask up, crop down) and the crop's megapixels."""
+    total, mp = 0, 0.0
+    for image in sorted(p for p in src.iterdir() if "_mask" not in p.name):
+        mask = image.with_name(image.stem + "_mask.png")
+        shipment = cut(image.read_bytes(), mask.read_bytes(), EditSpec())
+        assert shipment is not None
+        total += 2 * len(shipment.image) + len(shipment.mask)
+        mp = shipment.view.image.shape[0] * shipment.view.image.shape[1] / 1e6
+    return total, mp
+
+
+def counters(host: Host) -> tuple[int, int]:
+    out = host.run(["cat", "/sys/class/net/eth0/statistics/tx_bytes", "/sys/class/net/eth0/statistics/rx_bytes"])
+    tx, rx = out.stdout.split()
+    return int(tx), int(rx)
+
+
+class Sampler(threading.Thread):
+    """Samples the farm host's tx/rx counters to measure how long both directions were busy."""
+
+    def __init__(self, host: Host, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.host, self.rate = host, rate
+        self.stop = threading.Event()
+        self.both = self.total = 0.0
+
+    def run(self) -> None:
+        last_t, (last_tx, last_rx) = time.monotonic(), counters(self.host)
+        while not self.stop.wait(0.02):
+            t, (tx, rx) = time.monotonic(), counters(self.host)
+            dt = t - last_t
+            busy = 0.1 * self.rate * dt
+            self.total += dt
+            if tx - last_tx > busy and rx - last_rx > busy:
+                self.both += dt
+            last_t, last_tx, last_rx = t, tx, rx
+
+
+def lanfarm_run(host: Host, src: Path, out: Path, nodes: list[Host], tmp: Path, *extra: str) -> dict[str, Any]:
+    token = tmp / "farm-token"
+    token.write_text(TOKEN)
+    argv = [sys.executable, "-m", "farm.cli", "run", str(src), "--out", str(out), "--interface", host.ip]
+    argv += ["--token-file", str(token), "--json", *extra]
+    for n in nodes:
+        argv += ["--peer", f"{n.ip}:7788"]
+    proc = host.run(argv, env=farm_env(tmp), timeout=1800)
+    report = json.loads(proc.stdout)
+    assert not report["failed"], report["failed"]
+    return report
+
+
+def bench(rate_name: str, fmt: str, args: argparse.Namespace, tmp: Path) -> None:
+    w, h = args.size
+    src = photos(tmp / f"in-{fmt}", args.photos, w, h, fmt)
+    crops, _ = crop_bytes(src)
+    rate = RATES[rate_name]
+    with Lab(3, rate=rate_name) as lab:
+        n1, n2, farm_host = lab.hosts
+        for i, node in enumerate((n1, n2)):
+            start_node(node, tmp / f"{rate_name}-{fmt}-n{i}")
+        alone = lanfarm_run(farm_host, src, tmp / f"alone-{rate_name}-{fmt}", [], tmp, "--local-only")
+        before = counters(farm_host)
+        sampler = Sampler(farm_host, rate)
+        sampler.start()
+        together = lanfarm_run(farm_host, src, tmp / f"farm-{rate_name}-{fmt}", [n1, n2], tmp)
+        sampler.stop.set()
+        sampler.join()
+        after = counters(farm_host)
+        nodes_only = lanfarm_run(farm_host, src, tmp / f"nodes-{rate_name}-{fmt}", [n1, n2], tmp, "--no-local")
+    remote = sum(wk["done"] for wk in together["workers"].values() if wk["name"] != "this PC")
+    moved = sum(after) - sum(before)
+    per_edit = moved / max(1, remote)
+    per_crop = crops / args.photos
+    print(
+        f"| {rate_name} | {fmt} | {alone['elapsed']:.1f} s | {together['elapsed']:.1f} s "
+        f"| **{alone['elapsed'] / together['elapsed']:.2f}x** | {nodes_only['elapsed']:.1f} s "
+        f"({alone['elapsed'] / nodes_only['elapsed']:.2f}x) | {remote}/{args.photos} "
+        f"| {per_edit / 1e6:.2f} MB vs crop {per_crop / 1e6:.2f} MB ({per_edit / per_crop:.2f}x) "
+        f"| {sampler.both / max(sampler.total, 1e-9):.0%} |",
+        flush=True,
+    )
+
+
+def sim_row(rate_name: str, args: argparse.Namespace, tmp: Path) -> None:
+    w, h = args.size
+    src = photos(tmp / f"sim-{rate_name}", args.photos, w, h, "jpeg")
+    crops, crop_mp = crop_bytes(src)
+    seconds_per_mp = 1.0 / crop_mp  # the engine sees the crop: 1 s per edit (SIMULATED GPU)
+    with Lab(3, rate=rate_name) as lab:
+        n1, n2, farm_host = lab.hosts
+        for i, node in enumerate((n1, n2)):
+            start_node(node, tmp / f"sim-{rate_name}-n{i}", "--simulate")
+        extra = ["--engine", "sim", "--simulate", "--param", f"seconds_per_mp={seconds_per_mp}"]
+        report = lanfarm_run(farm_host, src, tmp / f"simout-{rate_name}", [n1, n2], tmp, *extra)
+    per_job = {wk["name"]: wk["busy_seconds"] / wk["done"] for wk in report["workers"].values() if wk["done"]}
+    compute = args.photos / sum(1 / t for t in per_job.values())
+    link = crops / RATES[rate_name]
+    ideal = max(compute, link)
+    print(
+        f"| {rate_name} | sim (jpeg) | makespan {report['elapsed']:.1f} s | ideal {ideal:.1f} s "
+        f"(compute {compute:.1f}, link {link:.1f}) | **{ideal / report['elapsed']:.2f} of ideal** |",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="6 photos of 3000x2000")
+    parser.add_argument("--rates", default="1gbit,100mbit")
+    parser.add_argument("--formats", default="png,jpeg")
+    parser.add_argument("--no-sim", action="store_true")
+    args = parser.parse_args()
+    args.photos, args.size = (6, (3000, 2000)) if args.quick else (12, (6000, 4000))
+    rates = args.rates.split(",")
+    print(f"{args.photos} photos of {args.size[0]}x{args.size[1]}, masks 0.5 % of the pixels\n")
+    print("| link | format | this PC alone | this PC + 2 nodes | speed-up | 2 nodes only | edits on nodes "
+          "| wire bytes per node edit | both directions busy |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="lanfarm-lan-speed-") as tmp:
+        for rate in rates:
+            for fmt in args.formats.split(","):
+                bench(rate, fmt, args, Path(tmp) / f"{rate}-{fmt}")
+        if not args.no_sim:
+            print()
+            for rate in rates:
+                sim_row(rate, args, Path(tmp) / f"sim-{rate}")
+    subprocess.run(["sync"], check=False)
+
+
+if __name__ == "__main__":
+    main()

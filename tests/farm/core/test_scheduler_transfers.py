@@ -1,0 +1,144 @@
+"""Transfer-aware placement in the pure scheduler (fake clock): a node's link counts in its expected
+time, a job whose engine has ended stops taking room while its result is fetched."""
+
+from __future__ import annotations
+
+from farm.core.scheduler import LOCAL, Dispatch, FailureKind, JobRequest, LinkEstimate, Scheduler, WorkerCaps
+
+CV2 = frozenset({"cv2"})
+MB = 1_000_000
+
+
+def dispatched(decisions: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+    return [(d.job_id, d.worker_id) for d in decisions if isinstance(d, Dispatch)]
+
+
+def _warm(s: Scheduler, worker: str, seconds: float, now: float, n: int = 3) -> float:
+    """Measure ``worker`` at ``seconds`` a job (two samples replace the warm-up one); the others pause."""
+    others = [w.id for w in s.workers() if w.id != worker]
+    for w in others:
+        s.set_worker_paused(w, True, now)
+    for i in range(n):
+        job = f"warm-{worker}-{i}"
+        assert dispatched(s.add_jobs([JobRequest(job, "cv2")], now)) == [(job, worker)]
+        s.started(job, worker, now)
+        now += seconds
+        s.succeeded(job, worker, now)
+        s.committed(job, now)
+    for w in others:
+        s.set_worker_paused(w, False, now)
+    return now
+
+
+def test_a_fast_node_behind_a_slow_link_loses_the_tail_to_this_pc() -> None:
+    """Engine time alone says the node (0.5 s) beats this PC (1 s); with 20 MB at a measured 10 MB/s
+    the node needs 2.5 s, so the last job waits for this PC instead."""
+    s = Scheduler()
+    s.worker_up(WorkerCaps("node", slots=1, engines=CV2, prefetch=0), 0)
+    now = _warm(s, "node", 0.5, 0.0)
+    s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), now)
+    now = _warm(s, LOCAL, 1.0, now)
+    s.link_measured("node", 40 * MB, 4.0)  # 10 MB/s
+    out = s.add_jobs([JobRequest("busy", "cv2"), JobRequest("busy2", "cv2")], now)
+    assert sorted(dispatched(out)) == [("busy", "node"), ("busy2", LOCAL)]
+    s.started("busy", "node", now)
+    s.started("busy2", LOCAL, now)
+    assert dispatched(s.add_jobs([JobRequest("photo", "cv2", transfer_bytes=20 * MB)], now)) == []
+    # the node frees first (0.5 s) but would need 2.5 s for this job; this PC frees at 1 s and needs 1 s
+    assert dispatched(s.succeeded("busy", "node", now + 0.5)[1]) == [], "it went to the node behind the slow link"
+    assert dispatched(s.succeeded("busy2", LOCAL, now + 1.0)[1]) == [("photo", LOCAL)]
+
+
+def test_without_the_link_counted_the_node_would_have_taken_it() -> None:
+    """The same farm with a fast link: the tail job goes to the node (the test above is about the link)."""
+    s = Scheduler()
+    s.worker_up(WorkerCaps("node", slots=1, engines=CV2, prefetch=0), 0)
+    now = _warm(s, "node", 0.5, 0.0)
+    s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), now)
+    now = _warm(s, LOCAL, 1.0, now)
+    s.link_measured("node", 400 * MB, 4.0)  # 100 MB/s: 0.2 s for 20 MB
+    s.add_jobs([JobRequest("busy", "cv2"), JobRequest("busy2", "cv2")], now)
+    s.started("busy", "node", now)
+    s.started("busy2", LOCAL, now)
+    s.add_jobs([JobRequest("photo", "cv2", transfer_bytes=20 * MB)], now)
+    assert dispatched(s.succeeded("busy", "node", now + 0.5)[1]) == [("photo", "node")]
+
+
+def test_a_shipped_cut_is_counted_at_the_measured_ratio() -> None:
+    s = Scheduler()
+    s.worker_up(WorkerCaps("node", slots=1, engines=CV2, prefetch=0), 0)
+    _warm(s, "node", 0.5, 0.0)
+    s.link_measured("node", 10 * MB, 1.0)
+    for _ in range(40):
+        s.shipped(0.03)  # crops of 3 % of the whole files
+    assert abs(s.ship_ratio - 0.03) < 0.01
+    whole = JobRequest("w", "cv2", transfer_bytes=20 * MB)
+    cut = JobRequest("c", "cv2", transfer_bytes=20 * MB, shippable=True)
+    node = s._workers["node"]
+    assert node.expected(whole, s.ship_ratio) == 0.5 + 2.0
+    assert abs((node.expected(cut, s.ship_ratio) or 0) - (0.5 + 0.06)) < 0.03
+    assert s._workers["node"].expected(whole, s.ship_ratio) is not None
+
+
+def test_a_computed_job_frees_room_so_the_next_upload_overlaps_the_download() -> None:
+    s = Scheduler()
+    s.worker_up(WorkerCaps("node", slots=1, engines=CV2), 0)  # capacity 2: one running, one uploading
+    out = s.add_jobs([JobRequest(f"j{i}", "cv2") for i in range(3)], 0)
+    assert dispatched(out) == [("j0", "node"), ("j1", "node")]
+    s.started("j0", "node", 0.5)
+    out = s.computed("j0", "node", 2.5)  # engine ended; the result is downloading
+    assert dispatched(out) == [("j2", "node")], "the next upload waited for the download"
+    assert s._workers["node"].predict("cv2", 1.0) == 2.0  # timed to the engine's end, not the download's
+    won, _ = s.succeeded("j0", "node", 4.0)
+    assert won and s._workers["node"].speed["cv2"].samples == 1  # measured once
+
+
+def test_a_node_lost_while_its_result_downloads_loses_no_job() -> None:
+    s = Scheduler()
+    s.worker_up(WorkerCaps("node", slots=1, engines=CV2), 0)
+    s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), 0)
+    s.add_jobs([JobRequest("j0", "cv2")], 0)
+    holder = "node"  # peers first
+    s.computed("j0", holder, 1.0)
+    out = s.worker_down(holder, 1.5)
+    assert s.state("j0") == "active" and dispatched(out) == [("j0", LOCAL)]
+    assert s.succeeded("j0", LOCAL, 3.0)[0]
+
+
+def test_a_failed_download_sends_the_job_elsewhere() -> None:
+    s = Scheduler()
+    s.worker_up(WorkerCaps("node", slots=1, engines=CV2), 0)
+    s.add_jobs([JobRequest("j0", "cv2")], 0)
+    s.computed("j0", "node", 1.0)
+    s.failed("j0", "node", FailureKind.LOST, "connection reset", 1.2)
+    assert s.state("j0") in ("queued", "active")
+    assert "j0" not in s._workers["node"].fetching
+
+
+def test_link_estimate_weighs_big_transfers_and_the_newest() -> None:
+    link = LinkEstimate()
+    assert link.rate is None and link.seconds_for(MB) == 0.0
+    link.add(1000, 0.01)  # a tiny transfer: mostly the round trip
+    link.add(50 * MB, 1.0)
+    assert 45 * MB < (link.rate or 0) < 51 * MB
+    for _ in range(20):
+        link.add(10 * MB, 1.0)  # the link got slower
+    assert abs((link.rate or 0) - 10 * MB) < 0.5 * MB
+
+
+def test_no_job_waits_behind_a_slow_nodes_job_while_fast_nodes_are_about_to_idle() -> None:
+    """A job queued ahead on a 12x slower node waits there for its running job; once the fast nodes
+    would drain the queue sooner, the slow node takes no more (else the batch ends ~2 of its jobs late)."""
+    from tests.farm.core.schedsim import Simulation, SimWorker
+
+    s = Scheduler()
+    workers = [SimWorker(WorkerCaps(f"fast{i}", engines=CV2), 0.5) for i in range(3)]
+    workers.append(SimWorker(WorkerCaps("slow", engines=CV2), 6.0))
+    sim = Simulation(s, workers, tick=0.05)
+    sim.add([JobRequest(f"j{i:03d}", "cv2") for i in range(80)])
+    makespan = sim.run()
+    ideal = 80 / (3 / 0.5 + 1 / 6.0)
+    assert makespan <= ideal * 1.1 + 0.5, (makespan, ideal)
+    rescued = [j for j, ran in sim.ran.items() if len(ran) > 1]
+    assert not rescued, f"{rescued} had to be backed up: they were stranded on the slow node"
+    assert all(n == 1 for n in sim.commits.values())

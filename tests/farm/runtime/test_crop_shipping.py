@@ -1,0 +1,132 @@
+"""Send the crop, not the photo: an inpaint through a real node is byte-identical to this PC's own run,
+and the node never receives the whole image (its blob store is inspected)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from farm import EditSpec, default_registry
+from farm.core.job import JobState
+from farm.core.spec import HdStrategy, OutputSpec
+from farm.imaging.shipping import cut
+from farm.runtime.dispatch import Dispatcher, FarmOptions
+from farm.runtime.planning import plan
+from tests.node.helpers import TOKEN, node_env, start_node, stop_node
+
+W, H = 1600, 1000
+CROP = EditSpec(engine="cv2", output=OutputSpec("keep"))
+RESIZE = EditSpec(engine="cv2", hd=HdStrategy("resize", resize_limit=640), output=OutputSpec("keep"))
+
+
+def _photo(seed: int, channels: int = 3, dtype: type = np.uint8) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:H, 0:W]
+    base = np.dstack([x * 255 / W, y * 255 / H, (x + y) * 127 / (W + H), np.full((H, W), 200.0)])[:, :, :channels]
+    img = np.clip(base + rng.normal(0, 8, base.shape), 0, 255)
+    return (img * 257).astype(np.uint16) if dtype is np.uint16 else img.astype(np.uint8)
+
+
+def _mask() -> np.ndarray:
+    m = np.zeros((H, W), np.uint8)
+    m[400:470, 900:1010] = 255  # a watermark: 0.5 % of the frame
+    return m
+
+
+def _inputs(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    cv2.imwrite(str(folder / "rgb.png"), _photo(1))
+    cv2.imwrite(str(folder / "deep.png"), _photo(2, dtype=np.uint16))
+    cv2.imwrite(str(folder / "alpha.png"), _photo(3, channels=4))
+    jpeg = io.BytesIO()
+    Image.fromarray(cv2.cvtColor(_photo(4), cv2.COLOR_BGR2RGB)).save(jpeg, "JPEG", quality=88)
+    (folder / "photo.jpg").write_bytes(jpeg.getvalue())
+    for stem in ("rgb", "deep", "alpha", "photo"):
+        cv2.imwrite(str(folder / f"{stem}_mask.png"), _mask())
+    return folder
+
+
+async def _run(src: Path, out: Path, spec: EditSpec, node: str | None, shipping: str = "crop") -> dict[str, bytes]:
+    out.mkdir(parents=True)
+    items, problems = plan([src], None, out, spec.output)
+    assert not problems
+    options = FarmOptions(use_local=node is None, shipping=shipping)
+    async with Dispatcher(default_registry(), token=TOKEN, options=options) as farm:
+        if node is not None:
+            await farm.add_peer(node)
+        jobs = await farm.submit(items, spec)
+        await farm.wait()
+    assert all(j.state is JobState.DONE for j in jobs), [j.error for j in jobs]
+    assert ("local" in {j.worker for j in jobs}) == (node is None)
+    return {i.output.name: i.output.read_bytes() for i in items}
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    home = tmp_path / "node"
+    env = node_env(home)  # LANFARM_HOME: its blobs are under home/cache
+    proc: subprocess.Popen[bytes]
+    proc, url = start_node(home, "--host", "127.0.0.1", "--port", "0", "--no-advertise", env=env)
+    yield url, home
+    stop_node(proc)
+
+
+def _blob_sizes(home: Path) -> list[int]:
+    return [p.stat().st_size for p in home.rglob("*") if p.is_file() and len(p.name) == 64]
+
+
+@pytest.mark.parametrize("spec", [CROP, RESIZE], ids=["crop", "resize"])
+async def test_a_shipped_inpaint_equals_a_local_one_and_only_the_crop_travels(
+    tmp_path: Path, node: tuple[str, Path], spec: EditSpec
+) -> None:
+    url, home = node
+    src = _inputs(tmp_path / "in")
+    local = await _run(src, tmp_path / "local", spec, None)
+    shipped = await _run(src, tmp_path / "shipped", spec, url)
+    assert sorted(local) == ["alpha.png", "deep.png", "photo.jpg", "rgb.png"]
+    assert shipped == local, [name for name in local if shipped.get(name) != local[name]]
+    deep = cv2.imdecode(np.frombuffer(shipped["deep.png"], np.uint8), cv2.IMREAD_UNCHANGED)
+    assert deep.dtype == np.uint16
+    assert cv2.imdecode(np.frombuffer(shipped["alpha.png"], np.uint8), cv2.IMREAD_UNCHANGED).shape[2] == 4
+    untouched = _mask() == 0
+    assert np.array_equal(deep[untouched], _photo(2, dtype=np.uint16)[untouched])  # every unmasked pixel
+    sizes = _blob_sizes(home)
+    assert len(sizes) >= 8, "the node stored too little (wrong blob folder?)"
+    # what the engine sees, as raw 8-bit BGR: the crop box, or the whole frame scaled to 640 px
+    seen = (70 + 2 * 128) * (110 + 2 * 128) if spec is CROP else 640 * 400
+    assert max(sizes) <= seen * 3 * 1.01 + 1024, f"the node received {max(sizes)} bytes in one blob"
+    whole = sum((src / n).stat().st_size for n in ("rgb.png", "deep.png", "alpha.png", "photo.jpg"))
+    assert sum(sizes) < whole / (8 if spec is CROP else 3), (sum(sizes), whole)  # blobs up and results down
+
+
+def test_a_small_edit_or_an_empty_mask_travels_whole() -> None:
+    small = cv2.imencode(".png", _photo(5)[:600, :700])[1].tobytes()
+    small_mask = cv2.imencode(".png", _mask()[:600, :700])[1].tobytes()
+    assert cut(small, small_mask, CROP) is None  # under the trigger: the engine sees all of it
+    photo = cv2.imencode(".png", _photo(5))[1].tobytes()
+    assert cut(photo, cv2.imencode(".png", np.zeros((H, W), np.uint8))[1].tobytes(), CROP) is None
+    shipment = cut(photo, cv2.imencode(".png", _mask())[1].tobytes(), CROP)
+    assert shipment is not None and shipment.spec.hd.strategy == "original" and shipment.spec.output.format == "png"
+    assert shipment.view.image.shape == (70 + 2 * 128, 110 + 2 * 128, 3)
+
+
+async def test_whole_images_travel_when_the_farm_chooses_so(tmp_path: Path, node: tuple[str, Path]) -> None:
+    """``whole`` (what ``auto`` picks on a link faster than this PC's cut: farm.core.shipping_choice): the
+    node gets the input as it is and does all of it; the outputs are the same."""
+    url, home = node
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(src / f"p{i}.png"), _photo(10 + i))
+        cv2.imwrite(str(src / f"p{i}_mask.png"), _mask())
+    local = await _run(src, tmp_path / "local", CROP, None)
+    assert await _run(src, tmp_path / "whole", CROP, url, shipping="whole") == local
+    inputs = {p.stat().st_size for p in src.glob("p?.png")}
+    assert inputs <= set(_blob_sizes(home)), "the whole inputs did not reach the node"
