@@ -14,7 +14,7 @@ import aiohttp
 from farm.errors import FarmError
 from farm.local.pins import colons, load_pins
 from farm.local.token import find_token
-from farm.runtime.client import NodeClient, NodeError
+from farm.runtime.client import NodeClient, NodeError, connector
 from farm.runtime.trust import Trust
 
 
@@ -28,7 +28,7 @@ async def trust_node(name: str, *, token: str | None = None) -> str:
         raise FarmError(f"no pinned node is called {name!r} (pinned: {known})")
     await trust.trust(name)
     lines = []
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(connector=connector()) as session:
         for pin in pins:
             old = colons(pin.fingerprint)
             client = NodeClient(session, pin.address, token or find_token() or "", trust=trust)

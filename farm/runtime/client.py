@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -364,6 +365,17 @@ def _digest(method: str, path: str, data: object) -> str:
     if isinstance(data, bytes | bytearray | memoryview):
         return signing.body_digest(bytes(data))
     return signing.EMPTY_DIGEST
+
+
+# CPython before 3.12.8 (and 3.13.0) can leave a closed TLS connection's socket open
+# (python/cpython#118960): aiohttp then aborts such transports itself when asked to.
+_CLEANUP_CLOSED = sys.version_info < (3, 12, 8) or (3, 13, 0) <= sys.version_info < (3, 13, 1)
+
+
+def connector(**options: Any) -> aiohttp.TCPConnector:
+    """The TCP connector of the farm's sessions: TLS connections closed mid-request (a cancelled probe,
+    a job cancelled while it downloads) are closed for good when the session closes."""
+    return aiohttp.TCPConnector(enable_cleanup_closed=_CLEANUP_CLOSED, **options)
 
 
 @functools.lru_cache(maxsize=256)

@@ -37,7 +37,14 @@ from farm.core.nodetable import (
     Untrusted,
 )
 from farm.core.protocol import SERVICE_TYPE
-from farm.runtime.client import NodeClient, NodeRejected, NodeUnauthorised, NodeUnavailable, NodeUntrusted
+from farm.runtime.client import (
+    NodeClient,
+    NodeRejected,
+    NodeUnauthorised,
+    NodeUnavailable,
+    NodeUntrusted,
+    connector,
+)
 from farm.runtime.trust import Trust
 
 if TYPE_CHECKING:
@@ -155,7 +162,7 @@ class Discovery:
             raise RuntimeError("discovery is already running")
         self._loop = asyncio.get_running_loop()
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(connector=connector())
         try:
             if self._mdns:
                 await self._async_start_mdns()

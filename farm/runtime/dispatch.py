@@ -42,7 +42,7 @@ from farm.imaging.codec import DEFAULT_MAX_PIXELS
 from farm.imaging.shipping import shippable
 from farm.local.files import read_bytes, write_atomic
 from farm.local.store import QueueStore
-from farm.runtime.client import NodeClient, NodeUnreachable
+from farm.runtime.client import NodeClient, NodeUnreachable, connector
 from farm.runtime.planning import Planned
 from farm.runtime.trust import Trust
 from farm.runtime.workers import LocalWorker, RemoteWorker, Task, Worker, WorkerFailure
@@ -153,7 +153,7 @@ class Dispatcher:
         await self.close()
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64, limit_per_host=8))
+        self._session = aiohttp.ClientSession(connector=connector(limit=64, limit_per_host=8))
         if self.options.use_local:
             self._add_worker(LocalWorker(self.registry, self.options.local_slots))
         self._tick_task = asyncio.create_task(self._ticker(), name="farm tick")

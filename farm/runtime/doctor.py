@@ -28,6 +28,7 @@ from farm.runtime.client import (
     NodeUnavailable,
     NodeUnreachable,
     NodeUntrusted,
+    connector,
 )
 from farm.runtime.farm import Farm, FarmSettings
 from farm.runtime.trust import Trust
@@ -82,7 +83,7 @@ async def examine(
         verdicts.append(Verdict("mDNS", True, f"{len(found)} node(s) answered over mDNS"))
     else:
         verdicts.append(Verdict("mDNS", True, "discovery is off: only the given and saved peers are checked"))
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(connector=connector()) as session:
         nodes = [await check_node(session, address, token, trust=trust) for address in dict.fromkeys([*peers, *found])]
     verdicts += nodes
     if mdns and not found and any(v.ok for v in nodes):
