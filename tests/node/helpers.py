@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 
 from farm.core import signing
-from farm.runtime.client import signed_by
+from farm.runtime.client import connector, signed_by
 
 REPO = Path(__file__).resolve().parents[2]
 OPENAPI = REPO / "node" / "openapi.yaml"
@@ -43,7 +43,7 @@ SIGNED = signed_by(TOKEN)  # ClientSession(..., middlewares=SIGNED): every reque
 def unverified() -> aiohttp.TCPConnector:
     """``ClientSession(connector=unverified())``: takes a node's self-signed certificate unchecked, for
     tests of its API (the farm pins it instead: tests/farm/runtime/test_trust.py)."""
-    return aiohttp.TCPConnector(ssl=False)
+    return connector(ssl=False)  # the farm's connector: TLS connections closed mid-request closed for good
 
 
 def unverified_context() -> ssl.SSLContext:
