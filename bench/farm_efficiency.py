@@ -144,6 +144,7 @@ def start_nodes(root: Path, slowdowns: Sequence[float], *extra: str) -> list[Nod
             "0",
             "--no-advertise",
             "--simulate",
+            "--no-tls",  # plain HTTP like the baselines; what TLS costs: bench/tls_cost.py
             "--slots",
             "1",
             *extra,
@@ -734,6 +735,7 @@ class Bench:
                 "0",
                 "--no-advertise",
                 "--simulate",
+                "--no-tls",  # plain HTTP like the baselines; what TLS costs: bench/tls_cost.py
             ],
             env=_env(home),
             stdout=subprocess.PIPE,
@@ -1064,6 +1066,7 @@ def mdns_child(root: Path) -> None:
                 "--port",
                 "0",
                 "--simulate",
+                "--no-tls",  # plain HTTP like the baselines; what TLS costs: bench/tls_cost.py
                 "--interface",
                 "127.0.0.1",
                 "--name",

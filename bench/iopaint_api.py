@@ -98,7 +98,7 @@ class Farm:
         self.procs: list[subprocess.Popen[bytes]] = []
         peers = []
         for i in range(nodes):
-            args = ["node", "--host", "127.0.0.1", "--port", "0", "--no-advertise", "--slots", "1"]
+            args = ["node", "--host", "127.0.0.1", "--port", "0", "--no-advertise", "--no-tls", "--slots", "1"]
             args += ["--simulate", "--simulate-slowdown", str(SIM_SLOWDOWN), "--name", f"node{i}"]
             proc, url = start(args, root / f"node{i}", "lanfarm node listening on ")
             self.procs.append(proc)

@@ -198,6 +198,7 @@ def main() -> int:
                 "--port",
                 "0",
                 "--no-advertise",
+                "--no-tls",  # plain HTTP like the bare baseline; what TLS costs: bench/tls_cost.py
                 "--simulate",
                 "--max-upload-mb",
                 "64",

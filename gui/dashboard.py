@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.node_checks import NodeChecks
 from gui.nodes_model import COL_JOB, COL_SPARK, NODE_ROLE, Index
 from gui.rows import NodeRow, plain_error
 from gui.viewmodels import FarmController
@@ -161,6 +162,8 @@ class Dashboard(QWidget):
         self.detail.setVisible(False)
         layout.addWidget(self.detail)
         self.model.dataChanged.connect(lambda *_a: self._show_detail())
+        self.checks = NodeChecks(controller, self)  # lock, fingerprint, Trust; "Why isn't my PC here?"
+        layout.addWidget(self.checks)
         actions = QHBoxLayout()
         self.pause_button = QPushButton("Pause node")
         self.ignore_button = QPushButton("Ignore node")
@@ -233,6 +236,7 @@ class Dashboard(QWidget):
         problem = row.error if row is not None else ""
         self.detail.setText(f"{row.name}: {problem}" if row is not None and problem else "")
         self.detail.setVisible(bool(problem))
+        self.checks.show_row(row)
         self.errors_button.setEnabled(row is not None and bool(row.errors or row.error))
 
     def error_text(self, row: NodeRow) -> str:

@@ -27,6 +27,7 @@ STATE_COLOURS = {
     "blocklisted": "#d2453d",
     "offline": "#8a8f96",
     "unauthorised": "#d2453d",
+    "untrusted": "#d2453d",
     "ignored": "#8a8f96",
     "nimby": "#b0479a",  # its owner's states: the PC's user is at it, outside its schedule, shutting down
     "schedule": "#c98a16",
@@ -105,7 +106,7 @@ class NodesModel(QAbstractTableModel):
             self.endInsertRows()
         row.name = name or row.name
         row.address = address or row.address
-        row.online, row.authorised = True, True
+        row.online, row.authorised, row.untrusted = True, True, False
         row.error = ""
         if info is not None:
             row.apply_info(info)
@@ -130,6 +131,14 @@ class NodesModel(QAbstractTableModel):
             "refused this farm's token. Copy the token below (Show, Copy) into that PC's token file "
             "(lanfarm token --path there says where), then it is asked again."
         )
+        self._changed(node_id)
+
+    def node_untrusted(self, node_id: str, address: str, reason: str) -> None:
+        """This farm refuses the node (another certificate than the pinned one, or no proof of the token)."""
+        self.node_unauthorised(node_id, address, reason)
+        row = self.row(node_id)
+        assert row is not None
+        row.authorised, row.untrusted, row.error = True, True, reason
         self._changed(node_id)
 
     def update(self, node_id: str, **values: Any) -> None:

@@ -181,6 +181,7 @@ NODE_STATES = (
     "blocklisted",
     "offline",
     "unauthorised",
+    "untrusted",
     "ignored",
     "nimby",
     "schedule",
@@ -203,6 +204,9 @@ class NodeRow:
     vram_total_mb: int = 0
     online: bool = True
     authorised: bool = True
+    untrusted: bool = False  # refused by this farm: not the pinned certificate, or no proof of the token
+    tls: bool = False
+    fingerprint: str = ""  # the SHA-256 of its TLS certificate, from /v1/info
     paused: bool = False
     ignored: bool = False
     blocked: tuple[str, ...] = ()
@@ -228,6 +232,8 @@ class NodeRow:
     def state(self) -> str:
         if self.ignored:
             return "ignored"
+        if self.untrusted:
+            return "untrusted"
         if not self.authorised:
             return "unauthorised"
         if not self.online:
@@ -256,6 +262,7 @@ class NodeRow:
         self.name = info.name or self.name
         self.gpu = info.gpu_label
         self.vram_total_mb, self.vram_used_mb = info.vram_total_mb, info.vram_used_mb
+        self.tls, self.fingerprint = info.tls, info.fingerprint
         a = info.availability
         self.held, self.held_reason = ("", "") if a.available else (str(a.state), a.reason)
 

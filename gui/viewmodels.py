@@ -30,6 +30,7 @@ from farm.local import paths
 from farm.local.peers import load_peers
 from farm.local.settings import interfaces
 from farm.local.store import default_store_path
+from farm.runtime.doctor import Verdict, examine
 from farm.runtime.farm import (
     Batch,
     BatchEnded,
@@ -254,6 +255,21 @@ class FarmController(QObject):
         self.post(f"Added {record.name} at {Address.parse(text)}: {record.state}", "ok")
         return record.state
 
+    async def trust_node(self, node_id: str) -> None:
+        """Trust the new certificate of a node this farm refuses (it is pinned once it proves the token)."""
+        row = self.nodes.row(node_id)
+        if not await self._farm().trust_node(node_id):
+            raise FarmError(f"{row.name if row else node_id} has no pinned certificate to replace")
+        self.post(f"Trusting the new certificate of {row.name if row else node_id}; asking it again", "ok")
+
+    async def diagnose(self, wait: float = 2.0) -> list[Verdict]:
+        """`lanfarm doctor`'s checks from the app: mDNS here, and every saved, given or known node."""
+        farm = self._farm()
+        known = [r.address for r in farm.nodes()] + [u.address for u in farm.unreached()]
+        peers = list(dict.fromkeys([*farm.settings.peers, *known]))
+        mdns = farm.settings.mdns
+        return await examine(self.token, peers, list(farm.settings.interfaces), mdns=mdns, wait=wait, trust=farm.trust)
+
     def remove_peer(self, node_id: str) -> None:
         row = self.nodes.row(node_id)
         if row is None or row.local:
@@ -332,6 +348,9 @@ class FarmController(QObject):
                 if event.worker_id != LOCAL and event.worker_id not in self._seen_nodes:
                     self.post(f"{name} joined the farm", "ok")
                 self._seen_nodes.add(event.worker_id)
+            elif event.untrusted:
+                self.nodes.node_untrusted(event.worker_id, event.address, event.reason)
+                self.post(f"{name} is not trusted: {event.reason}", "error")
             elif not event.authorised:
                 self.nodes.node_unauthorised(event.worker_id, event.address, event.reason)
                 self.post(f"{name} refused this farm's token: copy the token (Nodes tab) into its token file", "error")

@@ -160,6 +160,8 @@ def node_advert(app: web.Application) -> NodeAdvert:
         slots=runner.slots,
         free=runner.free if app[keys.STEWARD].current.available else 0,
         state=str(app[keys.STEWARD].current.state),
+        tls=bool(app[keys.FINGERPRINT]),
+        fingerprint=app[keys.FINGERPRINT],
     )
 
 

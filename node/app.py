@@ -43,14 +43,17 @@ def create_app(
     clock: Clock = time.time,
     slot_registries: Sequence[Registry] = (),
     slot_devices: Sequence[str | None] = (),
+    fingerprint: str = "",
 ) -> web.Application:
-    """A ready-to-run node app; background work (job slots, ticker, mDNS) starts with the app."""
+    """A ready-to-run node app; background work (job slots, ticker, mDNS) starts with the app.
+    ``fingerprint``: the SHA-256 of the TLS certificate it is served with ("" : plain HTTP)."""
     app = web.Application(middlewares=[error_middleware, auth_middleware])
     hardware = hardware or hw.probe()
     app[keys.CONFIG] = config
     app[keys.TOKEN] = token
     app[NONCES] = NonceBook()
     app[keys.NODE_ID] = node_id
+    app[keys.FINGERPRINT] = fingerprint
     app[keys.REGISTRY] = registry
     app[keys.HARDWARE] = hardware
     app[keys.CLOCK] = clock

@@ -10,13 +10,15 @@ from typing import Any
 from aiohttp import web
 
 from farm.core import signing
+from farm.core.protocol import PROTOCOL_VERSION
 from node import keys
 from node.errors import Unauthorised
 
 PUBLIC_PATHS = frozenset({"/v1/health", "/"})  # "/": the status page (nothing secret on it)
 NONCES: web.AppKey[NonceBook] = web.AppKey("nonces")
 BEARER_MESSAGE = (
-    "this node speaks protocol 2: requests are signed and the farm token is never sent; "
+    f"this node speaks protocol {PROTOCOL_VERSION}: requests are signed (since protocol 2) and the farm token "
+    "is never sent; "
     "update LAN Farm on the PC that sent this"
 )
 

@@ -35,6 +35,7 @@ from node.config import (
     load,
 )
 from node.guard import GuardedSite, guard_limits
+from node.tls import NodeCertificate, load_certificate, load_or_create_certificate
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--job-timeout", type=float, help="seconds before a job fails (default 1800; 0: never)")
     a("--result-retention", type=float, help="seconds results are kept after a job ends (default 3600)")
     a("--shutdown-grace", type=float, help="seconds running jobs may finish on shutdown (default 30)")
-    a("--cert", type=Path, help="TLS certificate (PEM); serve HTTPS")
-    a("--key", type=Path, help="TLS private key (PEM)")
+    a("--cert", type=Path, help="TLS certificate (PEM) of your own (default: one made on first start)")
+    a("--key", type=Path, help="TLS private key (PEM) of --cert")
+    a(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="serve https with a pinned certificate (default: yes; --no-tls: plain HTTP, for old setups)",
+    )
     a("--config", type=Path, help="settings file (default: node.toml in the config folder)")
     a("--print-config", action="store_true", help="print the settings in effect and exit")
     parser.set_defaults(handler=handle)
@@ -127,12 +134,13 @@ def handle(args: argparse.Namespace) -> int:
             print(describe_token(config, origin["token_file"]))
             return 0
         token = node_token(config, origin["token_file"], new_farm=args.new_farm)
-        ssl_context = make_ssl_context(config)
+        certificate = node_certificate(config)
+        ssl_context = certificate.server_context() if certificate else None
     except (ConfigError, OSError, ValueError, ssl.SSLError) as exc:
         print(f"lanfarm node: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(serve(config, token=token, ssl_context=ssl_context))
+        return asyncio.run(serve(config, token=token, ssl_context=ssl_context, certificate=certificate))
     except KeyboardInterrupt:  # Windows, where the loop has no signal handlers
         return 0
     except FarmError as exc:  # a GPU number this PC lacks, say
@@ -174,12 +182,14 @@ def describe_token(config: NodeConfig, origin: Origin = "cli") -> str:
     return f"# farm token: from {found.source} ({found.origin})"
 
 
-def make_ssl_context(config: NodeConfig) -> ssl.SSLContext | None:
-    if config.cert is None or config.key is None:
+def node_certificate(config: NodeConfig) -> NodeCertificate | None:
+    """The certificate to serve: ``--cert``/``--key``, else this node's own (made on first start); None
+    with ``--no-tls``."""
+    if not config.tls:
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(config.cert, config.key)
-    return ctx
+    if config.cert is not None and config.key is not None:
+        return load_certificate(config.cert, config.key)
+    return load_or_create_certificate(name=config.display_name)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -198,7 +208,13 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(config: NodeConfig, *, token: str, ssl_context: ssl.SSLContext | None = None) -> int:
+async def serve(
+    config: NodeConfig,
+    *,
+    token: str,
+    ssl_context: ssl.SSLContext | None = None,
+    certificate: NodeCertificate | None = None,
+) -> int:
     hardware = hw.probe()
     devices = slot_devices(  # before binding: a GPU this PC lacks is refused with nothing left open
         len(hardware.gpus),
@@ -221,6 +237,7 @@ async def serve(config: NodeConfig, *, token: str, ssl_context: ssl.SSLContext |
     }
     registry = by_device[devices[0]]
     claim = claim_node_id()
+    fingerprint = certificate.fingerprint if certificate else ""
     app = create_app(
         config,
         registry=registry,
@@ -229,6 +246,7 @@ async def serve(config: NodeConfig, *, token: str, ssl_context: ssl.SSLContext |
         hardware=hardware,
         slot_registries=[by_device[d] for d in devices],
         slot_devices=devices,
+        fingerprint=fingerprint,
     )
     runner = web.AppRunner(app, handle_signals=False)
     runfile: Path | None = None

@@ -60,6 +60,7 @@ class NodeConfig:
     nimby_idle_minutes: float = 10.0  # idle time before a NIMBY-held node offers itself again
     nimby_gpu_mb: float = 1024.0  # other programs' GPU memory above which the GPU counts as taken
     metrics_open: bool = False  # GET /metrics without a signed request (for a Prometheus scraper)
+    tls: bool = True  # serve https (a self-signed certificate made on first start, unless cert/key)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -76,10 +77,6 @@ class NodeConfig:
     @property
     def models_path(self) -> Path:
         return self.models_dir or models_dir()
-
-    @property
-    def tls(self) -> bool:
-        return self.cert is not None
 
 
 def _positive(kind: Callable[[Any], Any], *, allow_zero: bool = True) -> Callable[[Any], Any]:
@@ -183,6 +180,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "nimby_idle_minutes": _positive(float),
     "nimby_gpu_mb": _positive(float),
     "metrics_open": parse_bool,
+    "tls": parse_bool,
 }
 #: Every node setting, resolved by :func:`farm.local.settings.resolve` (``LANFARM_<NAME>``, ``--<name>``).
 TABLE: tuple[Setting[Any], ...] = tuple(Setting(f.name, _CONVERT[f.name], f.default) for f in fields(NodeConfig))
@@ -211,6 +209,8 @@ def resolve(
     config = NodeConfig(**{name: r.value for name, r in resolved.items()})
     if (config.cert is None) != (config.key is None):
         raise ConfigError("TLS needs both --cert and --key")
+    if config.cert is not None and not config.tls:
+        raise ConfigError("--cert/--key serve TLS, --no-tls (tls = false) serves plain HTTP: give one")
     return config, {name: r.origin for name, r in resolved.items()}
 
 

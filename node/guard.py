@@ -150,7 +150,12 @@ class GuardedSite(web.SockSite):
         def handler() -> _GuardedHandler:
             return _GuardedHandler(server, self.book, loop=loop, keepalive_timeout=self._limits.idle_timeout)
 
-        self._server = await loop.create_server(handler, sock=self._sock, ssl=self._ssl_context, backlog=self._backlog)
+        # with TLS the handler sees a connection only once its handshake is done: a stranger that never
+        # finishes one is dropped after the same deadline as a request head
+        handshake = self._limits.idle_timeout if self._ssl_context else None
+        self._server = await loop.create_server(
+            handler, sock=self._sock, ssl=self._ssl_context, backlog=self._backlog, ssl_handshake_timeout=handshake
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,3 +27,4 @@ STARTED = web.AppKey("started", float)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 STEWARD = web.AppKey("steward", Steward)
 SLOT_DEVICES: web.AppKey[list[str]] = web.AppKey("slot_devices")  # the device of each job slot
+FINGERPRINT = web.AppKey("fingerprint", str)  # the served TLS certificate's SHA-256 ("" : plain HTTP)

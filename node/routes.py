@@ -21,6 +21,7 @@ from node.blobs import check_sha
 from node.errors import NotDone, NotFound
 from node.events import heartbeat
 from node.guard import UPLOADS, UploadPace
+from node.identity import identity, tls_fields
 from node.jobs import NodeJob
 from node.owner import macs, setup_owner_routes
 from node.requests import check_job_id, parse_job, parse_json
@@ -39,6 +40,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/v1/events", events, allow_head=False)
     r.add_post("/v1/drain", drain)
     setup_owner_routes(app)
+    r.add_get("/v1/identity", identity, allow_head=False)
 
 
 async def _io(fn: Any, *args: Any) -> Any:
@@ -47,7 +49,8 @@ async def _io(fn: Any, *args: Any) -> Any:
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True, "protocol": PROTOCOL_VERSION, "id": request.app[keys.NODE_ID]})
+    answer = {"ok": True, "protocol": PROTOCOL_VERSION, "id": request.app[keys.NODE_ID]}
+    return web.json_response(answer | tls_fields(request.app))
 
 
 async def info(request: web.Request) -> web.Response:
@@ -75,6 +78,7 @@ async def info(request: web.Request) -> web.Response:
             "macs": macs(app),
             "devices": slot_devices(app),
         }
+        | tls_fields(app)
     )
 
 

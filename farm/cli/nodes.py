@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from farm.cli.common import add_discover_on, positive, wait_for_answer
+from farm.cli.trust import trust_node
 from farm.cli.wake import wake_node
 from farm.core.address import Address
 from farm.core.nodetable import NodeRecord, NodeState, Unreached
@@ -45,11 +46,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "action",
         nargs="?",
         default="list",
-        choices=["list", "add", "remove", "wake"],
-        help="list the nodes (default), add/remove a saved peer, or wake a sleeping node (Wake-on-LAN)",
+        choices=["list", "add", "remove", "wake", "trust"],
+        help="list the nodes (default), add/remove a saved peer, wake a sleeping node (Wake-on-LAN), "
+        "or trust a node's new TLS certificate",
     )
     parser.add_argument(
-        "address", nargs="?", metavar="HOST:PORT|NAME", help="the peer to add or remove; the node to wake"
+        "address", nargs="?", metavar="HOST:PORT|NAME", help="the peer to add or remove; the node to wake or trust"
     )
     parser.add_argument(
         "--wait",
@@ -87,11 +89,14 @@ def handle(args: argparse.Namespace) -> int:
                 raise FarmError("`lanfarm nodes` takes no address; use --peer HOST:PORT")
             return list_nodes(args)
         if not args.address:
-            raise FarmError(f"`lanfarm nodes {args.action}` needs HOST:PORT")
+            raise FarmError(f"`lanfarm nodes {args.action}` needs {'NAME' if args.action == 'trust' else 'HOST:PORT'}")
+        if args.action == "trust":
+            print(asyncio.run(trust_node(args.address, token=find_token(args.token_file))))
+            return 0
         address = Address.parse(args.address)
         if args.action == "add":
             added = add_peer(address)
-            print(f"{'saved' if added else 'already saved'}: {address} ({peers_path()})")
+            print(f"{'saved' if added else 'already saved'}: {address.text} ({peers_path()})")
             return 0
         if not remove_peer(address):
             err.print(f"lanfarm nodes: {address} is not a saved peer", highlight=False)
@@ -192,7 +197,7 @@ def print_table(
             "with `lanfarm nodes add HOST:PORT` if your network blocks mDNS."
         )
         return
-    addresses = [str(n.address) for n in nodes] + [str(u.address) for u in unreached]
+    addresses = [n.address.text for n in nodes] + [u.address.text for u in unreached]
     addresses += [z.sleeper.address for z in sleeping]
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
     table.add_column("Name", overflow="fold", min_width=6)
@@ -204,7 +209,7 @@ def print_table(
     table.add_column("Models", overflow="fold", min_width=6)
     table.add_column("Free", no_wrap=True)
     table.add_column("Version", no_wrap=True)
-    styles = {"online": "green", "unauthorised": "yellow", "offline": "red"}
+    styles = {"online": "green", "unauthorised": "yellow", "untrusted": "red", "offline": "red"}
     for n in nodes:
         slots = n.slots
         info = n.info
@@ -212,7 +217,7 @@ def print_table(
         models = [m.name for m in info.models] if info else []
         table.add_row(
             Text(n.name),
-            Text(str(n.address)),
+            Text(n.address.text),  # http://... for a plain (--no-tls) node
             Text(n.state_label, style=styles.get(str(n.state), "") if n.availability.available else "yellow"),
             Text(n.gpu),
             Text(_vram(n.vram_mb)),
@@ -222,12 +227,15 @@ def print_table(
             Text(info.version if info and info.version else "—"),
         )
     for u in unreached:
-        table.add_row(Text("—"), Text(str(u.address)), Text("offline", style="red"), *[Text("")] * 6)
+        table.add_row(Text("—"), Text(u.address.text), Text("offline", style="red"), *[Text("")] * 6)
     for z in sleeping:
         table.add_row(Text(z.sleeper.name), Text(z.sleeper.address), Text(z.state, style="blue"), *[Text("")] * 6)
     console.print(table)
     for u in unreached:  # why, below the table, so that the table stays narrow
         console.print(Text.assemble((str(u.address), "bold"), f" is offline ({u.error})"))
+    for n in nodes:
+        if n.state is NodeState.UNTRUSTED:
+            console.print(Text.assemble((n.name, "bold"), f" is untrusted: {n.problem}"))
     if any(n.state == "unauthorised" for n in nodes):
         console.print(
             "[yellow]unauthorised[/]: the node has another farm token; copy this PC's token "

@@ -377,7 +377,9 @@ async def _run(
     async with Farm.open(settings, registry=registry) as farm:
 
         def on_node(event: FarmEvent) -> None:
-            if isinstance(event, NodeEvent) and not event.authorised:
+            if isinstance(event, NodeEvent) and event.untrusted:
+                err.print(f"[yellow]warning:[/yellow] {escape(event.reason)}: not used", highlight=False)
+            elif isinstance(event, NodeEvent) and not event.authorised:
                 err.print(
                     f"[yellow]warning:[/yellow] node {escape(event.name)} at {Address.parse(event.address)} refused "
                     "the farm token: not used (give it this PC's `lanfarm token`)",

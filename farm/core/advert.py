@@ -20,6 +20,8 @@ class NodeAdvert:
     slots: int = 1
     free: int = 1
     state: str = "available"  # farm.core.availability.State: available, paused, draining, nimby, schedule
+    tls: bool = False  # serves https with the certificate whose SHA-256 is ``fingerprint``
+    fingerprint: str = ""
 
     def to_txt(self) -> dict[str, str]:
         return {
@@ -33,6 +35,8 @@ class NodeAdvert:
             "slots": str(self.slots),
             "free": str(self.free),
             "state": self.state,
+            "tls": "1" if self.tls else "0",
+            "fp": self.fingerprint,
         }
 
     @classmethod
@@ -51,6 +55,8 @@ class NodeAdvert:
                 slots=int(d.get("slots") or 1),
                 free=int(d.get("free") or 0),
                 state=d.get("state") or "available",
+                tls=d.get("tls") == "1",
+                fingerprint=d.get("fp", ""),
             )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"not a LAN Farm advert: {exc}") from None

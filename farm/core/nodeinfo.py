@@ -74,6 +74,8 @@ class NodeInfo:
     macs: tuple[str, ...] = ()  # its network cards' MAC addresses, for Wake-on-LAN
     nimby: str = ""  # which NIMBY probes watch that PC, or that none works ("": NIMBY off)
     devices: tuple[str, ...] = ()  # the device of each job slot (cuda:0, cuda:1, auto ...)
+    tls: bool = False  # serves https; ``fingerprint``: its certificate's SHA-256 (hex)
+    fingerprint: str = ""
 
     # --- what callers plan with -------------------------------------------------------------------
 
@@ -159,6 +161,8 @@ class NodeInfo:
                 macs=tuple(str(m) for m in _list(data.get("macs"), "macs")),
                 nimby=str(data.get("nimby") or ""),
                 devices=tuple(str(d) for d in _list(data.get("devices"), "devices")),
+                tls=bool(data.get("tls", False)),
+                fingerprint=str(data.get("fingerprint") or ""),
             )
         except NodeInfoError:
             raise
@@ -191,6 +195,8 @@ class NodeInfo:
             "macs": list(self.macs),
             "nimby": self.nimby,
             "devices": list(self.devices),
+            "tls": self.tls,
+            "fingerprint": self.fingerprint,
         }
 
 

@@ -28,6 +28,7 @@ class NodeState(enum.StrEnum):
 
     ONLINE = "online"
     UNAUTHORISED = "unauthorised"
+    UNTRUSTED = "untrusted"  # another TLS certificate than the one pinned, or no proof of the farm token
     OFFLINE = "offline"
 
 
@@ -48,6 +49,7 @@ class NodeRecord:
     last_seen: float = 0.0
     misses: int = 0
     addresses: tuple[Address, ...] = ()
+    problem: str = ""  # why an untrusted node is refused
 
     @property
     def gpu(self) -> str:
@@ -147,7 +149,15 @@ class Failed:
     error: str
 
 
-ProbeOutcome = Healthy | Unauthorised | Failed
+@dataclass(frozen=True, slots=True)
+class Untrusted:
+    """``/v1/health`` answered with ``id`` but the node is not the one pinned (or did not prove the token)."""
+
+    id: str
+    reason: str
+
+
+ProbeOutcome = Healthy | Unauthorised | Untrusted | Failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +202,7 @@ class _Node:
     info: NodeInfo | None
     info_at: float
     last_seen: float
+    problem: str = ""
 
 
 class NodeTable:
@@ -274,17 +285,26 @@ class NodeTable:
         if node is None:
             if isinstance(outcome, Healthy) and outcome.info is None:
                 return  # the node went away while this health-only probe ran; the next one is full
-            state = NodeState.ONLINE if isinstance(outcome, Healthy) else NodeState.UNAUTHORISED
+            state = (
+                NodeState.ONLINE
+                if isinstance(outcome, Healthy)
+                else NodeState.UNTRUSTED
+                if isinstance(outcome, Untrusted)
+                else NodeState.UNAUTHORISED
+            )
             info = outcome.info if isinstance(outcome, Healthy) else None
             self._nodes[outcome.id] = _Node(outcome.id, ep.address, state, info, now, now)
+            self._nodes[outcome.id].problem = outcome.reason if isinstance(outcome, Untrusted) else ""
             ep.node_id = outcome.id
             return
         ep.node_id = node.id
         node.last_seen = now
         if isinstance(outcome, Unauthorised):
-            node.state, node.info, node.info_at = NodeState.UNAUTHORISED, None, now
+            node.state, node.info, node.info_at, node.problem = NodeState.UNAUTHORISED, None, now, ""
+        elif isinstance(outcome, Untrusted):
+            node.state, node.info, node.info_at, node.problem = NodeState.UNTRUSTED, None, now, outcome.reason
         elif outcome.info is not None:
-            node.state, node.info, node.info_at = NodeState.ONLINE, outcome.info, now
+            node.state, node.info, node.info_at, node.problem = NodeState.ONLINE, outcome.info, now, ""
         primary = self._endpoints.get(node.address)
         if primary is None or primary.node_id != node.id:
             node.address = ep.address
@@ -394,6 +414,7 @@ class NodeTable:
             last_seen=node.last_seen,
             misses=primary.misses if primary else 0,
             addresses=tuple(sorted(ep.address for ep in eps)),
+            problem=node.problem,
         )
 
     def _diff(self, mutate: Callable[[], None]) -> list[Change]:

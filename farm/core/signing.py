@@ -67,3 +67,26 @@ def check(token: str, signature: Signature, method: str, path: str, digest: str,
     except UnicodeEncodeError:
         return "signature"
     return "" if hmac.compare_digest(expected, signature.sig) else "signature"
+
+
+# --- the node's side: proof that it holds the token, bound to its TLS certificate (protocol 3) ---------
+
+IDENTITY_NONCE = re.compile(r"[0-9a-f]{32}")
+
+
+def identity_proof(token: str, nonce: str, node_id: str, fingerprint: str) -> str:
+    """What a node answers to ``GET /v1/identity?nonce=N``: HMAC-SHA256, keyed by the farm token, of
+    ``LANFARM-IDENTITY \\n nonce \\n node id \\n certificate fingerprint`` ("" for a plain node).
+
+    Only a node holding the token can make it, and only for the certificate it names: a node without
+    the token, or a man in the middle showing another certificate, cannot answer the farm's nonce.
+    """
+    message = f"LANFARM-IDENTITY\n{nonce}\n{node_id}\n{fingerprint.lower()}".encode()
+    return hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
+
+
+def identity_proven(token: str, nonce: str, node_id: str, fingerprint: str, proof: object) -> bool:
+    """Whether ``proof`` is the node's proof for ``nonce``, its id and ``fingerprint`` (constant time)."""
+    if not isinstance(proof, str):
+        return False
+    return hmac.compare_digest(identity_proof(token, nonce, node_id, fingerprint), proof)

@@ -33,7 +33,7 @@ def load_peers(path: Path | None = None) -> list[Address]:
 def save_peers(peers: list[Address], path: Path | None = None) -> None:
     path = path or peers_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = json.dumps({"peers": [str(p) for p in dict.fromkeys(peers)]}, indent=2) + "\n"
+    body = json.dumps({"peers": [p.text for p in dict.fromkeys(peers)]}, indent=2) + "\n"
     write_atomic(path, body.encode(), overwrite=True)
 
 

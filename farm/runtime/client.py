@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import json
 import logging
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -21,6 +23,7 @@ from farm.core.protocol import PROTOCOL_VERSION
 from farm.core.spec import EditSpec
 from farm.errors import FarmError
 from farm.local.files import sha256_hex
+from farm.runtime.trust import Trust
 
 log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=3, sock_connect=3, sock_read=30)
@@ -46,6 +49,16 @@ class NodeUnreachable(NodeUnavailable):
     """Nothing listens at the node's address any more (connection refused): the process is gone."""
 
 
+class NodeUntrusted(NodeError):
+    """The node did not prove it is the one pinned (another certificate, or no proof of the farm token):
+    it gets no signed request and no work. ``node_id`` is the id it claimed, when known."""
+
+    def __init__(self, message: str, node_id: str = "") -> None:
+        super().__init__(message)
+        self.node_id = node_id
+        self.reason = message
+
+
 class NodeRejected(NodeError):
     """The node answered the request with a 4xx error that is about the request itself."""
 
@@ -60,20 +73,31 @@ class NodeClient:
     """Requests to one node over a shared, pooled ``aiohttp.ClientSession``."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, token: str, *, timeout: aiohttp.ClientTimeout | None = None
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        token: str,
+        *,
+        timeout: aiohttp.ClientTimeout | None = None,
+        trust: Trust | None = None,
     ) -> None:
+        """``trust``: check the node's identity (farm.runtime.trust) before any signed request; None
+        (tools, tests) signs without checking who answers and does not verify an https certificate."""
         self.base_url = base_url.rstrip("/")
+        self.https = self.base_url.startswith("https://")
         self._session = session
         self._token = token
         self._timeout = timeout or DEFAULT_TIMEOUT
+        self._trust = trust
         self._known_blobs: set[str] = set()
+        self.claimed: tuple[str, str] = ("", "")  # (id, certificate fingerprint) /v1/health named
 
     def __repr__(self) -> str:
         return f"NodeClient({self.base_url})"
 
     async def health(self) -> str:
         """The id of the LAN Farm node answering here (no token needed). Raises NodeError otherwise."""
-        health = await self._json("GET", "/v1/health", auth=False)
+        health = await self._json("GET", "/v1/health", auth=False, ssl=not self.https)  # https: checked below
         node_id = health.get("id")
         if not isinstance(node_id, str) or not node_id:
             raise NodeRejected(200, "not_a_node", "not a LAN Farm node (no id in /v1/health)")
@@ -81,6 +105,12 @@ class NodeClient:
             raise NodeRejected(
                 200, "protocol", f"speaks protocol {health.get('protocol')}, this farm {PROTOCOL_VERSION}"
             )
+        fingerprint = str(health.get("fingerprint") or "") if self.https else ""
+        self.claimed = (node_id, fingerprint)
+        if self._trust is not None:
+            refusal = self._trust.check(node_id, fingerprint, self.base_url)
+            if refusal is not None:
+                raise NodeUntrusted(refusal.message, node_id)
         return node_id
 
     async def pause(self, seconds: float | None = None, reason: str = "") -> Availability:
@@ -91,6 +121,40 @@ class NodeClient:
     async def resume(self) -> Availability:
         """Undo the owner's pause (and a drain)."""
         return Availability.from_dict(await self._json("POST", "/v1/resume", json={}))
+
+    async def identity(self) -> tuple[str, str]:
+        """Make sure the node proved the farm token bound to its certificate (pinning it the first
+        time); returns (node id, certificate fingerprint, "" for plain HTTP). Raises NodeUntrusted."""
+        if self._trust is None:
+            raise NodeUntrusted(f"{self.base_url}: no trust store to check this node against")
+        async with self._trust.lock(self.base_url):
+            proven = self._trust.proven(self.base_url)
+            if proven is not None and self.claimed[1] in ("", proven):
+                return self.claimed[0], proven
+            node_id = await self.health()
+            fingerprint = self.claimed[1]
+            if self.https and not fingerprint:
+                raise NodeUntrusted(f"{self.base_url}: serves https but names no certificate", node_id)
+            nonce = secrets.token_hex(16)
+            ssl = pinned(fingerprint) if self.https else True
+            try:
+                answer = await self._json("GET", f"/v1/identity?nonce={nonce}", ssl=ssl)
+            except NodeRejected as exc:
+                raise NodeUntrusted(
+                    f"{self.base_url}: did not prove it holds the farm token ({exc}); not trusted", node_id
+                ) from None
+            if answer.get("id") != node_id or not signing.identity_proven(
+                self._token, nonce, node_id, fingerprint, answer.get("proof")
+            ):
+                raise NodeUntrusted(
+                    f"{self.base_url}: did not prove it holds the farm token for its certificate; "
+                    "it is not trusted and gets no work",
+                    node_id,
+                )
+            await self._trust.accept(
+                self.base_url, node_id, str(answer.get("name") or node_id), self.base_url, fingerprint
+            )
+            return node_id, fingerprint
 
     async def info(self) -> NodeInfo:
         """The node's ``/v1/info``, parsed (NodeUnavailable if it is not a valid answer)."""
@@ -174,16 +238,20 @@ class NodeClient:
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """The node's event stream until it closes; raises NodeUnavailable if it cannot connect."""
         try:
+            ssl = await self._ssl()
             ws = await self._session.ws_connect(
                 f"{self.base_url}/v1/events",
                 headers=self._signed("GET", "/v1/events", signing.EMPTY_DIGEST),
                 heartbeat=10,
                 timeout=aiohttp.ClientWSTimeout(ws_close=2),
+                ssl=ssl,
             )
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 401:
                 raise NodeUnauthorised(f"{self.base_url}: missing or wrong farm token") from None
             raise NodeUnavailable(f"{self.base_url}: events refused ({exc.status})") from None
+        except aiohttp.ServerFingerprintMismatch as exc:
+            raise self._mismatch(exc) from None
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise NodeUnavailable(f"{self.base_url}: cannot open events ({exc})") from None
         try:
@@ -197,6 +265,23 @@ class NodeClient:
             await ws.close()
 
     # ------------------------------------------------------------------ internals
+    async def _ssl(self) -> aiohttp.Fingerprint | bool:
+        """The ``ssl`` of a signed request: the pinned certificate once the node proved the token."""
+        if self._trust is None:
+            return not self.https  # unchecked (tools, tests)
+        _node_id, fingerprint = await self.identity()
+        return pinned(fingerprint) if self.https else True
+
+    def _mismatch(self, exc: aiohttp.ServerFingerprintMismatch) -> NodeUntrusted:
+        if self._trust is not None:
+            self._trust.forget(self.base_url)
+        return NodeUntrusted(
+            f"{self.base_url}: the TLS certificate shown (SHA-256 {exc.got.hex()[:16]}…) is not the one "
+            "this farm pinned for that node: refused (a reinstalled node needs `lanfarm nodes trust NAME`; "
+            "otherwise something between the PCs is posing as it)",
+            self.claimed[0],
+        )
+
     def _signed(self, method: str, path: str, digest: str) -> dict[str, str]:
         """The request's signature (protocol 2): proof of the farm token, never the token itself."""
         if not self._token:
@@ -211,6 +296,8 @@ class NodeClient:
         if "json" in kwargs:  # serialised here: the signature covers the exact bytes sent
             kwargs["data"] = json.dumps(kwargs.pop("json")).encode()
             headers["Content-Type"] = "application/json"
+        if "ssl" not in kwargs:
+            kwargs["ssl"] = await self._ssl() if auth else (not self.https)
         if auth:
             headers.update(self._signed(method, path, _digest(method, path, kwargs.get("data"))))
         try:
@@ -226,6 +313,8 @@ class NodeClient:
                         f"{path} answered HTTP {resp.status}",
                     )
                 yield resp
+        except aiohttp.ServerFingerprintMismatch as exc:
+            raise self._mismatch(exc) from None
         except aiohttp.ClientConnectorError as exc:
             error = NodeUnreachable if isinstance(exc.os_error, ConnectionRefusedError) else NodeUnavailable
             raise error(f"{self.base_url}: {method} {path} failed ({_describe(exc)})", _describe(exc)) from None
@@ -270,6 +359,8 @@ async def _message(resp: aiohttp.ClientResponse) -> str:
 
 def _describe(exc: BaseException) -> str:
     """A short cause for people: ``connection refused``, ``cannot connect: ...``."""
+    if isinstance(exc, aiohttp.ClientConnectorSSLError | aiohttp.ClientSSLError):
+        return "TLS handshake failed (a node started with --no-tls? add it as http://HOST:PORT)"
     if isinstance(exc, aiohttp.ClientConnectorError):
         if isinstance(exc.os_error, ConnectionRefusedError):
             return "connection refused"
@@ -284,6 +375,24 @@ def _digest(method: str, path: str, data: object) -> str:
     if isinstance(data, bytes | bytearray | memoryview):
         return signing.body_digest(bytes(data))
     return signing.EMPTY_DIGEST
+
+
+# CPython before 3.12.8 (and 3.13.0) can leave a closed TLS connection's socket open
+# (python/cpython#118960): aiohttp then aborts such transports itself when asked to.
+_CLEANUP_CLOSED = sys.version_info < (3, 12, 8) or (3, 13, 0) <= sys.version_info < (3, 13, 1)
+
+
+def connector(**options: Any) -> aiohttp.TCPConnector:
+    """The TCP connector of the farm's sessions: TLS connections closed mid-request (a cancelled probe,
+    a job cancelled while it downloads) are closed for good when the session closes."""
+    return aiohttp.TCPConnector(enable_cleanup_closed=_CLEANUP_CLOSED, **options)
+
+
+@functools.lru_cache(maxsize=256)
+def pinned(fingerprint: str) -> aiohttp.Fingerprint:
+    """The ``ssl`` that accepts only the certificate with this SHA-256: one object per fingerprint, since
+    aiohttp pools connections by it (a new, unequal Fingerprint each request would open a new connection)."""
+    return aiohttp.Fingerprint(bytes.fromhex(fingerprint))
 
 
 def signed_by(token: str) -> tuple[aiohttp.ClientMiddlewareType, ...]:

@@ -34,9 +34,18 @@ from farm.core.nodetable import (
     ProbeOutcome,
     Unauthorised,
     Unreached,
+    Untrusted,
 )
 from farm.core.protocol import SERVICE_TYPE
-from farm.runtime.client import NodeClient, NodeRejected, NodeUnauthorised, NodeUnavailable
+from farm.runtime.client import (
+    NodeClient,
+    NodeRejected,
+    NodeUnauthorised,
+    NodeUnavailable,
+    NodeUntrusted,
+    connector,
+)
+from farm.runtime.trust import Trust
 
 if TYPE_CHECKING:
     from zeroconf import ServiceStateChange, Zeroconf
@@ -74,6 +83,7 @@ class Discovery:
         token: str | None = None,
         *,
         session: aiohttp.ClientSession | None = None,
+        trust: Trust | None = None,
         mdns: bool = True,
         interfaces: Sequence[str] | None = None,
         peers: Iterable[Address | str] = (),
@@ -85,6 +95,7 @@ class Discovery:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._token = token
+        self.trust = trust or Trust()
         self._session = session
         self._owns_session = session is None
         self._mdns = mdns
@@ -151,7 +162,7 @@ class Discovery:
             raise RuntimeError("discovery is already running")
         self._loop = asyncio.get_running_loop()
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(connector=connector())
         try:
             if self._mdns:
                 await self._async_start_mdns()
@@ -217,9 +228,13 @@ class Discovery:
 
     async def _fetch(self, probe: Probe) -> ProbeOutcome:
         assert self._session is not None
-        client = NodeClient(self._session, probe.address.url, self._token or "", timeout=self._timeout)
+        client = NodeClient(
+            self._session, probe.address.url, self._token or "", timeout=self._timeout, trust=self.trust
+        )
         try:
             node_id = await client.health()
+        except NodeUntrusted as exc:
+            return Untrusted(exc.node_id, exc.reason) if exc.node_id else Failed(exc.reason)
         except (NodeUnavailable, NodeRejected) as exc:
             return Failed(exc.reason)
         except NodeUnauthorised:
@@ -230,6 +245,8 @@ class Discovery:
             return Healthy(node_id, await client.info())
         except NodeUnauthorised:
             return Unauthorised(node_id)
+        except NodeUntrusted as exc:
+            return Untrusted(node_id, exc.reason)
         except (NodeUnavailable, NodeRejected) as exc:
             return Failed(exc.reason)
 
@@ -302,13 +319,14 @@ class Discovery:
         if not await info.async_request(self._azc.zeroconf, RESOLVE_TIMEOUT_MS) or not info.port:
             log.debug("mDNS service %s did not resolve", name)
             return
-        addresses = [Address(a, info.port) for a in info.parsed_addresses(IPVersion.V4Only)]
         txt: dict[bytes | str, bytes | str | None] = {k: v for k, v in info.properties.items()}
         try:
             advert: NodeAdvert | None = NodeAdvert.from_txt(txt)
         except ValueError as exc:
             log.debug("mDNS service %s: %s; probing it anyway", name, exc)
             advert = None
+        tls = advert.tls if advert is not None else True
+        addresses = [Address(a, info.port, tls) for a in info.parsed_addresses(IPVersion.V4Only)]
         self._apply(self.table.mdns_service(name, addresses, advert, self._clock()))
         self._wake.set()
 

@@ -43,8 +43,9 @@ from farm.imaging.codec import DEFAULT_MAX_PIXELS
 from farm.imaging.shipping import shippable
 from farm.local.files import read_bytes, write_atomic
 from farm.local.store import QueueStore
-from farm.runtime.client import NodeClient, NodeUnreachable
+from farm.runtime.client import NodeClient, NodeUnreachable, connector
 from farm.runtime.planning import Planned
+from farm.runtime.trust import Trust
 from farm.runtime.workers import LocalWorker, RemoteWorker, Task, Worker, WorkerFailure
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ class NodeEvent:
     reason: str = ""
     address: str = ""  # a node's base URL ("" for this PC)
     info: NodeInfo | None = None
-    authorised: bool = True  # False: the node refused the farm token
+    authorised: bool = True  # False: the node refused the farm token (or, ``untrusted``, we refused it)
+    untrusted: bool = False  # another certificate than the one pinned, or no proof of the token (``reason``)
 
 
 FarmEvent = JobEvent | NodeEvent
@@ -139,6 +141,7 @@ class Dispatcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._session: aiohttp.ClientSession | None = None
+        self.trust: Trust | None = None  # the farm's (farm.runtime.trust); None: nodes are not checked
         self._tick_task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()  # workers taken out, closing in the background
 
@@ -151,7 +154,7 @@ class Dispatcher:
         await self.close()
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64, limit_per_host=8))
+        self._session = aiohttp.ClientSession(connector=connector(limit=64, limit_per_host=8))
         if self.options.use_local:
             self._add_worker(LocalWorker(self.registry, self.options.local_slots))
         self._tick_task = asyncio.create_task(self._ticker(), name="farm tick")
@@ -183,7 +186,7 @@ class Dispatcher:
 
     # ---------------------------------------------------------------------- nodes
     def node_client(self, base_url: str) -> NodeClient:
-        return NodeClient(self.session, base_url, self.token)
+        return NodeClient(self.session, base_url, self.token, trust=self.trust)
 
     def set_token(self, token: str) -> None:
         """Talk to nodes with another farm token from now on (every remote worker's requests)."""

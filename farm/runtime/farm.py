@@ -34,6 +34,7 @@ from farm.local.store import QueueStore, batch_key
 from farm.runtime.discovery import Discovery, NodeListener
 from farm.runtime.dispatch import Dispatcher, FarmOptions, JobEvent, NodeEvent, WorkerStats
 from farm.runtime.planning import OutputNamer, Planned, Problem, UpToDate, plan
+from farm.runtime.trust import Trust
 from farm.runtime.waker import SleepingNode, Waker
 from farm.runtime.workers import RemoteWorker
 
@@ -72,6 +73,7 @@ class FarmSettings:
     unrunnable_after: float | None = None
     tick_seconds: float = 0.25
     wake_on_lan: bool = True  # a batch start sends magic packets to nodes that went to sleep
+    pins: Path | None = None  # the pinned node certificates (None: pins.json in the config folder)
 
 
 @dataclass(slots=True)
@@ -152,6 +154,7 @@ class Farm:
             shipping=settings.shipping,
         )
         self._dispatcher = Dispatcher(registry, token=settings.token, options=options, policy=policy, clock=clock)
+        self.trust = self._dispatcher.trust = Trust(settings.pins)
         self._dispatcher.subscribe(self._on_dispatcher_event)
         self._store: QueueStore | None = None
         self._discovery: Discovery | None = None
@@ -194,6 +197,7 @@ class Farm:
             self._discovery = Discovery(
                 s.token,
                 session=self._dispatcher.session,
+                trust=self.trust,
                 mdns=s.mdns,
                 interfaces=s.interfaces or None,
                 peers=s.peers,
@@ -410,6 +414,14 @@ class Farm:
             self._discovery.remove_peer(Address.parse(address))
         self._dispatcher.remove_node(node_id, "removed")
 
+    async def trust_node(self, text: str) -> list[str]:
+        """Trust the certificate the node named ``text`` (name, id, address) shows next, after it proves
+        the farm token again; returns the ids whose old pin was dropped (none: no such node)."""
+        ids = await self.trust.trust(text)
+        if ids and self._discovery is not None:
+            self._discovery.set_token(self.token)  # ask every node again, now
+        return ids
+
     @property
     def token(self) -> str:
         return self._dispatcher.token
@@ -545,6 +557,18 @@ class Farm:
                 self._emit(NodeEvent(record.id, record.name, True, address=record.address.url, info=record.info))
             return
         d.remove_node(record.id, record.state)
+        if record.state is NodeState.UNTRUSTED:
+            self._emit(
+                NodeEvent(
+                    record.id,
+                    record.name,
+                    False,
+                    record.problem,
+                    address=record.address.url,
+                    authorised=False,
+                    untrusted=True,
+                )
+            )
         if record.state is NodeState.UNAUTHORISED:
             self._emit(
                 NodeEvent(

@@ -224,6 +224,32 @@ class Lab:
     ) -> None:
         self.teardown()
 
+    @property
+    def bridge(self) -> Host:
+        """The bridge namespace as a host (no address of its own): run a capture there, or block
+        multicast between the hosts (``block_multicast``)."""
+        return Host(self, 0, self.bridge_netns, "")
+
+    def block_multicast(self) -> None:
+        """Multicast no longer crosses between the hosts (each still hears its own): the bridge stops
+        flooding it to its ports, as a switch or Wi-Fi with client isolation would."""
+        for i in range(1, self.n_hosts + 1):
+            _cmd(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    self.bridge_netns,
+                    "bridge",
+                    "link",
+                    "set",
+                    "dev",
+                    f"v{i}",
+                    "mcast_flood",
+                    "off",
+                ]
+            )
+
     def _add_netns(self, netns: str) -> None:
         ip("netns", "add", netns)
         self._created.append(netns)

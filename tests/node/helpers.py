@@ -8,19 +8,23 @@ import os
 import secrets
 import select
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 import cv2
 import jsonschema
 import numpy as np
 import yaml
 
 from farm.core import signing
-from farm.runtime.client import signed_by
+from farm.runtime.client import connector, signed_by
 
 REPO = Path(__file__).resolve().parents[2]
 OPENAPI = REPO / "node" / "openapi.yaml"
@@ -34,6 +38,28 @@ def auth_header(method: str, path: str, body: bytes | str = b"", token: str = TO
 
 
 SIGNED = signed_by(TOKEN)  # ClientSession(..., middlewares=SIGNED): every request signed as the farm does
+
+
+def unverified() -> aiohttp.TCPConnector:
+    """``ClientSession(connector=unverified())``: takes a node's self-signed certificate unchecked, for
+    tests of its API (the farm pins it instead: tests/farm/runtime/test_trust.py)."""
+    return connector(ssl=False)  # the farm's connector: TLS connections closed mid-request closed for good
+
+
+def unverified_context() -> ssl.SSLContext:
+    """For ``urllib.request.urlopen(..., context=...)`` to a node's self-signed https (certificate unchecked)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    return ctx
+
+
+def raw_connection(url: str, timeout: float = 5.0) -> socket.socket:
+    """A socket to the node at ``url`` for hand-written HTTP: TLS-wrapped (certificate unchecked) for https."""
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+    if parts.scheme != "https":
+        return sock
+    return unverified_context().wrap_socket(sock)
 
 
 def png(width: int = 64, height: int = 64, seed: int = 0) -> bytes:

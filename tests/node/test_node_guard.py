@@ -14,6 +14,7 @@ import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -23,28 +24,31 @@ from farm.engines.installed import default_registry
 from node.app import create_app
 from node.config import NodeConfig
 from node.guard import UPLOADS, ConnectionBook, GuardedSite, Limits, OncePerMinute, UploadPace
-from tests.node.helpers import SIGNED, TOKEN, auth_header, png, sha, start_node, stop_node
+from tests.node.helpers import SIGNED, TOKEN, auth_header, png, sha, start_node, stop_node, unverified
 
 STRANGER = "127.0.0.2"
 PARTIAL_HEAD = b"GET /v1/health HTTP/1.1\r\nHost: node\r\nX-Slow: "  # never finished
 
 
 def stalled(url: str, count: int) -> list[socket.socket]:
-    """``count`` connections from the stranger that send half a request head and then nothing."""
-    host, port = url.removeprefix("http://").rsplit(":", 1)
+    """``count`` connections from the stranger that send half a request head (or of a TLS handshake
+    record, to an https node) and then nothing."""
+    parts = urlsplit(url)
+    host, port = parts.hostname, parts.port
+    partial = b"\x16\x03\x01" if parts.scheme == "https" else PARTIAL_HEAD
     socks = []
     for _ in range(count):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.bind((STRANGER, 0))
         s.setblocking(False)
         with contextlib.suppress(BlockingIOError):
-            s.connect((host, int(port)))
+            s.connect((host, port))
         socks.append(s)
     for s in socks:
         with contextlib.suppress(OSError):
             s.setblocking(True)
             s.settimeout(2)
-            s.sendall(PARTIAL_HEAD)
+            s.sendall(partial)
     return socks
 
 
@@ -85,7 +89,7 @@ async def test_a_stranger_gets_only_its_share_of_connections_and_idle_ones_are_c
                 while site.book.refused < 20:
                     await asyncio.sleep(0.02)
             assert site.book.by_source[STRANGER] == 10 and site.book.refused == 20
-            async with aiohttp.ClientSession() as http, http.get(f"{url}/v1/health") as resp:
+            async with aiohttp.ClientSession(connector=unverified()) as http, http.get(f"{url}/v1/health") as resp:
                 assert resp.status == 200  # the farm's own address still gets in
             closed = await asyncio.to_thread(lambda: [closed_by_peer(s, 5.0) for s in socks])
             assert all(closed), f"{closed.count(False)} stalled connections were left open"
@@ -161,7 +165,7 @@ async def test_two_thousand_stalled_connections_do_not_stop_a_real_node(tmp_path
     try:
         socks = await asyncio.to_thread(stalled, url, 2000)
         timeout = aiohttp.ClientTimeout(total=10)  # a bound, not a measurement: a stalled node never answers
-        async with aiohttp.ClientSession(url, middlewares=SIGNED, timeout=timeout) as http:
+        async with aiohttp.ClientSession(url, connector=unverified(), middlewares=SIGNED, timeout=timeout) as http:
             async with http.get("/v1/health") as resp:
                 assert resp.status == 200
             image = png(seed=7)
@@ -234,7 +238,7 @@ async def test_a_trickling_upload_is_cut_off_and_a_stalled_one_too() -> None:
             assert answer.split(b" ")[1] == b"408", answer[:200]
             assert b"too slow" in answer or b"stalled" in answer
             async with (
-                aiohttp.ClientSession(url, middlewares=SIGNED) as http,
+                aiohttp.ClientSession(url, connector=unverified(), middlewares=SIGNED) as http,
                 http.head(f"/v1/blobs/{sha(body)}") as resp,
             ):
                 assert resp.status == 404, "a cut-off upload was stored"

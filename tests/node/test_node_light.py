@@ -12,7 +12,7 @@ import pytest
 
 from farm.local import hardware
 from tests.conftest import subprocess_env
-from tests.node.helpers import start_node, stop_node
+from tests.node.helpers import start_node, stop_node, unverified_context
 
 
 def test_probing_this_pc_does_not_import_torch() -> None:
@@ -24,7 +24,9 @@ def test_probing_this_pc_does_not_import_torch() -> None:
 def test_an_idle_node_process_has_not_loaded_torch(tmp_path: Path) -> None:
     proc, url = start_node(tmp_path / "home", "--host", "127.0.0.1", "--port", "0", "--no-advertise")
     try:
-        with urllib.request.urlopen(f"{url}/v1/health", timeout=10) as resp:  # up and idle
+        with urllib.request.urlopen(
+            f"{url}/v1/health", timeout=10, context=unverified_context()
+        ) as resp:  # up and idle
             assert resp.status == 200
         maps = Path(f"/proc/{proc.pid}/maps").read_text()
     finally:

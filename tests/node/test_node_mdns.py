@@ -21,7 +21,7 @@ import aiohttp
 from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 from farm.core.protocol import SERVICE_TYPE
-from tests.node.helpers import SIGNED, job_body, mask_png, png, sha, start_node, stop_node
+from tests.node.helpers import SIGNED, job_body, mask_png, png, sha, start_node, stop_node, unverified
 
 HOME = Path(sys.argv[1])
 IMG, MASK = png(), mask_png()
@@ -49,7 +49,8 @@ async def main() -> dict:
         out.update(name=name, port=info.port, addresses=info.parsed_addresses(), url=url,
                    txt={k.decode(): (v or b"").decode() for k, v in info.properties.items()},
                    raw=repr(info.text))
-        async with aiohttp.ClientSession(url, middlewares=SIGNED) as http:  # load changes: free 2 -> 1
+        # load changes: free 2 -> 1
+        async with aiohttp.ClientSession(url, connector=unverified(), middlewares=SIGNED) as http:
             for data in (IMG, MASK):
                 async with http.put(f"/v1/blobs/{sha(data)}", data=data) as resp:
                     assert resp.status in (200, 201), (resp.status, await resp.text())
@@ -111,6 +112,7 @@ def test_advert_seen_updated_and_withdrawn(tmp_path: Path) -> None:
     assert (advert.name, advert.proto, advert.gpu, advert.vram_mb) == ("spare-pc", PROTOCOL_VERSION, "cpu", 0)
     assert (advert.slots, advert.free) == (2, 2) and set(advert.engines) == {"cv2", "sim"}
     assert len(advert.id) == 16
+    assert advert.tls and len(advert.fingerprint) == 64  # TXT names the certificate the farm will pin
     assert TOKEN not in out["raw"] and TOKEN not in json.dumps(out["txt"])
     assert out["updated_free"] == 1
     assert advert.state == "available" and out["paused_free"] == 0  # paused: state in TXT, nothing free

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -14,7 +13,6 @@ import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -27,9 +25,11 @@ from tests.node.helpers import (
     job_body,
     mask_png,
     png,
+    raw_connection,
     sha,
     start_node,
     stop_node,
+    unverified,
 )
 
 IMG, MASK = png(), mask_png()
@@ -75,7 +75,9 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 async def http(node: str) -> AsyncIterator[aiohttp.ClientSession]:
     # a node that stops answering fails the test in 30 s instead of aiohttp's 5-minute default
-    async with aiohttp.ClientSession(node, middlewares=SIGNED, timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with aiohttp.ClientSession(
+        node, connector=unverified(), middlewares=SIGNED, timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
         yield session
 
 
@@ -103,7 +105,7 @@ async def wait_state(http: aiohttp.ClientSession, job_id: str, *states: str, tim
 
 
 async def test_every_protected_route_refuses_without_the_token(node: str) -> None:
-    async with aiohttp.ClientSession(node) as session:
+    async with aiohttp.ClientSession(node, connector=unverified()) as session:
         async with session.get("/v1/health") as resp:
             assert resp.status == 200
             check_schema("Health", await resp.json())
@@ -139,9 +141,8 @@ async def test_blob_hash_mismatch_is_refused(http: aiohttp.ClientSession) -> Non
 
 
 def _raw_put(url: str, headers: str, body: bytes, name: str = "ab" * 32) -> tuple[bytes, float]:
-    parts = urlsplit(url)
     t0 = time.monotonic()
-    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+    with raw_connection(url) as sock:
         sock.sendall(
             f"PUT /v1/blobs/{name} HTTP/1.1\r\nHost: x\r\n"
             f"Authorization: {auth_header('PUT', f'/v1/blobs/{name}', name)}\r\n{headers}\r\n".encode()
@@ -153,8 +154,7 @@ def _raw_put(url: str, headers: str, body: bytes, name: str = "ab" * 32) -> tupl
 
 def test_expect_continue_invites_an_acceptable_body(node: str) -> None:
     body = b"invited body"
-    parts = urlsplit(node)
-    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+    with raw_connection(node) as sock:
         sock.sendall(
             f"PUT /v1/blobs/{sha(body)} HTTP/1.1\r\nHost: x\r\n"
             f"Authorization: {auth_header('PUT', f'/v1/blobs/{sha(body)}', sha(body))}\r\n"
@@ -185,7 +185,7 @@ async def test_oversized_chunked_upload_is_cut_off(node: str) -> None:
             sent += len(chunk)
             yield chunk
 
-    async with aiohttp.ClientSession(node, middlewares=SIGNED) as http:
+    async with aiohttp.ClientSession(node, connector=unverified(), middlewares=SIGNED) as http:
         with contextlib.suppress(aiohttp.ClientError):  # the node may close while we still send
             async with http.put(f"/v1/blobs/{'cd' * 32}", data=endless()) as resp:
                 statuses.append(resp.status)
@@ -261,7 +261,7 @@ def test_drain_then_sigterm_exits_zero(tmp_path: Path) -> None:
     )
 
     async def scenario() -> None:
-        async with aiohttp.ClientSession(url, middlewares=SIGNED) as http:
+        async with aiohttp.ClientSession(url, connector=unverified(), middlewares=SIGNED) as http:
             await upload(http)
             assert (await post(http, "drain-job-1", seconds_per_mp=100.0))[0] == 202
             async with http.post("/v1/drain") as resp:
@@ -280,7 +280,7 @@ def test_sigterm_while_running_drains_and_exits_zero(tmp_path: Path) -> None:
     proc, url = start_node(tmp_path, "--host", "127.0.0.1", "--port", "0", "--no-advertise", "--simulate", verbose=True)
 
     async def scenario() -> tuple[int, str, float, list[str]]:
-        async with aiohttp.ClientSession(url, middlewares=SIGNED) as http:
+        async with aiohttp.ClientSession(url, connector=unverified(), middlewares=SIGNED) as http:
             await upload(http)
             async with http.ws_connect("/v1/events") as ws:
                 await post(http, "term-job-1", seconds_per_mp=100.0)

@@ -49,7 +49,7 @@ async def test_a_batch_over_the_wire_never_carries_the_token(tmp_path: Any) -> N
                 await writer.drain()
         writer.close()
 
-    async with node("n1", "sniffed") as (_, target):
+    async with node("n1", "sniffed", tls=False) as (_, target):  # plain: the proxy reads the requests
 
         async def relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
             node_r, node_w = await asyncio.open_connection(target.host, target.port)
@@ -63,7 +63,9 @@ async def test_a_batch_over_the_wire_never_carries_the_token(tmp_path: Any) -> N
         for name in ("dusk.png", "harbour.png"):
             (folder / name).write_bytes((samples / name).read_bytes())
             (folder / name.replace(".png", "_mask.png")).write_bytes((samples / "masks" / name).read_bytes())
-        settings = FarmSettings(token=TOKEN, use_local=False, mdns=False, peers=(Address("127.0.0.1", port),))
+        settings = FarmSettings(
+            token=TOKEN, use_local=False, mdns=False, peers=(Address("127.0.0.1", port, tls=False),)
+        )
         try:
             async with Farm.open(settings) as farm:
                 await farm.wait_for_nodes(5.0)

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import LANFARM, REPO, subprocess_env
-from tests.node.helpers import auth_header, stop_node
+from tests.node.helpers import auth_header, stop_node, unverified_context
 
 TOKEN = "bundle-test-token-0123456789abcdef"
 SAMPLES = REPO / "resources" / "samples"
@@ -46,7 +46,10 @@ AI_PACKAGES = (
     "huggingface_hub",
 )
 EXE = ".exe" if sys.platform == "win32" else ""
-NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 only, never a proxy
+# 127.0.0.1 only, never a proxy; the node's self-signed certificate is taken unchecked (the farm pins it)
+NO_PROXY = urllib.request.build_opener(
+    urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=unverified_context())
+)
 
 
 def load_script(path: Path) -> ModuleType:
@@ -355,7 +358,7 @@ def test_frozen_node_start_time(bundle: Path, tmp_path: Path, token_file: Path, 
                 assert proc.poll() is None, "the frozen node exited"
                 assert time.monotonic() - started < 60, "the frozen node did not answer within 60 s"
                 try:
-                    if get_json(f"http://127.0.0.1:{port}/v1/health", timeout=1)["ok"]:
+                    if get_json(f"https://127.0.0.1:{port}/v1/health", timeout=1)["ok"]:
                         break
                 except OSError:
                     time.sleep(0.02)

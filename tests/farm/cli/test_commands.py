@@ -28,7 +28,7 @@ def node(tmp_path: Path) -> Iterator[str]:
     args = ("--host", "127.0.0.1", "--port", "0", "--no-advertise", "--name", "workshop-gpu-box", "--simulate")
     proc, url = start_node(home, *args, env=node_env(home))
     try:
-        yield url.removeprefix("http://")
+        yield url.removeprefix("https://")
     finally:
         stop_node(proc)
 

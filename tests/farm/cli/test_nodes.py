@@ -31,7 +31,7 @@ def node(tmp_path: Path) -> Iterator[str]:
         env=node_env(tmp_path / "node"),
     )
     try:
-        yield url.removeprefix("http://")
+        yield url.removeprefix("https://")
     finally:
         stop_node(proc)
 

@@ -205,7 +205,7 @@ def sim_node(tmp_path: Path) -> Iterator[str]:
     args = ("--host", "127.0.0.1", "--port", "0", "--no-advertise", "--name", "gpu-box", "--simulate")
     proc, url = start_node(home, *args, env=node_env(home))
     try:
-        yield url.removeprefix("http://")
+        yield url.removeprefix("https://")
     finally:
         stop_node(proc)
 

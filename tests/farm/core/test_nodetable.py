@@ -194,3 +194,21 @@ def test_removing_a_peer_takes_its_node_down_and_unknown_peers_are_ignored() -> 
 
 def _fields(advert: NodeAdvert) -> dict[str, Any]:
     return {f: getattr(advert, f) for f in advert.__slots__}  # type: ignore[attr-defined]
+
+
+def test_an_untrusted_node_is_listed_with_why_and_is_trusted_again_once_it_proves_itself() -> None:
+    from farm.core.nodetable import NodeState, Untrusted
+
+    t = NodeTable(heartbeat_interval=1.0, misses=3, info_interval=10.0)
+    t.add_peer(A, 0.0)
+    [probe] = t.due(0.0)
+    [up] = t.result(probe.address, Untrusted("n1", "shows a new TLS certificate"), 0.0)
+    assert isinstance(up, NodeUp) and up.record.state is NodeState.UNTRUSTED
+    assert up.record.problem == "shows a new TLS certificate" and up.record.info is None
+    [probe] = t.due(1.0)
+    assert t.result(probe.address, Healthy("n1"), 1.0) == []  # health alone does not make it trusted
+    assert t.get("n1").state is NodeState.UNTRUSTED  # type: ignore[union-attr]
+    [probe] = t.due(2.0)
+    [changed] = t.result(probe.address, Healthy("n1", info()), 2.0)
+    assert isinstance(changed, NodeChanged) and changed.record.state is NodeState.ONLINE
+    assert changed.record.problem == ""

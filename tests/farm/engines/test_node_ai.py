@@ -15,7 +15,7 @@ import pytest
 
 from farm.cli import main
 from tests.conftest import box_mask, png_bytes, scene
-from tests.node.helpers import SIGNED, TOKEN, node_env, sha, start_node, stop_node
+from tests.node.helpers import SIGNED, TOKEN, node_env, sha, start_node, stop_node, unverified
 
 IMG, MASK = scene(64, 48, seed=21), box_mask(64, 48, (16, 12, 40, 30))
 IMG_PNG, MASK_PNG = png_bytes(IMG), png_bytes(MASK)
@@ -45,7 +45,7 @@ def ai_node(model_folders, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture
 async def http(ai_node: str) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(ai_node, middlewares=SIGNED) as session:
+    async with aiohttp.ClientSession(ai_node, connector=unverified(), middlewares=SIGNED) as session:
         yield session
 
 

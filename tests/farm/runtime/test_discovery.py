@@ -16,6 +16,7 @@ from farm.core.address import Address
 from farm.runtime.discovery import Discovery, NodeListener, NodeRecord
 from node.app import create_app
 from node.config import NodeConfig
+from node.tls import NodeCertificate, load_or_create_certificate
 from tests.node.helpers import TOKEN
 
 FAST = {"heartbeat_interval": 0.1, "misses": 3, "timeout": 1.0}  # fast heartbeats keep tests short
@@ -49,19 +50,24 @@ class Events(NodeListener):
         return [kind for kind, _ in self.log]
 
 
-def node_app(node_id: str = "n1", name: str = "pc1") -> web.Application:
+def node_app(node_id: str = "n1", name: str = "pc1", fingerprint: str = "") -> web.Application:
     config = NodeConfig(host="127.0.0.1", port=0, name=name, slots=2, advertise=False, shutdown_grace=0.5)
-    return create_app(config, registry=default_registry(), token=TOKEN, node_id=node_id)
+    return create_app(config, registry=default_registry(), token=TOKEN, node_id=node_id, fingerprint=fingerprint)
 
 
 @contextlib.asynccontextmanager
-async def node(node_id: str = "n1", name: str = "pc1") -> AsyncIterator[tuple[web.AppRunner, Address]]:
-    runner = web.AppRunner(node_app(node_id, name))
+async def node(
+    node_id: str = "n1", name: str = "pc1", *, tls: bool = True, certificate: NodeCertificate | None = None
+) -> AsyncIterator[tuple[web.AppRunner, Address]]:
+    """A real node app on 127.0.0.1, serving https as ``lanfarm node`` does (its certificate made in
+    this test's LANFARM_HOME, or ``certificate``), or plain HTTP with ``tls=False``."""
+    cert = (certificate or load_or_create_certificate()) if tls else None
+    runner = web.AppRunner(node_app(node_id, name, cert.fingerprint if cert else ""))
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=cert.server_context() if cert else None)
     await site.start()
     try:
-        yield runner, Address("127.0.0.1", runner.addresses[0][1])
+        yield runner, Address("127.0.0.1", runner.addresses[0][1], tls)
     finally:
         await runner.cleanup()
 
@@ -105,9 +111,10 @@ async def test_stopped_node_goes_offline_after_misses_and_comes_back() -> None:
             await events.wait_for(lambda log: "down" in events.kinds(), timeout=5)
             assert events.log[-1][1] == ("n1", "timeout")
             assert d.nodes() == [] and [u.address for u in d.unreached()] == [addr]
-            runner2 = web.AppRunner(node_app("n1", "pc1"))
+            cert = load_or_create_certificate()  # the same node: its certificate is kept in its home
+            runner2 = web.AppRunner(node_app("n1", "pc1", cert.fingerprint))
             await runner2.setup()
-            await web.TCPSite(runner2, "127.0.0.1", port).start()
+            await web.TCPSite(runner2, "127.0.0.1", port, ssl_context=cert.server_context()).start()
             try:
                 await events.wait_for(lambda log: events.kinds()[-1] == "up")
             finally:
@@ -164,3 +171,26 @@ def test_bad_peer_addresses_are_refused(bad: str) -> None:
 def test_peer_addresses(text: str, host: str, port: int, shown: str) -> None:
     address = Address.parse(text)
     assert (address.host, address.port, str(address)) == (host, port, shown)
+
+
+@pytest.mark.parametrize(
+    ("text", "tls", "url", "saved"),
+    [
+        ("10.0.0.2:9000", True, "https://10.0.0.2:9000", "10.0.0.2:9000"),  # nodes serve https by default
+        ("https://10.0.0.2:9000", True, "https://10.0.0.2:9000", "10.0.0.2:9000"),  # once misparsed as a host
+        ("HTTPS://pc1", True, "https://pc1:7788", "pc1:7788"),
+        ("http://10.0.0.2:9000/", False, "http://10.0.0.2:9000", "http://10.0.0.2:9000"),  # a --no-tls node
+        ("http://[fe80::1]:81", False, "http://[fe80::1]:81", "http://[fe80::1]:81"),
+    ],
+)
+def test_peer_addresses_say_whether_the_node_speaks_tls(text: str, tls: bool, url: str, saved: str) -> None:
+    address = Address.parse(text)
+    assert (address.tls, address.url, address.text) == (tls, url, saved)
+    assert Address.parse(address.text) == address == Address.parse(address.url)
+
+
+def test_a_peer_address_with_another_scheme_is_refused() -> None:
+    from farm.errors import FarmError
+
+    with pytest.raises(FarmError, match="https:// or http://"):
+        Address.parse("ftp://10.0.0.2:9000")
