@@ -22,6 +22,7 @@ from node.errors import NotDone, NotFound
 from node.events import heartbeat
 from node.guard import UPLOADS, UploadPace
 from node.jobs import NodeJob
+from node.model_uploads import model_for_job
 from node.requests import check_job_id, parse_job, parse_json
 
 
@@ -52,7 +53,9 @@ async def info(request: web.Request) -> web.Response:
     app = request.app
     config, runner = app[keys.CONFIG], app[keys.RUNNER]
     hardware = await _io(hw.refresh, app[keys.HARDWARE])
-    models = await _io(list_models, config.models_path)
+    library = app[keys.MODELS]
+    models = [c.to_dict() for c in await _io(library.cards)]
+    space = await _io(library.space)
     return web.json_response(
         {
             "id": app[keys.NODE_ID],
@@ -68,6 +71,7 @@ async def info(request: web.Request) -> web.Response:
             "uptime": round(app[keys.CLOCK]() - app[keys.STARTED], 3),
             "jobs": {"done": runner.book.done, "failed": runner.book.failed},
             "draining": runner.draining,
+            "model_space": space,
         }
     )
 
@@ -116,6 +120,7 @@ async def put_blob(request: web.Request) -> web.Response:
 
 async def post_job(request: web.Request) -> web.Response:
     req = parse_job(parse_json(await request.read()))
+    req = await model_for_job(request.app[keys.MODELS], req, run_io=_io)  # by content id, not name
     job, new = request.app[keys.RUNNER].submit(req)
     return web.json_response(job.to_dict(), status=202 if new else 200)
 

@@ -275,7 +275,15 @@ class Dispatcher:
             self.jobs[job.id] = job
             self._specs[job.id] = job.spec
             requests.append(
-                JobRequest(job.id, job.spec.engine, mp, job.spec.model, self._memory_need(job.spec), job.priority)
+                JobRequest(
+                    job.id,
+                    job.spec.engine,
+                    mp,
+                    job.spec.model,
+                    self._memory_need(job.spec),
+                    job.priority,
+                    model_id=job.spec.model_id,  # issue 14: routing matches the model's content id
+                )
             )
         if jobs:
             self._idle.clear()

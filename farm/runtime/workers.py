@@ -322,4 +322,5 @@ def caps_from_info(node_id: str, info: NodeInfo) -> WorkerCaps:
         engines=frozenset(e.id for e in engines),
         models={e.id: frozenset(e.models) for e in engines if e.models},
         memory_mb=info.memory_mb,
+        model_ids=info.model_ids(),
     )

@@ -39,10 +39,11 @@ class JobRequest:
     model: str | None = None
     memory_mb: int = 0
     priority: int = 0
+    model_id: str | None = None  # the model's content id: where a worker says its ids, it must hold this one
 
     @property
-    def kind(self) -> tuple[str, str | None, int]:
-        return (self.engine, self.model, self.memory_mb)
+    def kind(self) -> tuple[str, str | None, int, str | None]:
+        return (self.engine, self.model, self.memory_mb, self.model_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ class WorkerCaps:
     memory_mb: int = 1 << 30
     local: bool = False
     prefetch: int | None = None  # jobs allowed in flight beyond the slots; default 1 for peers, 0 local
+    model_ids: Mapping[str, frozenset[str]] | None = None  # content ids per engine; None: it says none
 
     @property
     def capacity(self) -> int:
@@ -67,6 +69,8 @@ class WorkerCaps:
             return False
         if job.model is None:
             return True
+        if job.model_id is not None and self.model_ids is not None:  # a same-named other file never stands in
+            return job.model_id in self.model_ids.get(job.engine, frozenset())
         known = self.models.get(job.engine)
         return known is None or job.model in known
 
