@@ -29,9 +29,11 @@ from farm.engines.installed import default_registry
 from farm.engines.registry import Registry
 from farm.errors import FarmError
 from farm.imaging.codec import DEFAULT_MAX_PIXELS
+from farm.local.paths import models_dir
 from farm.local.store import QueueStore, batch_key
 from farm.runtime.discovery import Discovery, NodeListener
 from farm.runtime.dispatch import Dispatcher, FarmOptions, JobEvent, NodeEvent, WorkerStats
+from farm.runtime.model_sync import Ask, ModelSync, SyncMode
 from farm.runtime.planning import OutputNamer, Planned, Problem, UpToDate, plan
 from farm.runtime.workers import RemoteWorker
 
@@ -68,6 +70,9 @@ class FarmSettings:
     probe_timeout: float = 2.0
     unrunnable_after: float | None = None
     tick_seconds: float = 0.25
+    models_dir: Path | None = None  # this PC's models folder (None: the default one)
+    send_models: SyncMode = "auto"  # models follow the work: auto / ask / off (farm/runtime/model_sync.py)
+    ask_send_models: Ask | None = None  # for "ask": may these nodes get this model?
 
 
 @dataclass(slots=True)
@@ -148,6 +153,12 @@ class Farm:
         )
         self._dispatcher = Dispatcher(registry, token=settings.token, options=options, policy=policy, clock=clock)
         self._dispatcher.subscribe(self._on_dispatcher_event)
+        self.models = ModelSync(
+            self._dispatcher,
+            settings.models_dir or models_dir(),
+            mode=settings.send_models,
+            ask=settings.ask_send_models,
+        )
         self._store: QueueStore | None = None
         self._discovery: Discovery | None = None
         self._listeners: list[Callable[[FarmEvent], None]] = []
@@ -197,6 +208,8 @@ class Farm:
             await self._discovery.async_start()
         if s.unrunnable_after is not None:
             self._spawn(self._fail_unrunnable_after(s.unrunnable_after), "unrunnable jobs")
+        if s.nodes and s.send_models != "off":
+            self._spawn(self.models.run(), "model sync")
 
     async def close(self) -> None:
         """Stop discovery, the dispatcher (its workers and attempts) and the store; safe to call twice."""
@@ -254,6 +267,7 @@ class Farm:
         priority (higher runs first, here and on each node).
         """
         s = self.settings
+        spec = await self.models.identify(spec)  # the model's content id: routing matches it
         key = "app"
         if resumable:
             key = batch_key(
@@ -292,6 +306,7 @@ class Farm:
 
     async def submit_masked(self, image: Path, mask: Path, spec: EditSpec, out_dir: Path) -> Batch:
         """One image with a mask painted for it (the mask editor)."""
+        spec = await self.models.identify(spec)
 
         def naming() -> Path:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -476,7 +491,9 @@ class Farm:
             self._batch_ended(batch)
             return
         self._batches.append(batch)
+        await self.models.learn(j.spec for j in batch.jobs)
         await self._dispatcher.enqueue(batch.jobs, batch=batch.stored if record else None)
+        self.models.wake()
 
     def _on_dispatcher_event(self, event: JobEvent | NodeEvent) -> None:
         self._emit(event)
@@ -543,7 +560,7 @@ class Farm:
         since: float | None = None
         while True:
             d = self._dispatcher
-            if d.scheduler.queued() and not d.could_run_queued():
+            if d.scheduler.queued() and not d.could_run_queued() and not self.models.busy:  # no model on its way
                 since = since if since is not None else loop.time()
                 if loop.time() - since >= grace:
                     d.fail_unrunnable()

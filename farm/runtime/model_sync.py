@@ -1,0 +1,257 @@
+"""Models follow the work: name each job's model by content id, and send a model just in time to nodes
+that can run its queued jobs but lack it.
+
+:class:`ModelSync` belongs to a :class:`~farm.runtime.farm.Farm`. ``identify`` gives a spec that names
+a model of this PC's models folder that model's content id (so routing matches content, not names).
+While the farm runs, ``run`` looks every ``interval`` at the queued jobs: for each model they need,
+:func:`farm.core.model_plan.plan_transfers` decides which nodes get it (engine, memory, room, one
+transfer per node at a time, the transfer time against running the jobs elsewhere); each transfer
+is a task of its own (other nodes keep working), and when it ends the node's info is read again so
+the scheduler sends it the jobs at once. Mode ``auto`` sends; ``ask`` sends what the ``ask``
+callback allows (none given: nothing); ``off`` sends nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from farm.core.job import JobState
+from farm.core.model_plan import Candidate, ModelNeed, Transfer, plan_transfers
+from farm.core.scheduler import JobRequest
+from farm.core.spec import EditSpec
+from farm.engines.catalogue import classify, estimate_memory_mb
+from farm.errors import FarmError
+from farm.runtime.client import NodeError
+from farm.runtime.dispatch import Dispatcher
+from farm.runtime.model_push import DEFAULT_CHUNK, ModelPackage, PushError, PushResult, package, push_model
+from farm.runtime.workers import RemoteWorker
+
+log = logging.getLogger(__name__)
+
+SyncMode = Literal["auto", "ask", "off"]
+SYNC_MODES: tuple[SyncMode, ...] = ("auto", "ask", "off")
+#: ``ask``: may these nodes (names) get this model (name)? True sends it.
+Ask = Callable[[str, list[str]], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class TransferDone:
+    """One transfer ended: ``result`` when the node has the model now, ``error`` when it refused or left."""
+
+    node_id: str
+    node_name: str
+    model: str
+    model_id: str
+    result: PushResult | None = None
+    error: str = ""
+
+
+class ModelSync:
+    """Model ids for specs, and just-in-time transfers for the farm's queued jobs."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        models_dir: Path,
+        *,
+        mode: SyncMode = "auto",
+        ask: Ask | None = None,
+        chunk_size: int = DEFAULT_CHUNK,
+        interval: float = 0.5,
+    ) -> None:
+        if mode not in SYNC_MODES:
+            raise FarmError(f"model sending must be one of {', '.join(SYNC_MODES)}, not {mode!r}")
+        self.dispatcher = dispatcher
+        self.models_dir = models_dir
+        self.mode = mode
+        self.ask = ask
+        self.chunk_size = chunk_size
+        self.interval = interval
+        self.done: list[TransferDone] = []  # every transfer this farm made, in order
+        self.listeners: list[Callable[[TransferDone], None]] = []
+        self._packages: dict[str, ModelPackage] = {}  # by model id: this PC's models that jobs named
+        self._inflight: dict[str, asyncio.Task[None]] = {}  # node id -> its one transfer
+        self._refused: dict[str, set[str]] = {}  # node id -> model ids it refused
+        self._answers: dict[str, bool] = {}  # model id -> what ``ask`` said
+        self._asking: set[str] = set()
+        self._questions: set[asyncio.Future[None]] = set()  # ``ask`` calls under way (cancelled at close)
+        self._measured: dict[str, tuple[int, float]] = {}  # node id -> (bytes, seconds) sent
+        self._wake = asyncio.Event()
+
+    # ------------------------------------------------------------------ identity
+    async def identify(self, spec: EditSpec) -> EditSpec:
+        """``spec`` with the content id of its model, when the model is in this PC's models folder."""
+        if spec.model is None:
+            return spec
+        path = self.models_dir / spec.model
+        if not path.exists():
+            return spec  # named only: nodes that have a file of that name run it (older behaviour)
+        try:
+            pkg = await asyncio.to_thread(package, path)
+        except (FarmError, OSError) as exc:
+            log.debug("cannot identify %s: %s", path, exc)
+            return spec
+        self._packages[pkg.id] = pkg
+        return replace(spec, model_id=pkg.id)
+
+    async def learn(self, specs: Iterable[EditSpec]) -> None:
+        """Know this PC's files for specs that already name a model id (jobs resumed from the store)."""
+        for spec in {s for s in specs if s.model_id is not None and s.model_id not in self._packages}:
+            await self.identify(replace(spec, model_id=None))
+
+    # ------------------------------------------------------------------ transfers
+    @property
+    def busy(self) -> bool:
+        """Whether a transfer is under way (queued jobs may be waiting for it: they are not unrunnable)."""
+        return bool(self._inflight)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Plan and start transfers until cancelled (then the transfers under way are cancelled too)."""
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    await self._tick()
+                except Exception:  # one bad round must not end the loop
+                    log.exception("model sync")
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.interval):
+                        await self._wake.wait()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        tasks: list[asyncio.Future[None]] = [*self._inflight.values(), *self._questions]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._inflight.clear()
+
+    def needs(self) -> list[ModelNeed]:
+        """Models of this PC that queued jobs need, with how many online workers hold each."""
+        d = self.dispatcher
+        counts: dict[str, tuple[str, int]] = {}
+        for job in d.jobs.values():
+            model_id = job.spec.model_id
+            if job.state is JobState.QUEUED and model_id in self._packages:
+                engine, n = counts.get(model_id, (job.spec.engine, 0))
+                counts[model_id] = (engine, n + 1)
+        out = []
+        for model_id, (engine, jobs) in counts.items():
+            pkg = self._packages[model_id]
+            probe = JobRequest("probe", engine, model=pkg.name, model_id=model_id)
+            holders = [w for w in d.workers.values() if w.caps().can_run(probe)]
+            done = sum(d.stats[w.id].done for w in holders if w.id in d.stats)
+            busy = sum(d.stats[w.id].busy_seconds for w in holders if w.id in d.stats)
+            model = classify(pkg.files[0].path if len(pkg.files) == 1 else self.models_dir / pkg.name)
+            memory = estimate_memory_mb(model) if model is not None else 0
+            out.append(
+                ModelNeed(
+                    model_id,
+                    engine,
+                    pkg.size,
+                    memory,
+                    jobs,
+                    holders=len(holders),
+                    seconds_per_job=busy / done if done else None,
+                )
+            )
+        return out
+
+    def candidates(self) -> list[Candidate]:
+        out = []
+        for worker in self._remote():
+            info = worker.info
+            out.append(
+                Candidate(
+                    worker.id,
+                    frozenset(info.engine_ids),
+                    info.memory_mb,
+                    info.model_space,
+                    holds=frozenset(m.id for m in info.models if m.id),
+                    busy=worker.id in self._inflight,
+                    refused=frozenset(self._refused.get(worker.id, ())),
+                    rate=self._rate(worker.id),
+                )
+            )
+        return out
+
+    def _rate(self, node_id: str) -> float | None:
+        sent, seconds = self._measured.get(node_id, (0, 0.0))
+        return sent / seconds if sent and seconds > 0 else None
+
+    def _remote(self) -> Iterable[RemoteWorker]:
+        return (w for w in self.dispatcher.workers.values() if isinstance(w, RemoteWorker))
+
+    async def _tick(self) -> None:
+        if self.mode == "off":
+            return
+        plan = plan_transfers(self.needs(), self.candidates())
+        if self.mode == "ask":
+            plan = [t for t in plan if self._allowed(t, plan)]
+        workers = {w.id: w for w in self._remote()}
+        for transfer in plan:
+            worker = workers.get(transfer.node_id)
+            if worker is None or worker.id in self._inflight:
+                continue
+            task = asyncio.ensure_future(self._send(worker, self._packages[transfer.model_id], transfer))
+            self._inflight[worker.id] = task
+
+    def _allowed(self, transfer: Transfer, plan: list[Transfer]) -> bool:
+        answer = self._answers.get(transfer.model_id)
+        if answer is not None:
+            return answer
+        if self.ask is not None and transfer.model_id not in self._asking:
+            self._asking.add(transfer.model_id)
+            names = [w.name for w in self._remote() if any(t.node_id == w.id for t in plan)]
+            question = asyncio.ensure_future(self._ask(transfer.model_id, names))
+            self._questions.add(question)
+            question.add_done_callback(self._questions.discard)
+        return False
+
+    async def _ask(self, model_id: str, names: list[str]) -> None:
+        assert self.ask is not None
+        try:
+            self._answers[model_id] = bool(await self.ask(self._packages[model_id].name, names))
+        finally:
+            self._asking.discard(model_id)
+            self._wake.set()
+
+    async def _send(self, worker: RemoteWorker, pkg: ModelPackage, transfer: Transfer) -> None:
+        log.info("sending %s to %s (about %.0f s)", pkg.name, worker.name, transfer.seconds)
+        outcome: TransferDone
+        try:
+            result = await push_model(worker.client, pkg, chunk_size=self.chunk_size)
+            if result.bytes_sent:
+                sent, seconds = self._measured.get(worker.id, (0, 0.0))
+                self._measured[worker.id] = (sent + result.bytes_sent, seconds + result.seconds)
+            outcome = TransferDone(worker.id, worker.name, pkg.name, pkg.id, result=result)
+            with contextlib.suppress(NodeError):  # its next heartbeat brings the news anyway
+                info = await worker.client.info()
+                if worker.id in self.dispatcher.workers:
+                    self.dispatcher.add_node(worker.id, worker.name, worker.client.base_url, info)
+        except (PushError, NodeError) as exc:
+            self._refused.setdefault(worker.id, set()).add(pkg.id)
+            log.warning("%s did not take %s: %s", worker.name, pkg.name, exc)
+            outcome = TransferDone(worker.id, worker.name, pkg.name, pkg.id, error=str(exc))
+        finally:
+            self._inflight.pop(worker.id, None)
+            self._wake.set()
+        self.done.append(outcome)
+        for listener in list(self.listeners):
+            try:
+                listener(outcome)
+            except Exception:
+                log.exception("model sync listener failed")
+
+
+__all__ = ["SYNC_MODES", "Ask", "ModelSync", "SyncMode", "TransferDone"]
