@@ -176,3 +176,29 @@ def package_for_bytes(data: bytes, name: str) -> dict[str, Any]:
         "chunk_size": 64 << 10,
         "files": [{"path": name, "size": len(data), "sha256": _sha(data)}],
     }
+
+
+def _cli(*args: str, models: Path, token: Path) -> subprocess.CompletedProcess[str]:
+    env = subprocess_env(LANFARM_MODELS_DIR=str(models), COLUMNS="120")
+    cmd = [*LANFARM, "models", "push", *args, "--token-file", str(token), "--no-discovery"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, check=False)
+
+
+def test_models_push_command(nodes: Nodes, model_folders: Any, tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    url = nodes.start("box-c").removeprefix("http://")
+    good = model_folders.good
+    pushed = _cli(MODEL, "--peer", url, models=good, token=token)  # a name in the models folder
+    assert pushed.returncode == 0, pushed.stderr
+    assert f"{url}: {MODEL} installed (id {package(good / MODEL).id[:12]}" in pushed.stdout
+    assert f"{MODEL} -> {url}" in pushed.stdout  # its progress bar
+    again = _cli(str(good / MODEL), "--node", "box-c", "--peer", url, models=tmp_path, token=token)  # by path, by name
+    assert again.returncode == 0, again.stderr
+    assert f"box-c: already has {MODEL}" in again.stdout
+    refused = _cli(str(model_folders.bad / "random.pth"), "--peer", url, models=good, token=token)
+    assert refused.returncode == 1
+    assert "refused by" in refused.stderr and "random.pth failed the load check" in refused.stderr
+    missing = _cli(MODEL, "--node", "nope", "--peer", url, models=good, token=token)
+    assert missing.returncode == 1 and "no node named 'nope' answered" in missing.stderr
+    assert sorted(p.name for p in nodes.models("box-c").iterdir() if not p.name.startswith(".")) == [MODEL]
