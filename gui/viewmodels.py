@@ -120,6 +120,7 @@ class FarmController(QObject):
             retry_failed_on_resume=False,
             heartbeat_interval=self.monitor_interval,
             unrunnable_after=UNRUNNABLE_AFTER,
+            models_dir=self.settings.models_dir,
         )
         self.farm = await self._open.enter_async_context(Farm.open(settings, registry=self.registry))
         self.farm.subscribe(self.on_event)

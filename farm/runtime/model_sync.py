@@ -38,6 +38,7 @@ SyncMode = Literal["auto", "ask", "off"]
 SYNC_MODES: tuple[SyncMode, ...] = ("auto", "ask", "off")
 #: ``ask``: may these nodes (names) get this model (name)? True sends it.
 Ask = Callable[[str, list[str]], Awaitable[bool]]
+NodeProgress = Callable[[str, int, int], None]  # node id, bytes it has, bytes in all
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,11 +227,40 @@ class ModelSync:
             self._asking.discard(model_id)
             self._wake.set()
 
-    async def _send(self, worker: RemoteWorker, pkg: ModelPackage, transfer: Transfer) -> None:
-        log.info("sending %s to %s (about %.0f s)", pkg.name, worker.name, transfer.seconds)
+    async def copy_to_nodes(
+        self, path: Path, node_ids: Iterable[str] | None = None, progress: NodeProgress | None = None
+    ) -> list[TransferDone]:
+        """Push a model file or diffusers folder to nodes now ("Copy to nodes"): ``node_ids``, or every
+        online node with its engine. One transfer per node at a time: a node busy receiving another
+        model is waited for. ``progress(node_id, have, total)`` as bytes arrive."""
+        pkg = await asyncio.to_thread(package, path)
+        self._packages[pkg.id] = pkg
+        wanted = set(node_ids) if node_ids is not None else None
+        workers = [
+            w
+            for w in self._remote()
+            if (wanted is None and pkg.kind in w.info.engine_ids) or (wanted is not None and w.id in wanted)
+        ]
+
+        async def one(worker: RemoteWorker) -> TransferDone:
+            while worker.id in self._inflight:  # its one transfer at a time
+                await asyncio.wait([self._inflight[worker.id]])  # however it ends
+            task = asyncio.ensure_future(self._send(worker, pkg, None, progress))
+            self._inflight[worker.id] = task
+            await task
+            return _find(self.done, worker.id, pkg.id)
+
+        return list(await asyncio.gather(*(one(w) for w in workers)))
+
+    async def _send(
+        self, worker: RemoteWorker, pkg: ModelPackage, transfer: Transfer | None, progress: NodeProgress | None = None
+    ) -> None:
+        if transfer is not None:
+            log.info("sending %s to %s (about %.0f s)", pkg.name, worker.name, transfer.seconds)
         outcome: TransferDone
+        report = (lambda have, total: progress(worker.id, have, total)) if progress is not None else None
         try:
-            result = await push_model(worker.client, pkg, chunk_size=self.chunk_size)
+            result = await push_model(worker.client, pkg, chunk_size=self.chunk_size, progress=report)
             if result.bytes_sent:
                 sent, seconds = self._measured.get(worker.id, (0, 0.0))
                 self._measured[worker.id] = (sent + result.bytes_sent, seconds + result.seconds)
@@ -252,6 +282,10 @@ class ModelSync:
                 listener(outcome)
             except Exception:
                 log.exception("model sync listener failed")
+
+
+def _find(done: list[TransferDone], node_id: str, model_id: str) -> TransferDone:
+    return next(d for d in reversed(done) if d.node_id == node_id and d.model_id == model_id)
 
 
 __all__ = ["SYNC_MODES", "Ask", "ModelSync", "SyncMode", "TransferDone"]
