@@ -78,13 +78,13 @@ def open_staged(staging: Path, manifest: Manifest) -> Staged:
     return staged
 
 
-def write_chunk(staged: Staged, file: int, index: int, offset: int, data: bytes, sha: str) -> None:
-    """Put a checked chunk at its offset, then record it in the log."""
-    fd = os.open(staged.file_path(file), os.O_WRONLY)
-    try:
-        os.pwrite(fd, data, offset)
-    finally:
-        os.close(fd)
+def open_file(staged: Staged, file: int) -> int:
+    """A descriptor to write a staged file at offsets (``os.pwrite``); close it with ``os.close``."""
+    return os.open(staged.file_path(file), os.O_WRONLY)
+
+
+def record_chunk(staged: Staged, file: int, index: int, sha: str) -> None:
+    """A chunk's bytes are written and checked: log it (from now on it survives a restart)."""
     with (staged.folder / LOG).open("a", encoding="utf-8") as log:
         log.write(f"{file} {index} {sha}\n")
     staged.have.add((file, index))

@@ -16,6 +16,7 @@ import dataclasses
 import errno
 import functools
 import hashlib
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,10 +29,12 @@ from node import keys
 from node.errors import HashMismatch, Invalid, NodeError, NotFound
 from node.model_library import DiskFull, ModelLibrary
 from node.model_manifest import SHA_RE, Manifest, NotAModel, parse_manifest
-from node.model_staging import Staged, clean_stale, open_staged, remove, verify, write_chunk
+from node.model_staging import Staged, clean_stale, open_file, open_staged, record_chunk, remove, verify
 from node.requests import JobRequest, parse_json
 
 UPLOADS: web.AppKey[dict[str, Staged]] = web.AppKey("model_uploads")
+#: Bytes of a chunk written to disk at once while the rest still arrives.
+WRITE_PIECE = 1 << 20
 LOCKS: web.AppKey[dict[str, asyncio.Lock]] = web.AppKey("model_upload_locks")
 
 
@@ -156,22 +159,8 @@ async def put_chunk(request: web.Request) -> web.Response:
         raise Invalid(f"chunk {file}/{index} is {length} bytes, not {request.content_length}")
     if (file, index) in staged.have:
         return web.json_response({"stored": False, "missing": len(staged.missing())})
-    digest = hashlib.sha256()
-    parts: list[bytes] = []
-    size = 0
-    async for piece in request.content.iter_any():
-        size += len(piece)
-        if size > length:
-            raise Invalid(f"chunk {file}/{index} is longer than its {length} bytes")
-        digest.update(piece)
-        parts.append(piece)
-    if size != length:
-        raise Invalid(f"chunk {file}/{index} was cut short: {size} of {length} bytes arrived")
-    got = digest.hexdigest()
-    if got != sha:
-        raise HashMismatch(f"chunk {file}/{index} hashes to {got}, not {sha}: it was corrupted on the way (not stored)")
     try:
-        await _io(write_chunk, staged, file, index, offset, b"".join(parts), sha)
+        await _receive(request, staged, (file, index, sha), offset, length)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise DiskFull(
@@ -179,6 +168,61 @@ async def put_chunk(request: web.Request) -> web.Response:
             ) from None
         raise
     return web.json_response({"stored": True, "missing": len(staged.missing())}, status=201)
+
+
+async def _receive(request: web.Request, staged: Staged, chunk: tuple[int, int, str], offset: int, length: int) -> None:
+    """Stream a chunk's body to its offset, hashing it as it comes, and record it once it is whole and its
+    hash is right. The disk writes overlap the network (one write in a worker thread while the next
+    piece arrives); the last piece, closing and recording are one thread hop, so the answer is quick."""
+    file, index, sha = chunk
+    loop = asyncio.get_running_loop()
+    digest = hashlib.sha256()
+    fd = await _io(open_file, staged, file)
+    pending: asyncio.Future[int] | None = None
+    parts: list[bytes] = []
+    buffered = size = 0
+    position = offset
+    closed = False
+    try:
+        async for piece in request.content.iter_any():
+            size += len(piece)
+            if size > length:
+                raise Invalid(f"chunk {file}/{index} is longer than its {length} bytes")
+            digest.update(piece)
+            parts.append(piece)
+            buffered += len(piece)
+            if buffered >= WRITE_PIECE:
+                if pending is not None:
+                    await pending
+                data, parts, buffered = b"".join(parts), [], 0
+                pending = loop.run_in_executor(None, os.pwrite, fd, data, position)
+                position += len(data)
+        if pending is not None:
+            await pending
+            pending = None
+        if size != length:
+            raise Invalid(f"chunk {file}/{index} was cut short: {size} of {length} bytes arrived")
+        got = digest.hexdigest()
+        if got != sha:
+            raise HashMismatch(
+                f"chunk {file}/{index} hashes to {got}, not {sha}: it was corrupted on the way (not stored)"
+            )
+        closed = True
+        await _io(_last_piece, fd, b"".join(parts), position, staged, chunk)
+    finally:
+        if pending is not None:
+            await asyncio.gather(pending, return_exceptions=True)
+        if not closed:
+            await _io(os.close, fd)
+
+
+def _last_piece(fd: int, data: bytes, position: int, staged: Staged, chunk: tuple[int, int, str]) -> None:
+    try:
+        if data:
+            os.pwrite(fd, data, position)
+    finally:
+        os.close(fd)
+    record_chunk(staged, *chunk)
 
 
 async def finish_upload(request: web.Request) -> web.Response:

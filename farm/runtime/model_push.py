@@ -39,9 +39,10 @@ Progress = Callable[[int, int], None]  # (bytes the node has, bytes in all)
 class PushError(FarmError):
     """A node refused a model (``code`` is its machine word: not_a_model, hash_mismatch, disk_full...)."""
 
-    def __init__(self, message: str, code: str = "refused") -> None:
+    def __init__(self, message: str, code: str = "refused", result: PushResult | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.result = result  # what was sent before the refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +152,7 @@ async def push_model(
             delay = min(delay * 2, 2.0)
             continue
         except NodeRejected as exc:
-            raise PushError(str(exc), exc.code) from None
+            raise PushError(str(exc), exc.code, result) from None
         waited_since = None
 
 
