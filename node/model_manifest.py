@@ -34,6 +34,7 @@ class ManifestFile:
     path: str  # relative posix path; the model's name for a single file, ``name/...`` in a folder
     size: int
     sha256: str
+    chunks: tuple[str, ...] = ()  # sha256 of each chunk, when announced (needed to stream chunks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,10 @@ class Manifest:
             "name": self.name,
             "id": self.id,
             "chunk_size": self.chunk_size,
-            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
+            "files": [
+                {"path": f.path, "size": f.size, "sha256": f.sha256, **({"chunks": list(f.chunks)} if f.chunks else {})}
+                for f in self.files
+            ],
         }
 
 
@@ -105,6 +109,9 @@ def parse_manifest(body: Any) -> Manifest:
     if len({f.path for f in files}) != len(files):
         raise Invalid("files lists a path twice")
     manifest = Manifest(name, model_id, files, chunk)
+    for i, f in enumerate(files):
+        if f.chunks and len(f.chunks) != manifest.chunks(i):
+            raise Invalid(f"{f.path}: {len(f.chunks)} chunk hashes for {manifest.chunks(i)} chunks of {chunk} bytes")
     if not manifest.folder:
         if not (name == IOPAINT_LAMA_NAME or PurePosixPath(name).suffix.lower() in WEIGHT_SUFFIXES):
             raise NotAModel(
@@ -128,6 +135,9 @@ def parse_manifest(body: Any) -> Manifest:
 def _file(value: Any) -> ManifestFile:
     if not isinstance(value, dict):
         raise Invalid("each file is {path, size, sha256}")
+    unknown = sorted(set(value) - {"path", "size", "sha256", "chunks"})
+    if unknown:
+        raise Invalid(f"unknown field {unknown[0]!r} in a file of the upload")
     path, size, sha = value.get("path"), value.get("size"), value.get("sha256")
     if not isinstance(path, str) or not path or len(path) > 1024:
         raise Invalid("a file's path must be a relative path")
@@ -138,4 +148,7 @@ def _file(value: Any) -> ManifestFile:
         raise Invalid(f"{path}: size must be a whole number of bytes")
     if not isinstance(sha, str) or not SHA_RE.fullmatch(sha):
         raise Invalid(f"{path}: sha256 must be 64 lower-case hex digits")
-    return ManifestFile(path, size, sha)
+    chunks = value.get("chunks", [])
+    if not isinstance(chunks, list) or not all(isinstance(c, str) and SHA_RE.fullmatch(c) for c in chunks):
+        raise Invalid(f"{path}: chunks must be a list of 64-hex-digit sha256")
+    return ManifestFile(path, size, sha, tuple(chunks))

@@ -56,6 +56,7 @@ def setup_model_routes(app: web.Application) -> None:
     r = app.router
     r.add_post("/v1/models/uploads", start_upload)
     r.add_get("/v1/models/uploads/{id}", upload_state, allow_head=False)
+    r.add_put("/v1/models/uploads/{sha}/stream/{file}/{index}", put_stream)  # before the route it would match
     r.add_put("/v1/models/uploads/{id}/{file}/{index}/{sha}", put_chunk)
     r.add_post("/v1/models/uploads/{id}/finish", finish_upload)
     r.add_delete("/v1/models/uploads/{id}", abort_upload)
@@ -116,10 +117,10 @@ def _open(library: ModelLibrary, manifest: Manifest) -> Staged:
         raise
 
 
-async def _staged(request: web.Request) -> Staged:
+async def _staged(request: web.Request, key: str = "id") -> Staged:
     """The upload a request names, resumed from disk after a node restart."""
     app = request.app
-    upload_id = request.match_info["id"].lower()
+    upload_id = request.match_info[key].lower()
     if not SHA_RE.fullmatch(upload_id):
         raise Invalid("an upload is named by the model's content id: 64 hex digits")
     staged = app[UPLOADS].get(upload_id)
@@ -170,7 +171,38 @@ async def put_chunk(request: web.Request) -> web.Response:
     return web.json_response({"stored": True, "missing": len(staged.missing())}, status=201)
 
 
-async def _receive(request: web.Request, staged: Staged, chunk: tuple[int, int, str], offset: int, length: int) -> None:
+async def put_stream(request: web.Request) -> web.Response:
+    """Chunks ``index``, ``index + 1``... of a file in one body (to the end of the file, or until the
+    sender stops): each is checked against the chunk hashes its manifest announced and recorded as soon
+    as it is whole, so the link never waits for a chunk's answer and a cut loses at most one chunk.
+    The signature's body digest is the upload id (the manifest, signed, holds the chunk hashes)."""
+    staged = await _staged(request, "sha")
+    try:
+        file, first = int(request.match_info["file"]), int(request.match_info["index"])
+    except ValueError:
+        raise Invalid("a stream is named by its file number and first chunk number") from None
+    staged.manifest.chunk_span(file, first)  # Invalid for a chunk the manifest does not have
+    hashes = staged.manifest.files[file].chunks
+    if not hashes:
+        raise Invalid("streaming needs the chunk hashes in the manifest (files[].chunks); send chunk by chunk")
+    stored = 0
+    try:
+        for index in range(first, staged.manifest.chunks(file)):
+            offset, length = staged.manifest.chunk_span(file, index)
+            if length and request.content.at_eof():
+                break  # the sender stopped here
+            await _receive(request, staged, (file, index, hashes[index]), offset, length, whole=False)
+            stored += 1
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise DiskFull(f"this node's disk is full: {staged.manifest.name} not stored") from None
+        raise
+    return web.json_response({"stored": stored, "missing": len(staged.missing())}, status=201)
+
+
+async def _receive(
+    request: web.Request, staged: Staged, chunk: tuple[int, int, str], offset: int, length: int, *, whole: bool = True
+) -> None:
     """Stream a chunk's body to its offset, hashing it as it comes, and record it once it is whole and its
     hash is right. The disk writes overlap the network (one write in a worker thread while the next
     piece arrives); the last piece, closing and recording are one thread hop, so the answer is quick."""
@@ -184,7 +216,11 @@ async def _receive(request: web.Request, staged: Staged, chunk: tuple[int, int, 
     position = offset
     closed = False
     try:
-        async for piece in request.content.iter_any():
+        while size < length or whole:
+            # a stream's chunks share one body: read no further than this chunk's end
+            piece = await (request.content.readany() if whole else request.content.read(min(length - size, 1 << 18)))
+            if not piece:
+                break
             size += len(piece)
             if size > length:
                 raise Invalid(f"chunk {file}/{index} is longer than its {length} bytes")

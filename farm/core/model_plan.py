@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 #: Link rate assumed before one was measured: 100 Mbit/s, the slow end of a home LAN.
 DEFAULT_RATE = 100e6 / 8
+#: Seconds per job assumed on the holders before one has finished (an AI edit on a GPU, roughly).
+DEFAULT_JOB_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +29,7 @@ class ModelNeed:
     memory_mb: int
     jobs: int
     holders: int = 0
-    seconds_per_job: float | None = None  # on the holders, as measured; None: not known yet
+    seconds_per_job: float | None = None  # on the holders, as measured; None: DEFAULT_JOB_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +81,9 @@ def plan_transfers(needs: Sequence[ModelNeed], nodes: Sequence[Candidate]) -> li
                 continue
             seconds = transfer_seconds(need.size, node.rate)
             if need.holders > 0:
-                if need.seconds_per_job is None:
-                    continue  # how long the holders take is unknown: they run the jobs
-                if seconds >= need.jobs * need.seconds_per_job / need.holders:
-                    continue  # the holders are done sooner than the transfer
+                per_job = DEFAULT_JOB_SECONDS if need.seconds_per_job is None else need.seconds_per_job
+                if seconds >= need.jobs * per_job / need.holders:
+                    continue  # the holders are done sooner than the transfer would end
             out.append(Transfer(node.node_id, need.model_id, seconds))
             del free[node.node_id]
     return out
@@ -93,4 +94,13 @@ def rates(measured: Mapping[str, tuple[int, float]]) -> dict[str, float]:
     return {node: b / s for node, (b, s) in measured.items() if s > 0 and b > 0}
 
 
-__all__ = ["DEFAULT_RATE", "Candidate", "ModelNeed", "Transfer", "fits", "plan_transfers", "transfer_seconds"]
+__all__ = [
+    "DEFAULT_JOB_SECONDS",
+    "DEFAULT_RATE",
+    "Candidate",
+    "ModelNeed",
+    "Transfer",
+    "fits",
+    "plan_transfers",
+    "transfer_seconds",
+]

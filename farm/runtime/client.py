@@ -272,6 +272,8 @@ def _describe(exc: BaseException) -> str:
 
 def _digest(method: str, path: str, data: object) -> str:
     """What the signature says of the body: a blob's name (the node checks its bytes), else its hash."""
+    if method == "PUT" and path.startswith("/v1/models/uploads/") and "/stream/" in path:
+        return path.split("/")[4]  # a stream of chunks: the upload id (its signed manifest holds their hashes)
     if method == "PUT" and path.startswith(("/v1/blobs/", "/v1/models/uploads/")):
         return path.rsplit("/", 1)[1]  # the bytes' sha256, which the node checks as they arrive
     if isinstance(data, bytes | bytearray | memoryview):

@@ -15,13 +15,13 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aiohttp
 
-from farm.engines.catalogue import ModelIndex, classify, sha256_of
+from farm.engines.catalogue import ModelIndex, classify
 from farm.engines.model_ids import manifest_id
 from farm.errors import FarmError
 from farm.runtime.client import NodeClient, NodeRejected, NodeUnavailable
@@ -51,6 +51,7 @@ class PushFile:
     path: Path
     size: int
     sha256: str
+    chunks: tuple[str, ...] = ()  # each chunk's sha256, at the package's chunk size
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,41 +62,68 @@ class ModelPackage:
     id: str
     kind: str
     files: tuple[PushFile, ...]
+    chunk_size: int = DEFAULT_CHUNK
 
     @property
     def size(self) -> int:
         return sum(f.size for f in self.files)
 
-    def manifest(self, chunk_size: int) -> dict[str, object]:
+    def manifest(self, chunk_size: int | None = None) -> dict[str, object]:
+        """The announcement; chunk hashes go with it at the package's own chunk size."""
+        size = chunk_size or self.chunk_size
         return {
             "name": self.name,
             "id": self.id,
-            "chunk_size": chunk_size,
-            "files": [{"path": f.wire, "size": f.size, "sha256": f.sha256} for f in self.files],
+            "chunk_size": size,
+            "files": [
+                {
+                    "path": f.wire,
+                    "size": f.size,
+                    "sha256": f.sha256,
+                    **({"chunks": list(f.chunks)} if f.chunks and size == self.chunk_size else {}),
+                }
+                for f in self.files
+            ],
         }
 
 
-def package(path: Path, index: ModelIndex | None = None) -> ModelPackage:
-    """Hash a model file or diffusers folder for a push (blocking; a file's hash is cached by the index)."""
+def package(path: Path, index: ModelIndex | None = None, chunk_size: int = DEFAULT_CHUNK) -> ModelPackage:
+    """Hash a model file or diffusers folder for a push, whole and chunk by chunk (blocking; a file's
+    hashes are cached by the index, so a second push of the same file reads nothing)."""
     model = classify(path)
     if model is None or model.kind == "unknown" or model.note:
         why = model.note if model is not None and model.note else "not a model file or diffusers folder"
         raise PushError(f"{path}: {why}", "not_a_model")
     if path.is_file():
         index = index or ModelIndex()
-        sha = index.get(model).get("sha256")
-        if not isinstance(sha, str):
-            sha = sha256_of(path)
-            index.put(model, sha256=sha)
+        cached, key = index.get(model), f"chunks_{chunk_size}"
+        sha, chunks = cached.get("sha256"), cached.get(key)
+        if not isinstance(sha, str) or not isinstance(chunks, list):
+            sha, chunks = hash_chunks(path, chunk_size)
+            index.put(model, sha256=sha, **{key: chunks})
             with contextlib.suppress(OSError, FarmError):  # a read-only cache costs only speed next time
                 index.save()
-        return ModelPackage(model.name, sha, model.kind, (PushFile(model.name, path, model.size_bytes, sha),))
+        only = PushFile(model.name, path, model.size_bytes, sha, tuple(chunks))
+        return ModelPackage(model.name, sha, model.kind, (only,), chunk_size)
     files = []
     for file in sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).parts):
         rel = file.relative_to(path).as_posix()
-        files.append(PushFile(f"{model.name}/{rel}", file, file.stat().st_size, sha256_of(file)))
+        sha, chunks = hash_chunks(file, chunk_size)
+        files.append(PushFile(f"{model.name}/{rel}", file, file.stat().st_size, sha, tuple(chunks)))
     model_id = manifest_id((f.wire.removeprefix(model.name + "/"), f.sha256) for f in files)
-    return ModelPackage(model.name, model_id, model.kind, tuple(files))
+    return ModelPackage(model.name, model_id, model.kind, tuple(files), chunk_size)
+
+
+def hash_chunks(path: Path, chunk_size: int) -> tuple[str, list[str]]:
+    """The file's sha256 and each chunk's, in one read."""
+    whole = hashlib.sha256()
+    chunks = []
+    with path.open("rb") as fh:
+        for _ in range(max(1, -(-path.stat().st_size // chunk_size))):
+            block = fh.read(chunk_size)
+            whole.update(block)
+            chunks.append(hashlib.sha256(block).hexdigest())
+    return whole.hexdigest(), chunks
 
 
 @dataclass(slots=True)
@@ -125,22 +153,24 @@ async def push_model(
     client: NodeClient,
     pkg: ModelPackage,
     *,
-    chunk_size: int = DEFAULT_CHUNK,
+    chunk_size: int | None = None,
     progress: Progress | None = None,
     retry_for: float = 60.0,
     on_chunk: Callable[[int, int], None] | None = None,
 ) -> PushResult:
     """Push ``pkg`` to the node behind ``client``; PushError when it refuses, NodeUnavailable when it
-    stayed away longer than ``retry_for`` seconds."""
+    stayed away longer than ``retry_for`` seconds. ``chunk_size`` other than the package's rehashes
+    the chunks first; ``on_chunk(file, index)`` is called as each chunk is handed to the connection."""
+    if chunk_size is not None and chunk_size != pkg.chunk_size:
+        pkg = await asyncio.to_thread(rechunk, pkg, chunk_size)
     result = PushResult(client.base_url, pkg.name, pkg.id, pkg.size)
     sent: set[tuple[int, int]] = set()
     waited_since: float | None = None
     delay = 0.2
     while True:
         try:
-            done = await _attempt(client, pkg, chunk_size, result, sent, progress, on_chunk)
-            if done:
-                return result
+            await _attempt(client, pkg, result, sent, progress, on_chunk)
+            return result
         except NodeUnavailable as exc:
             now = time.monotonic()
             waited_since = waited_since if waited_since is not None else now
@@ -150,69 +180,107 @@ async def push_model(
             log.info("%s: push of %s paused (%s); resuming", client.base_url, pkg.name, exc.reason)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
-            continue
         except NodeRejected as exc:
             raise PushError(str(exc), exc.code, result) from None
-        waited_since = None
+
+
+def rechunk(pkg: ModelPackage, chunk_size: int) -> ModelPackage:
+    """The package with its chunk hashes taken at another chunk size (blocking)."""
+    files = tuple(replace(f, chunks=tuple(hash_chunks(f.path, chunk_size)[1])) for f in pkg.files)
+    return replace(pkg, files=files, chunk_size=chunk_size)
 
 
 async def _attempt(
     client: NodeClient,
     pkg: ModelPackage,
-    chunk_size: int,
     result: PushResult,
     sent: set[tuple[int, int]],
     progress: Progress | None,
     on_chunk: Callable[[int, int], None] | None,
-) -> bool:
-    state = await client.call("POST", "/v1/models/uploads", json=pkg.manifest(chunk_size))
+) -> None:
+    """Announce, send what the node lacks (each file in one streamed body from its first missing chunk),
+    finish. Raises NodeUnavailable when the node goes away, to be resumed."""
+    state = await client.call("POST", "/v1/models/uploads", json=pkg.manifest())
     if state.get("state") == "installed":
         result.already = not result.sent
         result.model = dict(state.get("model") or {})
         if progress:
             progress(pkg.size, pkg.size)
-        return True
+        return
     result.chunks = int(state.get("chunks") or 0)
-    missing = [(int(f), int(i)) for f, i in state.get("missing") or []]
-    have = pkg.size - sum(_span(pkg, chunk_size, f, i)[1] for f, i in missing)
-    if progress:
-        progress(have, pkg.size)
-    started = time.monotonic()
-    nxt: asyncio.Future[tuple[bytes, str]] | None = None
+    missing = sorted((int(f), int(i)) for f, i in state.get("missing") or [])
+    meter = _Meter(pkg, result, sent, progress, on_chunk)
+    meter.have = pkg.size - sum(_span(pkg, pkg.chunk_size, f, i)[1] for f, i in missing)
+    meter.report()
+    firsts: dict[int, int] = {}
+    for f, i in missing:
+        firsts.setdefault(f, i)
+    for f, first in firsts.items():
+        length = pkg.files[f].size - first * pkg.chunk_size
+        started = time.monotonic()
+        await client.call(
+            "PUT",
+            f"/v1/models/uploads/{pkg.id}/stream/{f}/{first}",
+            data=_body(pkg, f, first, meter),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(max(0, length))},
+            timeout=CHUNK_TIMEOUT,
+        )
+        result.seconds += time.monotonic() - started
+    final = await client.call("POST", f"/v1/models/uploads/{pkg.id}/finish", timeout=FINISH_TIMEOUT)
+    result.model = dict(final.get("model") or {})
+
+
+class _Meter:
+    """Counts what a push hands to the connection: chunks sent (twice: ``resent``), bytes, progress."""
+
+    def __init__(
+        self,
+        pkg: ModelPackage,
+        result: PushResult,
+        sent: set[tuple[int, int]],
+        progress: Progress | None,
+        on_chunk: Callable[[int, int], None] | None,
+    ) -> None:
+        self.pkg, self.result, self.sent = pkg, result, sent
+        self.progress, self.on_chunk = progress, on_chunk
+        self.have = 0
+
+    def report(self) -> None:
+        if self.progress:
+            self.progress(min(self.have, self.pkg.size), self.pkg.size)
+
+    def starting(self, f: int, i: int) -> None:
+        """A chunk is about to go: it counts as sent (twice, if an earlier attempt sent it too)."""
+        if (f, i) in self.sent:
+            self.result.resent += 1
+        self.sent.add((f, i))
+        self.result.sent += 1
+
+    def handed(self, f: int, i: int, size: int) -> None:
+        """A chunk is written to the connection."""
+        self.result.bytes_sent += size
+        self.have += size
+        self.report()
+        if self.on_chunk:
+            self.on_chunk(f, i)
+
+
+async def _body(pkg: ModelPackage, f: int, first: int, meter: _Meter) -> AsyncIterator[bytes]:
+    """A file's chunks from ``first`` to its end, each read in a thread while the one before travels."""
+    count = max(1, -(-pkg.files[f].size // pkg.chunk_size))
+    nxt: asyncio.Future[bytes] | None = asyncio.ensure_future(asyncio.to_thread(_read, pkg, f, first))
     try:
-        for n, (f, i) in enumerate(missing):
-            current = nxt if nxt is not None else asyncio.ensure_future(asyncio.to_thread(_read, pkg, chunk_size, f, i))
-            data, sha = await current
-            nxt = None
-            if n + 1 < len(missing):  # read and hash the next chunk while this one travels
-                nf, ni = missing[n + 1]
-                nxt = asyncio.ensure_future(asyncio.to_thread(_read, pkg, chunk_size, nf, ni))
-            if (f, i) in sent:
-                result.resent += 1
-            sent.add((f, i))
-            result.sent += 1
-            await client.call(
-                "PUT",
-                f"/v1/models/uploads/{pkg.id}/{f}/{i}/{sha}",
-                data=data,
-                headers={"Content-Type": "application/octet-stream"},
-                timeout=CHUNK_TIMEOUT,
-            )
-            result.bytes_sent += len(data)
-            result.seconds += time.monotonic() - started
-            started = time.monotonic()
-            have += len(data)
-            if progress:
-                progress(have, pkg.size)
-            if on_chunk:
-                on_chunk(f, i)
+        for i in range(first, count):
+            assert nxt is not None
+            data = await nxt
+            nxt = asyncio.ensure_future(asyncio.to_thread(_read, pkg, f, i + 1)) if i + 1 < count else None
+            meter.starting(f, i)
+            yield data
+            meter.handed(f, i, len(data))
     finally:
         if nxt is not None:
             nxt.cancel()
             await asyncio.gather(nxt, return_exceptions=True)
-    final = await client.call("POST", f"/v1/models/uploads/{pkg.id}/finish", timeout=FINISH_TIMEOUT)
-    result.model = dict(final.get("model") or {})
-    return True
 
 
 def _span(pkg: ModelPackage, chunk_size: int, file: int, index: int) -> tuple[int, int]:
@@ -220,14 +288,14 @@ def _span(pkg: ModelPackage, chunk_size: int, file: int, index: int) -> tuple[in
     return offset, max(0, min(chunk_size, pkg.files[file].size - offset))
 
 
-def _read(pkg: ModelPackage, chunk_size: int, file: int, index: int) -> tuple[bytes, str]:
-    offset, length = _span(pkg, chunk_size, file, index)
+def _read(pkg: ModelPackage, file: int, index: int) -> bytes:
+    offset, length = _span(pkg, pkg.chunk_size, file, index)
     with pkg.files[file].path.open("rb") as fh:
         fh.seek(offset)
         data = fh.read(length)
     if len(data) != length:
         raise PushError(f"{pkg.files[file].path} changed while it was being pushed", "changed")
-    return data, hashlib.sha256(data).hexdigest()
+    return data
 
 
 __all__ = ["DEFAULT_CHUNK", "ModelPackage", "PushError", "PushResult", "package", "push_model"]

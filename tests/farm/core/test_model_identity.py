@@ -96,8 +96,11 @@ def test_one_transfer_per_node_the_most_wanted_model_first() -> None:
 def test_with_holders_the_transfer_must_beat_running_elsewhere() -> None:
     quick_jobs = need(holders=1, jobs=10, seconds_per_job=0.1)  # holders finish in 1 s; a transfer takes ~8 s
     long_jobs = need(holders=1, jobs=10, seconds_per_job=60.0)  # 600 s of work left: worth sending
-    unknown = need(holders=1, seconds_per_job=None)
+    # not measured yet: DEFAULT_JOB_SECONDS each, so 10 jobs are 10 s of work for the one holder
+    unknown_big = need(holders=1, seconds_per_job=None, size=200 * MB)  # 16.8 s at the assumed 100 Mbit/s
+    unknown_small = need(holders=1, seconds_per_job=None, size=1 * MB)
     assert plan_transfers([quick_jobs], [node("n1")]) == []
     assert [t.node_id for t in plan_transfers([long_jobs], [node("n1")])] == ["n1"]
-    assert plan_transfers([unknown], [node("n1")]) == []
+    assert plan_transfers([unknown_big], [node("n1")]) == []
+    assert [t.node_id for t in plan_transfers([unknown_small], [node("n1")])] == ["n1"]
     assert fits(need(), node("n1")) and not fits(need(size=20_000 * MB), node("n1"))
