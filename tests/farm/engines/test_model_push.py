@@ -414,3 +414,15 @@ async def test_a_stream_answer_matches_its_schema(node: Any, model_folders: Any)
     assert refused.value.code == "hash_mismatch" and "chunk 0/1" in str(refused.value)
     state = await other.call("GET", f"/v1/models/uploads/{pkg.id}")
     assert [0, 0] not in state["missing"] and [0, 1] in state["missing"]
+
+
+async def test_a_model_its_engine_cannot_use_is_refused(node: Any, tmp_path: Path) -> None:
+    """Loadable, but not by its engine (a 1x Compact is no upscaler): the same check as `models add`."""
+    from tests.farm.engines import builders
+
+    path = builders.save_safetensors(builders.compact_state_dict(scale=1), tmp_path / "compact-x1.safetensors")
+    n, client = await node()
+    with pytest.raises(PushError) as refused:
+        await push_model(client, package(path))
+    assert refused.value.code == "not_a_model" and "not an upscaler" in str(refused.value)
+    assert visible(n.models) == []
