@@ -426,3 +426,54 @@ async def test_a_model_its_engine_cannot_use_is_refused(node: Any, tmp_path: Pat
         await push_model(client, package(path))
     assert refused.value.code == "not_a_model" and "not an upscaler" in str(refused.value)
     assert visible(n.models) == []
+
+
+@pytest.mark.parametrize("mode", ["auto", "ask-yes", "ask-no", "off"])
+async def test_the_farm_sends_models_as_set(node: Any, model_folders: Any, tmp_path: Path, mode: str) -> None:
+    """Farm(send_models=...): auto sends, ask sends what the callback allows, off never (the jobs then
+    end unrunnable); the node that got the model runs them."""
+    from farm.core.address import Address
+    from farm.core.job import JobState
+    from farm.core.spec import EditSpec
+    from farm.runtime.farm import Farm, FarmSettings
+    from tests.conftest import png_bytes, scene
+
+    mine = tmp_path / "pc-models"
+    mine.mkdir()
+    shutil.copy(model_folders.good / "compact-x4.safetensors", mine / "compact-x4.safetensors")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(3):
+        (inputs / f"i{i}.png").write_bytes(png_bytes(scene(16, 12, seed=i)))
+    n, client = await node(name="box-t")
+    asked: list[tuple[str, list[str]]] = []
+
+    async def ask(model: str, nodes: list[str]) -> bool:
+        asked.append((model, nodes))
+        return mode == "ask-yes"
+
+    settings = FarmSettings(
+        token=TOKEN,
+        use_local=False,
+        mdns=False,
+        peers=(Address.parse(client.base_url.removeprefix("http://")),),
+        models_dir=mine,
+        send_models="ask" if mode.startswith("ask") else mode,  # type: ignore[arg-type]
+        ask_send_models=ask,
+        unrunnable_after=1.5,
+    )
+    async with Farm.open(settings, registry=default_registry(mine, device="cpu")) as farm:
+        await farm.wait_for_nodes(10, mdns_grace=0)
+        spec = EditSpec(op="upscale", engine="upscale", model="compact-x4.safetensors")
+        batch = await farm.submit_paths([inputs], None, spec, tmp_path / "out")
+        assert {j.spec.model_id for j in batch.jobs} == {package(mine / "compact-x4.safetensors").id}
+        await asyncio.wait_for(farm.wait(), 120)
+        states = {j.state for j in batch.jobs}
+        sent = [d for d in farm.models.done if d.result is not None]
+    if mode in ("auto", "ask-yes"):
+        assert states == {JobState.DONE} and len(sent) == 1 and visible(n.models) == ["compact-x4.safetensors"]
+    else:
+        assert states == {JobState.FAILED} and sent == [] and visible(n.models) == []
+    assert bool(asked) is mode.startswith("ask") and all(
+        a == ("compact-x4.safetensors", ["box-t"]) for a in asked
+    )
