@@ -46,6 +46,10 @@ class Incomplete(NodeError):
     status, code = 409, "incomplete"
 
 
+class NoEngine(NodeError):
+    status, code = 422, "no_engine"
+
+
 class ModelMissing(NodeError):
     status, code = 422, "model_missing"
 
@@ -88,6 +92,11 @@ async def start_upload(request: web.Request) -> web.Response:
     app = request.app
     library = app[keys.MODELS]
     manifest = parse_manifest(parse_json(await request.read()))
+    if app[keys.REGISTRY].lite:
+        raise NoEngine(
+            "this node has no AI engines to run or check a model with: install the ai extra there "
+            "(pip install 'lanfarm[ai]')"
+        )
     cards = await _io(library.cards)
     same = next((c for c in cards if c.id == manifest.id), None)
     if same is not None:
@@ -273,7 +282,7 @@ async def finish_upload(request: web.Request) -> web.Response:
             raise Incomplete(f"{len(missing)} chunks of {staged.manifest.name} have not arrived yet")
         try:
             card = await _io(_install, app[keys.MODELS], staged)
-        except (HashMismatch, NotAModel):
+        except (HashMismatch, NotAModel, NoEngine):
             app[UPLOADS].pop(staged.manifest.id, None)
             await _io(remove, staged.folder)
             raise
@@ -306,6 +315,10 @@ def _install(library: ModelLibrary, staged: Staged) -> dict[str, Any]:
             architecture, scale = "LaMa (IOPaint TorchScript)", 1
         else:
             architecture, scale = inspect_model(model)
+    except ImportError as exc:
+        raise NoEngine(
+            f"this node cannot load {name}: {exc} (install the ai extra there); nothing was installed"
+        ) from None
     except (EngineError, OSError, ValueError, RuntimeError) as exc:
         raise NotAModel(f"{name} failed the load check: {exc}; nothing was installed") from None
     dest = library.folder / name

@@ -477,3 +477,15 @@ async def test_the_farm_sends_models_as_set(node: Any, model_folders: Any, tmp_p
     assert bool(asked) is mode.startswith("ask") and all(
         a == ("compact-x4.safetensors", ["box-t"]) for a in asked
     )
+
+
+async def test_a_node_without_ai_engines_refuses_pushes_by_name(
+    node: Any, model_folders: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from farm.engines import installed
+
+    monkeypatch.setattr(installed, "ai_entries", lambda *_a, **_k: [])  # as where the ai extra is missing
+    _n, client = await node()
+    with pytest.raises(PushError) as refused:
+        await push_model(client, package(model_folders.good / "compact-x4.safetensors"))
+    assert refused.value.code == "no_engine" and "install the ai extra" in str(refused.value)
