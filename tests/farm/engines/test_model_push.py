@@ -474,9 +474,7 @@ async def test_the_farm_sends_models_as_set(node: Any, model_folders: Any, tmp_p
         assert states == {JobState.DONE} and len(sent) == 1 and visible(n.models) == ["compact-x4.safetensors"]
     else:
         assert states == {JobState.FAILED} and sent == [] and visible(n.models) == []
-    assert bool(asked) is mode.startswith("ask") and all(
-        a == ("compact-x4.safetensors", ["box-t"]) for a in asked
-    )
+    assert bool(asked) is mode.startswith("ask") and all(a == ("compact-x4.safetensors", ["box-t"]) for a in asked)
 
 
 async def test_a_node_without_ai_engines_refuses_pushes_by_name(
