@@ -9,8 +9,9 @@ For each link rate (``tc tbf`` on both ends of every lab link) one run, side by 
 
 Reported: MB/s of both, push / nominal link rate (the target: at least 0.90) and push / bare.
 Then, at the first rate, the node is SIGKILLed while a chunk is on the wire (at 30, 50 and 70 %),
-restarted on the same port, and the push resumes: how many chunks were sent twice (the target: at most
-one).
+restarted on the same port, and the push resumes: how many chunks the pusher started twice, and how
+many chunks' worth of bytes the node's link received beyond an uninterrupted push (its namespace's
+``rx_bytes``; the target for both: at most one).
 
 The file is random bytes named like a model: the node refuses it at ``finish`` (it fails the load
 check), after every chunk was received, so the numbers are the chunk phase alone.
@@ -115,6 +116,7 @@ def push(lab: Lab, data: Path, root: Path, chunk: int, *, kill_at: float | None 
     models = root / "node-models"
     models.mkdir(parents=True, exist_ok=True)
     proc, _lines = start_node(node_host, root / "node-home", models)
+    rx_before = rx_bytes(node_host)
     pusher = client.python(PUSHER, str(data), f"http://{node_host.ip}:{PORT}", TOKEN, str(chunk))
     out = Lines(pusher.stdout)
     first = out.expect_json(lambda m: "have" in m, timeout=60)
@@ -133,7 +135,13 @@ def push(lab: Lab, data: Path, root: Path, chunk: int, *, kill_at: float | None 
     elapsed = time.perf_counter() - started
     stderr = pusher.stderr.read() if pusher.stderr else ""
     proc.kill()
-    return {**done, "total": total, "wall": elapsed, "killed_at": killed_at, "stderr": stderr[-500:]}
+    rx = rx_bytes(node_host) - rx_before
+    return {**done, "total": total, "wall": elapsed, "killed_at": killed_at, "rx": rx, "stderr": stderr[-500:]}
+
+
+def rx_bytes(host: Host) -> int:
+    """Bytes the host's link has received (its namespace's own counters)."""
+    return int(host.run(["cat", "/sys/class/net/eth0/statistics/rx_bytes"]).stdout)
 
 
 def main() -> int:
@@ -163,6 +171,7 @@ def main() -> int:
                 for r in range(args.repeat):  # interleaved, best of each: the machine is shared
                     base = bare(lab, data)
                     got = push(lab, data, root / f"run-{k}-{r}", chunk)
+                    clean_rx = got["rx"]  # what one uninterrupted push puts on the node's link
                     push_rate = max(push_rate, got["bytes_sent"] / max(1e-9, got["seconds"]))
                     bare_rate = max(bare_rate, base["bytes"] / base["seconds"])
                 row = {
@@ -192,12 +201,16 @@ def main() -> int:
                             "resent": res.get("resent"),
                             "restarts": res.get("restarts"),
                             "killed_at_MB": (res["killed_at"] or 0) / 1e6,
+                            # on the node's link: bytes received beyond an uninterrupted push's, in chunks
+                            "resent_on_link": (res["rx"] - clean_rx) / chunk,
                         }
                         rows.append({"resume": resume})
                         print(
                             f"  resume: node SIGKILLed mid-chunk after {resume['killed_at_MB']:.0f} MB, restarted: "
-                            f"{resume['sent']} chunks sent for {resume['chunks']}, {resume['resent']} of them again "
-                            f"(target <= 1); waits for the node: {resume['restarts']}",
+                            f"{resume['sent']} chunks started for {resume['chunks']}, "
+                            f"{resume['resent']} of them again; "
+                            f"on the node's link {resume['resent_on_link']:.2f} chunks more than an uninterrupted "
+                            f"push (target <= 1); waits for the node: {resume['restarts']}",
                             flush=True,
                         )
     if args.json:
