@@ -208,7 +208,7 @@ class Farm:
             await self._discovery.async_start()
         if s.unrunnable_after is not None:
             self._spawn(self._fail_unrunnable_after(s.unrunnable_after), "unrunnable jobs")
-        if s.nodes and s.send_models != "off":
+        if s.nodes:  # "off" only idles it: the app can switch sending on while the farm runs
             self._spawn(self.models.run(), "model sync")
 
     async def close(self) -> None:

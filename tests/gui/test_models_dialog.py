@@ -64,3 +64,27 @@ def test_copy_to_nodes_from_the_models_window(qloop, store: SettingsStore, tmp_p
         qloop(scenario(), timeout=120)
     finally:
         node.kill()
+
+
+def test_sending_models_is_a_setting(qloop, store: SettingsStore) -> None:  # type: ignore[no-untyped-def]
+    app = LanFarmApp(store=store, use_tray=False, monitor_interval=0.3)
+
+    async def scenario() -> None:
+        async with running(app):
+            farm = app.controller.farm
+            assert farm is not None and farm.models.mode == "auto"  # the default
+            page = app.window.settings_page
+            assert page.send_models.isChecked()
+            page.send_models.setChecked(False)
+            page.apply_button.click()
+            assert farm.models.mode == "off" and store.load().send_models is False  # at once, and kept
+
+    qloop(scenario(), timeout=60)
+    again = LanFarmApp(store=store, use_tray=False, monitor_interval=0.3)
+
+    async def reopened() -> None:
+        async with running(again):
+            assert again.controller.farm is not None and again.controller.farm.models.mode == "off"
+            assert not again.window.settings_page.send_models.isChecked()
+
+    qloop(reopened(), timeout=60)
