@@ -16,6 +16,7 @@ import dataclasses
 import errno
 import functools
 import hashlib
+import json
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -142,8 +143,6 @@ async def _staged(request: web.Request, key: str = "id") -> Staged:
 
 
 def _resume(library: ModelLibrary, upload_id: str) -> Staged | None:
-    import json
-
     try:
         manifest = parse_manifest(json.loads((library.staging / upload_id / "manifest.json").read_text("utf-8")))
     except (OSError, ValueError, NodeError):

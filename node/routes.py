@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -74,15 +72,6 @@ async def info(request: web.Request) -> web.Response:
             "model_space": space,
         }
     )
-
-
-def list_models(folder: Path) -> list[dict[str, Any]]:
-    """Model files in the models folder (name and size), hidden files left out."""
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
-        return []
-    return [{"name": e.name, "size": e.stat().st_size} for e in entries if not e.name.startswith(".") and e.is_file()]
 
 
 async def head_blob(request: web.Request) -> web.Response:
