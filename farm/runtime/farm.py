@@ -267,7 +267,8 @@ class Farm:
         priority (higher runs first, here and on each node).
         """
         s = self.settings
-        spec = await self.models.identify(spec)  # the model's content id: routing matches it
+        if s.nodes:  # the model's content id: routing to nodes matches it (this PC alone needs none)
+            spec = await self.models.identify(spec)
         key = "app"
         if resumable:
             key = batch_key(
@@ -306,7 +307,8 @@ class Farm:
 
     async def submit_masked(self, image: Path, mask: Path, spec: EditSpec, out_dir: Path) -> Batch:
         """One image with a mask painted for it (the mask editor)."""
-        spec = await self.models.identify(spec)
+        if self.settings.nodes:
+            spec = await self.models.identify(spec)
 
         def naming() -> Path:
             out_dir.mkdir(parents=True, exist_ok=True)

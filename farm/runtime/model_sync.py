@@ -25,7 +25,7 @@ from farm.core.job import JobState
 from farm.core.model_plan import Candidate, ModelNeed, Transfer, plan_transfers
 from farm.core.scheduler import JobRequest
 from farm.core.spec import EditSpec
-from farm.engines.catalogue import classify, estimate_memory_mb
+from farm.engines.catalogue import ModelIndex, classify, estimate_memory_mb, sha256_of
 from farm.errors import FarmError
 from farm.runtime.client import NodeError
 from farm.runtime.dispatch import Dispatcher
@@ -76,7 +76,8 @@ class ModelSync:
         self.interval = interval
         self.done: list[TransferDone] = []  # every transfer this farm made, in order
         self.listeners: list[Callable[[TransferDone], None]] = []
-        self._packages: dict[str, ModelPackage] = {}  # by model id: this PC's models that jobs named
+        self._local: dict[str, LocalModel] = {}  # by model id: this PC's models that jobs named
+        self._packages: dict[str, ModelPackage] = {}  # by model id: hashed chunk by chunk, once pushed
         self._inflight: dict[str, asyncio.Task[None]] = {}  # node id -> its one transfer
         self._refused: dict[str, set[str]] = {}  # node id -> model ids it refused
         self._answers: dict[str, bool] = {}  # model id -> what ``ask`` said
@@ -94,16 +95,18 @@ class ModelSync:
         if not path.exists():
             return spec  # named only: nodes that have a file of that name run it (older behaviour)
         try:
-            pkg = await asyncio.to_thread(package, path)
+            local = await asyncio.to_thread(identify_local, path)
         except (FarmError, OSError) as exc:
             log.debug("cannot identify %s: %s", path, exc)
             return spec
-        self._packages[pkg.id] = pkg
-        return replace(spec, model_id=pkg.id)
+        if local is None:
+            return spec
+        self._local[local.id] = local
+        return replace(spec, model_id=local.id)
 
     async def learn(self, specs: Iterable[EditSpec]) -> None:
         """Know this PC's files for specs that already name a model id (jobs resumed from the store)."""
-        for spec in {s for s in specs if s.model_id is not None and s.model_id not in self._packages}:
+        for spec in {s for s in specs if s.model_id is not None and s.model_id not in self._local}:
             await self.identify(replace(spec, model_id=None))
 
     # ------------------------------------------------------------------ transfers
@@ -143,23 +146,23 @@ class ModelSync:
         counts: dict[str, tuple[str, int]] = {}
         for job in d.jobs.values():
             model_id = job.spec.model_id
-            if job.state is JobState.QUEUED and model_id in self._packages:
+            if job.state is JobState.QUEUED and model_id in self._local:
                 engine, n = counts.get(model_id, (job.spec.engine, 0))
                 counts[model_id] = (engine, n + 1)
         out = []
         for model_id, (engine, jobs) in counts.items():
-            pkg = self._packages[model_id]
-            probe = JobRequest("probe", engine, model=pkg.name, model_id=model_id)
+            local = self._local[model_id]
+            probe = JobRequest("probe", engine, model=local.name, model_id=model_id)
             holders = [w for w in d.workers.values() if w.caps().can_run(probe)]
             done = sum(d.stats[w.id].done for w in holders if w.id in d.stats)
             busy = sum(d.stats[w.id].busy_seconds for w in holders if w.id in d.stats)
-            model = classify(pkg.files[0].path if len(pkg.files) == 1 else self.models_dir / pkg.name)
+            model = classify(local.path)
             memory = estimate_memory_mb(model) if model is not None else 0
             out.append(
                 ModelNeed(
                     model_id,
                     engine,
-                    pkg.size,
+                    local.size,
                     memory,
                     jobs,
                     holders=len(holders),
@@ -204,7 +207,7 @@ class ModelSync:
             worker = workers.get(transfer.node_id)
             if worker is None or worker.id in self._inflight:
                 continue
-            task = asyncio.ensure_future(self._send(worker, self._packages[transfer.model_id], transfer))
+            task = asyncio.ensure_future(self._send(worker, self._local[transfer.model_id], transfer))
             self._inflight[worker.id] = task
 
     def _allowed(self, transfer: Transfer, plan: list[Transfer]) -> bool:
@@ -222,7 +225,7 @@ class ModelSync:
     async def _ask(self, model_id: str, names: list[str]) -> None:
         assert self.ask is not None
         try:
-            self._answers[model_id] = bool(await self.ask(self._packages[model_id].name, names))
+            self._answers[model_id] = bool(await self.ask(self._local[model_id].name, names))
         finally:
             self._asking.discard(model_id)
             self._wake.set()
@@ -233,8 +236,9 @@ class ModelSync:
         """Push a model file or diffusers folder to nodes now ("Copy to nodes"): ``node_ids``, or every
         online node with its engine. One transfer per node at a time: a node busy receiving another
         model is waited for. ``progress(node_id, have, total)`` as bytes arrive."""
-        pkg = await asyncio.to_thread(package, path)
+        pkg = await asyncio.to_thread(package, path, None, self.chunk_size)
         self._packages[pkg.id] = pkg
+        self._local[pkg.id] = LocalModel(pkg.id, pkg.name, path, pkg.size, pkg.kind)
         wanted = set(node_ids) if node_ids is not None else None
         workers = [
             w
@@ -245,34 +249,45 @@ class ModelSync:
         async def one(worker: RemoteWorker) -> TransferDone:
             while worker.id in self._inflight:  # its one transfer at a time
                 await asyncio.wait([self._inflight[worker.id]])  # however it ends
-            task = asyncio.ensure_future(self._send(worker, pkg, None, progress))
+            task = asyncio.ensure_future(self._send(worker, self._local[pkg.id], None, progress))
             self._inflight[worker.id] = task
             await task
             return _find(self.done, worker.id, pkg.id)
 
         return list(await asyncio.gather(*(one(w) for w in workers)))
 
+    async def _package(self, local: LocalModel) -> ModelPackage:
+        """The model hashed chunk by chunk for a push (once per farm); PushError if it changed since."""
+        pkg = self._packages.get(local.id)
+        if pkg is None:
+            pkg = await asyncio.to_thread(package, local.path, None, self.chunk_size)
+            if pkg.id != local.id:
+                raise PushError(f"{local.path} changed since its jobs were queued", "changed")
+            self._packages[local.id] = pkg
+        return pkg
+
     async def _send(
-        self, worker: RemoteWorker, pkg: ModelPackage, transfer: Transfer | None, progress: NodeProgress | None = None
+        self, worker: RemoteWorker, local: LocalModel, transfer: Transfer | None, progress: NodeProgress | None = None
     ) -> None:
         if transfer is not None:
-            log.info("sending %s to %s (about %.0f s)", pkg.name, worker.name, transfer.seconds)
+            log.info("sending %s to %s (about %.0f s)", local.name, worker.name, transfer.seconds)
         outcome: TransferDone
         report = (lambda have, total: progress(worker.id, have, total)) if progress is not None else None
         try:
-            result = await push_model(worker.client, pkg, chunk_size=self.chunk_size, progress=report)
+            pkg = await self._package(local)
+            result = await push_model(worker.client, pkg, progress=report)
             if result.bytes_sent:
                 sent, seconds = self._measured.get(worker.id, (0, 0.0))
                 self._measured[worker.id] = (sent + result.bytes_sent, seconds + result.seconds)
-            outcome = TransferDone(worker.id, worker.name, pkg.name, pkg.id, result=result)
+            outcome = TransferDone(worker.id, worker.name, local.name, local.id, result=result)
             with contextlib.suppress(NodeError):  # its next heartbeat brings the news anyway
                 info = await worker.client.info()
                 if worker.id in self.dispatcher.workers:
                     self.dispatcher.add_node(worker.id, worker.name, worker.client.base_url, info)
         except (PushError, NodeError) as exc:
-            self._refused.setdefault(worker.id, set()).add(pkg.id)
-            log.warning("%s did not take %s: %s", worker.name, pkg.name, exc)
-            outcome = TransferDone(worker.id, worker.name, pkg.name, pkg.id, error=str(exc))
+            self._refused.setdefault(worker.id, set()).add(local.id)
+            log.warning("%s did not take %s: %s", worker.name, local.name, exc)
+            outcome = TransferDone(worker.id, worker.name, local.name, local.id, error=str(exc))
         finally:
             self._inflight.pop(worker.id, None)
             self._wake.set()
@@ -282,6 +297,32 @@ class ModelSync:
                 listener(outcome)
             except Exception:
                 log.exception("model sync listener failed")
+
+
+@dataclass(frozen=True, slots=True)
+class LocalModel:
+    """A model of this PC's models folder, known by its content id (hashed chunk by chunk only once pushed)."""
+
+    id: str
+    name: str
+    path: Path
+    size: int
+    kind: str
+
+
+def identify_local(path: Path, index: ModelIndex | None = None) -> LocalModel | None:
+    """A model file's or diffusers folder's content id, cached by (path, size, mtime) (blocking)."""
+    model = classify(path)
+    if model is None or model.kind == "unknown" or model.note:
+        return None
+    index = index or ModelIndex()
+    sha = index.get(model).get("sha256")
+    if not isinstance(sha, str):
+        sha = sha256_of(path)
+        index.put(model, sha256=sha)
+        with contextlib.suppress(OSError, FarmError):  # a read-only cache costs only speed next time
+            index.save()
+    return LocalModel(sha, model.name, path, model.size_bytes, model.kind)
 
 
 def _find(done: list[TransferDone], node_id: str, model_id: str) -> TransferDone:
