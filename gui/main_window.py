@@ -53,6 +53,7 @@ from gui.dashboard import Dashboard
 from gui.drop_zone import DropZone, acceptable, local_paths
 from gui.edit_form import EditForm
 from gui.mask_editor import MaskEditor, mask_path_for, save_mask
+from gui.models_dialog import ModelsDialog
 from gui.queue_model import QueueDelegate
 from gui.rows import FIX_LABELS, Counts, JobRow
 from gui.settings import AppSettings
@@ -161,6 +162,8 @@ class MainWindow(QMainWindow):
         self._compared: str | None = None  # the job whose before/after the compare pane shows
         self._mask_todo: list[Path] = []  # "Paint masks for these N": the images still to paint
         self._pending_masks: list[Path] = []  # the latest drop's images without a mask
+        self.models_dialog: ModelsDialog | None = None
+        self._dialog_tasks: set[asyncio.Future[None]] = set()
         self.ui = UiState(controller.store.path)
         self.setWindowTitle("LAN Farm")
         self.setAcceptDrops(True)  # drops anywhere on the window, not only on the drop zone
@@ -369,6 +372,19 @@ class MainWindow(QMainWindow):
         bar.addSeparator()
         for action in (self.pause_action, self.local_action, self.folder_action):
             bar.addAction(action)
+        self.models_action = QAction("Models…", self)  # this PC's models, and "Copy to nodes"
+        bar.addAction(self.models_action)
+
+    def show_models(self) -> ModelsDialog:
+        """The Models window (gui/models_dialog.py), read afresh each time it opens."""
+        if self.models_dialog is None:
+            self.models_dialog = ModelsDialog(self.controller.settings.models_dir, self.controller.farm, self)
+        self.models_dialog.farm = self.controller.farm
+        self.models_dialog.show()
+        reload = asyncio.ensure_future(self.models_dialog.reload())
+        self._dialog_tasks.add(reload)
+        reload.add_done_callback(self._dialog_tasks.discard)
+        return self.models_dialog
 
     def _build_status_bar(self) -> None:
         # statusBar() creates the bar: only when there is something to show, else at the first message
@@ -395,6 +411,7 @@ class MainWindow(QMainWindow):
         self.fix_action.triggered.connect(self.fix_selected)
 
     def _connect_toolbar(self) -> None:
+        self.models_action.triggered.connect(self.show_models)
         self.add_action.triggered.connect(self._browse)
         self.paint_action.triggered.connect(self.paint_mask)
         self.pause_action.toggled.connect(self.controller.set_paused)

@@ -46,6 +46,7 @@ class AppSettings:
     tray_notice_shown: bool = False
     serve_api: bool = False  # let other programs use the farm: IOPaint's API and the farm API, this PC only
     serve_port: int = 8080  # IOPaint's port, the Krita plugin's fixed URL
+    send_models: bool = True  # send a model to nodes that can run its queued jobs but lack it (issue 14)
 
     def with_peer(self, address: str) -> AppSettings:
         return self if address in self.peers else replace(self, peers=(*self.peers, address))

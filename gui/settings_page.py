@@ -68,6 +68,8 @@ class SettingsPage(QWidget):
         form.addRow("Local worker", local)
         self.discovery = QCheckBox("Find nodes on the local network (mDNS)")
         form.addRow("Discovery", self.discovery)
+        self.send_models = QCheckBox("Send a model to the nodes whose jobs need it")
+        form.addRow("Models", self.send_models)
         self.serve_api = QCheckBox("Let other programs use the farm")
         self.serve_api.setToolTip(
             "IOPaint's API and the farm API: Krita's IOPaint plugin, IOPaint's web UI or a script on this PC "
@@ -104,7 +106,7 @@ class SettingsPage(QWidget):
         self.format.currentTextChanged.connect(self._changed)
         for spin in (self.quality, self.local_slots, self.serve_port):
             spin.valueChanged.connect(self._changed)
-        for box in (self.local_worker, self.discovery, self.serve_api):
+        for box in (self.local_worker, self.discovery, self.serve_api, self.send_models):
             box.toggled.connect(self._changed)
 
     @property
@@ -127,6 +129,7 @@ class SettingsPage(QWidget):
         self.local_slots.setValue(s.local_slots)
         self.discovery.setChecked(s.discovery)
         self.serve_api.setChecked(s.serve_api)
+        self.send_models.setChecked(s.send_models)
         self.serve_port.setValue(s.serve_port)
         self.models_dir.setText(str(s.models_dir))
         self.peers.clear()
@@ -146,6 +149,7 @@ class SettingsPage(QWidget):
             local_slots=self.local_slots.value(),
             discovery=self.discovery.isChecked(),
             serve_api=self.serve_api.isChecked(),
+            send_models=self.send_models.isChecked(),
             serve_port=self.serve_port.value(),
             models_dir=Path(models).expanduser() if models else s.models_dir,
         )

@@ -121,6 +121,8 @@ class FarmController(QObject):
             retry_failed_on_resume=False,
             heartbeat_interval=self.monitor_interval,
             unrunnable_after=UNRUNNABLE_AFTER,
+            models_dir=self.settings.models_dir,
+            send_models="auto" if self.settings.send_models else "off",
         )
         self.farm = await self._open.enter_async_context(Farm.open(settings, registry=self.registry))
         self.farm.subscribe(self.on_event)
@@ -329,6 +331,8 @@ class FarmController(QObject):
         if self.farm is not None and (old.serve_api, old.serve_port) != serving:
             start = self._serve(settings.serve_port) if settings.serve_api else self._stop_serving()
             self.spawn(start, "serving other programs")
+        if self.farm is not None:
+            self.farm.models.mode = "auto" if settings.send_models else "off"  # from its next look
         self.settingsChanged.emit(settings)
 
     # --------------------------------------------------------------------- events

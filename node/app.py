@@ -24,6 +24,8 @@ from node.errors import error_middleware
 from node.events import EventHub, heartbeat
 from node.executor import Clock, JobRunner
 from node.jobs import JobBook
+from node.model_library import ModelLibrary
+from node.model_uploads import setup_model_routes, uploads_ctx
 from node.routes import setup_routes
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,17 @@ def create_app(
     app[keys.SLOT_DEVICES] = [d or "auto" for d in slot_devices] or ["auto"] * slots
     app[keys.STEWARD] = steward(config, app[keys.RUNNER], clock)
     app[keys.SOCKETS] = weakref.WeakSet()
+    book = app[keys.RUNNER].book
+    app[keys.MODELS] = ModelLibrary(
+        config.models_path,
+        registry,
+        budget=config.models_budget_bytes,
+        device=config.device or None,
+        in_use=lambda: {j.spec.model for j in book.active if j.spec.model},
+    )
     setup_routes(app)
+    setup_model_routes(app)  # pushed models: node/model_uploads.py
+    app.cleanup_ctx.append(uploads_ctx)
     app.cleanup_ctx.append(_runner_ctx)
     app.cleanup_ctx.append(_ticker_ctx)
     if config.advertise:

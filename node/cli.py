@@ -89,6 +89,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     control.add_owner_settings(parser)
     a("--max-upload-mb", type=float, help="largest upload accepted (default 256)")
     a("--blob-cache-mb", type=float, help="disk budget of the upload cache (default 4096)")
+    a("--models-budget-mb", type=float, help="disk budget for models pushed to this node (default 0: the disk's)")
     a("--job-timeout", type=float, help="seconds before a job fails (default 1800; 0: never)")
     a("--result-retention", type=float, help="seconds results are kept after a job ends (default 3600)")
     a("--shutdown-grace", type=float, help="seconds running jobs may finish on shutdown (default 30)")

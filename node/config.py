@@ -46,6 +46,7 @@ class NodeConfig:
     simulate_failures: bool = False
     max_upload_mb: float = 256.0
     blob_cache_mb: float = 4096.0
+    models_budget_mb: float = 0.0  # disk for models pushed to this node; 0: as much as the disk has
     job_timeout: float = 1800.0
     result_retention: float = 3600.0
     shutdown_grace: float = 30.0
@@ -69,6 +70,10 @@ class NodeConfig:
     @property
     def blob_cache_bytes(self) -> int:
         return int(self.blob_cache_mb * (1 << 20))
+
+    @property
+    def models_budget_bytes(self) -> int | None:
+        return int(self.models_budget_mb * (1 << 20)) or None
 
     @property
     def display_name(self) -> str:
@@ -166,6 +171,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "simulate_failures": parse_bool,
     "max_upload_mb": _positive(float, allow_zero=False),
     "blob_cache_mb": _positive(float, allow_zero=False),
+    "models_budget_mb": _positive(float),
     "job_timeout": _positive(float),
     "result_retention": _positive(float),
     "shutdown_grace": _positive(float),

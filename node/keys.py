@@ -13,6 +13,7 @@ from node.blobs import BlobStore
 from node.config import NodeConfig
 from node.events import EventHub
 from node.executor import Clock, JobRunner
+from node.model_library import ModelLibrary
 
 CONFIG = web.AppKey("config", NodeConfig)
 TOKEN = web.AppKey("token", str)
@@ -24,6 +25,7 @@ HUB = web.AppKey("hub", EventHub)
 RUNNER = web.AppKey("runner", JobRunner)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 STARTED = web.AppKey("started", float)
+MODELS = web.AppKey("models", ModelLibrary)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 STEWARD = web.AppKey("steward", Steward)
 SLOT_DEVICES: web.AppKey[list[str]] = web.AppKey("slot_devices")  # the device of each job slot

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +21,7 @@ from node.events import heartbeat
 from node.guard import UPLOADS, UploadPace
 from node.identity import identity, tls_fields
 from node.jobs import NodeJob
+from node.model_uploads import model_for_job
 from node.owner import macs, setup_owner_routes
 from node.requests import check_job_id, parse_job, parse_json
 
@@ -57,7 +56,9 @@ async def info(request: web.Request) -> web.Response:
     app = request.app
     config, runner = app[keys.CONFIG], app[keys.RUNNER]
     hardware = await _io(hw.refresh, app[keys.HARDWARE])
-    models = await _io(list_models, config.models_path)
+    library = app[keys.MODELS]
+    models = [c.to_dict() for c in await _io(library.cards)]
+    space = await _io(library.space)
     return web.json_response(
         {
             "id": app[keys.NODE_ID],
@@ -77,6 +78,7 @@ async def info(request: web.Request) -> web.Response:
             "nimby": app[keys.STEWARD].nimby_note,
             "macs": macs(app),
             "devices": slot_devices(app),
+            "model_space": space,
         }
         | tls_fields(app)
     )
@@ -85,15 +87,6 @@ async def info(request: web.Request) -> web.Response:
 def slot_devices(app: web.Application) -> list[str]:
     devices: list[str] = app[keys.SLOT_DEVICES]
     return [*devices]
-
-
-def list_models(folder: Path) -> list[dict[str, Any]]:
-    """Model files in the models folder (name and size), hidden files left out."""
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
-        return []
-    return [{"name": e.name, "size": e.stat().st_size} for e in entries if not e.name.startswith(".") and e.is_file()]
 
 
 async def head_blob(request: web.Request) -> web.Response:
@@ -131,6 +124,7 @@ async def put_blob(request: web.Request) -> web.Response:
 
 async def post_job(request: web.Request) -> web.Response:
     req = parse_job(parse_json(await request.read()))
+    req = await model_for_job(request.app[keys.MODELS], req, run_io=_io)  # by content id, not name
     job, new = request.app[keys.RUNNER].submit(req)
     return web.json_response(job.to_dict(), status=202 if new else 200)
 

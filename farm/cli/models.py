@@ -1,5 +1,6 @@
 """``lanfarm models [--json]`` lists the AI models in the models folder; ``lanfarm models add PATH``
-copies (or ``--link``s) one in after checking that it loads."""
+copies (or ``--link``s) one in after checking that it loads; ``lanfarm models push MODEL`` copies one
+to nodes (farm/cli/models_push.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from farm.cli import models_push
 from farm.engines.catalogue import (
     AI_EXTRA_HINT,
     AI_MODULES,
@@ -32,14 +34,19 @@ from farm.local.paths import models_dir
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "action", nargs="?", default="list", choices=["list", "add"], help="list (default) or add a model"
+        "action",
+        nargs="?",
+        default="list",
+        choices=["list", "add", "push"],
+        help="list (default), add a model, or push one to nodes",
     )
     parser.add_argument(
         "path",
         nargs="?",
         type=Path,
         metavar="FILE_OR_FOLDER",
-        help="for add: a .safetensors/.pth file, big-lama.pt, or a diffusers folder",
+        help="for add: a .safetensors/.pth file, big-lama.pt, or a diffusers folder; for push: also a name "
+        "in the models folder",
     )
     parser.add_argument(
         "--link", action="store_true", help="for add: link to the model where it is instead of copying it"
@@ -47,6 +54,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models-dir", type=Path, help="models folder (default: the app's, or LANFARM_MODELS_DIR)")
     parser.add_argument("--no-hash", action="store_true", help="skip sha256 (faster on first listing)")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    models_push.configure(parser)
     parser.set_defaults(handler=handle)
 
 
@@ -54,6 +62,8 @@ def handle(args: argparse.Namespace) -> int:
     folder: Path = args.models_dir or models_dir()
     if args.action == "add":
         return _add(args, folder)
+    if args.action == "push":
+        return models_push.handle_push(args, folder)
     if args.path is not None:
         print(
             f"lanfarm models list: takes no argument (got {str(args.path)!r}); to add a model: "

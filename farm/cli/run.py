@@ -41,6 +41,7 @@ from farm.local.store import QueueStore, default_store_path
 from farm.local.token import load_or_create_token
 from farm.runtime.dispatch import WorkerStats
 from farm.runtime.farm import Batch, Farm, FarmEvent, FarmSettings, JobEvent, NodeEvent
+from farm.runtime.model_sync import TransferDone
 from farm.runtime.planning import collect_inputs
 
 NODE_WAIT = 5.0  # seconds to wait for the first node when this PC cannot run the edit
@@ -88,6 +89,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--engine", help="engine by name (`lanfarm engines` lists them); implies its operation (default: opencv)"
     )
     edit.add_argument("--model", help="model file name in the models folder, for engines that use one")
+    edit.add_argument(
+        "--send-models",
+        choices=["auto", "off"],
+        default="auto",
+        help="auto (default): send the model to nodes that can run its jobs but lack it; off: never",
+    )
     edit.add_argument(
         "--param",
         action="append",
@@ -272,6 +279,7 @@ def handle(args: argparse.Namespace) -> int:
         shipping=args.send,
         max_pixels=int(args.max_megapixels * 1e6),
         unrunnable_after=args.wait,
+        send_models=args.send_models,
         # a batch that ended (failures too) is finished: its rerun plans again, keeping what is up to
         # date and trying the failed and new inputs; only an interrupted one is resumed as it was
         retry_failed_on_resume=False,
@@ -387,6 +395,7 @@ async def _run(
                 )
 
         farm.subscribe(on_node)
+        farm.models.listeners.append(lambda done: err.print(escape(transfer_line(done)), highlight=False))
         warned: set[str] = set()
 
         def warn_unreached() -> None:
@@ -402,7 +411,8 @@ async def _run(
             await wait_for_answer(farm, args.wait, mdns=settings.mdns)
             warn_unreached()
             remote = [e for w in farm.workers() if w.info is not None for e in w.info.engines]
-            offered = merge_descriptors([] if args.no_local else registry.descriptors(), remote)
+            sends = args.send_models != "off" and args.model is not None  # this PC's model can go to nodes
+            offered = merge_descriptors([] if args.no_local and not sends else registry.descriptors(), remote)
             try:
                 spec = choose_engine(args.op, spec.engine if args.engine or args.model else None, spec, offered)
             except FarmError as exc:
@@ -424,6 +434,15 @@ async def _run(
             await asyncio.gather(*finishing, return_exceptions=True)  # even when interrupted: then close
             if store is not None:
                 store.close()
+
+
+def transfer_line(done: TransferDone) -> str:
+    """One line per model sent to a node just in time (or refused by it)."""
+    if done.result is None:
+        return f"warning: {done.node_name} did not take model {done.model}: {done.error}"
+    if done.result.already:
+        return f"{done.node_name} already had model {done.model}"
+    return f"sent model {done.model} to {done.node_name} ({done.result.rate / 1e6:.1f} MB/s)"
 
 
 async def _report_peers(farm: Farm, warn: Callable[[], None]) -> None:

@@ -41,10 +41,40 @@ class GpuInfo:
 
 @dataclass(frozen=True, slots=True)
 class ModelEntry:
-    """A file in a node's models folder."""
+    """A model in a node's models folder: ``id`` is its content id (sha256 of the file, or of a
+    diffusers folder's manifest); ``kind`` the engine id it is for. Old nodes send only name and size."""
 
     name: str
     size: int = 0
+    id: str = ""
+    kind: str = ""
+    architecture: str | None = None
+    scale: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if not self.id:
+            return {"name": self.name, "size": self.size}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "architecture": self.architecture,
+            "scale": self.scale,
+            "size": self.size,
+        }
+
+    @classmethod
+    def from_dict(cls, m: Mapping[str, Any]) -> ModelEntry:
+        scale = m.get("scale")
+        arch = m.get("architecture")
+        return cls(
+            str(m["name"]),
+            int(m.get("size") or 0),
+            id=str(m.get("id") or ""),
+            kind=str(m.get("kind") or ""),
+            architecture=str(arch) if arch is not None else None,
+            scale=int(scale) if scale is not None else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +106,7 @@ class NodeInfo:
     devices: tuple[str, ...] = ()  # the device of each job slot (cuda:0, cuda:1, auto ...)
     tls: bool = False  # serves https; ``fingerprint``: its certificate's SHA-256 (hex)
     fingerprint: str = ""
+    model_space: int | None = None  # bytes this node takes for models pushed to it (None: it takes none)
 
     # --- what callers plan with -------------------------------------------------------------------
 
@@ -109,6 +140,18 @@ class NodeInfo:
     def engine_ids(self) -> tuple[str, ...]:
         return tuple(e.id for e in self.engines)
 
+    def model_ids(self) -> dict[str, frozenset[str]] | None:
+        """Content ids of its models per engine id; None for a node that does not say them (older)."""
+        if any(not m.id for m in self.models):
+            return None
+        out: dict[str, set[str]] = {}
+        for m in self.models:
+            out.setdefault(m.kind, set()).add(m.id)
+        return {kind: frozenset(ids) for kind, ids in out.items()}
+
+    def has_model(self, model_id: str) -> bool:
+        return any(m.id == model_id for m in self.models)
+
     # --- wire form --------------------------------------------------------------------------------
 
     @classmethod
@@ -134,9 +177,8 @@ class NodeInfo:
                 for i, g in enumerate(_list(hardware.get("gpus"), "hardware.gpus"))
             )
             engines = tuple(EngineDescriptor.from_dict(e) for e in _list(data.get("engines"), "engines"))
-            models = tuple(
-                ModelEntry(str(m["name"]), int(m.get("size") or 0)) for m in _list(data.get("models"), "models")
-            )
+            models = tuple(ModelEntry.from_dict(m) for m in _list(data.get("models"), "models"))
+            space = data.get("model_space")
             return cls(
                 id=node_id,
                 name=str(data.get("name") or node_id),
@@ -163,6 +205,7 @@ class NodeInfo:
                 devices=tuple(str(d) for d in _list(data.get("devices"), "devices")),
                 tls=bool(data.get("tls", False)),
                 fingerprint=str(data.get("fingerprint") or ""),
+                model_space=int(space) if space is not None else None,
             )
         except NodeInfoError:
             raise
@@ -185,7 +228,7 @@ class NodeInfo:
                 "gpus": [g.to_dict() for g in self.gpus],
             },
             "engines": [e.to_dict() for e in self.engines],
-            "models": [{"name": m.name, "size": m.size} for m in self.models],
+            "models": [m.to_dict() for m in self.models],
             "slots": {"total": self.slots_total, "free": self.slots_free},
             "queue": self.queue,
             "uptime": self.uptime,
@@ -197,6 +240,7 @@ class NodeInfo:
             "devices": list(self.devices),
             "tls": self.tls,
             "fingerprint": self.fingerprint,
+            **({"model_space": self.model_space} if self.model_space is not None else {}),
         }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -14,6 +15,7 @@ from farm.errors import SpecError
 HdStrategyName = Literal["original", "crop", "resize"]
 OutputFormat = Literal["keep", "png", "jpeg", "webp"]
 OPERATIONS = ("inpaint", "upscale")
+_MODEL_ID_RE = re.compile(r"[0-9a-f]{64}")
 FORMAT_SUFFIX: dict[str, str] = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 #: ``keep``: the input's own format (JPEG stays JPEG at about its quality, WebP stays WebP, anything else
 #: becomes PNG); resolved per image by :func:`kept_format`.
@@ -110,6 +112,7 @@ class EditSpec:
     hd: HdStrategy = field(default_factory=HdStrategy)
     output: OutputSpec = field(default_factory=OutputSpec)
     model: str | None = None
+    model_id: str | None = None  # the model's content id (sha256): routing matches on it, not the name
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -122,6 +125,8 @@ class EditSpec:
         }
         if self.model is not None:
             out["model"] = self.model
+        if self.model_id is not None:
+            out["model_id"] = self.model_id
         return out
 
     def to_json(self) -> str:
@@ -137,7 +142,7 @@ class EditSpec:
                 f"unsupported spec schema version {schema!r} (this build reads "
                 f"version {SPEC_SCHEMA_VERSION}); update LAN Farm on both ends"
             )
-        _no_unknown(data, {"schema", "op", "engine", "params", "hd", "output", "model"}, "spec")
+        _no_unknown(data, {"schema", "op", "engine", "params", "hd", "output", "model", "model_id"}, "spec")
         op = data.get("op")
         if not isinstance(op, str) or op not in OPERATIONS:
             raise SpecError(f"op must be one of {', '.join(OPERATIONS)}; got {op!r}")
@@ -153,6 +158,11 @@ class EditSpec:
         model = data.get("model")
         if model is not None and (not isinstance(model, str) or not model or len(model) > 255):
             raise SpecError("model must be a file name")
+        model_id = data.get("model_id")
+        if model_id is not None and (not isinstance(model_id, str) or not _MODEL_ID_RE.fullmatch(model_id)):
+            raise SpecError("model_id must be a model's content id: 64 lower-case hex digits (its sha256)")
+        if model_id is not None and model is None:
+            raise SpecError("model_id needs model (the model's name, for people)")
         return cls(
             op=op,
             engine=engine,
@@ -160,6 +170,7 @@ class EditSpec:
             hd=HdStrategy.from_dict(data.get("hd", {})),
             output=OutputSpec.from_dict(data.get("output", {})),
             model=model,
+            model_id=model_id,
         )
 
     @classmethod

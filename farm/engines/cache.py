@@ -38,6 +38,11 @@ class ModelCache:
         self._evict(0, keep=key)
         return engine
 
+    def drop(self, keys: Callable[[Hashable], bool]) -> None:
+        """Forget the engines whose key matches (their model file changed or went away)."""
+        for key in [k for k in self._engines if keys(k)]:
+            del self._engines[key]
+
     def _evict(self, incoming_mb: int, keep: Hashable = None) -> None:
         if self.cap_mb is None:
             return

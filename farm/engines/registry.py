@@ -96,6 +96,16 @@ class Registry:
             raise ValueError(f"engine id {entry.descriptor.id!r} registered twice")
         self._entries[entry.descriptor.id] = entry
 
+    def replace(self, entry: EngineEntry) -> None:
+        """Put ``entry`` in place of the engine with its id (its models changed: one was pushed or removed).
+
+        Loaded engines of that id are dropped, so a model file of the same name is read afresh.
+        """
+        engine_id = entry.descriptor.id
+        with self._lock:
+            self._entries[engine_id] = entry
+            self._loaded.drop(lambda key: isinstance(key, tuple) and key[:1] == (engine_id,))
+
     def ids(self) -> list[str]:
         return list(self._entries)
 

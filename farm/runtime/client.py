@@ -264,6 +264,17 @@ class NodeClient:
         finally:
             await ws.close()
 
+    async def call(
+        self, method: str, path: str, *, timeout: aiohttp.ClientTimeout | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """A signed request answered with a JSON object (routes with no method of their own: model pushes).
+
+        ``json=`` or ``data=`` as in aiohttp; raises NodeRejected / NodeUnavailable like the rest.
+        """
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        return await self._json(method, path, **kwargs)
+
     # ------------------------------------------------------------------ internals
     async def _ssl(self) -> aiohttp.Fingerprint | bool:
         """The ``ssl`` of a signed request: the pinned certificate once the node proved the token."""
@@ -307,7 +318,7 @@ class NodeClient:
                 if resp.status == 401:
                     said = (await _message(resp)).removeprefix(": ") or "missing or wrong farm token"
                     raise NodeUnauthorised(f"{self.base_url}: {said}")
-                if resp.status >= 500:
+                if resp.status >= 500 and resp.status != 507:  # 507: no room for this model, an answer
                     raise NodeUnavailable(
                         f"{self.base_url}: {method} {path} answered {resp.status}{await _message(resp)}",
                         f"{path} answered HTTP {resp.status}",
@@ -370,8 +381,10 @@ def _describe(exc: BaseException) -> str:
 
 def _digest(method: str, path: str, data: object) -> str:
     """What the signature says of the body: a blob's name (the node checks its bytes), else its hash."""
-    if method == "PUT" and path.startswith("/v1/blobs/"):
-        return path.rsplit("/", 1)[1]
+    if method == "PUT" and path.startswith("/v1/models/uploads/") and "/stream/" in path:
+        return path.split("/")[4]  # a stream of chunks: the upload id (its signed manifest holds their hashes)
+    if method == "PUT" and path.startswith(("/v1/blobs/", "/v1/models/uploads/")):
+        return path.rsplit("/", 1)[1]  # the bytes' sha256, which the node checks as they arrive
     if isinstance(data, bytes | bytearray | memoryview):
         return signing.body_digest(bytes(data))
     return signing.EMPTY_DIGEST
@@ -403,7 +416,7 @@ def signed_by(token: str) -> tuple[aiohttp.ClientMiddlewareType, ...]:
         path = request.url.raw_path_qs
         if path != "/v1/health" and "Authorization" not in request.headers:
             body = request.body
-            if request.method == "PUT" and path.startswith("/v1/blobs/"):
+            if request.method == "PUT" and path.startswith(("/v1/blobs/", "/v1/models/uploads/")):
                 digest = _digest(request.method, path, None)  # the name: a streamed body is never read here
             else:
                 data = body if isinstance(body, bytes) else (await body.as_bytes() if body is not None else b"")

@@ -303,6 +303,7 @@ class Dispatcher:
                     job.priority,
                     transfer_bytes=moved,
                     shippable=shippable(job.spec, job.mask is not None),
+                    model_id=job.spec.model_id,  # issue 14: routing matches the model's content id
                 )
             )
         if jobs:

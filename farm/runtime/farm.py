@@ -29,10 +29,12 @@ from farm.engines.installed import default_registry
 from farm.engines.registry import Registry
 from farm.errors import FarmError
 from farm.imaging.codec import DEFAULT_MAX_PIXELS
+from farm.local.paths import models_dir
 from farm.local.sleepers import SleeperBook
 from farm.local.store import QueueStore, batch_key
 from farm.runtime.discovery import Discovery, NodeListener
 from farm.runtime.dispatch import Dispatcher, FarmOptions, JobEvent, NodeEvent, WorkerStats
+from farm.runtime.model_sync import Ask, ModelSync, SyncMode
 from farm.runtime.planning import OutputNamer, Planned, Problem, UpToDate, plan
 from farm.runtime.trust import Trust
 from farm.runtime.waker import SleepingNode, Waker
@@ -74,6 +76,9 @@ class FarmSettings:
     tick_seconds: float = 0.25
     wake_on_lan: bool = True  # a batch start sends magic packets to nodes that went to sleep
     pins: Path | None = None  # the pinned node certificates (None: pins.json in the config folder)
+    models_dir: Path | None = None  # this PC's models folder (None: the default one)
+    send_models: SyncMode = "auto"  # models follow the work: auto / ask / off (farm/runtime/model_sync.py)
+    ask_send_models: Ask | None = None  # for "ask": may these nodes get this model?
 
 
 @dataclass(slots=True)
@@ -156,6 +161,12 @@ class Farm:
         self._dispatcher = Dispatcher(registry, token=settings.token, options=options, policy=policy, clock=clock)
         self.trust = self._dispatcher.trust = Trust(settings.pins)
         self._dispatcher.subscribe(self._on_dispatcher_event)
+        self.models = ModelSync(
+            self._dispatcher,
+            settings.models_dir or models_dir(),
+            mode=settings.send_models,
+            ask=settings.ask_send_models,
+        )
         self._store: QueueStore | None = None
         self._discovery: Discovery | None = None
         self._listeners: list[Callable[[FarmEvent], None]] = []
@@ -209,6 +220,8 @@ class Farm:
             await self._discovery.async_start()
         if s.unrunnable_after is not None:
             self._spawn(self._fail_unrunnable_after(s.unrunnable_after), "unrunnable jobs")
+        if s.nodes:  # "off" only idles it: the app can switch sending on while the farm runs
+            self._spawn(self.models.run(), "model sync")
 
     def _write_off_loop(self, write: Callable[[], None]) -> None:
         future = asyncio.ensure_future(asyncio.to_thread(write))
@@ -284,6 +297,8 @@ class Farm:
         s = self.settings
         if self.waker is not None:
             self.waker.wake_all(n.id for n in self.nodes())  # nodes asleep get their magic packets now
+        if s.nodes:  # the model's content id: routing to nodes matches it (this PC alone needs none)
+            spec = await self.models.identify(spec)
         key = "app"
         if resumable:
             key = batch_key(
@@ -322,6 +337,8 @@ class Farm:
 
     async def submit_masked(self, image: Path, mask: Path, spec: EditSpec, out_dir: Path) -> Batch:
         """One image with a mask painted for it (the mask editor)."""
+        if self.settings.nodes:
+            spec = await self.models.identify(spec)
 
         def naming() -> Path:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -514,7 +531,9 @@ class Farm:
             self._batch_ended(batch)
             return
         self._batches.append(batch)
+        await self.models.learn(j.spec for j in batch.jobs)
         await self._dispatcher.enqueue(batch.jobs, batch=batch.stored if record else None)
+        self.models.wake()
 
     def _on_dispatcher_event(self, event: JobEvent | NodeEvent) -> None:
         self._emit(event)
@@ -597,7 +616,7 @@ class Farm:
         since: float | None = None
         while True:
             d = self._dispatcher
-            if d.scheduler.queued() and not d.could_run_queued():
+            if d.scheduler.queued() and not d.could_run_queued() and not self.models.busy:  # no model on its way
                 since = since if since is not None else loop.time()
                 if loop.time() - since >= grace:
                     d.fail_unrunnable()

@@ -421,4 +421,5 @@ def caps_from_info(node_id: str, info: NodeInfo) -> WorkerCaps:
         models={e.id: frozenset(e.models) for e in engines if e.models},
         memory_mb=info.memory_mb,
         available=info.availability.available,
+        model_ids=info.model_ids(),
     )

@@ -36,7 +36,7 @@ from farm.core.scheduler.speed import LinkEstimate, SpeedEstimate
 
 QUEUED, ACTIVE, COMMITTING = Phase.QUEUED, Phase.ACTIVE, Phase.COMMITTING
 DONE, FAILED, CANCELLED = Phase.DONE, Phase.FAILED, Phase.CANCELLED
-Kind = tuple[str, str | None, int]
+Kind = tuple[str, str | None, int, str | None]  # engine, model name, memory, model id
 
 
 @dataclass(slots=True)

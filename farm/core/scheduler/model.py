@@ -43,10 +43,11 @@ class JobRequest:
     #: only a cut of it travels (an inpaint's crop), so the farm's measured cut ratio scales it.
     transfer_bytes: int = 0
     shippable: bool = False
+    model_id: str | None = None  # the model's content id: where a worker says its ids, it must hold this one
 
     @property
-    def kind(self) -> tuple[str, str | None, int]:
-        return (self.engine, self.model, self.memory_mb)
+    def kind(self) -> tuple[str, str | None, int, str | None]:
+        return (self.engine, self.model, self.memory_mb, self.model_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ class WorkerCaps:
     local: bool = False
     prefetch: int | None = None  # jobs allowed in flight beyond the slots; default 1 for peers, 0 local
     available: bool = True  # False: its owner has it (paused, nimby, schedule, draining): no new job goes there
+    model_ids: Mapping[str, frozenset[str]] | None = None  # content ids per engine; None: it says none
 
     @property
     def capacity(self) -> int:
@@ -72,6 +74,8 @@ class WorkerCaps:
             return False
         if job.model is None:
             return True
+        if job.model_id is not None and self.model_ids is not None:  # a same-named other file never stands in
+            return job.model_id in self.model_ids.get(job.engine, frozenset())
         known = self.models.get(job.engine)
         return known is None or job.model in known
 

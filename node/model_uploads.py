@@ -1,0 +1,357 @@
+"""Models pushed to this node (docs/protocol.md, "Pushing a model"): announce, send chunks, finish.
+
+``POST /v1/models/uploads`` announces a model (its manifest); the node answers which chunks it still
+needs, so a push cut short by a dropped connection or a node restart resumes from there.
+``PUT /v1/models/uploads/{id}/{file}/{index}/{sha}`` sends one chunk, checked against ``sha`` before
+it is recorded. ``POST .../finish`` hashes each file whole, runs the same load check as
+``lanfarm models add`` (in a worker thread), and only then renames the model into the models folder
+and offers it to the engines. The job upload limit does not apply: models have their own disk
+budget (node/model_library.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import errno
+import functools
+import hashlib
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from farm.engines.catalogue import classify, sd_architecture
+from farm.engines.installed import check_loads, inspect_model
+from farm.errors import EngineError
+from node import keys
+from node.errors import HashMismatch, Invalid, NodeError, NotFound
+from node.model_library import DiskFull, ModelLibrary
+from node.model_manifest import SHA_RE, Manifest, NotAModel, parse_manifest
+from node.model_staging import Staged, clean_stale, open_file, open_staged, record_chunk, remove, verify
+from node.requests import JobRequest, parse_json
+
+UPLOADS: web.AppKey[dict[str, Staged]] = web.AppKey("model_uploads")
+#: Bytes of a chunk written to disk at once while the rest still arrives.
+WRITE_PIECE = 1 << 20
+LOCKS: web.AppKey[dict[str, asyncio.Lock]] = web.AppKey("model_upload_locks")
+
+
+class NameTaken(NodeError):
+    status, code = 409, "name_taken"
+
+
+class Incomplete(NodeError):
+    status, code = 409, "incomplete"
+
+
+class NoEngine(NodeError):
+    status, code = 422, "no_engine"
+
+
+class ModelMissing(NodeError):
+    status, code = 422, "model_missing"
+
+
+def setup_model_routes(app: web.Application) -> None:
+    app[UPLOADS] = {}
+    app[LOCKS] = {}
+    r = app.router
+    r.add_post("/v1/models/uploads", start_upload)
+    r.add_get("/v1/models/uploads/{id}", upload_state, allow_head=False)
+    r.add_put("/v1/models/uploads/{sha}/stream/{file}/{index}", put_stream)  # before the route it would match
+    r.add_put("/v1/models/uploads/{id}/{file}/{index}/{sha}", put_chunk)
+    r.add_post("/v1/models/uploads/{id}/finish", finish_upload)
+    r.add_delete("/v1/models/uploads/{id}", abort_upload)
+
+
+async def uploads_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Pushes left unfinished for a week are removed at start (younger ones can still resume)."""
+    await _io(clean_stale, app[keys.MODELS].staging)
+    yield
+
+
+async def _io(fn: Any, *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
+
+
+def _state(staged: Staged) -> dict[str, Any]:
+    missing = staged.missing()
+    return {
+        "id": staged.manifest.id,
+        "name": staged.manifest.name,
+        "state": "receiving",
+        "chunk_size": staged.manifest.chunk_size,
+        "chunks": sum(1 for _ in staged.manifest.all_chunks()),
+        "missing": [list(c) for c in missing],
+    }
+
+
+async def start_upload(request: web.Request) -> web.Response:
+    app = request.app
+    library = app[keys.MODELS]
+    manifest = parse_manifest(parse_json(await request.read()))
+    if app[keys.REGISTRY].lite:
+        raise NoEngine(
+            "this node has no AI engines to run or check a model with: install the ai extra there "
+            "(pip install 'lanfarm[ai]')"
+        )
+    cards = await _io(library.cards)
+    same = next((c for c in cards if c.id == manifest.id), None)
+    if same is not None:
+        return web.json_response({"id": same.id, "name": same.name, "state": "installed", "model": same.to_dict()})
+    other = next((c for c in cards if c.name == manifest.name), None)
+    if other is not None:
+        raise NameTaken(
+            f"this node already has a different model named {manifest.name} (id {other.id[:12]}...); "
+            "remove or rename it there to push this one"
+        )
+    staged = app[UPLOADS].get(manifest.id)
+    if staged is None or staged.manifest != manifest:
+        if not (library.staging / manifest.id).is_dir():
+            busy = library.in_use()
+            await _io(library.make_room, manifest.size, busy)
+        staged = await _io(_open, library, manifest)
+        app[UPLOADS][manifest.id] = staged
+    return web.json_response(_state(staged))
+
+
+def _open(library: ModelLibrary, manifest: Manifest) -> Staged:
+    try:
+        return open_staged(library.staging, manifest)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise DiskFull(f"this node's disk is full: cannot stage {manifest.name}") from None
+        raise
+
+
+async def _staged(request: web.Request, key: str = "id") -> Staged:
+    """The upload a request names, resumed from disk after a node restart."""
+    app = request.app
+    upload_id = request.match_info[key].lower()
+    if not SHA_RE.fullmatch(upload_id):
+        raise Invalid("an upload is named by the model's content id: 64 hex digits")
+    staged = app[UPLOADS].get(upload_id)
+    if staged is None:
+        staged = await _io(_resume, app[keys.MODELS], upload_id)
+        if staged is None:
+            raise NotFound(f"no upload {upload_id} on this node: announce it with POST /v1/models/uploads")
+        app[UPLOADS][upload_id] = staged
+    return staged
+
+
+def _resume(library: ModelLibrary, upload_id: str) -> Staged | None:
+    try:
+        manifest = parse_manifest(json.loads((library.staging / upload_id / "manifest.json").read_text("utf-8")))
+    except (OSError, ValueError, NodeError):
+        return None
+    return open_staged(library.staging, manifest)
+
+
+async def upload_state(request: web.Request) -> web.Response:
+    return web.json_response(_state(await _staged(request)))
+
+
+async def put_chunk(request: web.Request) -> web.Response:
+    staged = await _staged(request)
+    try:
+        file, index = int(request.match_info["file"]), int(request.match_info["index"])
+    except ValueError:
+        raise Invalid("a chunk is named by its file number and chunk number") from None
+    sha = request.match_info["sha"].lower()
+    if not SHA_RE.fullmatch(sha):
+        raise Invalid("a chunk is named by the sha256 of its bytes: 64 hex digits")
+    offset, length = staged.manifest.chunk_span(file, index)
+    if request.content_length is not None and request.content_length != length:
+        raise Invalid(f"chunk {file}/{index} is {length} bytes, not {request.content_length}")
+    if (file, index) in staged.have:
+        return web.json_response({"stored": False, "missing": len(staged.missing())})
+    try:
+        await _receive(request, staged, (file, index, sha), offset, length)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise DiskFull(
+                f"this node's disk is full: chunk {file}/{index} of {staged.manifest.name} not stored"
+            ) from None
+        raise
+    return web.json_response({"stored": True, "missing": len(staged.missing())}, status=201)
+
+
+async def put_stream(request: web.Request) -> web.Response:
+    """Chunks ``index``, ``index + 1``... of a file in one body (to the end of the file, or until the
+    sender stops): each is checked against the chunk hashes its manifest announced and recorded as soon
+    as it is whole, so the link never waits for a chunk's answer and a cut loses at most one chunk.
+    The signature's body digest is the upload id (the manifest, signed, holds the chunk hashes)."""
+    staged = await _staged(request, "sha")
+    try:
+        file, first = int(request.match_info["file"]), int(request.match_info["index"])
+    except ValueError:
+        raise Invalid("a stream is named by its file number and first chunk number") from None
+    staged.manifest.chunk_span(file, first)  # Invalid for a chunk the manifest does not have
+    hashes = staged.manifest.files[file].chunks
+    if not hashes:
+        raise Invalid("streaming needs the chunk hashes in the manifest (files[].chunks); send chunk by chunk")
+    stored = 0
+    try:
+        for index in range(first, staged.manifest.chunks(file)):
+            offset, length = staged.manifest.chunk_span(file, index)
+            if length and request.content.at_eof():
+                break  # the sender stopped here
+            await _receive(request, staged, (file, index, hashes[index]), offset, length, whole=False)
+            stored += 1
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise DiskFull(f"this node's disk is full: {staged.manifest.name} not stored") from None
+        raise
+    return web.json_response({"stored": stored, "missing": len(staged.missing())}, status=201)
+
+
+async def _receive(
+    request: web.Request, staged: Staged, chunk: tuple[int, int, str], offset: int, length: int, *, whole: bool = True
+) -> None:
+    """Stream a chunk's body to its offset, hashing it as it comes, and record it once it is whole and its
+    hash is right. The disk writes overlap the network (one write in a worker thread while the next
+    piece arrives); the last piece, closing and recording are one thread hop, so the answer is quick."""
+    file, index, sha = chunk
+    loop = asyncio.get_running_loop()
+    digest = hashlib.sha256()
+    fd = await _io(open_file, staged, file)
+    pending: asyncio.Future[int] | None = None
+    parts: list[bytes] = []
+    buffered = size = 0
+    position = offset
+    closed = False
+    try:
+        while size < length or whole:
+            # a stream's chunks share one body: read no further than this chunk's end
+            piece = await (request.content.readany() if whole else request.content.read(min(length - size, 1 << 18)))
+            if not piece:
+                break
+            size += len(piece)
+            if size > length:
+                raise Invalid(f"chunk {file}/{index} is longer than its {length} bytes")
+            digest.update(piece)
+            parts.append(piece)
+            buffered += len(piece)
+            if buffered >= WRITE_PIECE:
+                if pending is not None:
+                    await pending
+                data, parts, buffered = b"".join(parts), [], 0
+                pending = loop.run_in_executor(None, os.pwrite, fd, data, position)
+                position += len(data)
+        if pending is not None:
+            await pending
+            pending = None
+        if size != length:
+            raise Invalid(f"chunk {file}/{index} was cut short: {size} of {length} bytes arrived")
+        got = digest.hexdigest()
+        if got != sha:
+            raise HashMismatch(
+                f"chunk {file}/{index} hashes to {got}, not {sha}: it was corrupted on the way (not stored)"
+            )
+        closed = True
+        await _io(_last_piece, fd, b"".join(parts), position, staged, chunk)
+    finally:
+        if pending is not None:
+            await asyncio.gather(pending, return_exceptions=True)
+        if not closed:
+            await _io(os.close, fd)
+
+
+def _last_piece(fd: int, data: bytes, position: int, staged: Staged, chunk: tuple[int, int, str]) -> None:
+    try:
+        if data:
+            os.pwrite(fd, data, position)
+    finally:
+        os.close(fd)
+    record_chunk(staged, *chunk)
+
+
+async def finish_upload(request: web.Request) -> web.Response:
+    app = request.app
+    staged = await _staged(request)
+    lock = app[LOCKS].setdefault(staged.manifest.id, asyncio.Lock())
+    async with lock:
+        if app[UPLOADS].get(staged.manifest.id) is not staged:  # a concurrent finish installed it
+            return await _installed_answer(app[keys.MODELS], staged.manifest)
+        missing = staged.missing()
+        if missing:
+            raise Incomplete(f"{len(missing)} chunks of {staged.manifest.name} have not arrived yet")
+        try:
+            card = await _io(_install, app[keys.MODELS], staged)
+        except (HashMismatch, NotAModel, NoEngine):
+            app[UPLOADS].pop(staged.manifest.id, None)
+            await _io(remove, staged.folder)
+            raise
+        app[UPLOADS].pop(staged.manifest.id, None)
+    app[LOCKS].pop(staged.manifest.id, None)
+    return web.json_response({"id": card["id"], "name": card["name"], "state": "installed", "model": card}, status=201)
+
+
+async def _installed_answer(library: ModelLibrary, manifest: Manifest) -> web.Response:
+    cards = await _io(library.cards)
+    card = next((c for c in cards if c.id == manifest.id), None)
+    if card is None:
+        raise NotFound(f"the upload of {manifest.name} ended without installing it")
+    return web.json_response({"id": card.id, "name": card.name, "state": "installed", "model": card.to_dict()})
+
+
+def _install(library: ModelLibrary, staged: Staged) -> dict[str, Any]:
+    """Whole-file hashes, the load check, then the one rename that makes the model visible."""
+    verify(staged)
+    name = staged.manifest.name
+    model = classify(staged.model_path)
+    if model is None or model.kind == "unknown" or model.note:
+        why = model.note if model is not None and model.note else "not a model LAN Farm can use"
+        raise NotAModel(f"{name} failed the load check: {why}; nothing was installed")
+    try:
+        check_loads(model)
+        if model.format == "diffusers":
+            architecture, scale = sd_architecture(model.path), 1
+        elif model.format == "torchscript":
+            architecture, scale = "LaMa (IOPaint TorchScript)", 1
+        else:
+            architecture, scale = inspect_model(model)
+    except ImportError as exc:
+        raise NoEngine(
+            f"this node cannot load {name}: {exc} (install the ai extra there); nothing was installed"
+        ) from None
+    except (EngineError, OSError, ValueError, RuntimeError) as exc:
+        raise NotAModel(f"{name} failed the load check: {exc}; nothing was installed") from None
+    dest = library.folder / name
+    if dest.exists() or dest.is_symlink():
+        raise NameTaken(f"this node already has a model named {name}")
+    staged.model_path.rename(dest)
+    remove(staged.folder)
+    installed = classify(dest)
+    assert installed is not None
+    library.installed(installed, staged.manifest.id, architecture, scale)
+    card = library.ids.find(staged.manifest.id)
+    assert card is not None
+    return card.to_dict()
+
+
+async def abort_upload(request: web.Request) -> web.Response:
+    staged = await _staged(request)
+    request.app[UPLOADS].pop(staged.manifest.id, None)
+    await _io(remove, staged.folder)
+    return web.json_response({"id": staged.manifest.id, "state": "aborted"})
+
+
+async def model_for_job(library: ModelLibrary, req: JobRequest, *, run_io: Any) -> JobRequest:
+    """A job that names its model by content id runs on this node's file with that id, under whatever
+    name it has here; a node whose file of that name is other content refuses it (422 model_missing)."""
+    spec = req.spec
+    if spec.model_id is None:
+        return req
+    cards = await run_io(library.cards)
+    card = next((c for c in cards if c.id == spec.model_id), None)
+    if card is None:
+        same_name = next((c for c in cards if c.name == spec.model), None)
+        why = f"; its {spec.model} is other content (id {same_name.id[:12]}...)" if same_name else ""
+        raise ModelMissing(f"this node has no model with id {spec.model_id[:12]}...{why}")
+    if card.name == spec.model:
+        return req
+    return dataclasses.replace(req, spec=dataclasses.replace(spec, model=card.name))
