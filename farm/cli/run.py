@@ -161,7 +161,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     work.add_argument("--no-local", action="store_true", help="do not edit on this PC, only on nodes")
     work.add_argument("--local-only", action="store_true", help="use no nodes, only this PC")
     work.add_argument(
-        "--send",
+        "--ship",
         default="auto",
         choices=["auto", "crop", "whole"],
         help="what an inpaint sends a node: the crop its engine needs, the whole image, or auto (the crop, "
@@ -276,7 +276,7 @@ def handle(args: argparse.Namespace) -> int:
         store=default_store_path(),
         overwrite=args.overwrite,
         resize_mask=args.resize_mask,
-        shipping=args.send,
+        shipping=args.ship,
         max_pixels=int(args.max_megapixels * 1e6),
         unrunnable_after=args.wait,
         send_models=args.send_models,

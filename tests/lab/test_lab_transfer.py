@@ -59,7 +59,7 @@ def test_a_batch_moves_its_crops_not_its_photos(tmp_path: Path) -> None:
         before = wire_bytes(farm_host)
         argv = [sys.executable, "-m", "farm.cli", "run", str(src), "--out", str(tmp_path / "out"), "--no-local"]
         argv += ["--peer", f"{n1.ip}:7788", "--peer", f"{n2.ip}:7788", "--interface", farm_host.ip]
-        argv += ["--token-file", str(token), "--json", "--send", "crop"]  # auto may pick whole on a busy CPU
+        argv += ["--token-file", str(token), "--json", "--ship", "crop"]  # auto may pick whole on a busy CPU
         report = summary(farm_host.run(argv, env=farm_env(tmp_path), timeout=180))
         moved = wire_bytes(farm_host) - before
     assert len(report["done"]) == N and report["failed"] == []
