@@ -456,7 +456,7 @@ async def test_the_farm_sends_models_as_set(node: Any, model_folders: Any, tmp_p
         token=TOKEN,
         use_local=False,
         mdns=False,
-        peers=(Address.parse(client.base_url.removeprefix("http://")),),
+        peers=(Address.parse(client.base_url),),  # http://: the in-process node serves plain HTTP
         models_dir=mine,
         send_models="ask" if mode.startswith("ask") else mode,  # type: ignore[arg-type]
         ask_send_models=ask,

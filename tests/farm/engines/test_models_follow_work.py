@@ -192,7 +192,7 @@ def _cli(*args: str, models: Path, token: Path) -> subprocess.CompletedProcess[s
 def test_models_push_command(nodes: Nodes, model_folders: Any, tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text(TOKEN)
-    url = nodes.start("box-c").removeprefix("http://")
+    url = nodes.start("box-c").split("://", 1)[1]  # HOST:PORT (TLS, the default)
     good = model_folders.good
     pushed = _cli(MODEL, "--peer", url, models=good, token=token)  # a name in the models folder
     assert pushed.returncode == 0, pushed.stderr
