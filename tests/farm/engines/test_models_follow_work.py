@@ -162,8 +162,9 @@ def test_a_push_survives_its_node_killed_and_restarted(nodes: Nodes, model_folde
 
     result, refused = asyncio.run(main())
     assert restarted.is_set() and result.restarts >= 1
-    # sent again: the chunk cut mid-way, and at most one more whose end was still in the sockets' buffers
-    assert 1 <= result.resent <= 2 and result.sent == result.chunks + result.resent
+    # sent again: the chunk cut mid-way, and those whose bytes had arrived but were not yet written and
+    # logged when the node died (in the sockets' and TLS buffers, or a loaded disk's queue): a few, never all
+    assert 1 <= result.resent <= 3 < result.chunks and result.sent == result.chunks + result.resent
     assert (nodes.models("box-k") / "lama.pth").read_bytes() == pkg.files[0].path.read_bytes()
     info = asyncio.run(_info(url))
     assert [m["id"] for m in info["models"]] == [pkg.id]
