@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import subprocess
 import sys
 import tempfile
 import threading
@@ -197,7 +196,6 @@ def main() -> None:
             print()
             for rate in rates:
                 sim_row(rate, args, Path(tmp) / f"sim-{rate}")
-    subprocess.run(["sync"], check=False)
 
 
 if __name__ == "__main__":

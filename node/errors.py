@@ -74,6 +74,31 @@ class QueueFull(NodeError):
     status, code = 503, "queue_full"
 
 
+# model pushes (node/model_uploads.py, node/model_library.py)
+class NameTaken(NodeError):
+    status, code = 409, "name_taken"
+
+
+class Incomplete(NodeError):
+    status, code = 409, "incomplete"
+
+
+class NoEngine(NodeError):
+    status, code = 422, "no_engine"
+
+
+class ModelMissing(NodeError):
+    status, code = 422, "model_missing"
+
+
+class DiskFull(NodeError):
+    status, code = 507, "disk_full"
+
+
+class OverBudget(NodeError):
+    status, code = 507, "over_budget"
+
+
 #: farm's own errors, as the node answers them.
 FARM_STATUS: tuple[tuple[type[FarmError], int, str], ...] = (
     (SpecError, 422, "bad_spec"),

@@ -23,7 +23,7 @@ from farm.engines.installed import ai_entries
 from farm.engines.model_ids import ModelCard, ModelIds
 from farm.errors import OutputError
 from farm.local.files import write_atomic
-from node.errors import NodeError
+from node.errors import DiskFull, OverBudget
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,6 @@ PUSHED_FILE = ".lanfarm-pushed.json"
 STAGING_DIR = ".incoming"
 #: Disk left free beside the models, whatever the budget: a full disk breaks more than this node.
 DISK_RESERVE = 256 << 20
-
-
-class DiskFull(NodeError):
-    status, code = 507, "disk_full"
-
-
-class OverBudget(NodeError):
-    status, code = 507, "over_budget"
 
 
 class ModelLibrary:

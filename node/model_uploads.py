@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
-import functools
 import hashlib
 import json
 import os
@@ -27,8 +26,18 @@ from farm.engines.catalogue import classify, sd_architecture
 from farm.engines.installed import check_loads, inspect_model
 from farm.errors import EngineError
 from node import keys
-from node.errors import HashMismatch, Invalid, NodeError, NotFound
-from node.model_library import DiskFull, ModelLibrary
+from node.errors import (
+    DiskFull,
+    HashMismatch,
+    Incomplete,
+    Invalid,
+    ModelMissing,
+    NameTaken,
+    NodeError,
+    NoEngine,
+    NotFound,
+)
+from node.model_library import ModelLibrary
 from node.model_manifest import SHA_RE, Manifest, NotAModel, parse_manifest
 from node.model_staging import Staged, clean_stale, open_file, open_staged, record_chunk, remove, verify
 from node.requests import JobRequest, parse_json
@@ -37,22 +46,6 @@ UPLOADS: web.AppKey[dict[str, Staged]] = web.AppKey("model_uploads")
 #: Bytes of a chunk written to disk at once while the rest still arrives.
 WRITE_PIECE = 1 << 20
 LOCKS: web.AppKey[dict[str, asyncio.Lock]] = web.AppKey("model_upload_locks")
-
-
-class NameTaken(NodeError):
-    status, code = 409, "name_taken"
-
-
-class Incomplete(NodeError):
-    status, code = 409, "incomplete"
-
-
-class NoEngine(NodeError):
-    status, code = 422, "no_engine"
-
-
-class ModelMissing(NodeError):
-    status, code = 422, "model_missing"
 
 
 def setup_model_routes(app: web.Application) -> None:
@@ -69,12 +62,8 @@ def setup_model_routes(app: web.Application) -> None:
 
 async def uploads_ctx(app: web.Application) -> AsyncIterator[None]:
     """Pushes left unfinished for a week are removed at start (younger ones can still resume)."""
-    await _io(clean_stale, app[keys.MODELS].staging)
+    await asyncio.to_thread(clean_stale, app[keys.MODELS].staging)
     yield
-
-
-async def _io(fn: Any, *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
 
 
 def _state(staged: Staged) -> dict[str, Any]:
@@ -98,7 +87,7 @@ async def start_upload(request: web.Request) -> web.Response:
             "this node has no AI engines to run or check a model with: install the ai extra there "
             "(pip install 'lanfarm[ai]')"
         )
-    cards = await _io(library.cards)
+    cards = await asyncio.to_thread(library.cards)
     same = next((c for c in cards if c.id == manifest.id), None)
     if same is not None:
         return web.json_response({"id": same.id, "name": same.name, "state": "installed", "model": same.to_dict()})
@@ -112,8 +101,8 @@ async def start_upload(request: web.Request) -> web.Response:
     if staged is None or staged.manifest != manifest:
         if not (library.staging / manifest.id).is_dir():
             busy = library.in_use()
-            await _io(library.make_room, manifest.size, busy)
-        staged = await _io(_open, library, manifest)
+            await asyncio.to_thread(library.make_room, manifest.size, busy)
+        staged = await asyncio.to_thread(_open, library, manifest)
         app[UPLOADS][manifest.id] = staged
     return web.json_response(_state(staged))
 
@@ -135,7 +124,7 @@ async def _staged(request: web.Request, key: str = "id") -> Staged:
         raise Invalid("an upload is named by the model's content id: 64 hex digits")
     staged = app[UPLOADS].get(upload_id)
     if staged is None:
-        staged = await _io(_resume, app[keys.MODELS], upload_id)
+        staged = await asyncio.to_thread(_resume, app[keys.MODELS], upload_id)
         if staged is None:
             raise NotFound(f"no upload {upload_id} on this node: announce it with POST /v1/models/uploads")
         app[UPLOADS][upload_id] = staged
@@ -217,7 +206,7 @@ async def _receive(
     file, index, sha = chunk
     loop = asyncio.get_running_loop()
     digest = hashlib.sha256()
-    fd = await _io(open_file, staged, file)
+    fd = await asyncio.to_thread(open_file, staged, file)
     pending: asyncio.Future[int] | None = None
     parts: list[bytes] = []
     buffered = size = 0
@@ -252,12 +241,12 @@ async def _receive(
                 f"chunk {file}/{index} hashes to {got}, not {sha}: it was corrupted on the way (not stored)"
             )
         closed = True
-        await _io(_last_piece, fd, b"".join(parts), position, staged, chunk)
+        await asyncio.to_thread(_last_piece, fd, b"".join(parts), position, staged, chunk)
     finally:
         if pending is not None:
             await asyncio.gather(pending, return_exceptions=True)
         if not closed:
-            await _io(os.close, fd)
+            await asyncio.to_thread(os.close, fd)
 
 
 def _last_piece(fd: int, data: bytes, position: int, staged: Staged, chunk: tuple[int, int, str]) -> None:
@@ -280,10 +269,10 @@ async def finish_upload(request: web.Request) -> web.Response:
         if missing:
             raise Incomplete(f"{len(missing)} chunks of {staged.manifest.name} have not arrived yet")
         try:
-            card = await _io(_install, app[keys.MODELS], staged)
+            card = await asyncio.to_thread(_install, app[keys.MODELS], staged)
         except (HashMismatch, NotAModel, NoEngine):
             app[UPLOADS].pop(staged.manifest.id, None)
-            await _io(remove, staged.folder)
+            await asyncio.to_thread(remove, staged.folder)
             raise
         app[UPLOADS].pop(staged.manifest.id, None)
     app[LOCKS].pop(staged.manifest.id, None)
@@ -291,7 +280,7 @@ async def finish_upload(request: web.Request) -> web.Response:
 
 
 async def _installed_answer(library: ModelLibrary, manifest: Manifest) -> web.Response:
-    cards = await _io(library.cards)
+    cards = await asyncio.to_thread(library.cards)
     card = next((c for c in cards if c.id == manifest.id), None)
     if card is None:
         raise NotFound(f"the upload of {manifest.name} ended without installing it")
@@ -336,17 +325,17 @@ def _install(library: ModelLibrary, staged: Staged) -> dict[str, Any]:
 async def abort_upload(request: web.Request) -> web.Response:
     staged = await _staged(request)
     request.app[UPLOADS].pop(staged.manifest.id, None)
-    await _io(remove, staged.folder)
+    await asyncio.to_thread(remove, staged.folder)
     return web.json_response({"id": staged.manifest.id, "state": "aborted"})
 
 
-async def model_for_job(library: ModelLibrary, req: JobRequest, *, run_io: Any) -> JobRequest:
+async def model_for_job(library: ModelLibrary, req: JobRequest) -> JobRequest:
     """A job that names its model by content id runs on this node's file with that id, under whatever
     name it has here; a node whose file of that name is other content refuses it (422 model_missing)."""
     spec = req.spec
     if spec.model_id is None:
         return req
-    cards = await run_io(library.cards)
+    cards = await asyncio.to_thread(library.cards)
     card = next((c for c in cards if c.id == spec.model_id), None)
     if card is None:
         same_name = next((c for c in cards if c.name == spec.model), None)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-from typing import Any
 
 from aiohttp import web
 
@@ -42,11 +40,6 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/v1/identity", identity, allow_head=False)
 
 
-async def _io(fn: Any, *args: Any) -> Any:
-    """Run a blocking call in the default thread pool (job slots have their own)."""
-    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
-
-
 async def health(request: web.Request) -> web.Response:
     answer = {"ok": True, "protocol": PROTOCOL_VERSION, "id": request.app[keys.NODE_ID]}
     return web.json_response(answer | tls_fields(request.app))
@@ -55,10 +48,10 @@ async def health(request: web.Request) -> web.Response:
 async def info(request: web.Request) -> web.Response:
     app = request.app
     config, runner = app[keys.CONFIG], app[keys.RUNNER]
-    hardware = await _io(hw.refresh, app[keys.HARDWARE])
+    hardware = await asyncio.to_thread(hw.refresh, app[keys.HARDWARE])
     library = app[keys.MODELS]
-    models = [c.to_dict() for c in await _io(library.cards)]
-    space = await _io(library.space)
+    models = [c.to_dict() for c in await asyncio.to_thread(library.cards)]
+    space = await asyncio.to_thread(library.space)
     return web.json_response(
         {
             "id": app[keys.NODE_ID],
@@ -118,13 +111,13 @@ async def put_blob(request: web.Request) -> web.Response:
         return web.json_response({"sha256": sha, "size": blobs.size(sha), "stored": False}, status=200)
     pace = request.app.get(UPLOADS) or UploadPace()
     body = pace.paced(request.content.iter_any())
-    size = await blobs.receive(sha, body, declared=request.content_length, run_io=_io)
+    size = await blobs.receive(sha, body, declared=request.content_length, run_io=asyncio.to_thread)
     return web.json_response({"sha256": sha, "size": size, "stored": True}, status=201)
 
 
 async def post_job(request: web.Request) -> web.Response:
     req = parse_job(parse_json(await request.read()))
-    req = await model_for_job(request.app[keys.MODELS], req, run_io=_io)  # by content id, not name
+    req = await model_for_job(request.app[keys.MODELS], req)  # by content id, not name
     job, new = request.app[keys.RUNNER].submit(req)
     return web.json_response(job.to_dict(), status=202 if new else 200)
 
@@ -149,7 +142,7 @@ async def get_result(request: web.Request) -> web.Response:
         raise NotDone(f"job {job.id} is {job.state}; its result exists once it is done")
     path = request.app[keys.BLOBS].path(job.result.sha256)
     try:
-        data = await _io(path.read_bytes)
+        data = await asyncio.to_thread(path.read_bytes)
     except FileNotFoundError:
         raise NotFound(f"the result of job {job.id} was evicted from this node's cache") from None
     return web.Response(

@@ -291,7 +291,7 @@ class RemoteWorker:
 
     async def _ship(self, task: Task) -> Shipment | None:
         """The crop that travels instead of the whole image, cut off the loop (None: the whole input)."""
-        if task.mask is None or not shippable(task.spec, True):
+        if task.mask is None or not shippable(task.spec, has_mask=True):
             return None
         whole = len(task.image) + len(task.mask)
         if self.observer is not None and self.observer.prefer_whole(self.id, whole):
