@@ -30,6 +30,7 @@ from farm.core.job import Job, JobState
 from farm.core.params import ParamValue
 from farm.core.scheduler import LOCAL
 from farm.core.spec import EditSpec, HdStrategy, OutputSpec
+from farm.core.split_choice import parse_tiles
 from farm.engines.base import Engine
 from farm.engines.devices import device_override
 from farm.engines.installed import default_registry
@@ -168,6 +169,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "unless the link is fast enough that cutting it here costs more than it saves)",
     )
     work.add_argument(
+        "--tiles",
+        type=tiles_arg,
+        default="auto",
+        metavar="auto|off|N",
+        help="cut a big upscale into N tiles for several PCs, stitched without seams (default auto: when that "
+        "ends it clearly sooner than one PC alone; off: never)",
+    )
+    work.add_argument(
         "--no-discovery", action="store_true", help=f"no mDNS, only saved and given peers (also {DISCOVERY_ENV}=off)"
     )
     add_discover_on(work)
@@ -195,6 +204,14 @@ def parse_param(text: str) -> tuple[str, ParamValue]:
     if not isinstance(value, bool | int | float | str):
         value = raw
     return name.strip(), value
+
+
+def tiles_arg(text: str) -> str | int:
+    """``--tiles``: auto, off or a number of tiles (argparse shows the ValueError's message)."""
+    try:
+        return parse_tiles(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +294,7 @@ def handle(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         resize_mask=args.resize_mask,
         shipping=args.ship,
+        tiles=args.tiles,
         max_pixels=int(args.max_megapixels * 1e6),
         unrunnable_after=args.wait,
         send_models=args.send_models,

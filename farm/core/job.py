@@ -58,6 +58,10 @@ class Job:
     state: JobState = JobState.QUEUED
     error: str | None = None
     worker: str | None = None
+    #: a tile (or region) of a bigger edit: that job's id. The farm shows and counts the bigger job; a part's
+    #: input and output live in the bigger job's staging folder (farm/runtime/splitting.py).
+    parent: str | None = None
+    label: str = ""  # a part's name for people ("photo.jpg tile 3/12"); "" for a job of its own
 
     def move(self, to: JobState, *, error: str | None = None) -> None:
         """Change state, or raise IllegalTransition naming both states."""
@@ -70,4 +74,4 @@ class Job:
 
     @property
     def name(self) -> str:
-        return self.input.name
+        return self.label or self.input.name

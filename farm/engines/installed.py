@@ -55,6 +55,12 @@ def default_registry(
                 simulated.DESCRIPTOR, lambda _model: simulated.SimulatedEngine(slowdown=sim_slowdown, fail=sim_fail)
             )
         )
+        registry.add(
+            EngineEntry(
+                simulated.UPSCALE_DESCRIPTOR,
+                lambda _model: simulated.SimulatedUpscaler(slowdown=sim_slowdown, fail=sim_fail),
+            )
+        )
     return registry
 
 

@@ -15,13 +15,15 @@ import os
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from PIL import Image
 
+from farm.core.descriptor import EngineDescriptor
 from farm.core.job import Job, JobState
 from farm.core.nodeinfo import NodeInfo
 from farm.core.scheduler import (
@@ -37,14 +39,17 @@ from farm.core.scheduler import (
 )
 from farm.core.shipping_choice import CutCost, send_whole
 from farm.core.spec import EditSpec
+from farm.core.split_choice import Candidate, tile_count
 from farm.engines.registry import Registry
 from farm.errors import EngineError, FarmError, OutputError
 from farm.imaging.codec import DEFAULT_MAX_PIXELS
 from farm.imaging.shipping import shippable
 from farm.local.files import read_bytes, write_atomic
 from farm.local.store import QueueStore
+from farm.runtime import splitting
 from farm.runtime.client import NodeClient, NodeUnreachable, connector
 from farm.runtime.planning import Planned
+from farm.runtime.splitting import REGIONS, Split
 from farm.runtime.trust import Trust
 from farm.runtime.workers import LocalWorker, RemoteWorker, Task, Worker, WorkerFailure
 
@@ -105,6 +110,9 @@ class FarmOptions:
     #: how an inpaint travels to a node: ``crop`` (what its engine needs), ``whole`` (the input as it is),
     #: ``auto`` (the crop, unless the link is fast enough that cutting here costs more than it saves)
     shipping: str = "auto"
+    #: a big upscale cut into tiles for several workers: ``auto`` (when that ends it clearly sooner),
+    #: ``off``, or a number of tiles (farm/core/split_choice.py)
+    tiles: str | int = "auto"
 
 
 class Dispatcher:
@@ -144,6 +152,10 @@ class Dispatcher:
         self.trust: Trust | None = None  # the farm's (farm.runtime.trust); None: nodes are not checked
         self._tick_task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()  # workers taken out, closing in the background
+        self._closed = False
+        self._splits: dict[str, Split] = {}  # parent job id -> the parent in flight as parts
+        self._split_counts: dict[str, Split] = {}  # parent job id -> how it was split (a retry cuts it the same way)
+        self._split_tasks: set[asyncio.Future[None]] = set()  # cutting, assembling, saving parts' results
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Dispatcher:
@@ -160,6 +172,7 @@ class Dispatcher:
         self._tick_task = asyncio.create_task(self._ticker(), name="farm tick")
 
     async def close(self) -> None:
+        self._closed = True
         if self._tick_task is not None:
             self._tick_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -171,6 +184,10 @@ class Dispatcher:
         for worker in list(self.workers.values()):
             await worker.close()
         await asyncio.gather(*self._closing, return_exceptions=True)
+        await asyncio.gather(*self._split_tasks, return_exceptions=True)
+        for split in list(self._splits.values()):
+            await asyncio.to_thread(splitting.discard, split)  # resumed later from the store, cut again
+        self._splits.clear()
         await self._flush()
         if self._session is not None:
             await self._session.close()
@@ -310,9 +327,26 @@ class Dispatcher:
             self._idle.clear()
         for job in jobs:
             self._emit(JobEvent(job))
-        self._apply(self.scheduler.add_jobs(requests, self.clock()))
+        whole = []
+        for req in requests:
+            job = self.jobs[req.id]
+            parts = self._parts_for(job, req, others=len(requests) - 1)
+            if parts > 1:
+                self._split(Split(job, req, parts))
+            elif parts == REGIONS:
+                self._split(Split(job, req, REGIONS))
+            else:
+                whole.append(req)
+        self._apply(self.scheduler.add_jobs(whole, self.clock()))
 
     def cancel(self, job_id: str) -> None:
+        split = self._splits.get(job_id)
+        if split is not None:
+            if not split.assembling:  # once every part is in, the output is being written: it ends done
+                self._end_split(split, JobState.CANCELLED)
+            return
+        if job_id in self._split_counts:
+            return  # a parent that already ended
         self._apply(self.scheduler.cancel(job_id, self.clock()))
 
     def retry(self, job_id: str) -> None:
@@ -321,6 +355,9 @@ class Dispatcher:
             job.move(JobState.QUEUED)
             self._idle.clear()
             self._emit(JobEvent(job))
+            if job_id in self._split_counts:
+                self._split(self._split_counts[job_id])
+                return
             self._apply(self.scheduler.retry(job_id, self.clock()))
 
     def pause(self) -> None:
@@ -382,7 +419,10 @@ class Dispatcher:
                 if job.state is not _STATES[d.state]:
                     job.move(_STATES[d.state], error=d.message or None)
                 self._emit(JobEvent(job))
-        if self.scheduler.unfinished() == 0:
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if self.scheduler.unfinished() == 0 and not self._splits:
             self._idle.set()
 
     def _requeued(self, job_ids: Sequence[str]) -> None:
@@ -438,11 +478,14 @@ class Dispatcher:
             return
         error = None
         try:
-            await asyncio.to_thread(write_atomic, job.output, data, overwrite=self.options.overwrite)
+            if job.parent is not None:
+                await self._save_part(job, data)
+            else:
+                await asyncio.to_thread(write_atomic, job.output, data, overwrite=self.options.overwrite)
             self._count(worker_id, ok=True)
         except FileExistsError:
             error = f"{job.output.name} appeared in the output folder meanwhile; not overwritten"
-        except OutputError as exc:
+        except FarmError as exc:  # OutputError, or a part's result that is not what was cut
             error = str(exc)
         self._apply(self.scheduler.committed(job_id, self.clock(), error))
 
@@ -529,6 +572,186 @@ class Dispatcher:
             self._apply(self.scheduler.tick(self.clock()))
             await self._flush()
 
+    # ------------------------------------------------------- big edits as parts (farm/runtime/splitting.py)
+    def _parts_for(self, job: Job, req: JobRequest, *, others: int) -> int:
+        """Into how many tiles to cut ``job`` (1: it runs whole; REGIONS: one crop per region of its mask,
+        if it has several), from the workers that could run them."""
+        if job.parent is not None or self.options.tiles == "off":
+            return 1
+        if job.spec.op == "inpaint":
+            return REGIONS if self._regions_worth_trying(job, req, others) else 1
+        if job.spec.op != "upscale":
+            return 1
+        return tile_count(
+            self.options.tiles,
+            req.megapixels,
+            req.transfer_bytes,
+            self._candidates(req),
+            max_tiles=splitting.max_tiles(req.megapixels),
+            queued_elsewhere=self.scheduler.queued() + others,
+        )
+
+    def _candidates(self, req: JobRequest) -> list[Candidate]:
+        """The workers that could run ``req`` now (online, not held), with what the scheduler measured."""
+        statuses = {s.id: s for s in self.scheduler.workers()}
+        candidates = []
+        for worker in self.workers.values():
+            caps, status = worker.caps(), statuses.get(worker.id)
+            if not caps.available or not caps.can_run(req) or status is None or status.paused or not status.online:
+                continue
+            speed = status.seconds_per_mp.get(req.engine)
+            candidates.append(Candidate(speed, self.scheduler.link_rate(worker.id), caps.local, caps.slots))
+        return candidates
+
+    def _regions_worth_trying(self, job: Job, req: JobRequest, others: int) -> bool:
+        """An inpaint's regions go to several workers when its engine is a model (not OpenCV's, which ends
+        a crop in milliseconds), the crop strategy applies and other workers would be idle."""
+        if job.mask is None or job.spec.hd.strategy != "crop":
+            return False
+        if isinstance(self.options.tiles, int):
+            return self.options.tiles > 1
+        desc = self._descriptor(job.spec.engine)
+        if desc is None or desc.devices == ("cpu",):
+            return False
+        workers = sum(max(1, c.slots) for c in self._candidates(req))
+        return workers >= 2 and self.scheduler.queued() + others < workers
+
+    def _split(self, split: Split) -> None:
+        split = Split(split.parent, split.request, split.count)  # a fresh one (a retry cuts it again)
+        self._splits[split.parent.id] = split
+        self._split_counts[split.parent.id] = split
+        self._idle.clear()
+        self._background(self._cut(split), split)
+
+    def _background(self, coro: Coroutine[Any, Any, None], split: Split) -> None:
+        task = asyncio.ensure_future(coro)
+        self._split_tasks.add(task)
+        split.saving.add(task)
+        task.add_done_callback(self._split_tasks.discard)
+        task.add_done_callback(split.saving.discard)
+
+    async def _cut(self, split: Split) -> None:
+        """Cut the parent into tiles off the loop, then queue them as ordinary jobs."""
+        job = split.parent
+        desc = self._descriptor(job.spec.engine)
+        params = desc.params.validate(job.spec.params) if desc is not None else dict(job.spec.params)
+        options = self.options
+        try:
+            if split.count == REGIONS:
+                cut = await asyncio.to_thread(
+                    splitting.cut_regions, job, max_pixels=options.max_pixels, resize_mask=options.resize_mask
+                )
+            else:
+                cut = await asyncio.to_thread(
+                    splitting.cut_tiles,
+                    job,
+                    split.count,
+                    scale=desc.scale if desc is not None else 4,
+                    multiple=desc.size_multiple if desc is not None else 1,
+                    overlap=int(params.get("overlap", splitting.DEFAULT_OVERLAP)),
+                    max_pixels=options.max_pixels,
+                )
+        except FarmError as exc:
+            self._end_split(split, JobState.FAILED, str(exc))
+            return
+        if split.ended or self._closed:
+            await asyncio.to_thread(splitting.discard, split)
+            return
+        if cut is None:  # nothing worth cutting apart: the job runs whole
+            self._splits.pop(job.id, None)
+            self._split_counts.pop(job.id, None)
+            self._apply(self.scheduler.add_jobs([split.request], self.clock()))
+            return
+        split.cut = cut
+        split.parts = splitting.part_jobs(job, cut)
+        await self.enqueue(split.parts)
+
+    async def _save_part(self, part: Job, data: bytes) -> None:
+        """A part's result into its parent's staging folder (the save runs to its end even if cancelled)."""
+        split = self._splits.get(part.parent or "")
+        if split is None or split.cut is None:
+            raise OutputError(f"{part.name}: its image ended meanwhile")
+        save = asyncio.ensure_future(asyncio.to_thread(split.cut.assembly.save, split.index(part), data))
+        split.saving.add(save)
+        save.add_done_callback(split.saving.discard)
+        await asyncio.shield(save)
+
+    def _part_changed(self, event: JobEvent) -> None:
+        """A part moved: its parent moves (started, progress, done when the last part is in, failed)."""
+        part = event.job
+        split = self._splits.get(part.parent or "")
+        if split is None or split.ended:
+            return
+        parent = split.parent
+        if event.progress is not None:
+            split.progress[part.id] = event.progress
+        elif part.state in (JobState.DISPATCHED, JobState.RUNNING):
+            parent.worker = part.worker
+            if parent.state is JobState.QUEUED:
+                parent.move(JobState.DISPATCHED)
+            if part.state is JobState.RUNNING and parent.state is JobState.DISPATCHED:
+                parent.move(JobState.RUNNING)
+            self._emit(JobEvent(parent))
+        elif part.state is JobState.QUEUED:
+            split.progress.pop(part.id, None)  # its worker failed or went away: it runs again elsewhere
+        elif part.state is JobState.DONE:
+            split.done.add(part.id)
+            if split.complete:
+                split.assembling = True
+                self._background(self._assemble(split), split)
+        elif part.state is JobState.FAILED:
+            self._end_split(split, JobState.FAILED, f"{part.name}: {part.error}")
+            return
+        self.progress[parent.id] = split.fraction
+        self._emit(JobEvent(parent, progress=split.fraction))
+
+    async def _assemble(self, split: Split) -> None:
+        """Every part is in: the parent's output, written once, atomically."""
+        parent, error = split.parent, None
+        assert split.cut is not None
+        try:
+            await asyncio.to_thread(split.cut.assembly.write, parent.output, overwrite=self.options.overwrite)
+        except FileExistsError:
+            error = f"{parent.output.name} appeared in the output folder meanwhile; not overwritten"
+        except FarmError as exc:
+            error = str(exc)
+        parent.worker = splitting.most_work(split.parts) or parent.worker
+        self._end_split(split, JobState.FAILED if error else JobState.DONE, error)
+
+    def _end_split(self, split: Split, state: JobState, error: str | None = None) -> None:
+        """The parent ends: its unfinished parts are cancelled and its staging folder goes."""
+        if split.ended:
+            return
+        split.ended = True
+        parent = split.parent
+        self._splits.pop(parent.id, None)
+        for part in split.parts:
+            if not part.state.finished:
+                self._apply(self.scheduler.cancel(part.id, self.clock()))
+        if parent.state is not state:
+            parent.move(state, error=error)
+        self.progress.pop(parent.id, None)
+        self._emit(JobEvent(parent))
+        if split.cut is not None:  # else the cut, still running, removes what it made
+            self._background(self._discard_after(split), split)
+        self._check_idle()
+
+    async def _discard_after(self, split: Split) -> None:
+        pending = [t for t in split.saving if t is not asyncio.current_task()]
+        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.to_thread(splitting.discard, split)
+
+    def _descriptor(self, engine_id: str) -> EngineDescriptor | None:
+        """The engine as this PC knows it, else as a node says it."""
+        with contextlib.suppress(EngineError):
+            return self.registry.descriptor(engine_id)
+        for worker in self.workers.values():
+            if isinstance(worker, RemoteWorker):
+                for desc in worker.info.engines:
+                    if desc.id == engine_id:
+                        return desc
+        return None
+
     async def _flush(self) -> None:
         """Write the jobs whose state changed since the last flush to the durable queue."""
         if self.store is None or not self._dirty:
@@ -537,6 +760,9 @@ class Dispatcher:
         await asyncio.to_thread(self.store.update, changed)
 
     def _emit(self, event: FarmEvent) -> None:
+        if isinstance(event, JobEvent) and event.job.parent is not None:
+            self._part_changed(event)  # a part is the dispatcher's own: the farm sees its parent
+            return
         if self.store is not None and isinstance(event, JobEvent) and event.progress is None:
             self._dirty[event.job.id] = event.job
         for listener in self._listeners:

@@ -69,6 +69,7 @@ class FarmSettings:
     overwrite: bool = False
     resize_mask: bool = False
     shipping: str = "auto"  # how an inpaint travels to a node: auto, crop or whole (FarmOptions.shipping)
+    tiles: str | int = "auto"  # a big upscale cut into tiles for several workers: auto, off or N (FarmOptions.tiles)
     max_pixels: int = DEFAULT_MAX_PIXELS
     heartbeat_interval: float = 2.0
     probe_timeout: float = 2.0
@@ -157,6 +158,7 @@ class Farm:
             max_pixels=settings.max_pixels,
             tick_seconds=settings.tick_seconds,
             shipping=settings.shipping,
+            tiles=settings.tiles,
         )
         self._dispatcher = Dispatcher(registry, token=settings.token, options=options, policy=policy, clock=clock)
         self.trust = self._dispatcher.trust = Trust(settings.pins)
@@ -393,6 +395,11 @@ class Farm:
         return self._paused
 
     # ------------------------------------------------------------------ nodes and this PC
+    def set_tiles(self, tiles: str | int) -> None:
+        """Cut big upscales into tiles (and inpaints into regions) for several workers: auto, off or N,
+        from the next submitted job on."""
+        self._dispatcher.options.tiles = tiles
+
     def set_local(self, use: bool, slots: int) -> None:
         """This PC's worker on or off, or another number of slots, while the farm runs."""
         self._dispatcher.set_local(use, slots)
@@ -452,8 +459,9 @@ class Farm:
     # ------------------------------------------------------------------ snapshots
     @property
     def jobs(self) -> Mapping[str, Job]:
-        """Every job submitted since the farm opened, by id (read-only)."""
-        return MappingProxyType(self._dispatcher.jobs)
+        """Every job submitted since the farm opened, by id (read-only; the tiles of a split edit are not
+        jobs of their own here: their edit is)."""
+        return MappingProxyType({k: j for k, j in self._dispatcher.jobs.items() if j.parent is None})
 
     @property
     def worker_ids(self) -> frozenset[str]:

@@ -77,7 +77,7 @@ async def test_info_matches_schema(node_client: Any, home: Any) -> None:
     assert body["slots"] == {"total": 2, "free": 2}
     assert body["hardware"]["backend"] == "cpu"
     # AI engines appear too where the ai extra is installed, unavailable without models
-    assert {e["id"] for e in body["engines"] if e["available"]} == {"cv2", "sim"}
+    assert {e["id"] for e in body["engines"] if e["available"]} == {"cv2", "sim", "sim-upscale"}
     assert [(m["name"], m["kind"], m["size"]) for m in body["models"]] == [("big-lama.safetensors", "lama", 10)]
     assert body["models"][0]["id"] == hashlib.sha256(b"x" * 10).hexdigest()  # content id, hashed once
     # lite comes from the registry: registered AI engines (even without a model) make the node not lite

@@ -110,7 +110,7 @@ def test_advert_seen_updated_and_withdrawn(tmp_path: Path) -> None:
     assert out["name"] == "spare-pc._lanfarm._tcp.local."
     assert out["addresses"] == ["127.0.0.1"] and out["url"].endswith(f":{out['port']}")
     assert (advert.name, advert.proto, advert.gpu, advert.vram_mb) == ("spare-pc", PROTOCOL_VERSION, "cpu", 0)
-    assert (advert.slots, advert.free) == (2, 2) and set(advert.engines) == {"cv2", "sim"}
+    assert (advert.slots, advert.free) == (2, 2) and set(advert.engines) == {"cv2", "sim", "sim-upscale"}
     assert len(advert.id) == 16
     assert advert.tls and len(advert.fingerprint) == 64  # TXT names the certificate the farm will pin
     assert TOKEN not in out["raw"] and TOKEN not in json.dumps(out["txt"])
