@@ -224,6 +224,8 @@ class QueueDelegate(QStyledItemDelegate):
         )
         painter.setFont(option.font)
         parts = [STATE_LABELS.get(job.state, job.state.value)]
+        if job.split:
+            parts.append(job.split)  # "8 tiles": the dashboard shows which PC runs which
         if self.node_shown(job):
             parts.append(self.model.worker_names.get(job.worker or "", job.worker or ""))
         elapsed = format_seconds(row.elapsed(self.model.clock()))

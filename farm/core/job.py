@@ -62,6 +62,7 @@ class Job:
     #: input and output live in the bigger job's staging folder (farm/runtime/splitting.py).
     parent: str | None = None
     label: str = ""  # a part's name for people ("photo.jpg tile 3/12"); "" for a job of its own
+    split: str = ""  # a job run as parts: what they are, for people ("8 tiles", "3 regions")
 
     def move(self, to: JobState, *, error: str | None = None) -> None:
         """Change state, or raise IllegalTransition naming both states."""

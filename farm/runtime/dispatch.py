@@ -664,6 +664,7 @@ class Dispatcher:
             return
         split.cut = cut
         split.parts = splitting.part_jobs(job, cut)
+        job.split = f"{len(split.parts)} {cut.what}s"
         await self.enqueue(split.parts)
 
     async def _save_part(self, part: Job, data: bytes) -> None:

@@ -19,6 +19,7 @@ from farm import EditSpec, default_registry
 from farm.core.job import Job, JobState
 from farm.core.spec import OutputSpec
 from farm.runtime.dispatch import Dispatcher, FarmOptions, JobEvent
+from farm.runtime.farm import BatchEnded, Farm, FarmSettings
 from farm.runtime.planning import plan
 from farm.runtime.splitting import staging_for
 from tests.conftest import png_bytes, scene
@@ -93,6 +94,7 @@ async def test_tiles_run_on_several_workers_and_stitch_to_the_untiled_result(tmp
         parts = parts_of(farm, job)
     assert job.state is JobState.DONE, job.error
     assert len(parts) == 8 and all(p.state is JobState.DONE for p in parts)
+    assert job.split == "8 tiles"
     assert len({p.worker for p in parts}) >= 2, f"every tile ran on one worker: {[p.worker for p in parts]}"
     assert progress == sorted(progress) and progress[-1] == pytest.approx(1.0)  # the image's, tile by tile
     out = decoded(job.output)
@@ -225,6 +227,7 @@ async def test_an_inpaint_with_separate_regions_spreads_them_and_pastes_them_int
         parts = parts_of(farm, job)
     assert job.state is JobState.DONE, job.error
     assert len(parts) == 3 and all(p.label.startswith("spots.png region") for p in parts)
+    assert job.split == "3 regions"
     assert len({p.worker for p in parts}) >= 2, [p.worker for p in parts]
     # each region at full size (one crop around all three would be resized to 1280 px): exactly the
     # SIMULATED engine's edit, the masked pixels inverted and every other pixel as it was
@@ -252,3 +255,27 @@ async def test_one_region_or_the_fast_opencv_engine_runs_whole(tmp_path: Path, n
         await farm.wait()
         assert single.state is JobState.DONE and fast.state is JobState.DONE
         assert not parts_of(farm, single) and not parts_of(farm, fast)
+
+
+async def test_the_farm_shows_the_image_as_one_edit_and_each_worker_its_tile(tmp_path: Path) -> None:
+    """Through the front door: the batch counts one edit, ``jobs`` holds no tile, the dashboard's worker
+    snapshot names the tile it runs."""
+    items = big_image(tmp_path / "farm")
+    seen: set[str] = set()
+    ended: list[BatchEnded] = []
+    settings = FarmSettings(nodes=False, local_slots=2, tiles=4)
+    async with Farm.open(settings, registry=default_registry(simulate=True)) as farm:
+
+        def on_event(e: object) -> None:
+            if isinstance(e, JobEvent):
+                assert e.job.parent is None, "a tile reached the farm's listeners"
+                seen.update(w.job for w in farm.workers() if w.job)
+            elif isinstance(e, BatchEnded):
+                ended.append(e)
+
+        farm.subscribe(on_event)
+        batch = await farm.submit_paths([items[0].input], None, upscale(2.0), items[0].output.parent)
+        await asyncio.wait_for(farm.wait(), 60)
+        assert list(farm.jobs) == [batch.jobs[0].id]
+    assert [(b.batch.done, b.batch.total) for b in ended] == [(1, 1)]
+    assert any(name.startswith("big.png tile ") and name.endswith("/4") for name in seen), seen
