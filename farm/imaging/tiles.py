@@ -91,13 +91,16 @@ class Tile:
 
     @property
     def width(self) -> int:
+        """The window's width: what the worker gets (times the scale: what it returns)."""
         return self.window.x1 - self.window.x0
 
     @property
     def height(self) -> int:
+        """The window's height."""
         return self.window.y1 - self.window.y0
 
     def describe(self) -> str:
+        """How errors name the tile."""
         return f"tile {self.index} (row {self.row}, column {self.col})"
 
 
