@@ -2,7 +2,8 @@
 
 ESRGAN / Real-ESRGAN, Real-ESRGAN Compact, SwinIR, HAT, DAT, SPAN... Big images run in tiles: each
 tile is run with ``overlap`` pixels of context on every side and only its centre is kept, so the
-result matches an untiled run wherever the model's receptive field fits in the overlap.
+result matches an untiled run wherever the model's receptive field fits in the overlap. The grid rule
+(:mod:`farm.core.tiling`) is the one the farm uses to split one image across nodes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from farm.core.descriptor import EngineDescriptor
 from farm.core.params import ParamSchema, ParamSpec, ParamValue
+from farm.core.tiling import round_overlap, round_tile, tile_windows
 from farm.engines.base import CancelToken, Engine, ProgressFn
 from farm.engines.catalogue import ModelFile, ModelIndex, estimate_memory_mb, known_scale
 from farm.engines.devices import AI_DEVICES, flushed_denormals, free_memory_mb, is_half_safe, pick_device
@@ -123,16 +125,7 @@ def choose_tile(device: torch.device, scale: int, multiple: int, half: bool, req
         tile = min(MAX_TILE, max(MIN_TILE, math.isqrt(budget // per_pixel)))
     else:
         tile = CPU_TILE
-    return max(multiple, tile // multiple * multiple)
-
-
-def tile_windows(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """Per tile along one axis: (core start, core end, window start, window end)."""
-    out = []
-    for start in range(0, length, tile):
-        end = min(start + tile, length)
-        out.append((start, end, max(0, start - overlap), min(length, end + overlap)))
-    return out
+    return round_tile(tile, multiple)
 
 
 class UpscaleEngine:
@@ -176,7 +169,7 @@ class UpscaleEngine:
         scale = self.descriptor.scale
         multiple = self.descriptor.size_multiple
         tile = choose_tile(self._device, scale, multiple, self._half, int(params["tile"]))
-        overlap = -(-int(params["overlap"]) // multiple) * multiple
+        overlap = round_overlap(int(params["overlap"]), multiple)
         rows, cols = tile_windows(h, tile, overlap), tile_windows(w, tile, overlap)
         out = np.empty((h * scale, w * scale, 3), np.uint8)
         done, total = 0, len(rows) * len(cols)

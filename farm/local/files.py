@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from farm.errors import ImageError, OutputError
 
@@ -46,7 +50,22 @@ def write_atomic(path: Path, data: bytes, *, overwrite: bool = False, mode: int 
     The bytes go to a hidden temp file in the same folder, then are linked into place: without
     ``overwrite`` an existing file is never replaced (FileExistsError), with it the rename is atomic.
     """
+    with atomic_file(path, overwrite=overwrite, mode=mode) as fh:
+        fh.write(data)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, *, overwrite: bool = False, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A file to write ``path`` through in pieces, seen by readers all at once or not at all.
+
+    :func:`write_atomic` for data made as it is written (a streamed image): the pieces go to a hidden
+    temp file in the same folder, which is put in place only when the ``with`` block ends without an
+    error; on an error (or a kill) ``path`` is untouched. Without ``overwrite`` an existing file is
+    never replaced (FileExistsError, also checked before the first byte).
+    """
     folder = path.parent
+    if not overwrite and os.path.lexists(path):
+        raise FileExistsError(errno.EEXIST, "file exists", str(path))
     tmp = folder / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.part"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)  # private from the first byte if asked
@@ -56,7 +75,10 @@ def write_atomic(path: Path, data: bytes, *, overwrite: bool = False, mode: int 
         raise OutputError(f"cannot write into {folder}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            try:
+                yield fh
+            except OSError as exc:
+                raise OutputError(f"cannot write {path.name}: {exc.strerror or exc}") from None
         if overwrite:
             os.replace(tmp, path)
         else:
