@@ -646,7 +646,6 @@ class Dispatcher:
                     splitting.cut_tiles,
                     job,
                     split.count,
-                    scale=desc.scale if desc is not None else 4,
                     multiple=desc.size_multiple if desc is not None else 1,
                     overlap=int(params.get("overlap", splitting.DEFAULT_OVERLAP)),
                     max_pixels=options.max_pixels,

@@ -14,20 +14,25 @@ dispatcher (:mod:`farm.runtime.dispatch`) drives it from its job events.
 from __future__ import annotations
 
 import asyncio
+import io
 import shutil
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from PIL import Image
+
 from farm.core.job import Job, JobState
 from farm.core.scheduler import JobRequest
 from farm.core.spec import EditSpec, HdStrategy, OutputSpec
+from farm.errors import ImageError
 from farm.imaging import regions
 from farm.imaging.codec import DEFAULT_MAX_PIXELS, decode_image, decode_mask, encode_image
 from farm.imaging.pipeline import EngineView
 from farm.imaging.regions import find_regions, worth_cutting
-from farm.imaging.tiles import Stitch, cut_tile, grid_for
+from farm.imaging.tiles import Stitch, Tile, cut_tile, grid_for
 from farm.local.files import read_bytes, write_atomic
 from farm.local.paths import cache_dir
 
@@ -100,9 +105,7 @@ REGIONS = -1  # Split.count of an inpaint cut into one crop per region of its ma
 DEFAULT_OVERLAP = 32  # context pixels around a tile when the engine's params name none
 
 
-def cut_tiles(
-    job: Job, count: int, *, scale: int, multiple: int, overlap: int, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> Cut:
+def cut_tiles(job: Job, count: int, *, multiple: int, overlap: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> Cut:
     """Cut ``job``'s input into about ``count`` tiles in its staging folder (CPU and disk: off the loop).
 
     Raises ImageError for an unreadable input, OutputError when the staging folder cannot be written.
@@ -118,13 +121,13 @@ def cut_tiles(
             path = staging / f"tile-{tile.index:04d}.png"
             write_atomic(path, cut_tile(picture, tile))
             inputs.append((path, None))
-        stitch = Stitch(staging / "results", picture.width, picture.height, tiles, scale)
+        stitch = _StitchInto(
+            staging / "results", (picture.width, picture.height), tiles, job.input, max_pixels, job.spec.output
+        )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return Cut(
-        staging, _StitchInto(stitch, job.input, max_pixels, job.spec.output), inputs, tile_spec(job.spec), "tile"
-    )
+    return Cut(staging, stitch, inputs, tile_spec(job.spec), "tile")
 
 
 def cut_regions(job: Job, *, max_pixels: int = DEFAULT_MAX_PIXELS, resize_mask: bool = False) -> Cut | None:
@@ -213,17 +216,48 @@ class _PasteInto:
 
 
 class _StitchInto:
-    """The tiles' Stitch with what the parent's output needs besides them (the input's metadata)."""
+    """The tiles' Stitch with what the parent's output needs besides them (the input's metadata).
 
-    def __init__(self, stitch: Stitch, source: Path, max_pixels: int, output: OutputSpec) -> None:
-        self._stitch = stitch
+    The upscale factor is the model's, which only the worker that loaded it knows for sure: it is read
+    from the first result (its size over its tile's), and every later result must agree.
+    """
+
+    def __init__(
+        self, folder: Path, size: tuple[int, int], tiles: list[Tile], source: Path, max_pixels: int, output: OutputSpec
+    ) -> None:
+        self._folder = folder
+        self._size = size
+        self._tiles = tiles
         self._source = source
         self._max_pixels = max_pixels
         self._output = output
+        self._stitch: Stitch | None = None
+        self._lock = threading.Lock()  # results may be saved by two threads at once
 
     def save(self, index: int, result: bytes) -> None:
-        self._stitch.save(index, result)
+        with self._lock:
+            if self._stitch is None:
+                self._stitch = Stitch(self._folder, *self._size, self._tiles, _scale_of(self._tiles[index], result))
+            stitch = self._stitch
+        stitch.save(index, result)
 
     def write(self, output: Path, *, overwrite: bool) -> None:
+        if self._stitch is None:
+            raise ImageError("no tile has a result yet")
         picture = decode_image(read_bytes(self._source), max_pixels=self._max_pixels)
         self._stitch.write(output, picture, self._output, overwrite=overwrite)
+
+
+def _scale_of(tile: Tile, result: bytes) -> int:
+    """The upscale factor a tile's result shows (from its header); ImageError when it is not a whole one."""
+    try:
+        with Image.open(io.BytesIO(result)) as im:
+            width, height = im.size
+    except Exception:
+        raise ImageError(f"{tile.describe()}: the result is not an image") from None
+    scale = width // tile.width
+    if scale < 1 or (width, height) != (tile.width * scale, tile.height * scale):
+        raise ImageError(
+            f"{tile.describe()}: result is {width}x{height}, not a whole multiple of {tile.width}x{tile.height}"
+        )
+    return scale
