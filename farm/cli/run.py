@@ -596,7 +596,13 @@ def report(args: argparse.Namespace, outcome: Outcome, out_dir: Path, err: Conso
             + [{"input": i, "error": f"no mask ({NO_MASK_HINT})"} for i in unmasked],
             "skipped": [{"path": str(p), "reason": "not an image"} for p in skipped],
             "workers": {
-                w: {"name": s.name, "done": s.done, "failed": s.failed, "busy_seconds": round(s.busy_seconds, 3)}
+                w: {
+                    "name": s.name,
+                    "done": s.done,
+                    "parts": s.parts,  # tiles and regions of split edits
+                    "failed": s.failed,
+                    "busy_seconds": round(s.busy_seconds, 3),
+                }
                 for w, s in stats.items()
             },
         }
@@ -610,8 +616,10 @@ def report(args: argparse.Namespace, outcome: Outcome, out_dir: Path, err: Conso
                 file=sys.stderr,
             )
         if any(worker != LOCAL for worker in stats):  # nodes took part: who did what
+            split = any(s.parts for s in stats.values())
             for s in stats.values():
-                print(f"  {s.name:24s} done {s.done:4d}  failed attempts {s.failed}")
+                parts = f"  tiles/regions {s.parts:4d}" if split else ""
+                print(f"  {s.name:24s} done {s.done:4d}{parts}  failed attempts {s.failed}")
         parts = [f"done {len(done)}", f"failed {len(failed) + len(unmasked)}"]
         if batch.current:
             parts.append(f"up to date {len(batch.current)}")

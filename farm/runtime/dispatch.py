@@ -65,6 +65,7 @@ class WorkerStats:
     done: int = 0
     failed: int = 0
     busy_seconds: float = 0.0
+    parts: int = 0  # tiles or regions of split edits it did (their edit counts as done where it is written)
     errors: list[str] = field(default_factory=list)  # the latest failed attempts' messages (at most 20)
 
 
@@ -482,7 +483,7 @@ class Dispatcher:
                 await self._save_part(job, data)
             else:
                 await asyncio.to_thread(write_atomic, job.output, data, overwrite=self.options.overwrite)
-            self._count(worker_id, ok=True)
+            self._count(worker_id, ok=True, part=job.parent is not None)
         except FileExistsError:
             error = f"{job.output.name} appeared in the output folder meanwhile; not overwritten"
         except FarmError as exc:  # OutputError, or a part's result that is not what was cut
@@ -532,9 +533,11 @@ class Dispatcher:
         self.progress[job.id] = fraction
         self._emit(JobEvent(job, progress=fraction))
 
-    def _count(self, worker_id: str, *, ok: bool) -> None:
+    def _count(self, worker_id: str, *, ok: bool, part: bool = False) -> None:
         stats = self.stats.setdefault(worker_id, WorkerStats(worker_id))
-        if ok:
+        if ok and part:
+            stats.parts += 1
+        elif ok:
             stats.done += 1
         else:
             stats.failed += 1
