@@ -39,8 +39,8 @@ def question_text(q: SendQuestion) -> str:
     nodes = ", ".join(q.nodes)
     how = "at the link rate measured" if q.measured else "at 100 Mbit/s (the link is not measured yet)"
     return (
-        f"{jobs} the model {q.model} ({size_text(q.size)}), which no node that could run "
-        f"{'them' if q.jobs != 1 else 'it'} has.\n\n"
+        f"{jobs} {q.model} ({size_text(q.size)}), and no node that can run {'them' if q.jobs != 1 else 'it'} "
+        "has that model.\n\n"
         f"Copy it to {nodes}?\n"
         f"Transfer: {duration_text(q.seconds)} {how}.\n\n"
         "Not now: the edits run where the model is (this PC), and LAN Farm does not ask again about "

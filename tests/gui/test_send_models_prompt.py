@@ -121,7 +121,7 @@ def test_send_always_copies_the_model_and_switches_the_setting(qloop, store: Set
 def test_the_question_names_model_size_nodes_and_time() -> None:
     q = SendQuestion(MODEL, "a" * 64, 7 << 30, ("gpu-box", "attic"), ("n1", "n2"), 1, 75.0, True)
     text = question_text(q)
-    assert "1 queued edit needs the model compact-x4.safetensors (7.0 GB)" in text
+    assert "1 queued edit needs compact-x4.safetensors (7.0 GB), and no node that can run it has" in text
     assert "Copy it to gpu-box, attic?" in text and "Transfer: about 75 s at the link rate measured" in text
 
 
