@@ -17,7 +17,7 @@ many chunks' worth of bytes the node's link received beyond an uninterrupted pus
 The file is random bytes named like a model: the node refuses it at ``finish`` (it fails the load
 check), after every chunk was received, so the numbers are the chunk phase alone.
 
-    sudo PYTHONPATH=. python bench/model_push.py            # about 75 s
+    sudo PYTHONPATH=. python bench/model_push.py            # about 2 min
     sudo PYTHONPATH=. python bench/model_push.py --rates 1gbit --mb 256 --json out.json
 """
 
