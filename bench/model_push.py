@@ -7,7 +7,8 @@ For each link rate (``tc tbf`` on both ends of every lab link) one run, side by 
 - ``push``: ``farm.runtime.model_push.push_model`` to a real ``lanfarm node`` (chunks, each hashed and
   checked, written at its offset and logged).
 
-Reported: MB/s of both, push / nominal link rate (the target: at least 0.90) and push / bare.
+Reported: each run's push and bare / nominal link rate, then the best bare and the worst push (the target:
+at least 0.90 of the link on every run) and push / bare.
 Then, at the first rate, the node is SIGKILLed while a chunk is on the wire (at 30, 50 and 70 %),
 restarted on the same port, and the push resumes: how many chunks the pusher started twice, and how
 many chunks' worth of bytes the node's link received beyond an uninterrupted push (its namespace's
@@ -16,7 +17,7 @@ many chunks' worth of bytes the node's link received beyond an uninterrupted pus
 The file is random bytes named like a model: the node refuses it at ``finish`` (it fails the load
 check), after every chunk was received, so the numbers are the chunk phase alone.
 
-    sudo PYTHONPATH=. python bench/model_push.py            # about 75 s
+    sudo PYTHONPATH=. python bench/model_push.py            # about 2 min
     sudo PYTHONPATH=. python bench/model_push.py --rates 1gbit --mb 256 --json out.json
 """
 
@@ -117,7 +118,7 @@ def push(lab: Lab, data: Path, root: Path, chunk: int, *, kill_at: float | None 
     models.mkdir(parents=True, exist_ok=True)
     proc, _lines = start_node(node_host, root / "node-home", models)
     rx_before = rx_bytes(node_host)
-    pusher = client.python(PUSHER, str(data), f"http://{node_host.ip}:{PORT}", TOKEN, str(chunk))
+    pusher = client.python(PUSHER, str(data), f"https://{node_host.ip}:{PORT}", TOKEN, str(chunk))  # TLS, the default
     out = Lines(pusher.stdout)
     first = out.expect_json(lambda m: "have" in m, timeout=60)
     total = first["total"]
@@ -149,7 +150,7 @@ def main() -> int:
     parser.add_argument("--rates", default="1gbit,100mbit")
     parser.add_argument("--mb", type=int, default=0, help="file size (default: 192 MB at 1gbit, 48 MB at 100mbit)")
     parser.add_argument("--chunk-mb", type=int, default=16)
-    parser.add_argument("--repeat", type=int, default=2, help="runs of each, interleaved; the best counts")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each, interleaved; the worst push counts")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     why = available()
@@ -167,28 +168,37 @@ def main() -> int:
                 for _ in range(size_mb):
                     fh.write(os.urandom(1 << 20))
             with Lab(2, rate=rate) as lab:
-                bare_rate = push_rate = 0.0
-                for r in range(args.repeat):  # interleaved, best of each: the machine is shared
+                pushes: list[float] = []
+                bares: list[float] = []
+                for r in range(args.repeat):  # interleaved: the machine is shared
                     base = bare(lab, data)
                     got = push(lab, data, root / f"run-{k}-{r}", chunk)
                     clean_rx = got["rx"]  # what one uninterrupted push puts on the node's link
-                    push_rate = max(push_rate, got["bytes_sent"] / max(1e-9, got["seconds"]))
-                    bare_rate = max(bare_rate, base["bytes"] / base["seconds"])
+                    pushes.append(got["bytes_sent"] / max(1e-9, got["seconds"]))
+                    bares.append(base["bytes"] / base["seconds"])
+                    print(
+                        f"{rate:>8} run {r + 1}: bare {bares[-1] / RATES[rate]:.3f} of the link, "
+                        f"push {pushes[-1] / RATES[rate]:.3f} of the link ({pushes[-1] / bares[-1]:.3f} of bare)",
+                        flush=True,
+                    )
+                push_rate, bare_rate = min(pushes), max(bares)  # the target holds on every run: the worst push
                 row = {
                     "rate": rate,
                     "mb": size_mb,
                     "bare_MBps": bare_rate / 1e6,
                     "push_MBps": push_rate / 1e6,
                     "push_vs_link": push_rate / RATES[rate],
+                    "push_runs_vs_link": [p / RATES[rate] for p in pushes],
                     "bare_vs_link": bare_rate / RATES[rate],
                     "push_vs_bare": push_rate / bare_rate,
                     "finish": got["error"] or "installed",
                 }
                 rows.append(row)
                 print(
-                    f"{rate:>8}: {size_mb} MB  bare {row['bare_MBps']:.1f} MB/s ({row['bare_vs_link']:.2f} of the link)"
-                    f"  push {row['push_MBps']:.1f} MB/s ({row['push_vs_link']:.2f} of the link, "
-                    f"{row['push_vs_bare']:.2f} of bare)  finish: {row['finish']}",
+                    f"{rate:>8}: {size_mb} MB  bare (best) {row['bare_MBps']:.1f} MB/s ({row['bare_vs_link']:.3f} of "
+                    f"the link)  push (worst of {len(pushes)}) {row['push_MBps']:.1f} MB/s "
+                    f"({row['push_vs_link']:.3f} of the link, {row['push_vs_bare']:.3f} of bare)  "
+                    f"finish: {row['finish']}",
                     flush=True,
                 )
                 if k == 0:

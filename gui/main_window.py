@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
 
 from farm.core.job import JobState
 from farm.core.spec import EditSpec, OutputFormat, OutputSpec
+from farm.runtime.model_sync import SendQuestion
 from farm.runtime.planning import IMAGE_SUFFIXES
 from gui.activity import ActivityStrip
 from gui.compare import CompareView
@@ -56,6 +57,7 @@ from gui.mask_editor import MaskEditor, mask_path_for, save_mask
 from gui.models_dialog import ModelsDialog
 from gui.queue_model import QueueDelegate
 from gui.rows import FIX_LABELS, Counts, JobRow
+from gui.send_models_prompt import Answer, SendModelsPrompt, answer_of
 from gui.settings import AppSettings
 from gui.settings_page import SettingsPage
 from gui.theme import icon
@@ -163,6 +165,7 @@ class MainWindow(QMainWindow):
         self._mask_todo: list[Path] = []  # "Paint masks for these N": the images still to paint
         self._pending_masks: list[Path] = []  # the latest drop's images without a mask
         self.models_dialog: ModelsDialog | None = None
+        self.send_prompts: list[SendModelsPrompt] = []  # "Send models: ask me" questions open now
         self._dialog_tasks: set[asyncio.Future[None]] = set()
         self.ui = UiState(controller.store.path)
         self.setWindowTitle("LAN Farm")
@@ -386,6 +389,16 @@ class MainWindow(QMainWindow):
         reload.add_done_callback(self._dialog_tasks.discard)
         return self.models_dialog
 
+    async def ask_send_models(self, question: SendQuestion) -> Answer:
+        """The farm asks whether to send a model (setting "ask me"): a prompt that does not block the app."""
+        prompt = SendModelsPrompt(question, self)
+        self.send_prompts.append(prompt)
+        try:
+            return await answer_of(prompt)
+        finally:
+            self.send_prompts.remove(prompt)
+            prompt.deleteLater()
+
     def _build_status_bar(self) -> None:
         # statusBar() creates the bar: only when there is something to show, else at the first message
         if self.controller.registry.lite:  # an install without the AI engines: say so once, permanently
@@ -421,6 +434,7 @@ class MainWindow(QMainWindow):
 
     def _connect_controller(self) -> None:
         controller = self.controller
+        controller.asker = self.ask_send_models
         controller.message.connect(self._show_message)
         controller.countsChanged.connect(self._counts_changed)
         controller.settingsChanged.connect(self._settings_changed)

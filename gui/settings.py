@@ -21,6 +21,7 @@ from farm.core.spec import OUTPUT_FORMATS
 from farm.local import paths
 from farm.local import settings as resolver
 from farm.local import token as auth
+from farm.runtime.model_sync import SYNC_MODES
 
 SETTINGS_FILE = "app.ini"
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ class AppSettings:
     tray_notice_shown: bool = False
     serve_api: bool = False  # let other programs use the farm: IOPaint's API and the farm API, this PC only
     serve_port: int = 8080  # IOPaint's port, the Krita plugin's fixed URL
-    send_models: bool = True  # send a model to nodes that can run its queued jobs but lack it (issue 14)
+    # a model queued jobs need, to nodes that can run them but lack it: "auto", "ask" (a prompt) or "off"
+    send_models: str = "auto"
 
     def with_peer(self, address: str) -> AppSettings:
         return self if address in self.peers else replace(self, peers=(*self.peers, address))
@@ -82,7 +84,16 @@ class AppSettings:
         out = replace(base, **values)
         if out.output_format not in OUTPUT_FORMATS:
             out = replace(out, output_format="keep")
+        out = replace(out, send_models=_sync_mode(out.send_models))
         return replace(out, quality=min(100, max(1, out.quality)), local_slots=min(64, max(1, out.local_slots)))
+
+
+def _sync_mode(text: str) -> str:
+    """The model-sending mode from the file; the older on/off checkbox reads as auto/off."""
+    word = text.strip().lower()
+    if word in SYNC_MODES:
+        return word
+    return "off" if word in ("false", "0", "no") else "auto"
 
 
 def _parse(text: Any, default: Any) -> Any:

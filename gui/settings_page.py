@@ -39,6 +39,8 @@ def _folder_row(edit: QLineEdit, parent: QWidget, title: str) -> QHBoxLayout:
     return row
 
 
+#: The "Send models to nodes" choices: the setting's value -> what the page shows.
+SEND_MODELS = {"auto": "automatically", "ask": "ask me", "off": "never"}
 RESTART_NOTE = "Discovery and models-folder changes take effect at the next start."
 
 
@@ -68,8 +70,14 @@ class SettingsPage(QWidget):
         form.addRow("Local worker", local)
         self.discovery = QCheckBox("Find nodes on the local network (mDNS)")
         form.addRow("Discovery", self.discovery)
-        self.send_models = QCheckBox("Send a model to the nodes whose jobs need it")
-        form.addRow("Models", self.send_models)
+        self.send_models = QComboBox()
+        for mode, label in SEND_MODELS.items():
+            self.send_models.addItem(label, mode)
+        self.send_models.setToolTip(
+            "when queued jobs need a model of this PC that no capable node has: copy it to the nodes that "
+            "have the engine, memory and disk for it, ask first, or never (the jobs then run where they can)"
+        )
+        form.addRow("Send models to nodes", self.send_models)
         self.serve_api = QCheckBox("Let other programs use the farm")
         self.serve_api.setToolTip(
             "IOPaint's API and the farm API: Krita's IOPaint plugin, IOPaint's web UI or a script on this PC "
@@ -104,9 +112,10 @@ class SettingsPage(QWidget):
         for edit in (self.output_dir, self.models_dir):
             edit.textChanged.connect(self._changed)
         self.format.currentTextChanged.connect(self._changed)
+        self.send_models.currentIndexChanged.connect(self._changed)
         for spin in (self.quality, self.local_slots, self.serve_port):
             spin.valueChanged.connect(self._changed)
-        for box in (self.local_worker, self.discovery, self.serve_api, self.send_models):
+        for box in (self.local_worker, self.discovery, self.serve_api):
             box.toggled.connect(self._changed)
 
     @property
@@ -129,7 +138,7 @@ class SettingsPage(QWidget):
         self.local_slots.setValue(s.local_slots)
         self.discovery.setChecked(s.discovery)
         self.serve_api.setChecked(s.serve_api)
-        self.send_models.setChecked(s.send_models)
+        self.send_models.setCurrentIndex(max(0, self.send_models.findData(s.send_models)))
         self.serve_port.setValue(s.serve_port)
         self.models_dir.setText(str(s.models_dir))
         self.peers.clear()
@@ -149,7 +158,7 @@ class SettingsPage(QWidget):
             local_slots=self.local_slots.value(),
             discovery=self.discovery.isChecked(),
             serve_api=self.serve_api.isChecked(),
-            send_models=self.send_models.isChecked(),
+            send_models=str(self.send_models.currentData()),
             serve_port=self.serve_port.value(),
             models_dir=Path(models).expanduser() if models else s.models_dir,
         )

@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from farm.runtime.farm import (
     NodeEvent,
     WorkerSnapshot,
 )
+from farm.runtime.model_sync import SYNC_MODES, SendQuestion, SyncMode
 from farm.runtime.planning import collect_inputs
 from gui.activity import ActivityLog
 from gui.nodes_model import NodesModel
@@ -99,6 +101,8 @@ class FarmController(QObject):
         self._serving: web.AppRunner | None = None  # the APIs other programs use, when the setting is on
         self.serving_url = ""
         self._open = contextlib.AsyncExitStack()  # holds the farm's ``async with`` from start to stop
+        # "Send models: ask me": the window's prompt ("send", "not_now" or "always"); None: never sent
+        self.asker: Callable[[SendQuestion], Awaitable[str]] | None = None
         self._flush_timer = QTimer(self, interval=100)
         self._flush_timer.timeout.connect(self.flush)
         self._node_timer = QTimer(self, interval=1000)
@@ -122,7 +126,8 @@ class FarmController(QObject):
             heartbeat_interval=self.monitor_interval,
             unrunnable_after=UNRUNNABLE_AFTER,
             models_dir=self.settings.models_dir,
-            send_models="auto" if self.settings.send_models else "off",
+            send_models=sync_mode(self.settings.send_models),
+            ask_send_models=self._ask_send_models,
         )
         self.farm = await self._open.enter_async_context(Farm.open(settings, registry=self.registry))
         self.farm.subscribe(self.on_event)
@@ -190,6 +195,21 @@ class FarmController(QObject):
         runner, self._serving, self.serving_url = self._serving, None, ""
         if runner is not None:
             await runner.cleanup()
+
+    async def _ask_send_models(self, question: SendQuestion) -> bool:
+        """Setting "ask me": the window's prompt answers (none: not sent); "always" switches the setting."""
+        if self.asker is None:
+            return False
+        answer = await self.asker(question)
+        nodes = ", ".join(question.nodes)
+        if answer == "always":
+            self.update_settings(replace(self.settings, send_models="auto"))
+            self.post(f"Sending {question.model} to {nodes}; models now go to nodes automatically", "ok")
+        elif answer == "send":
+            self.post(f"Sending {question.model} to {nodes}", "ok")
+        else:
+            self.post(f"Not sending {question.model} to {nodes}: its edits run where the model is", "info")
+        return answer in ("send", "always")
 
     def post(self, text: str, level: str = "info") -> None:
         """Tell the user something; it stays in the activity log."""
@@ -332,7 +352,7 @@ class FarmController(QObject):
             start = self._serve(settings.serve_port) if settings.serve_api else self._stop_serving()
             self.spawn(start, "serving other programs")
         if self.farm is not None:
-            self.farm.models.mode = "auto" if settings.send_models else "off"  # from its next look
+            self.farm.models.mode = sync_mode(settings.send_models)  # from its next look
         self.settingsChanged.emit(settings)
 
     # --------------------------------------------------------------------- events
@@ -503,3 +523,8 @@ def _saved_peers() -> list[Address]:
         return load_peers()
     except (FarmError, OSError):
         return []
+
+
+def sync_mode(value: str) -> SyncMode:
+    """The farm's model-sending mode for the setting's value (AppSettings keeps it valid)."""
+    return next((m for m in SYNC_MODES if m == value), "auto")

@@ -2,7 +2,9 @@
 
 A job's way through the node (``NodeJob.phase``): the fair queue -> taken in fair order and decoded in
 the CPU pool (``preparing``; at most ``slots`` jobs are taken ahead of the slots, so that each slot
-has its next job decoded while the current one runs) -> waiting for a slot (``ready``) -> the engine
+has its next job decoded while the current one runs; decodes run in parallel) -> waiting for a slot
+(``ready``; slots go to jobs in the order they were taken, so a job decoded before an earlier one
+waits for it) -> the engine
 in a slot thread (``engine``; the job is ``running`` on the wire from here, and ``started`` is the
 engine's start) -> the slot is released and the result is encoded and stored in the CPU pool
 (``encoding``) -> done. ``slots`` is the number of engine runs at once, nothing more: on the wire up
@@ -238,13 +240,14 @@ class JobRunner:
         if self._pool is None or self._closing:
             self._check_idle()
             return
-        for job in list(self._staged):
+        while self._staged:
             if self.busy >= self.slots or self.busy + self._encoding >= 2 * self.slots:
                 break  # all slots busy, or encoding lags behind: at most ``slots`` results wait for it
+            job = self._staged[0]  # jobs start in the order they were taken (fair order: priority, then arrival)
             prepared = self._ready.pop(job.id, None)
             if prepared is None:
-                continue  # still decoding; a later one that is ready may go first
-            self._staged.remove(job)
+                break  # still decoding: a later job decoded first waits for it, so the start order never races
+            self._staged.pop(0)
             if not self.book.start(job, self.clock()):
                 continue  # cannot happen: a job cancelled while staged leaves the stage at once
             self.busy += 1

@@ -184,12 +184,16 @@ async def put_stream(request: web.Request) -> web.Response:
         raise Invalid("streaming needs the chunk hashes in the manifest (files[].chunks); send chunk by chunk")
     stored = 0
     try:
-        for index in range(first, staged.manifest.chunks(file)):
-            offset, length = staged.manifest.chunk_span(file, index)
-            if length and request.content.at_eof():
-                break  # the sender stopped here
-            await _receive(request, staged, (file, index, hashes[index]), offset, length, whole=False)
-            stored += 1
+        fd = await asyncio.to_thread(open_file, staged, file)
+        try:
+            for index in range(first, staged.manifest.chunks(file)):
+                offset, length = staged.manifest.chunk_span(file, index)
+                if length and request.content.at_eof():
+                    break  # the sender stopped here
+                await _receive(request, staged, (file, index, hashes[index]), offset, length, whole=False, fd=fd)
+                stored += 1
+        finally:
+            await asyncio.to_thread(os.close, fd)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise DiskFull(f"this node's disk is full: {staged.manifest.name} not stored") from None
@@ -198,20 +202,30 @@ async def put_stream(request: web.Request) -> web.Response:
 
 
 async def _receive(
-    request: web.Request, staged: Staged, chunk: tuple[int, int, str], offset: int, length: int, *, whole: bool = True
+    request: web.Request,
+    staged: Staged,
+    chunk: tuple[int, int, str],
+    offset: int,
+    length: int,
+    *,
+    whole: bool = True,
+    fd: int | None = None,
 ) -> None:
-    """Stream a chunk's body to its offset, hashing it as it comes, and record it once it is whole and its
-    hash is right. The disk writes overlap the network (one write in a worker thread while the next
-    piece arrives); the last piece, closing and recording are one thread hop, so the answer is quick."""
-    file, index, sha = chunk
+    """Stream a chunk's body to its offset and record it once it is whole and its hash is right. The loop
+    only reads: each 1 MB piece is hashed and written in a worker thread while the next one arrives (sha256
+    releases the GIL), and the last piece, the check and the log line are one thread hop, so the answer is
+    quick. ``fd``: the stream's open file (kept open across its chunks); None opens and closes one here."""
+    file, index, _sha = chunk
     loop = asyncio.get_running_loop()
     digest = hashlib.sha256()
-    fd = await asyncio.to_thread(open_file, staged, file)
-    pending: asyncio.Future[int] | None = None
+    own = fd is None
+    if fd is None:
+        fd = await asyncio.to_thread(open_file, staged, file)
+    pending: asyncio.Future[None] | None = None
     parts: list[bytes] = []
     buffered = size = 0
     position = offset
-    closed = False
+    closed = not own
     try:
         while size < length or whole:
             # a stream's chunks share one body: read no further than this chunk's end
@@ -221,27 +235,21 @@ async def _receive(
             size += len(piece)
             if size > length:
                 raise Invalid(f"chunk {file}/{index} is longer than its {length} bytes")
-            digest.update(piece)
             parts.append(piece)
             buffered += len(piece)
             if buffered >= WRITE_PIECE:
                 if pending is not None:
                     await pending
                 data, parts, buffered = b"".join(parts), [], 0
-                pending = loop.run_in_executor(None, os.pwrite, fd, data, position)
+                pending = loop.run_in_executor(None, _write, fd, data, position, digest)
                 position += len(data)
         if pending is not None:
             await pending
             pending = None
         if size != length:
             raise Invalid(f"chunk {file}/{index} was cut short: {size} of {length} bytes arrived")
-        got = digest.hexdigest()
-        if got != sha:
-            raise HashMismatch(
-                f"chunk {file}/{index} hashes to {got}, not {sha}: it was corrupted on the way (not stored)"
-            )
         closed = True
-        await asyncio.to_thread(_last_piece, fd, b"".join(parts), position, staged, chunk)
+        await asyncio.to_thread(_last_piece, fd, b"".join(parts), position, digest, staged, chunk, own)
     finally:
         if pending is not None:
             await asyncio.gather(pending, return_exceptions=True)
@@ -249,12 +257,26 @@ async def _receive(
             await asyncio.to_thread(os.close, fd)
 
 
-def _last_piece(fd: int, data: bytes, position: int, staged: Staged, chunk: tuple[int, int, str]) -> None:
+def _write(fd: int, data: bytes, position: int, digest: Any) -> None:
+    """In a worker thread: hash a piece (in arrival order: the loop awaits each before the next) and write it."""
+    digest.update(data)
+    os.pwrite(fd, data, position)
+
+
+def _last_piece(
+    fd: int, data: bytes, position: int, digest: Any, staged: Staged, chunk: tuple[int, int, str], close: bool
+) -> None:
+    """In a worker thread: the chunk's last piece, its hash checked, then its log line (only if right)."""
+    file, index, sha = chunk
     try:
         if data:
-            os.pwrite(fd, data, position)
+            _write(fd, data, position, digest)
     finally:
-        os.close(fd)
+        if close:
+            os.close(fd)
+    got = digest.hexdigest()
+    if got != sha:
+        raise HashMismatch(f"chunk {file}/{index} hashes to {got}, not {sha}: it was corrupted on the way (not stored)")
     record_chunk(staged, *chunk)
 
 

@@ -2,7 +2,9 @@
 
 A model is sent to a node when queued jobs need it and the node has the engine, the memory and the
 room for it, is not receiving another model (one transfer per node at a time), and has not refused
-it before. When no worker holds the model, every such node gets it (nothing else can run the jobs).
+it (a :class:`Refusal` stands until that can have changed: the node has more room, engines or memory,
+it restarted, or a backoff passed). When no worker holds the model, every such node gets it (nothing
+else can run the jobs).
 When some do, a node gets it only if the transfer (size / the link rate measured to that node)
 ends before the holders would have finished the queued jobs without it: otherwise running them
 elsewhere is sooner. No clocks, no I/O: the caller passes what it measured.
@@ -17,6 +19,56 @@ from dataclasses import dataclass, field
 DEFAULT_RATE = 100e6 / 8
 #: Seconds per job assumed on the holders before one has finished (an AI edit on a GPU, roughly).
 DEFAULT_JOB_SECONDS = 1.0
+#: A node that refused a model is asked again after this long at the latest, twice as long after each
+#: further refusal, at most RETRY_MAX (a refusal for a reason nobody fixed costs one request now and then).
+RETRY_FIRST = 120.0
+RETRY_MAX = 1800.0
+#: A node's start (the caller's clock minus its uptime) later than this by more: it restarted.
+RESTART_SLACK = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """What of a node can change its answer to a model: its room, engines, memory and when it started."""
+
+    space: int | None
+    engines: frozenset[str]
+    memory_mb: int
+    started: float  # on the caller's clock: when it read the node's info, less the node's uptime
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A node did not take a model (it refused or went away); asked again once that can have changed."""
+
+    model_id: str
+    size: int
+    at: float
+    node: NodeState  # the node when it refused
+    times: int = 1
+
+    @property
+    def retry_at(self) -> float:
+        return self.at + min(RETRY_MAX, RETRY_FIRST * 2 ** (self.times - 1))
+
+    def stands(self, node: NodeState, now: float) -> bool:
+        """Whether it still holds: not once the backoff passed, the node has room it lacked (or room for
+        one more such model), an engine or memory it lacked, or it restarted (a new process may answer
+        otherwise: the ai extra installed, a disk cleaned)."""
+        before = self.node
+        space, was = node.space or 0, before.space or 0
+        return not (
+            now >= self.retry_at
+            or (space >= self.size > was)
+            or space - was >= self.size
+            or bool(node.engines - before.engines)
+            or node.memory_mb > before.memory_mb
+            or node.started > before.started + RESTART_SLACK
+        )
+
+    def again(self, at: float, node: NodeState) -> Refusal:
+        """The same node refused the same model once more: the next try waits twice as long."""
+        return Refusal(self.model_id, self.size, at, node, self.times + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +94,7 @@ class Candidate:
     space: int | None  # bytes it can take for models now; None: it cannot take pushes (older node)
     holds: frozenset[str] = frozenset()  # model ids it has
     busy: bool = False  # a transfer to it is under way
-    refused: frozenset[str] = field(default_factory=frozenset)  # model ids it refused (not sent again)
+    refused: frozenset[str] = field(default_factory=frozenset)  # model ids whose refusal stands (not sent now)
     rate: float | None = None  # bytes/s measured to it; None: not measured
 
 
@@ -97,8 +149,12 @@ def rates(measured: Mapping[str, tuple[int, float]]) -> dict[str, float]:
 __all__ = [
     "DEFAULT_JOB_SECONDS",
     "DEFAULT_RATE",
+    "RETRY_FIRST",
+    "RETRY_MAX",
     "Candidate",
     "ModelNeed",
+    "NodeState",
+    "Refusal",
     "Transfer",
     "fits",
     "plan_transfers",

@@ -29,6 +29,10 @@ from farm.runtime.client import NodeClient, NodeRejected, NodeUnavailable
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK = 16 << 20
+#: A chunk goes to the connection in slices this big: a TLS transport encrypts what it is given in one
+#: go on the loop, and a whole 16 MiB chunk at once held the loop long enough for the socket's buffer
+#: to run dry (the link idled while the next chunk was encrypted).
+WRITE_SLICE = 1 << 20
 #: finish hashes the whole model and loads it on the node: big checkpoints take a while.
 FINISH_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=5, sock_connect=5, sock_read=900)
 CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=5, sock_connect=5, sock_read=60)
@@ -265,7 +269,7 @@ class _Meter:
             self.on_chunk(f, i)
 
 
-async def _body(pkg: ModelPackage, f: int, first: int, meter: _Meter) -> AsyncIterator[bytes]:
+async def _body(pkg: ModelPackage, f: int, first: int, meter: _Meter) -> AsyncIterator[memoryview]:
     """A file's chunks from ``first`` to its end, each read in a thread while the one before travels."""
     count = max(1, -(-pkg.files[f].size // pkg.chunk_size))
     nxt: asyncio.Future[bytes] | None = asyncio.ensure_future(asyncio.to_thread(_read, pkg, f, first))
@@ -275,7 +279,9 @@ async def _body(pkg: ModelPackage, f: int, first: int, meter: _Meter) -> AsyncIt
             data = await nxt
             nxt = asyncio.ensure_future(asyncio.to_thread(_read, pkg, f, i + 1)) if i + 1 < count else None
             meter.starting(f, i)
-            yield data
+            view = memoryview(data)
+            for at in range(0, len(data), WRITE_SLICE):  # see WRITE_SLICE
+                yield view[at : at + WRITE_SLICE]
             meter.handed(f, i, len(data))
     finally:
         if nxt is not None:

@@ -7,7 +7,9 @@ While the farm runs, ``run`` looks every ``interval`` at the queued jobs: for ea
 :func:`farm.core.model_plan.plan_transfers` decides which nodes get it (engine, memory, room, one
 transfer per node at a time, the transfer time against running the jobs elsewhere); each transfer
 is a task of its own (other nodes keep working), and when it ends the node's info is read again so
-the scheduler sends it the jobs at once. Mode ``auto`` sends; ``ask`` sends what the ``ask``
+the scheduler sends it the jobs at once. A node that refused a model is asked again once that can
+have changed (:class:`~farm.core.model_plan.Refusal`: more room, engines or memory, a restart, or a
+backoff on ``clock``). Mode ``auto`` sends; ``ask`` sends what the ``ask``
 callback allows (none given: nothing); ``off`` sends nothing.
 """
 
@@ -16,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from farm.core.job import JobState
-from farm.core.model_plan import Candidate, ModelNeed, Transfer, plan_transfers
+from farm.core.model_plan import Candidate, ModelNeed, NodeState, Refusal, Transfer, plan_transfers
 from farm.core.scheduler import JobRequest
 from farm.core.spec import EditSpec
 from farm.engines.catalogue import ModelIndex, classify, estimate_memory_mb, sha256_of
@@ -36,8 +39,25 @@ log = logging.getLogger(__name__)
 
 SyncMode = Literal["auto", "ask", "off"]
 SYNC_MODES: tuple[SyncMode, ...] = ("auto", "ask", "off")
-#: ``ask``: may these nodes (names) get this model (name)? True sends it.
-Ask = Callable[[str, list[str]], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class SendQuestion:
+    """``ask`` mode: may these nodes get this model? (queued jobs need it, and no capable node has it)."""
+
+    model: str  # its name
+    model_id: str
+    size: int  # bytes
+    nodes: tuple[str, ...]  # the nodes' names
+    node_ids: tuple[str, ...]
+    jobs: int  # queued jobs that need it
+    seconds: float  # the longest of the transfers, estimated
+    measured: bool  # the link rate to every one of those nodes was measured (else the estimate assumes one)
+
+
+#: ``ask``: may these nodes get this model? True sends it. Either answer holds for that model and those
+#: nodes for the rest of the session (the farm never asks twice); a node that joins later is asked about.
+Ask = Callable[[SendQuestion], Awaitable[bool]]
 NodeProgress = Callable[[str, int, int], None]  # node id, bytes it has, bytes in all
 
 
@@ -65,6 +85,7 @@ class ModelSync:
         ask: Ask | None = None,
         chunk_size: int = DEFAULT_CHUNK,
         interval: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if mode not in SYNC_MODES:
             raise FarmError(f"model sending must be one of {', '.join(SYNC_MODES)}, not {mode!r}")
@@ -74,14 +95,16 @@ class ModelSync:
         self.ask = ask
         self.chunk_size = chunk_size
         self.interval = interval
+        self.clock = clock
         self.done: list[TransferDone] = []  # every transfer this farm made, in order
         self.listeners: list[Callable[[TransferDone], None]] = []
         self._local: dict[str, LocalModel] = {}  # by model id: this PC's models that jobs named
         self._packages: dict[str, ModelPackage] = {}  # by model id: hashed chunk by chunk, once pushed
         self._inflight: dict[str, asyncio.Task[None]] = {}  # node id -> its one transfer
-        self._refused: dict[str, set[str]] = {}  # node id -> model ids it refused
-        self._answers: dict[str, bool] = {}  # model id -> what ``ask`` said
-        self._asking: set[str] = set()
+        self._refused: dict[tuple[str, str], Refusal] = {}  # (node id, model id) -> its last refusal
+        self._uptimes: dict[str, tuple[float, float]] = {}  # node id -> (uptime last read, its start then)
+        self._answers: dict[tuple[str, str], bool] = {}  # (model id, node id) -> what ``ask`` said
+        self._asking: set[str] = set()  # model ids with a question under way
         self._questions: set[asyncio.Future[None]] = set()  # ``ask`` calls under way (cancelled at close)
         self._measured: dict[str, tuple[int, float]] = {}  # node id -> (bytes, seconds) sent
         self._wake = asyncio.Event()
@@ -112,8 +135,9 @@ class ModelSync:
     # ------------------------------------------------------------------ transfers
     @property
     def busy(self) -> bool:
-        """Whether a transfer is under way (queued jobs may be waiting for it: they are not unrunnable)."""
-        return bool(self._inflight)
+        """Whether a transfer or a question is under way (queued jobs may be waiting for it: they are not
+        unrunnable)."""
+        return bool(self._inflight or self._asking)
 
     def wake(self) -> None:
         self._wake.set()
@@ -183,11 +207,33 @@ class ModelSync:
                     info.model_space,
                     holds=frozenset(m.id for m in info.models if m.id),
                     busy=worker.id in self._inflight,
-                    refused=frozenset(self._refused.get(worker.id, ())),
+                    refused=self._still_refused(worker),
                     rate=self._rate(worker.id),
                 )
             )
         return out
+
+    def _state(self, worker: RemoteWorker) -> NodeState:
+        """The node as a refusal sees it; its start is taken when a new uptime is first seen (so an info
+        read a while ago does not look like a later start)."""
+        info = worker.info
+        seen = self._uptimes.get(worker.id)
+        if seen is None or seen[0] != info.uptime:
+            seen = self._uptimes[worker.id] = (info.uptime, self.clock() - info.uptime)
+        return NodeState(info.model_space, frozenset(info.engine_ids), info.memory_mb, seen[1])
+
+    def _still_refused(self, worker: RemoteWorker) -> frozenset[str]:
+        now, state = self.clock(), self._state(worker)
+        return frozenset(
+            model_id
+            for (node_id, model_id), refusal in self._refused.items()
+            if node_id == worker.id and refusal.stands(state, now)
+        )
+
+    def _refuse(self, worker: RemoteWorker, local: LocalModel) -> None:
+        key, now, state = (worker.id, local.id), self.clock(), self._state(worker)
+        before = self._refused.get(key)
+        self._refused[key] = before.again(now, state) if before else Refusal(local.id, local.size, now, state)
 
     def _rate(self, node_id: str) -> float | None:
         sent, seconds = self._measured.get(node_id, (0, 0.0))
@@ -201,7 +247,8 @@ class ModelSync:
             return
         plan = plan_transfers(self.needs(), self.candidates())
         if self.mode == "ask":
-            plan = [t for t in plan if self._allowed(t, plan)]
+            self._ask_about(plan)
+            plan = [t for t in plan if self._answers.get((t.model_id, t.node_id))]
         workers = {w.id: w for w in self._remote()}
         for transfer in plan:
             worker = workers.get(transfer.node_id)
@@ -210,24 +257,41 @@ class ModelSync:
             task = asyncio.ensure_future(self._send(worker, self._local[transfer.model_id], transfer))
             self._inflight[worker.id] = task
 
-    def _allowed(self, transfer: Transfer, plan: list[Transfer]) -> bool:
-        answer = self._answers.get(transfer.model_id)
-        if answer is not None:
-            return answer
-        if self.ask is not None and transfer.model_id not in self._asking:
-            self._asking.add(transfer.model_id)
-            names = [w.name for w in self._remote() if any(t.node_id == w.id for t in plan)]
-            question = asyncio.ensure_future(self._ask(transfer.model_id, names))
-            self._questions.add(question)
-            question.add_done_callback(self._questions.discard)
-        return False
+    def _ask_about(self, plan: list[Transfer]) -> None:
+        """One question per model for the planned nodes not yet asked about (none given: nothing is sent)."""
+        if self.ask is None:
+            return
+        names = {w.id: w.name for w in self._remote()}
+        needs = {n.model_id: n for n in self.needs()}
+        for model_id in dict.fromkeys(t.model_id for t in plan):
+            new = [t for t in plan if t.model_id == model_id and (model_id, t.node_id) not in self._answers]
+            if not new or model_id in self._asking:
+                continue
+            local = self._local[model_id]
+            question = SendQuestion(
+                local.name,
+                model_id,
+                local.size,
+                tuple(names.get(t.node_id, t.node_id) for t in new),
+                tuple(t.node_id for t in new),
+                needs[model_id].jobs if model_id in needs else 0,
+                max(t.seconds for t in new),
+                all(self._rate(t.node_id) is not None for t in new),
+            )
+            self._asking.add(model_id)
+            task = asyncio.ensure_future(self._ask(question))
+            self._questions.add(task)
+            task.add_done_callback(self._questions.discard)
 
-    async def _ask(self, model_id: str, names: list[str]) -> None:
+    async def _ask(self, question: SendQuestion) -> None:
         assert self.ask is not None
         try:
-            self._answers[model_id] = bool(await self.ask(self._local[model_id].name, names))
+            answer = bool(await self.ask(question))
+            for node_id in question.node_ids:
+                self._answers[(question.model_id, node_id)] = answer
+            log.info("%s %s to %s", "sending" if answer else "not sending", question.model, ", ".join(question.nodes))
         finally:
-            self._asking.discard(model_id)
+            self._asking.discard(question.model_id)
             self._wake.set()
 
     async def copy_to_nodes(
@@ -280,12 +344,17 @@ class ModelSync:
                 sent, seconds = self._measured.get(worker.id, (0, 0.0))
                 self._measured[worker.id] = (sent + result.bytes_sent, seconds + result.seconds)
             outcome = TransferDone(worker.id, worker.name, local.name, local.id, result=result)
+            self._refused.pop((worker.id, local.id), None)
             with contextlib.suppress(NodeError):  # its next heartbeat brings the news anyway
                 info = await worker.client.info()
                 if worker.id in self.dispatcher.workers:
                     self.dispatcher.add_node(worker.id, worker.name, worker.client.base_url, info)
         except (PushError, NodeError) as exc:
-            self._refused.setdefault(worker.id, set()).add(local.id)
+            with contextlib.suppress(NodeError):  # the node as it is now: what must change before it is asked again
+                info = await worker.client.info()
+                if worker.id in self.dispatcher.workers:
+                    self.dispatcher.add_node(worker.id, worker.name, worker.client.base_url, info)
+            self._refuse(worker, local)
             log.warning("%s did not take %s: %s", worker.name, local.name, exc)
             outcome = TransferDone(worker.id, worker.name, local.name, local.id, error=str(exc))
         finally:
@@ -329,4 +398,4 @@ def _find(done: list[TransferDone], node_id: str, model_id: str) -> TransferDone
     return next(d for d in reversed(done) if d.node_id == node_id and d.model_id == model_id)
 
 
-__all__ = ["SYNC_MODES", "Ask", "ModelSync", "SyncMode", "TransferDone"]
+__all__ = ["SYNC_MODES", "Ask", "ModelSync", "SendQuestion", "SyncMode", "TransferDone"]

@@ -74,10 +74,11 @@ def test_sending_models_is_a_setting(qloop, store: SettingsStore) -> None:  # ty
             farm = app.controller.farm
             assert farm is not None and farm.models.mode == "auto"  # the default
             page = app.window.settings_page
-            assert page.send_models.isChecked()
-            page.send_models.setChecked(False)
+            assert page.send_models.currentText() == "automatically"
+            assert [page.send_models.itemText(i) for i in range(3)] == ["automatically", "ask me", "never"]
+            page.send_models.setCurrentText("never")
             page.apply_button.click()
-            assert farm.models.mode == "off" and store.load().send_models is False  # at once, and kept
+            assert farm.models.mode == "off" and store.load().send_models == "off"  # at once, and kept
 
     qloop(scenario(), timeout=60)
     again = LanFarmApp(store=store, use_tray=False, monitor_interval=0.3)
@@ -85,6 +86,6 @@ def test_sending_models_is_a_setting(qloop, store: SettingsStore) -> None:  # ty
     async def reopened() -> None:
         async with running(again):
             assert again.controller.farm is not None and again.controller.farm.models.mode == "off"
-            assert not again.window.settings_page.send_models.isChecked()
+            assert again.window.settings_page.send_models.currentText() == "never"
 
     qloop(reopened(), timeout=60)

@@ -198,3 +198,41 @@ async def test_post_after_upload_never_409s_when_results_fill_the_cache(aiohttp_
     resp = await client.get("/v1/jobs/cached-job-0/result")  # the oldest result made room
     assert resp.status == 404
     assert "evicted" in (await resp.json())["error"]["message"]
+
+
+async def test_jobs_start_in_the_order_they_came_though_a_later_one_is_decoded_first(
+    aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoding runs ahead in parallel, but a slot goes to the job that came first: the third job, decoded
+    before the second (the test holds the second's decode), waits for it although a slot is free."""
+    engine = GatedEngine()
+    app = gated_app(engine, slots=2)
+    client = await aiohttp_client(app, middlewares=SIGNED)
+    runner: JobRunner = app[keys.RUNNER]
+    assert runner.cpu_workers >= 2  # the third job decodes while the second's decode is held
+    decode, gate = runner._decode, threading.Event()
+
+    def held_decode(job: Any) -> Any:
+        if job.id == "second-job":
+            assert gate.wait(10), "the test never released the second job's decode"
+        return decode(job)
+
+    monkeypatch.setattr(runner, "_decode", held_decode)
+    await post(client, "first-job", png(seed=1))
+    first = runner.book.get("first-job")
+    assert first is not None
+    await until(lambda: first.phase is Phase.ENGINE)
+    await post(client, "second-job", png(seed=2))
+    await post(client, "third-job", png(seed=3))
+    second, third = runner.book.get("second-job"), runner.book.get("third-job")
+    assert second and third
+    await until(lambda: third.phase in (Phase.READY, Phase.ENGINE))  # decoded before the second (held)
+    assert third.phase is Phase.READY and third.started is None, "the third job took the second's slot"
+    assert second.phase is Phase.PREPARING and runner.free == 1
+    gate.set()
+    await until(lambda: second.phase is Phase.ENGINE and engine.active == 2)
+    assert third.state is JobState.QUEUED and third.phase is Phase.READY
+    engine.permits.release(3)
+    await until(lambda: third.state is JobState.DONE and second.state is JobState.DONE)
+    assert first.started <= second.started <= third.started  # type: ignore[operator]
+    assert await runner.wait_idle(5.0)

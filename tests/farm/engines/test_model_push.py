@@ -446,10 +446,12 @@ async def test_the_farm_sends_models_as_set(node: Any, model_folders: Any, tmp_p
     for i in range(3):
         (inputs / f"i{i}.png").write_bytes(png_bytes(scene(16, 12, seed=i)))
     n, client = await node(name="box-t")
-    asked: list[tuple[str, list[str]]] = []
+    asked: list[tuple[str, tuple[str, ...]]] = []
 
-    async def ask(model: str, nodes: list[str]) -> bool:
-        asked.append((model, nodes))
+    async def ask(question: Any) -> bool:
+        asked.append((question.model, question.nodes))
+        assert question.size == (mine / "compact-x4.safetensors").stat().st_size and question.jobs == 3
+        assert question.seconds > 0 and not question.measured  # nothing sent to it yet: an assumed link rate
         return mode == "ask-yes"
 
     settings = FarmSettings(
@@ -474,7 +476,7 @@ async def test_the_farm_sends_models_as_set(node: Any, model_folders: Any, tmp_p
         assert states == {JobState.DONE} and len(sent) == 1 and visible(n.models) == ["compact-x4.safetensors"]
     else:
         assert states == {JobState.FAILED} and sent == [] and visible(n.models) == []
-    assert bool(asked) is mode.startswith("ask") and all(a == ("compact-x4.safetensors", ["box-t"]) for a in asked)
+    assert asked == ([("compact-x4.safetensors", ("box-t",))] if mode.startswith("ask") else [])  # asked once
 
 
 async def test_a_node_without_ai_engines_refuses_pushes_by_name(
@@ -487,3 +489,68 @@ async def test_a_node_without_ai_engines_refuses_pushes_by_name(
     with pytest.raises(PushError) as refused:
         await push_model(client, package(model_folders.good / "compact-x4.safetensors"))
     assert refused.value.code == "no_engine" and "install the ai extra" in str(refused.value)
+
+
+@pytest.mark.parametrize("change", ["backoff", "restart"])
+async def test_a_node_that_refused_a_model_is_asked_again_once_that_can_have_changed(
+    node: Any, model_folders: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """The node refuses the first push (its disk full); nothing changes: it is not asked again. Then the
+    backoff passes (a clock passed in) or the node restarts: it is asked again, takes it, runs the jobs."""
+    from farm.core.address import Address
+    from farm.core.job import JobState
+    from farm.core.model_plan import RETRY_FIRST, plan_transfers
+    from farm.core.spec import EditSpec
+    from farm.runtime import model_sync
+    from farm.runtime.farm import Farm, FarmSettings
+    from tests.conftest import png_bytes, scene
+
+    mine = tmp_path / "pc-models"
+    mine.mkdir()
+    shutil.copy(model_folders.good / "compact-x4.safetensors", mine / "compact-x4.safetensors")
+    model_id = package(mine / "compact-x4.safetensors").id
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(2):
+        (inputs / f"i{i}.png").write_bytes(png_bytes(scene(16, 12, seed=i)))
+    n, client = await node(name="box-r")
+    real, pushes = model_sync.push_model, []
+
+    async def full_disk_once(*args: Any, **kwargs: Any) -> Any:
+        pushes.append(args[1].id)
+        if len(pushes) == 1:
+            raise PushError("this node's disk is full: compact-x4.safetensors not stored", "disk_full")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(model_sync, "push_model", full_disk_once)
+    now = [1000.0]
+    settings = FarmSettings(
+        token=TOKEN,
+        use_local=False,
+        mdns=False,
+        peers=(Address.parse(client.base_url),),
+        models_dir=mine,
+        unrunnable_after=600,  # the jobs wait for the node rather than end unrunnable
+    )
+    async with Farm.open(settings, registry=default_registry(mine, device="cpu")) as farm:
+        farm.models.clock = lambda: now[0]
+        ended = asyncio.Event()
+        farm.models.listeners.append(lambda _done: ended.set())
+        await farm.wait_for_nodes(10, mdns_grace=0)
+        spec = EditSpec(op="upscale", engine="upscale", model="compact-x4.safetensors")
+        batch = await farm.submit_paths([inputs], None, spec, tmp_path / "out")
+        await asyncio.wait_for(ended.wait(), 60)
+        assert [d.error for d in farm.models.done] == ["this node's disk is full: compact-x4.safetensors not stored"]
+        # nothing changed: the refusal stands, no transfer is planned
+        assert farm.models.candidates()[0].refused == {model_id}
+        assert plan_transfers(farm.models.needs(), farm.models.candidates()) == []
+        if change == "backoff":
+            now[0] += RETRY_FIRST
+        else:
+            await n.stop()
+            now[0] += 30  # the new process starts later than the old one (on the farm's clock)
+            await n.start()
+        farm.models.wake()
+        await asyncio.wait_for(farm.wait(), 120)
+        assert {j.state for j in batch.jobs} == {JobState.DONE}
+    assert pushes == [model_id, model_id] and visible(n.models) == ["compact-x4.safetensors"]
