@@ -49,6 +49,7 @@ class AppSettings:
     serve_port: int = 8080  # IOPaint's port, the Krita plugin's fixed URL
     # a model queued jobs need, to nodes that can run them but lack it: "auto", "ask" (a prompt) or "off"
     send_models: str = "auto"
+    split_edits: bool = True  # one big upscale as tiles (an inpaint as regions) across PCs, when it ends sooner
 
     def with_peer(self, address: str) -> AppSettings:
         return self if address in self.peers else replace(self, peers=(*self.peers, address))

@@ -78,6 +78,12 @@ class SettingsPage(QWidget):
             "have the engine, memory and disk for it, ask first, or never (the jobs then run where they can)"
         )
         form.addRow("Send models to nodes", self.send_models)
+        self.split_edits = QCheckBox("Split one big edit across PCs when that ends it sooner")
+        self.split_edits.setToolTip(
+            "a big upscale goes out as tiles, an inpaint with separate spots as one crop per spot; each PC "
+            "does some and the result is stitched here without seams (lanfarm run --tiles)"
+        )
+        form.addRow("Big edits", self.split_edits)
         self.serve_api = QCheckBox("Let other programs use the farm")
         self.serve_api.setToolTip(
             "IOPaint's API and the farm API: Krita's IOPaint plugin, IOPaint's web UI or a script on this PC "
@@ -115,7 +121,7 @@ class SettingsPage(QWidget):
         self.send_models.currentIndexChanged.connect(self._changed)
         for spin in (self.quality, self.local_slots, self.serve_port):
             spin.valueChanged.connect(self._changed)
-        for box in (self.local_worker, self.discovery, self.serve_api):
+        for box in (self.local_worker, self.discovery, self.split_edits, self.serve_api):
             box.toggled.connect(self._changed)
 
     @property
@@ -139,6 +145,7 @@ class SettingsPage(QWidget):
         self.discovery.setChecked(s.discovery)
         self.serve_api.setChecked(s.serve_api)
         self.send_models.setCurrentIndex(max(0, self.send_models.findData(s.send_models)))
+        self.split_edits.setChecked(s.split_edits)
         self.serve_port.setValue(s.serve_port)
         self.models_dir.setText(str(s.models_dir))
         self.peers.clear()
@@ -159,6 +166,7 @@ class SettingsPage(QWidget):
             discovery=self.discovery.isChecked(),
             serve_api=self.serve_api.isChecked(),
             send_models=str(self.send_models.currentData()),
+            split_edits=self.split_edits.isChecked(),
             serve_port=self.serve_port.value(),
             models_dir=Path(models).expanduser() if models else s.models_dir,
         )

@@ -128,6 +128,7 @@ class FarmController(QObject):
             models_dir=self.settings.models_dir,
             send_models=sync_mode(self.settings.send_models),
             ask_send_models=self._ask_send_models,
+            tiles="auto" if self.settings.split_edits else "off",
         )
         self.farm = await self._open.enter_async_context(Farm.open(settings, registry=self.registry))
         self.farm.subscribe(self.on_event)
@@ -353,6 +354,7 @@ class FarmController(QObject):
             self.spawn(start, "serving other programs")
         if self.farm is not None:
             self.farm.models.mode = sync_mode(settings.send_models)  # from its next look
+            self.farm.set_tiles("auto" if settings.split_edits else "off")  # from the next edit on
         self.settingsChanged.emit(settings)
 
     # --------------------------------------------------------------------- events

@@ -395,6 +395,11 @@ class Farm:
         return self._paused
 
     # ------------------------------------------------------------------ nodes and this PC
+    @property
+    def tiles(self) -> str | int:
+        """Whether big edits are split across workers now: auto, off or a number of tiles."""
+        return self._dispatcher.options.tiles
+
     def set_tiles(self, tiles: str | int) -> None:
         """Cut big upscales into tiles (and inpaints into regions) for several workers: auto, off or N,
         from the next submitted job on."""

@@ -65,6 +65,30 @@ def test_settings_survive_a_restart_of_the_app(qloop, store: SettingsStore, tmp_
     qloop(check())
 
 
+def test_splitting_big_edits_is_a_setting_that_applies_at_once_and_stays(qloop, store: SettingsStore) -> None:
+    app = LanFarmApp(store=store, use_tray=False)
+
+    async def switch_off() -> None:
+        async with running(app):
+            page, farm = app.window.settings_page, app.controller.farm
+            assert farm is not None and page.split_edits.isChecked() and farm.tiles == "auto"
+            page.split_edits.setChecked(False)
+            assert page.pending
+            page.apply_button.click()
+            assert farm.tiles == "off"
+
+    qloop(switch_off())
+    again = LanFarmApp(store=SettingsStore(), use_tray=False)
+
+    async def check() -> None:
+        assert again.controller.settings.split_edits is False
+        async with running(again):
+            assert again.controller.farm is not None and again.controller.farm.tiles == "off"
+            assert not again.window.settings_page.split_edits.isChecked()
+
+    qloop(check())
+
+
 def replace_peers(s: AppSettings) -> AppSettings:
     return replace(s, peers=())
 
