@@ -618,8 +618,8 @@ def report(args: argparse.Namespace, outcome: Outcome, out_dir: Path, err: Conso
         if any(worker != LOCAL for worker in stats):  # nodes took part: who did what
             split = any(s.parts for s in stats.values())
             for s in stats.values():
-                parts = f"  tiles/regions {s.parts:4d}" if split else ""
-                print(f"  {s.name:24s} done {s.done:4d}{parts}  failed attempts {s.failed}")
+                pieces = f"  tiles/regions {s.parts:4d}" if split else ""
+                print(f"  {s.name:24s} done {s.done:4d}{pieces}  failed attempts {s.failed}")
         parts = [f"done {len(done)}", f"failed {len(failed) + len(unmasked)}"]
         if batch.current:
             parts.append(f"up to date {len(batch.current)}")
