@@ -453,13 +453,15 @@ class FarmController(QObject):
                 if status is None:
                     self.nodes.sample(row.id, None, row.done, row.failed, "", 0.0)
                 else:
-                    self.nodes.sample(row.id, status, done.done if done else 0, done.failed if done else 0, "", 0.0)
+                    finished = done.done + done.parts if done else 0
+                    self.nodes.sample(row.id, status, finished, done.failed if done else 0, "", 0.0)
                 continue
             if snapshot.vram_used_mb is not None:
                 row.vram_used_mb = snapshot.vram_used_mb
             s = snapshot.stats
             row.errors = list(s.errors)
-            self.nodes.sample(row.id, snapshot.status, s.done, s.failed, snapshot.job, snapshot.progress)
+            finished = s.done + s.parts  # tiles and regions of split edits are work done there too
+            self.nodes.sample(row.id, snapshot.status, finished, s.failed, snapshot.job, snapshot.progress)
 
     def _waiting_engines(self) -> set[str]:
         """The engines of the edits still queued (none: nothing waits)."""

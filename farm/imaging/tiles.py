@@ -58,7 +58,7 @@ import itertools
 import math
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,6 +157,7 @@ class Stitch:
         rows = {t.row: (t.core.y0, t.core.y1, t.window.y0, t.window.y1) for t in tiles}
         self._cols, self._rows = _Axis.of(cols, width, scale), _Axis.of(rows, height, scale)
         self._grid = {(t.row, t.col): t for t in tiles}
+        self._progress: Callable[[float], None] | None = None
         staging_dir.mkdir(parents=True, exist_ok=True)
 
     def save(self, index: int, result: bytes) -> None:
@@ -190,7 +191,15 @@ class Stitch:
         """Indices of the tiles not saved yet."""
         return [i for i, t in sorted(self.tiles.items()) if not self._staged(t)]
 
-    def write(self, output: Path, source: Picture, output_spec: OutputSpec, *, overwrite: bool = False) -> None:
+    def write(
+        self,
+        output: Path,
+        source: Picture,
+        output_spec: OutputSpec,
+        *,
+        overwrite: bool = False,
+        progress: Callable[[float], None] | None = None,
+    ) -> None:
         """Blend the staged tiles into ``output``, encoded per ``output_spec`` with ``source``'s alpha
         (resized), ICC, grey and source format (for ``keep``); written once, atomically.
 
@@ -204,6 +213,7 @@ class Stitch:
         if (source.width, source.height) != (self.width, self.height):
             raise ImageError(f"source is {source.width}x{source.height}, the tiles are of {self.width}x{self.height}")
         resolved, _, _ = resolve_output(source, output_spec)
+        self._progress = progress  # told the share of the output's rows blended, band by band
         if resolved.format == "png":
             self._write_png(output, source, overwrite)
         else:
@@ -273,6 +283,8 @@ class Stitch:
                 yield y0, np.ascontiguousarray(color[:, :, 0])
             else:
                 yield y0, color
+            if self._progress is not None:
+                self._progress(y1 / self.out_height)
 
     def _blend(self, y0: int, y1: int) -> np.ndarray:
         """Output rows [y0, y1) from the staged tiles: copied where one tile owns a pixel outright,

@@ -666,7 +666,7 @@ class Dispatcher:
             return
         split.cut = cut
         split.parts = splitting.part_jobs(job, cut)
-        job.split = f"{len(split.parts)} {cut.what}s"
+        job.split = split.describe()
         await self.enqueue(split.parts)
 
     async def _save_part(self, part: Job, data: bytes) -> None:
@@ -689,7 +689,7 @@ class Dispatcher:
         if event.progress is not None:
             split.progress[part.id] = event.progress
         elif part.state in (JobState.DISPATCHED, JobState.RUNNING):
-            parent.worker = part.worker
+            parent.split = split.describe()  # "6 tiles on 3 PCs": the parent is on no one PC
             if parent.state is JobState.QUEUED:
                 parent.move(JobState.DISPATCHED)
             if part.state is JobState.RUNNING and parent.state is JobState.DISPATCHED:
@@ -701,6 +701,8 @@ class Dispatcher:
             split.done.add(part.id)
             if split.complete:
                 split.assembling = True
+                parent.split = split.describe()  # "joining 6 tiles"
+                self._emit(JobEvent(parent))
                 self._background(self._assemble(split), split)
         elif part.state is JobState.FAILED:
             self._end_split(split, JobState.FAILED, f"{part.name}: {part.error}")
@@ -712,14 +714,29 @@ class Dispatcher:
         """Every part is in: the parent's output, written once, atomically."""
         parent, error = split.parent, None
         assert split.cut is not None
+        loop = asyncio.get_running_loop()
+
+        def joined(fraction: float) -> None:  # from the assembling thread
+            loop.call_soon_threadsafe(self._joined, split, fraction)
+
         try:
-            await asyncio.to_thread(split.cut.assembly.write, parent.output, overwrite=self.options.overwrite)
+            await asyncio.to_thread(
+                split.cut.assembly.write, parent.output, overwrite=self.options.overwrite, progress=joined
+            )
         except FileExistsError:
             error = f"{parent.output.name} appeared in the output folder meanwhile; not overwritten"
         except FarmError as exc:
             error = str(exc)
-        parent.worker = splitting.most_work(split.parts) or parent.worker
+        split.assembling = False
+        parent.split = split.describe()
         self._end_split(split, JobState.FAILED if error else JobState.DONE, error)
+
+    def _joined(self, split: Split, fraction: float) -> None:
+        if split.ended:
+            return
+        split.joined = fraction
+        self.progress[split.parent.id] = split.fraction
+        self._emit(JobEvent(split.parent, progress=split.fraction))
 
     def _end_split(self, split: Split, state: JobState, error: str | None = None) -> None:
         """The parent ends: its unfinished parts are cancelled and its staging folder goes."""

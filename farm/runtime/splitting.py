@@ -17,7 +17,7 @@ import asyncio
 import io
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -42,7 +42,7 @@ class Assembly(Protocol):
 
     def save(self, index: int, result: bytes) -> None: ...
 
-    def write(self, output: Path, *, overwrite: bool) -> None: ...
+    def write(self, output: Path, *, overwrite: bool, progress: Callable[[float], None]) -> None: ...
 
 
 @dataclass(eq=False)
@@ -74,11 +74,24 @@ class Split:
     def index(self, part: Job) -> int:
         return self.parts.index(part)
 
+    joined: float = 0.0  # how much of the output is written (the assembly's progress)
+
     @property
     def fraction(self) -> float:
+        """The parent's progress: its parts' (each part the same share), then putting them together."""
         if not self.parts:
             return 0.0
-        return sum(1.0 if p.id in self.done else self.progress.get(p.id, 0.0) for p in self.parts) / len(self.parts)
+        parts = sum(1.0 if p.id in self.done else self.progress.get(p.id, 0.0) for p in self.parts) / len(self.parts)
+        return PARTS_SHARE * parts + (1 - PARTS_SHARE) * self.joined
+
+    def describe(self) -> str:
+        """What the parent is made of, for its queue row: "6 tiles on 3 PCs", "joining 6 tiles"."""
+        assert self.cut is not None
+        what = f"{len(self.parts)} {self.cut.what}s"
+        if self.assembling:
+            return f"joining {what}"
+        pcs = {p.worker for p in self.parts if p.worker and p.state is not JobState.QUEUED}
+        return f"{what} on {len(pcs)} PC{'s' if len(pcs) != 1 else ''}" if pcs else what
 
     @property
     def complete(self) -> bool:
@@ -100,6 +113,7 @@ def tile_spec(spec: EditSpec) -> EditSpec:
     return replace(spec, hd=HdStrategy("original"), output=OutputSpec("png"))
 
 
+PARTS_SHARE = 0.9  # of a split edit's progress; the rest is stitching or pasting the results together
 MIN_TILE = 256  # the smallest tile side the farm cuts (smaller ones cost more in requests than they save)
 REGIONS = -1  # Split.count of an inpaint cut into one crop per region of its mask
 DEFAULT_OVERLAP = 32  # context pixels around a tile when the engine's params name none
@@ -182,15 +196,6 @@ def discard(split: Split) -> None:
     shutil.rmtree(staging_for(split.parent), ignore_errors=True)
 
 
-def most_work(parts: Sequence[Job]) -> str | None:
-    """The worker that did the most of these parts (the parent's worker, for the queue and History)."""
-    counts: dict[str, int] = {}
-    for p in parts:
-        if p.worker and p.state is JobState.DONE:
-            counts[p.worker] = counts.get(p.worker, 0) + 1
-    return max(counts, key=lambda w: counts[w]) if counts else None
-
-
 class _PasteInto:
     """The regions' edited crops, kept as files until the last is in, pasted into the input once."""
 
@@ -207,9 +212,10 @@ class _PasteInto:
     def save(self, index: int, result: bytes) -> None:
         write_atomic(self._path(index), result, overwrite=True)
 
-    def write(self, output: Path, *, overwrite: bool) -> None:
+    def write(self, output: Path, *, overwrite: bool, progress: Callable[[float], None]) -> None:
         picture = decode_image(read_bytes(self._source), max_pixels=self._max_pixels)
         edited = [read_bytes(self._path(i)) for i in range(len(self._views))]
+        progress(0.5)
         write_atomic(
             output, encode_image(regions.paste_regions(picture, self._views, edited), self._output), overwrite=overwrite
         )
@@ -241,11 +247,11 @@ class _StitchInto:
             stitch = self._stitch
         stitch.save(index, result)
 
-    def write(self, output: Path, *, overwrite: bool) -> None:
+    def write(self, output: Path, *, overwrite: bool, progress: Callable[[float], None]) -> None:
         if self._stitch is None:
             raise ImageError("no tile has a result yet")
         picture = decode_image(read_bytes(self._source), max_pixels=self._max_pixels)
-        self._stitch.write(output, picture, self._output, overwrite=overwrite)
+        self._stitch.write(output, picture, self._output, overwrite=overwrite, progress=progress)
 
 
 def _scale_of(tile: Tile, result: bytes) -> int:

@@ -94,7 +94,7 @@ async def test_tiles_run_on_several_workers_and_stitch_to_the_untiled_result(tmp
         parts = parts_of(farm, job)
     assert job.state is JobState.DONE, job.error
     assert len(parts) == 8 and all(p.state is JobState.DONE for p in parts)
-    assert job.split == "8 tiles"
+    assert job.split == f"8 tiles on {len({p.worker for p in parts})} PCs" and job.worker is None  # on no one PC
     assert len({p.worker for p in parts}) >= 2, f"every tile ran on one worker: {[p.worker for p in parts]}"
     assert progress == sorted(progress) and progress[-1] == pytest.approx(1.0)  # the image's, tile by tile
     out = decoded(job.output)
@@ -227,7 +227,7 @@ async def test_an_inpaint_with_separate_regions_spreads_them_and_pastes_them_int
         parts = parts_of(farm, job)
     assert job.state is JobState.DONE, job.error
     assert len(parts) == 3 and all(p.label.startswith("spots.png region") for p in parts)
-    assert job.split == "3 regions"
+    assert job.split == f"3 regions on {len({p.worker for p in parts})} PCs"
     assert len({p.worker for p in parts}) >= 2, [p.worker for p in parts]
     # each region at full size (one crop around all three would be resized to 1280 px): exactly the
     # SIMULATED engine's edit, the masked pixels inverted and every other pixel as it was
