@@ -137,7 +137,7 @@ class Dashboard(QWidget):
         # columns keep their widths and the table scrolls sideways when narrow: nothing is cut off
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        for col, width in enumerate((150, 110, 105, 85, 160, 50, 60, 80)):
+        for col, width in enumerate((150, 110, 105, 85, 210, 50, 60, 80)):  # a tile: "name tile 3/12"
             self.table.setColumnWidth(col, width)
         # the state column fits the longest state with its colour dot: never elided
         self.table.setColumnWidth(1, max(110, self.table.fontMetrics().horizontalAdvance("unauthorised") + 44))
