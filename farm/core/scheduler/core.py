@@ -116,6 +116,8 @@ class WorkerStatus:
     failed: int
     blocked: tuple[str, ...]
     seconds_per_mp: dict[str, float]
+    fetching: tuple[str, ...] = ()  # jobs whose engine ended here and whose result is being fetched
+    samples: dict[str, int] = field(default_factory=dict)  # engine timings measured per engine
 
 
 class Scheduler:
@@ -391,9 +393,17 @@ class Scheduler:
                 w.failed,
                 tuple(sorted(w.blocked_until)),
                 {e: s.seconds_per_mp for e, s in w.speed.items() if s.seconds_per_mp},
+                tuple(w.fetching),
+                {e: s.samples for e, s in w.speed.items()},
             )
             for w in self._workers.values()
         ]
+
+    def expected(self, worker_id: str, req: JobRequest) -> float | None:
+        """Seconds from dispatch to result for ``req`` on that worker: its engine time, plus a node's
+        transfer at its measured link rate (None: not measured there, or no such worker)."""
+        worker = self._workers.get(worker_id)
+        return worker.expected(req, self.ship_ratio) if worker is not None else None
 
     # ------------------------------------------------------------ internals
     def _set(self, job: _Job, state: Phase) -> None:
