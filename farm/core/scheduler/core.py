@@ -16,6 +16,7 @@ Placement rules, in order:
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ class _Worker:
     done: int = 0
     failed: int = 0
     order: int = 0  # registration order: ties between equally loaded workers break the same way every run
+    cache: dict[tuple[object, ...], float | None] = field(default_factory=dict)  # expected(), per signature
 
     @property
     def id(self) -> str:
@@ -97,11 +99,49 @@ class _Worker:
         return est.predict(megapixels) if est else None
 
     def expected(self, req: JobRequest, ship_ratio: float) -> float | None:
-        """Seconds from dispatch to result here: the engine time, plus the transfer on a node's link."""
+        """Seconds from dispatch to result here: the engine time, plus the transfer on a node's link
+        (cached per job signature until this worker's estimates or the ship ratio change)."""
+        key = (req.engine, req.megapixels, req.transfer_bytes, req.shippable, ship_ratio)
+        try:
+            return self.cache[key]
+        except KeyError:
+            pass
         compute = self.predict(req.engine, req.megapixels)
-        if compute is None or self.caps.local:
-            return compute
-        return compute + self.link.seconds_for(req.transfer_bytes * (ship_ratio if req.shippable else 1.0))
+        if compute is not None and not self.caps.local:
+            compute += self.link.seconds_for(req.transfer_bytes * (ship_ratio if req.shippable else 1.0))
+        if len(self.cache) > 64:
+            self.cache.clear()
+        self.cache[key] = compute
+        return compute
+
+
+class _Board:
+    """The expected times of one job signature on the online, unheld workers, kept sorted and summed
+    across fills: only the workers changed since (``Scheduler._stale``) are looked at again."""
+
+    __slots__ = ("ranked", "rate", "req", "times", "updates")
+
+    def __init__(self, req: JobRequest) -> None:
+        self.req = req  # any job of the signature
+        self.times: dict[str, tuple[float, int, float]] = {}  # worker -> (expected, order, slots / expected)
+        self.ranked: list[tuple[float, int, str]] = []  # fastest first
+        self.rate = 0.0  # jobs per second of the whole farm
+        self.updates = 0
+
+    def put(self, worker: _Worker, t: float | None) -> None:
+        old = self.times.pop(worker.id, None)
+        if old is not None:
+            del self.ranked[bisect.bisect_left(self.ranked, (old[0], old[1], worker.id))]
+            self.rate -= old[2]
+        if t is not None:
+            share = worker.caps.slots / t if t > 0 else 0.0
+            self.times[worker.id] = (t, worker.order, share)
+            bisect.insort(self.ranked, (t, worker.order, worker.id))
+            self.rate += share
+        self.updates += 1
+        if self.updates > 512:  # the running sum never drifts far from the true one
+            self.updates = 0
+            self.rate = sum(v[2] for v in self.times.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +156,8 @@ class WorkerStatus:
     failed: int
     blocked: tuple[str, ...]
     seconds_per_mp: dict[str, float]
+    fetching: tuple[str, ...] = ()  # jobs whose engine ended here and whose result is being fetched
+    samples: dict[str, int] = field(default_factory=dict)  # engine timings measured per engine
 
 
 class Scheduler:
@@ -134,8 +176,15 @@ class Scheduler:
         self._room: set[str] = set()  # workers that could take a job now
         self.paused = False
         self.ship_ratio = 1.0  # bytes a shipped cut moves per byte of the whole files (measured: shipped())
-        self._memo: dict[tuple[object, ...], float] = {}  # farm-wide estimates within one _fill
-        self._ranks: dict[tuple[object, ...], list[tuple[float, _Worker]]] = {}
+        self._ratio = 1.0  # the ship ratio estimates use: follows ship_ratio in steps of a few per cent
+        self._boards: dict[tuple[object, ...], _Board] = {}  # per job signature, across fills
+        self._stale: set[str] = set()  # workers whose estimates or state changed since the boards saw them
+        self._slots: int | None = None  # slots of the online, unheld workers (None: count again)
+        self._fill_queued = 0
+        self._parked: dict[str, float] = {}  # workers a fill refused -> when their job would have ended
+        self._park_heap: list[tuple[float, str]] = []
+        self._park_reqs: dict[tuple[object, ...], JobRequest] = {}
+        self._online_n: int | None = None
 
     # ----------------------------------------------------------------- jobs
     def add_jobs(self, requests: Iterable[JobRequest], now: float) -> list[Decision]:
@@ -200,6 +249,7 @@ class Scheduler:
         worker = self._workers.get(worker_id)
         if worker is not None:
             worker.link.add(nbytes, seconds)
+            self._changed(worker)
 
     def link_rate(self, worker_id: str) -> float | None:
         """The measured link rate to a worker in bytes per second (None before any transfer)."""
@@ -209,7 +259,11 @@ class Scheduler:
     def shipped(self, ratio: float) -> None:
         """A job travelled as a cut of ``ratio`` times its whole files (moving average over the farm)."""
         if ratio > 0:
-            self.ship_ratio += 0.3 * (min(ratio, 1.0) - self.ship_ratio)
+            self.ship_ratio += 0.3 * (min(ratio, 1.0) - self._ratio)
+            if abs(self.ship_ratio - self._ratio) > 0.03 * self._ratio:
+                self._ratio = self.ship_ratio
+                self._boards.clear()
+                self._unpark_all()
 
     def succeeded(self, job_id: str, worker_id: str, now: float) -> tuple[bool, list[Decision]]:
         """A worker has the result. True if it is the first: the caller then writes the output and
@@ -235,6 +289,7 @@ class Scheduler:
                 # it has no estimate yet: it needed at least this long (provisional, replaced by a real one)
                 est = loser.speed.setdefault(job.req.engine, SpeedEstimate(alpha=self.policy.speed_alpha))
                 est.at_least(now - since, job.req.megapixels)
+                self._changed(loser)
         self._set(job, COMMITTING)
         job.winner = worker_id
         out: list[Decision] = self._release_all(job, "another worker finished it first")
@@ -243,6 +298,13 @@ class Scheduler:
     def _measure(self, worker: _Worker, job: _Job, seconds: float) -> None:
         est = worker.speed.setdefault(job.req.engine, SpeedEstimate(alpha=self.policy.speed_alpha))
         est.add(seconds, job.req.megapixels)
+        self._changed(worker)
+
+    def _changed(self, worker: _Worker) -> None:
+        """A worker's estimates changed: its cached expected times and its place on the boards go."""
+        worker.cache.clear()
+        self._stale.add(worker.id)
+        self._unpark(worker.id)
 
     def committed(self, job_id: str, now: float, error: str | None = None) -> list[Decision]:
         """The output was written (or could not be: ``error``); the job ends."""
@@ -312,6 +374,10 @@ class Scheduler:
             worker.caps = caps
             worker.online = True
             worker.compat.clear()
+            worker.cache.clear()
+        self._slots = None
+        self._online_n = None
+        self._unpark_all()
         self._touch(worker)
         return self._fill(now)
 
@@ -321,6 +387,8 @@ class Scheduler:
         if worker is None:
             return []
         worker.online = False
+        self._slots = self._online_n = None
+        self._unpark_all()
         self._touch(worker)
         out: list[Decision] = []
         for job_id in [*worker.inflight, *worker.fetching]:
@@ -331,6 +399,8 @@ class Scheduler:
         worker = self._workers.get(worker_id)
         if worker is not None:
             worker.paused = paused
+            self._slots = self._online_n = None
+            self._unpark_all()
             self._touch(worker)
         return self._fill(now)
 
@@ -391,9 +461,17 @@ class Scheduler:
                 w.failed,
                 tuple(sorted(w.blocked_until)),
                 {e: s.seconds_per_mp for e, s in w.speed.items() if s.seconds_per_mp},
+                tuple(w.fetching),
+                {e: s.samples for e, s in w.speed.items()},
             )
             for w in self._workers.values()
         ]
+
+    def expected(self, worker_id: str, req: JobRequest) -> float | None:
+        """Seconds from dispatch to result for ``req`` on that worker: its engine time, plus a node's
+        transfer at its measured link rate (None: not measured there, or no such worker)."""
+        worker = self._workers.get(worker_id)
+        return worker.expected(req, self._ratio) if worker is not None else None
 
     # ------------------------------------------------------------ internals
     def _set(self, job: _Job, state: Phase) -> None:
@@ -409,6 +487,9 @@ class Scheduler:
 
     def _touch(self, worker: _Worker) -> None:
         """Keep the set of workers with room in step after their in-flight jobs or state changed."""
+        self._stale.add(worker.id)
+        if self._parked:
+            self._parked.pop(worker.id, None)
         if worker.has_room():
             self._room.add(worker.id)
         else:
@@ -424,6 +505,7 @@ class Scheduler:
         self._push(job)
 
     def _push(self, job: _Job) -> None:
+        self._unpark_all()  # the queue grew: every refusal is weighed again
         job.version += 1
         heap = self._queues.setdefault(job.req.kind, [])
         heapq.heappush(heap, (-job.req.priority, job.seq, job.version, job.req.id))
@@ -509,13 +591,14 @@ class Scheduler:
     def _fill(self, now: float) -> list[Decision]:
         if self.paused or self._queued == 0 or not self._room:
             return []
-        self._memo.clear()  # estimates hold for one fill
-        self._ranks.clear()
         out: list[Decision] = []
         waiting: set[str] = set()
+        self._fill_queued = self._queued  # the drain estimates of this fill count the jobs queued at its start
         tail = self._queued <= self._online_slots()
+        self._unpark_due(now)
+        room = self._room.difference(self._parked) if self._parked else self._room
         while self._queued:
-            candidates = [self._workers[w] for w in self._room if w not in waiting]
+            candidates = [self._workers[w] for w in room if w not in waiting]
             if not candidates:
                 break
             # idle workers first; peers before the local worker at equal load
@@ -527,17 +610,20 @@ class Scheduler:
                     continue
                 job = self._best_job_for(worker, now)
                 idle = not worker.inflight
-                t = worker.expected(job.req, self.ship_ratio) if job is not None and idle else None
+                t = worker.expected(job.req, self._ratio) if job is not None and idle else None
                 if job is not None and t is not None and t >= refused.get(job.req.id, float("inf")):
                     waiting.add(worker.id)  # a faster idle worker left it for others: so does this one
                     continue
                 if job is None:
                     waiting.add(worker.id)
                     continue
-                if self._strands(job, worker, now, tail) or self._should_wait(job, worker, now):
+                stranded = self._strands(job, worker, now, tail)
+                if stranded is not None or self._should_wait(job, worker, now):
                     if t is not None:
                         refused[job.req.id] = min(t, refused.get(job.req.id, t))
                     waiting.add(worker.id)
+                    if stranded is not None:
+                        self._park(worker, stranded, job.req)
                     continue
                 self._assign(job, worker, now)
                 out.append(Dispatch(job.req.id, worker.id))
@@ -546,8 +632,9 @@ class Scheduler:
                 break
         return out
 
-    def _strands(self, job: _Job, worker: _Worker, now: float, tail: bool) -> bool:
-        """Whether ``job``, queued ahead on busy ``worker``, would wait there longer than it should.
+    def _strands(self, job: _Job, worker: _Worker, now: float, tail: bool) -> float | None:
+        """Whether ``job``, queued ahead on busy ``worker``, would wait there longer than it should: None
+        if not, else when it would end there (infinite: refused whatever the time), for :meth:`_park`.
 
         Near the end (no more queued jobs than slots) only the fastest workers queue ahead. At any time, a
         job is left for the rest of the farm when waiting for a slot here and running here would end
@@ -557,72 +644,117 @@ class Scheduler:
         """
         busy = len(worker.inflight) >= worker.caps.slots
         if busy and tail and not self._among_fastest(worker, job):
-            return True
-        t_here = worker.expected(job.req, self.ship_ratio)
+            return float("inf")
+        t_here = worker.expected(job.req, self._ratio)
         if t_here is None:
             # not measured yet: no job queued ahead there (a small batch is not handed to a node that
             # may turn out slow before anything has been timed)
-            return busy and any(w is not worker and w.online and not w.paused for w in self._workers.values())
+            others = self._online_count() > (1 if worker.online and not worker.paused else 0)
+            return float("inf") if busy and others else None
         compute = worker.predict(job.req.engine, job.req.megapixels) or 0.0
         transfer = t_here - compute  # half up, half down; the upload overlaps the wait for a slot
         wait = max(0.0, self._slot_free_at(worker, job, now) - now) if busy else 0.0
         finish = max(wait, transfer / 2) + compute + transfer / 2
-        return finish > (self._drain_seconds(job) + self._fastest(job)) * self.policy.tail_margin
+        if finish > self._threshold(job.req):
+            return now + finish
+        return None
+
+    def _threshold(self, req: JobRequest) -> float:
+        """How long from now a job like ``req`` may take on a worker before it is left for the rest of
+        the farm: the farm's drain time of the queue plus its fastest worker's time, with the margin."""
+        board = self._board(req)
+        drain = self._fill_queued / board.rate if board.rate > 1e-12 else float("inf")
+        return (drain + (board.ranked[0][0] if board.ranked else 0.0)) * self.policy.tail_margin
+
+    # A worker refused a job in a fill is parked: later fills skip it until the time its job would have
+    # ended there falls within the threshold (that end only grows with time while nothing happens on
+    # that worker), or until something happens on it, or the queue grows.
+    def _park(self, worker: _Worker, end: float, req: JobRequest) -> None:
+        self._parked[worker.id] = end
+        self._park_reqs[self._signature(req)] = req
+        if end != float("inf"):
+            heapq.heappush(self._park_heap, (end, worker.id))
+            if len(self._park_heap) > 4 * len(self._parked) + 64:  # drop the entries of unparked workers
+                self._park_heap = [e for e in self._park_heap if self._parked.get(e[1]) == e[0]]
+                heapq.heapify(self._park_heap)
+
+    def _unpark(self, worker_id: str) -> None:
+        self._parked.pop(worker_id, None)
+
+    def _unpark_all(self) -> None:
+        self._parked.clear()
+        self._park_heap.clear()
+        self._park_reqs.clear()
+
+    def _unpark_due(self, now: float) -> None:
+        if not self._parked:
+            if self._park_heap or self._park_reqs:
+                self._unpark_all()
+            return
+        heap = self._park_heap
+        if not heap:
+            return
+        due = now + max(self._threshold(req) for req in self._park_reqs.values())
+        while heap and heap[0][0] <= due:
+            end, wid = heapq.heappop(heap)
+            if self._parked.get(wid) == end:
+                del self._parked[wid]
+
+    def _online_count(self) -> int:
+        if self._online_n is None:
+            self._online_n = sum(1 for w in self._workers.values() if w.online and not w.paused)
+        return self._online_n
 
     def _drain_seconds(self, job: _Job) -> float:
         """How long the farm needs for the queued jobs, at its measured rate for jobs like ``job``
         (infinite while nothing is measured)."""
-        key = ("drain", *self._signature(job.req))
-        found = self._memo.get(key)
-        if found is None:
-            rate = 0.0
-            for w in self._workers.values():
-                if w.online and not w.held and (t := w.expected(job.req, self.ship_ratio)):
-                    rate += w.caps.slots / t
-            found = self._memo[key] = self._queued / rate if rate else float("inf")
-        return found
+        rate = self._board(job.req).rate
+        return self._fill_queued / rate if rate > 1e-12 else float("inf")
 
     @staticmethod
     def _signature(req: JobRequest) -> tuple[object, ...]:
         """What a worker's expected time for a job depends on."""
         return (req.engine, req.megapixels, req.transfer_bytes, req.shippable)
 
+    def _board(self, req: JobRequest) -> _Board:
+        """The up-to-date board of jobs like ``req`` (built once, then only changed workers move)."""
+        if self._stale:
+            for wid in self._stale:
+                worker = self._workers.get(wid)
+                if worker is None:
+                    continue
+                for kept in self._boards.values():
+                    kept.put(worker, self._board_time(worker, kept.req))
+            self._stale.clear()
+        key = self._signature(req)
+        board = self._boards.get(key)
+        if board is None:
+            if len(self._boards) >= 32:  # many sizes of jobs: keep the boards of the latest
+                self._boards.clear()
+            board = self._boards[key] = _Board(req)
+            for worker in self._workers.values():
+                board.put(worker, self._board_time(worker, req))
+        return board
+
+    def _board_time(self, worker: _Worker, req: JobRequest) -> float | None:
+        return worker.expected(req, self._ratio) if worker.online and not worker.held else None
+
     def _among_fastest(self, worker: _Worker, job: _Job) -> bool:
         """Whether ``worker`` is known to be about as fast as the fastest worker for ``job``'s engine."""
-        mine = worker.expected(job.req, self.ship_ratio)
+        mine = worker.expected(job.req, self._ratio)
         if mine is None:
             return False
         return mine <= self._fastest(job, mine) * self.policy.tail_margin
 
-    def _ranked(self, job: _Job) -> list[tuple[float, _Worker]]:
-        """The online workers with an estimate for jobs like ``job``, fastest first (once per fill)."""
-        key = ("ranked", *self._signature(job.req))
-        found = self._ranks.get(key)
-        if found is None:
-            found = sorted(
-                (
-                    (t, w)
-                    for w in self._workers.values()
-                    if w.online and not w.held and (t := w.expected(job.req, self.ship_ratio)) is not None
-                ),
-                key=lambda tw: (tw[0], tw[1].order),
-            )
-            self._ranks[key] = found
-        return found
-
     def _fastest(self, job: _Job, default: float = 0.0) -> float:
         """The shortest expected time for ``job`` on any online worker (``default`` if none is measured)."""
-        key = ("fastest", *self._signature(job.req))
-        best = self._memo.get(key)
-        if best is None:
-            ranked = self._ranked(job)
-            if not ranked:
-                return default
-            best = self._memo[key] = ranked[0][0]
-        return best
+        ranked = self._board(job.req).ranked
+        return ranked[0][0] if ranked else default
 
     def _online_slots(self) -> int:
-        return sum(w.caps.slots for w in self._workers.values() if w.online and not w.held)
+        if self._slots is None:
+            self._slots = sum(w.caps.slots for w in self._workers.values() if w.online and not w.held)
+        return self._slots
 
     def _assign(self, job: _Job, worker: _Worker, now: float) -> None:
         self._queued -= 1
@@ -639,7 +771,7 @@ class Scheduler:
         queued: list[float] = []  # the jobs waiting there for a slot, each its engine time
         for jid, start in worker.inflight.items():
             other = self._jobs[jid]
-            t = worker.expected(other.req, self.ship_ratio)
+            t = worker.expected(other.req, self._ratio)
             if t is None:
                 return float("inf")
             if jid in worker.started:
@@ -659,24 +791,45 @@ class Scheduler:
         speed estimates; the queued jobs ahead of this one claim the faster workers' slots first (a
         small earliest-finish simulation), so a fast worker is not counted on for more than it can take.
         """
-        t_here = worker.expected(job.req, self.ship_ratio)
+        t_here = worker.expected(job.req, self._ratio)
         if t_here is None or self._queued > self._online_slots():
             return False
         margin = self.policy.tail_margin
+        finish_here = now + t_here
+        key = (-job.req.priority, job.seq)
+        ahead = self._ahead(key)
         faster: list[tuple[_Worker, float]] = []
-        for t, w in self._ranked(job):  # fastest first: stop at the first that is not clearly faster
+        free: dict[str, float] = {}
+        soon = False  # some faster worker is free soon enough, if the jobs ahead leave it
+        for t, _, wid in self._board(job.req).ranked:  # fastest first: stop at the first not clearly faster
             if t * margin >= t_here:
                 break
+            w = self._workers[wid]
             if w is not worker and self._could_run(job, w, now) and self._eligible(job, w, now):
                 faster.append((w, t))
-        if not faster:
-            return False
-        free = {w.id: self._slot_free_at(w, job, now) for w, _ in faster}
-        finish_here = now + t_here
-        if all(free[w.id] + t * margin >= finish_here for w, t in faster):
+                free[wid] = self._slot_free_at(w, job, now)
+                if free[wid] + t * margin < finish_here:
+                    if not ahead:
+                        return True
+                    soon = True
+        if not soon:
             return False  # none of them is free soon enough, whatever the jobs ahead do
-        key = (-job.req.priority, job.seq)
-        ahead = sorted(
+        for other in ahead:
+            best_w, best_end = None, float("inf")
+            for w, _ in faster:
+                t_there = w.expected(other.req, self._ratio)
+                if t_there is not None and free[w.id] + t_there < best_end:
+                    best_w, best_end = w, free[w.id] + t_there
+            t_other_here = worker.expected(other.req, self._ratio) or 0.0
+            if best_w is not None and best_end < now + t_other_here:
+                free[best_w.id] = best_end
+        return any(free[w.id] + t * margin < finish_here for w, t in faster)
+
+    def _ahead(self, key: tuple[int, int]) -> list[_Job]:
+        """The queued jobs placed before ``key`` (priority, then FIFO), in that order."""
+        if all(not h or (self._valid(h[0]) and (h[0][0], h[0][1]) >= key) for h in self._queues.values()):
+            return []  # every queue's head comes after it: nothing is ahead
+        return sorted(
             (
                 self._jobs[e[3]]
                 for h in self._queues.values()
@@ -685,16 +838,6 @@ class Scheduler:
             ),
             key=lambda j: (-j.req.priority, j.seq),
         )
-        for other in ahead:
-            best_w, best_end = None, float("inf")
-            for w, _ in faster:
-                t_there = w.expected(other.req, self.ship_ratio)
-                if t_there is not None and free[w.id] + t_there < best_end:
-                    best_w, best_end = w, free[w.id] + t_there
-            t_other_here = worker.expected(other.req, self.ship_ratio) or 0.0
-            if best_w is not None and best_end < now + t_other_here:
-                free[best_w.id] = best_end
-        return any(free[w.id] + t * margin < finish_here for w, t in faster)
 
     def _backups(self, now: float) -> list[Decision]:
         """With nothing queued, give an idle faster worker a copy of a straggler's job."""
@@ -713,8 +856,8 @@ class Scheduler:
                 holder = self._workers[holder_id]
                 if job.req.id in holder.fetching:  # its engine is done: the result is on its way
                     continue
-                t_holder = holder.expected(job.req, self.ship_ratio)
-                t_here = worker.expected(job.req, self.ship_ratio)
+                t_holder = holder.expected(job.req, self._ratio)
+                t_here = worker.expected(job.req, self._ratio)
                 if t_here is None:
                     continue
                 expected_end = start + t_holder if t_holder is not None else now

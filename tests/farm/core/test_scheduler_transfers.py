@@ -3,7 +3,16 @@ time, a job whose engine has ended stops taking room while its result is fetched
 
 from __future__ import annotations
 
-from farm.core.scheduler import LOCAL, Dispatch, FailureKind, JobRequest, LinkEstimate, Scheduler, WorkerCaps
+from farm.core.scheduler import (
+    LOCAL,
+    Dispatch,
+    FailureKind,
+    JobRequest,
+    LinkEstimate,
+    Scheduler,
+    WorkerCaps,
+    WorkerStatus,
+)
 
 CV2 = frozenset({"cv2"})
 MB = 1_000_000
@@ -11,6 +20,10 @@ MB = 1_000_000
 
 def dispatched(decisions: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
     return [(d.job_id, d.worker_id) for d in decisions if isinstance(d, Dispatch)]
+
+
+def status(s: Scheduler, worker: str) -> WorkerStatus:
+    return next(w for w in s.workers() if w.id == worker)
 
 
 def _warm(s: Scheduler, worker: str, seconds: float, now: float, n: int = 3) -> float:
@@ -74,10 +87,8 @@ def test_a_shipped_cut_is_counted_at_the_measured_ratio() -> None:
     assert abs(s.ship_ratio - 0.03) < 0.01
     whole = JobRequest("w", "cv2", transfer_bytes=20 * MB)
     cut = JobRequest("c", "cv2", transfer_bytes=20 * MB, shippable=True)
-    node = s._workers["node"]
-    assert node.expected(whole, s.ship_ratio) == 0.5 + 2.0
-    assert abs((node.expected(cut, s.ship_ratio) or 0) - (0.5 + 0.06)) < 0.03
-    assert s._workers["node"].expected(whole, s.ship_ratio) is not None
+    assert s.expected("node", whole) == 0.5 + 2.0
+    assert abs((s.expected("node", cut) or 0) - (0.5 + 0.06)) < 0.03
 
 
 def test_a_computed_job_frees_room_so_the_next_upload_overlaps_the_download() -> None:
@@ -88,9 +99,11 @@ def test_a_computed_job_frees_room_so_the_next_upload_overlaps_the_download() ->
     s.started("j0", "node", 0.5)
     out = s.computed("j0", "node", 2.5)  # engine ended; the result is downloading
     assert dispatched(out) == [("j2", "node")], "the next upload waited for the download"
-    assert s._workers["node"].predict("cv2", 1.0) == 2.0  # timed to the engine's end, not the download's
+    assert status(s, "node").seconds_per_mp["cv2"] == 2.0  # timed to the engine's end, not the download's
+    assert status(s, "node").fetching == ("j0",)
     won, _ = s.succeeded("j0", "node", 4.0)
-    assert won and s._workers["node"].speed["cv2"].samples == 1  # measured once
+    assert won and status(s, "node").samples["cv2"] == 1  # measured once
+    assert status(s, "node").fetching == ()
 
 
 def test_a_node_lost_while_its_result_downloads_loses_no_job() -> None:
@@ -112,7 +125,7 @@ def test_a_failed_download_sends_the_job_elsewhere() -> None:
     s.computed("j0", "node", 1.0)
     s.failed("j0", "node", FailureKind.LOST, "connection reset", 1.2)
     assert s.state("j0") in ("queued", "active")
-    assert "j0" not in s._workers["node"].fetching
+    assert "j0" not in status(s, "node").fetching
 
 
 def test_link_estimate_weighs_big_transfers_and_the_newest() -> None:
