@@ -18,20 +18,19 @@ from farm.core.params import ParamSchema, ParamSpec, ParamValue
 from farm.engines.base import CancelToken, ProgressFn
 from farm.errors import EngineError
 
+SECONDS_PER_MP = ParamSpec(
+    "seconds_per_mp",
+    "float",
+    0.1,
+    minimum=0.0,
+    maximum=600.0,
+    help="service time per (input) megapixel on a node of speed 1",
+)
 DESCRIPTOR = EngineDescriptor(
     id="sim",
     title="Simulated GPU (sleeps; benchmarks and tests only)",
     operations=frozenset({"inpaint"}),
-    params=ParamSchema.of(
-        ParamSpec(
-            "seconds_per_mp",
-            "float",
-            0.1,
-            minimum=0.0,
-            maximum=600.0,
-            help="service time per megapixel on a node of speed 1",
-        ),
-    ),
+    params=ParamSchema.of(SECONDS_PER_MP),
     devices=("sim",),
     memory_mb=1024,
     simulated=True,
@@ -43,14 +42,7 @@ UPSCALE_DESCRIPTOR = EngineDescriptor(
     title="Simulated GPU upscaler, 4x (sleeps; benchmarks and tests only)",
     operations=frozenset({"upscale"}),
     params=ParamSchema.of(
-        ParamSpec(
-            "seconds_per_mp",
-            "float",
-            0.1,
-            minimum=0.0,
-            maximum=600.0,
-            help="service time per input megapixel on a node of speed 1",
-        ),
+        SECONDS_PER_MP,
         ParamSpec("overlap", "int", 8, minimum=0, maximum=512, help="context pixels around each farm tile"),
     ),
     devices=("sim",),
