@@ -232,7 +232,7 @@ def test_torch_and_spandrel_without_diffusers_is_not_lite(monkeypatch: pytest.Mo
 def test_without_the_ai_libraries_only_cv2_is_registered_and_it_is_lite(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(installed, "missing_modules", _only_missing("torch", "spandrel", "diffusers"))
     registry = installed.default_registry(simulate=True)
-    assert set(registry.ids()) == {"cv2", "sim"} and registry.lite is True
+    assert set(registry.ids()) == {"cv2", "sim", "sim-upscale"} and registry.lite is True
 
 
 def test_everything_installed_is_not_lite(monkeypatch: pytest.MonkeyPatch) -> None:
