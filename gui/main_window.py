@@ -695,7 +695,8 @@ class MainWindow(QMainWindow):
         progress.update(counts, now)
         done, total = progress.value(counts)
         paused = controller.paused
-        self.batch_bar.set_progress(done, total, progress.text(counts, now, paused=paused) or "Nothing to do")
+        text = progress.text(counts, now, paused=paused, running=controller.queue.running_progress())
+        self.batch_bar.set_progress(done, total, text or "Nothing to do")
         self.paused_label.setVisible(paused)
         self.resume_button.setVisible(paused)
         self.batch_row.setVisible(bool(total) or paused)

@@ -127,6 +127,11 @@ class QueueModel(QAbstractListModel):
             self.dataChanged.emit(self.index(lo), self.index(hi))
         return changed
 
+    def running_progress(self) -> float:
+        """The summed progress of the running edits that report one (for the batch's ETA)."""
+        rows = (self._by_id.get(job_id) for job_id in self._running)
+        return sum(r.progress for r in rows if r is not None and r.reported)
+
     def counts(self) -> Counts:
         c = self._counts
         return Counts(

@@ -153,20 +153,27 @@ class BatchProgress:
         done = counts.finished - min(self.base, counts.finished)
         return done, done + counts.unfinished
 
-    def eta(self, counts: Counts, now: float) -> float | None:
-        if self.started is None or len(self.ends) < 2 or counts.unfinished == 0:
+    def eta(self, counts: Counts, now: float, running: float = 0.0) -> float | None:
+        """Seconds left, from the rate edits finished at; ``running``: the summed progress of the edits
+        running now, so one long edit that reports its progress (a big upscale's tiles) has an ETA too."""
+        if self.started is None or counts.unfinished == 0:
             return None
-        rate = len(self.ends) / max(now - self.started, 1e-6)
-        return counts.unfinished / rate
+        if len(self.ends) >= 2:
+            rate = len(self.ends) / max(now - self.started, 1e-6)
+            return counts.unfinished / rate
+        done = len(self.ends) + running
+        if running < 0.05 or now - self.started < 2.0:
+            return None
+        return (counts.unfinished - running) * (now - self.started) / done
 
-    def text(self, counts: Counts, now: float, *, paused: bool = False) -> str:
+    def text(self, counts: Counts, now: float, *, paused: bool = False, running: float = 0.0) -> str:
         done, total = self.value(counts)
         if not total:
             return ""
         text = f"{done} of {total} edited"
         if paused:
             return text + " · paused"
-        eta = self.eta(counts, now)
+        eta = self.eta(counts, now, running)
         if eta is not None:
             text += f" · about {format_seconds(max(eta, 1))} left"
         elif counts.unfinished:

@@ -240,6 +240,19 @@ def test_batch_progress_has_an_eta_from_the_rate_edits_finish_at() -> None:
     assert p.text(counts, 110.0, paused=True) == "2 of 10 edited · paused"
 
 
+def test_one_long_edit_that_reports_its_progress_has_an_eta() -> None:
+    """A single big upscale (its tiles' progress) is never left at "estimating" until it ends."""
+    from gui.rows import BatchProgress, Counts
+
+    p = BatchProgress()
+    one = Counts(running=1)
+    p.update(one, 100.0)
+    assert p.text(one, 101.0, running=0.1) == "0 of 1 edited · estimating time left…"  # too soon to tell
+    assert p.eta(one, 110.0, running=0.25) == pytest.approx(30.0)  # a quarter in 10 s: 30 s more
+    assert p.text(one, 110.0, running=0.25) == "0 of 1 edited · about 0:30 left"
+    assert p.text(one, 110.0) == "0 of 1 edited · estimating time left…"  # no fraction reported
+
+
 @pytest.mark.qt_log_ignore(
     "No such signal QPlatformNativeInterface::systemTrayWindowChanged",  # offscreen: no tray to embed in
     "This plugin does not support propagateSizeHints",
