@@ -47,6 +47,7 @@ from farm.runtime.planning import collect_inputs
 
 NODE_WAIT = 5.0  # seconds to wait for the first node when this PC cannot run the edit
 PEER_PROBE = 4.0  # seconds the start-up check of peers may take
+SPLIT_MDNS_GRACE = 1.0  # seconds mDNS gets to find nodes before a big upscale is cut for the workers known
 PRIORITY_RANGE = (-1000, 1000)
 #: The engine each operation uses when none is named, best first (the first available one wins).
 PREFERRED: dict[str, tuple[str, ...]] = {"inpaint": ("cv2", "lama", "sd-inpaint"), "upscale": ("upscale",)}
@@ -437,6 +438,9 @@ async def _run(
                 found = "no node answered" if not remote else "no node has it"
                 err.print(f"[red]error:[/red] {escape(str(exc))} ({found})", highlight=False)
                 return Outcome(None, {}, 0.0, code=2)
+        elif spec.op == "upscale" and settings.nodes and settings.tiles != "off":
+            # a big upscale is cut for the workers known when it is queued: let the nodes answer first
+            await farm.wait_for_nodes(PEER_PROBE, mdns_grace=SPLIT_MDNS_GRACE if settings.mdns else 0.0)
         probe: asyncio.Future[None] | None = None
         if settings.use_local and local_error is None and settings.peers:  # this PC starts at once: peers said soon
             probe = asyncio.ensure_future(_report_peers(farm, warn_unreached))

@@ -306,7 +306,10 @@ class Dispatcher:
         """Queue jobs made elsewhere (resumed from the store, or built by the app)."""
         if self.store is not None and batch is not None:
             await asyncio.to_thread(self.store.add_jobs, batch, jobs)
-        sizes = await asyncio.to_thread(lambda: [(_megapixels(j.input), _transfer_bytes(j)) for j in jobs])
+        scales = [self._scale(j.spec) for j in jobs]
+        sizes = await asyncio.to_thread(
+            lambda: [(_megapixels(j.input), _transfer_bytes(j, k)) for j, k in zip(jobs, scales, strict=True)]
+        )
         requests = []
         for job, (mp, moved) in zip(jobs, sizes, strict=True):
             self.jobs[job.id] = job
@@ -761,6 +764,13 @@ class Dispatcher:
         await asyncio.gather(*pending, return_exceptions=True)
         await asyncio.to_thread(splitting.discard, split)
 
+    def _scale(self, spec: EditSpec) -> int:
+        """How many times bigger an edit's result is on each side (an upscaler's factor; 1 for an inpaint)."""
+        if spec.op != "upscale":
+            return 1
+        desc = self._descriptor(spec.engine)
+        return desc.scale if desc is not None else 1
+
     def _descriptor(self, engine_id: str) -> EngineDescriptor | None:
         """The engine as this PC knows it, else as a node says it."""
         with contextlib.suppress(EngineError):
@@ -792,15 +802,15 @@ class Dispatcher:
                 log.exception("farm listener failed")
 
 
-def _transfer_bytes(job: Job) -> int:
+def _transfer_bytes(job: Job, scale: int = 1) -> int:
     """What a node would move for ``job`` as whole files: the input and mask up, a result about the
-    input's size down (outputs keep the input's format by default)."""
+    input's size down (outputs keep the input's format by default), ``scale``² times that for an upscale."""
     try:
         image = os.stat(job.input).st_size
         mask = os.stat(job.mask).st_size if job.mask is not None else 0
     except OSError:
         return 0
-    return 2 * image + mask
+    return image * (1 + scale * scale) + mask
 
 
 def _megapixels(path: Path) -> float:
