@@ -20,35 +20,31 @@ in this one run against its own baseline, ``--no-local --peer N1 --tiles off`` (
 - the outputs: each is checked to be 16000x12000; the sim rows' tiled output must equal the untiled
   one and the input's pixels repeated 4x4 exactly (asserted); the real rows' difference is printed.
 
-The farm runs ask for ``--tiles auto`` first. ``lanfarm run`` chooses the split when it submits, which
-is before the ``--peer`` nodes have answered (this PC starts at once), so auto sees one worker and runs
-the image whole on this PC. The bench then prints a NOTE and uses ``--tiles N``, N being what auto picks
-once the 4 workers are known (``tile_count`` with them: 4 here); the next row goes straight to N.
+The farm runs ask for ``--tiles auto`` (the default). Should auto run the image whole, the bench prints
+a NOTE and uses ``--tiles N``, N being what ``tile_count`` picks with the 4 workers known.
 
-Measured here (a loaded 2-core machine shared with other sessions; 1 Gbit/s; 5-6 min a run), two runs:
+Measured here (a 2-core machine; 1 Gbit/s):
 
-| engine | 1 node | 3 nodes + this PC, 4 tiles | speed-up | efficiency (bare) | peak RSS 1 node / farm |
-|---|---|---|---|---|---|
-| sim 2 s/MP | 37.4 s | 27.1 s | 1.38x | 0.34 (0.22) | 389 / 990 MB |
-| sim 2 s/MP | 35.1 s | 23.0 s | 1.53x | 0.38 (0.26) | 385 / 858 MB |
-| Compact x4 8/2, CPU | 76.3 s | 83.3 s | 0.92x (a floor) | - | 889 / 1857 MB |
-| Compact x4 8/2, CPU | 50.8 s | 58.3 s | 0.87x (a floor) | - | 874 / 1846 MB |
+| engine | 1 node | 3 nodes + this PC | speed-up | tiles | efficiency (bare) | peak RSS 1 node / farm |
+|---|---|---|---|---|---|---|
+| sim 2 s/MP | 34.5 s | 21.4 s | 1.61x | 6 (auto): N1 1, N2 2, N3 1, this PC 2 | 0.40 (0.28) | 384 / 663 MB |
+| sim 2 s/MP | 35.2 s | 22.9 s | 1.54x | auto | 0.38 (0.26) | 385 / 566 MB |
+| Compact x4 8/2, CPU | 49.8 s | 58.4 s | 0.85x (a floor: 4 workers, 2 cores) | auto | 0.21 | 872 / 1721 MB |
 
-(each farm run: one tile on each of N1, N2, N3 and this PC; rows 1 and 3, 2 and 4 are one run each)
-
-- ``--tiles auto`` (sim): ran whole on this PC, 34.2 / 32.9 s. Outside the bench, the same lab with
-  ``--no-local --tiles auto`` (``lanfarm run`` then waits for the nodes before it submits) cut 3 tiles,
-  one per node, 25.4 s: the split is right once the nodes are known.
-- the stitch alone (sim, 3 nodes, 4 tiles, nothing run in the farm process): 31.7 / 29.5 s, peak RSS
-  979 / 926 MB = 1.70 / 1.61x the output's pixels, against 33 MB for ``Stitch.write`` alone
-  (``tile_stitch.py``). Each tile's result is decoded whole in ``Stitch.save`` (about 2x a tile's pixels
-  at its peak), and the saves run at once in the default thread pool when the tiles end together:
-  outside the lab, 4 saves of a 48 MP tile in threads peaked 858 MB over the baseline, one after the
-  other 279 MB. The untiled 1-node run holds the node's whole PNG result in memory (0.67x).
+- The first version of this bench found two faults, both mended since:
+  - ``lanfarm run`` queued the image before the ``--peer`` nodes had answered, so ``--tiles auto`` saw
+    one worker and ran it whole (34.2 / 32.9 s). It now lets the nodes answer first.
+  - The tiles' saves decoded their results all at once. The stitch alone (sim, ``--no-local``, 3 tiles)
+    peaked at 979 / 926 MB = 1.70 / 1.61x the output's pixels; with one save at a time it peaks at
+    701 MB = 1.22x. ``Stitch.write`` alone holds 33 MB (``tile_stitch.py``); the rest is the tiles' PNG
+    results, held as they download.
 - outputs: sim tiled == untiled == the input repeated 4x4; real: max difference 0 (overlap 32).
-- where the sim row's time goes: 6.2 s of engine per tile (2 s/MP x 3.1 MP with the overlap); then
-  each node encodes a 48 MP PNG, sends it, this PC decodes and stages it; then ``Stitch.write``
-  (about 11 s for this output, one thread, outside the lab) starts only after the last tile is in.
+- Where the sim row's time goes:
+  - 6.2 s of engine per tile (2 s/MP x 3.1 MP with the overlap);
+  - each node then encodes a 48 MP PNG and sends it, and this PC decodes and stages it;
+  - ``Stitch.write`` (about 11 s for this output, one thread) starts only after the last tile is in.
+
+  The engine is the smaller part, so a faster stitch (tile rows streamed as they arrive) is the next gain.
 
 Needs root (namespaces). Numbers are ratios of one run; the machine's cores are shared.
 
@@ -127,14 +123,14 @@ def lanfarm_run(host: Host, src: Path, out: Path, peers: list[Host], tmp: Path, 
 
 def who(report: dict[str, Any]) -> str:
     """The tiles (jobs) each worker ran, e.g. ``this PC 3, node-10.77.0.1 3``."""
-    done = [(w["name"], w["done"]) for w in report["workers"].values() if w["done"]]
+    done = [(w["name"], w["parts"]) for w in report["workers"].values() if w["parts"]]
     failed = sum(w["failed"] for w in report["workers"].values())
     text = ", ".join(f"{name.replace('node-10.77.0.', 'N')} {n}" for name, n in sorted(done))
     return text + (f" ({failed} failed attempts)" if failed else "")
 
 
 def tiles_of(report: dict[str, Any]) -> int:
-    return sum(w["done"] for w in report["workers"].values())
+    return sum(w["parts"] for w in report["workers"].values())
 
 
 def read(path: str) -> np.ndarray:
