@@ -108,8 +108,8 @@ def max_tiles(megapixels: float) -> int:
     return int(megapixels * 1e6 // (MIN_TILE * MIN_TILE))
 
 
-def tile_spec(spec: EditSpec) -> EditSpec:
-    """What a tile runs: the same engine, model and params, the whole tile, a lossless PNG back."""
+def part_spec(spec: EditSpec) -> EditSpec:
+    """What a part (tile or region) runs: the same engine, model and params, all of it, a lossless PNG back."""
     return replace(spec, hd=HdStrategy("original"), output=OutputSpec("png"))
 
 
@@ -141,7 +141,7 @@ def cut_tiles(job: Job, count: int, *, multiple: int, overlap: int, max_pixels: 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return Cut(staging, stitch, inputs, tile_spec(job.spec), "tile")
+    return Cut(staging, stitch, inputs, part_spec(job.spec), "tile")
 
 
 def cut_regions(job: Job, *, max_pixels: int = DEFAULT_MAX_PIXELS, resize_mask: bool = False) -> Cut | None:
@@ -171,7 +171,7 @@ def cut_regions(job: Job, *, max_pixels: int = DEFAULT_MAX_PIXELS, resize_mask: 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     assembly = _PasteInto(staging / "results", [c.view for c in cuts], job.input, max_pixels, job.spec.output)
-    return Cut(staging, assembly, inputs, tile_spec(job.spec), "region")
+    return Cut(staging, assembly, inputs, part_spec(job.spec), "region")
 
 
 def part_jobs(parent: Job, cut: Cut) -> list[Job]:
