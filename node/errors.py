@@ -83,6 +83,12 @@ class Incomplete(NodeError):
     status, code = 409, "incomplete"
 
 
+class OffsetMismatch(NodeError):
+    """A stream that starts inside a chunk at a byte the node does not hold."""
+
+    status, code = 409, "offset_mismatch"
+
+
 class NoEngine(NodeError):
     status, code = 422, "no_engine"
 

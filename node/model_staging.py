@@ -3,8 +3,12 @@
 - ``manifest.json``: what the push announced;
 - ``data/<path>``: each file, made at full size up front and filled chunk by chunk at its offset;
 - ``chunks.log``: one line ``<file> <index> <sha256>`` per chunk written and checked, appended after
-  its bytes are written, so after a crash or restart the node knows which chunks it has (a chunk cut
-  short is not in it and is asked for again). The whole file is hashed again before it is installed.
+  its bytes are written, so after a crash or restart the node knows which chunks it has. The whole
+  file is hashed again before it is installed;
+- ``partial.log``: one line ``<file> <index> <bytes>`` each time more of an unfinished chunk is on disk
+  (appended after those bytes are written; the last line of a chunk counts), so a chunk cut short by
+  a dropped connection or a restart resumes at that byte: the sender sends only the rest, and the
+  chunk is hashed whole (the kept prefix read back, then the rest) before it goes into ``chunks.log``.
 
 Installing is one ``os.replace`` of ``data/<name>`` onto ``<models>/<name>`` (the same disk): a
 model is either all there or not there. Every function here blocks (call it in a worker thread).
@@ -25,6 +29,7 @@ from node.errors import HashMismatch
 from node.model_manifest import Manifest, parse_manifest
 
 LOG = "chunks.log"
+PARTIAL = "partial.log"
 MANIFEST = "manifest.json"
 #: Unfinished pushes older than this are removed when the node starts.
 STALE_SECONDS = 7 * 24 * 3600.0
@@ -32,11 +37,13 @@ STALE_SECONDS = 7 * 24 * 3600.0
 
 @dataclass(slots=True)
 class Staged:
-    """One upload in the staging folder: its manifest and the chunks already written."""
+    """One upload in the staging folder: its manifest, the chunks already written and checked, and the
+    bytes on disk of unfinished chunks (``partial``: the first so many bytes of the chunk)."""
 
     folder: Path
     manifest: Manifest
     have: set[tuple[int, int]] = field(default_factory=set)
+    partial: dict[tuple[int, int], int] = field(default_factory=dict)
 
     @property
     def data(self) -> Path:
@@ -64,7 +71,8 @@ def open_staged(staging: Path, manifest: Manifest) -> Staged:
     except Exception:  # an unreadable old manifest (Invalid): start again
         old = None
     if old == manifest:
-        return Staged(folder, manifest, _read_log(folder / LOG, manifest))
+        have = _read_log(folder / LOG, manifest)
+        return Staged(folder, manifest, have, _read_partial(folder / PARTIAL, manifest, have))
     if folder.exists():
         shutil.rmtree(folder)
     (folder / "data").mkdir(parents=True)
@@ -88,6 +96,30 @@ def record_chunk(staged: Staged, file: int, index: int, sha: str) -> None:
     with (staged.folder / LOG).open("a", encoding="utf-8") as log:
         log.write(f"{file} {index} {sha}\n")
     staged.have.add((file, index))
+    staged.partial.pop((file, index), None)
+
+
+def record_prefix(staged: Staged, file: int, index: int, size: int) -> None:
+    """The first ``size`` bytes of an unfinished chunk are written (0: none are kept): log it."""
+    with (staged.folder / PARTIAL).open("a", encoding="utf-8") as log:
+        log.write(f"{file} {index} {size}\n")
+    if size:
+        staged.partial[(file, index)] = size
+    else:
+        staged.partial.pop((file, index), None)
+
+
+def read_prefix(staged: Staged, file: int, index: int, size: int) -> bytes:
+    """The first ``size`` bytes of a chunk as they are on disk (to hash a resumed chunk whole)."""
+    offset, _length = staged.manifest.chunk_span(file, index)
+    fd = os.open(staged.file_path(file), os.O_RDONLY)
+    try:
+        data = os.pread(fd, size, offset)
+    finally:
+        os.close(fd)
+    if len(data) != size:
+        raise OSError(f"{staged.file_path(file)}: {len(data)} of the {size} bytes kept of chunk {file}/{index}")
+    return data
 
 
 def verify(staged: Staged) -> None:
@@ -144,3 +176,21 @@ def _read_log(path: Path, manifest: Manifest) -> set[tuple[int, int]]:
         if chunk[0] < len(manifest.files) and chunk[1] < manifest.chunks(chunk[0]):
             have.add(chunk)
     return have
+
+
+def _read_partial(path: Path, manifest: Manifest, have: set[tuple[int, int]]) -> dict[tuple[int, int], int]:
+    """The bytes kept of each unfinished chunk: the last whole line of each counts."""
+    kept: dict[tuple[int, int], int] = {}
+    try:
+        lines = path.read_text("utf-8").split("\n")[:-1]  # after the last newline: a line cut short by a crash
+    except OSError:
+        return kept
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            continue
+        file, index, size = (int(p) for p in parts)
+        if file < len(manifest.files) and index < manifest.chunks(file):
+            kept[(file, index)] = size
+    length = manifest.chunk_span
+    return {c: n for c, n in kept.items() if c not in have and 0 < n < length(*c)[1]}

@@ -1,7 +1,8 @@
 """Models pushed to this node (docs/protocol.md, "Pushing a model"): announce, send chunks, finish.
 
 ``POST /v1/models/uploads`` announces a model (its manifest); the node answers which chunks it still
-needs, so a push cut short by a dropped connection or a node restart resumes from there.
+needs and how many bytes of an unfinished chunk it kept, so a push cut short by a dropped connection
+or a node restart resumes from there (``PUT .../stream/{file}/{index}?offset=N`` sends the rest).
 ``PUT /v1/models/uploads/{id}/{file}/{index}/{sha}`` sends one chunk, checked against ``sha`` before
 it is recorded. ``POST .../finish`` hashes each file whole, runs the same load check as
 ``lanfarm models add`` (in a worker thread), and only then renames the model into the models folder
@@ -36,10 +37,21 @@ from node.errors import (
     NodeError,
     NoEngine,
     NotFound,
+    OffsetMismatch,
 )
 from node.model_library import ModelLibrary
 from node.model_manifest import SHA_RE, Manifest, NotAModel, parse_manifest
-from node.model_staging import Staged, clean_stale, open_file, open_staged, record_chunk, remove, verify
+from node.model_staging import (
+    Staged,
+    clean_stale,
+    open_file,
+    open_staged,
+    read_prefix,
+    record_chunk,
+    record_prefix,
+    remove,
+    verify,
+)
 from node.requests import JobRequest, parse_json
 
 UPLOADS: web.AppKey[dict[str, Staged]] = web.AppKey("model_uploads")
@@ -75,6 +87,7 @@ def _state(staged: Staged) -> dict[str, Any]:
         "chunk_size": staged.manifest.chunk_size,
         "chunks": sum(1 for _ in staged.manifest.all_chunks()),
         "missing": [list(c) for c in missing],
+        "partial": [[f, i, n] for (f, i), n in sorted(staged.partial.items())],
     }
 
 
@@ -171,17 +184,26 @@ async def put_chunk(request: web.Request) -> web.Response:
 async def put_stream(request: web.Request) -> web.Response:
     """Chunks ``index``, ``index + 1``... of a file in one body (to the end of the file, or until the
     sender stops): each is checked against the chunk hashes its manifest announced and recorded as soon
-    as it is whole, so the link never waits for a chunk's answer and a cut loses at most one chunk.
+    as it is whole, so the link never waits for a chunk's answer. What arrives of an unfinished chunk is
+    kept as it is written, so ``?offset=N`` (at most the bytes of chunk ``index`` the node said it kept)
+    starts the body at byte N of that chunk and a cut loses only what was still on its way.
     The signature's body digest is the upload id (the manifest, signed, holds the chunk hashes)."""
     staged = await _staged(request, "sha")
     try:
         file, first = int(request.match_info["file"]), int(request.match_info["index"])
+        skip = int(request.query.get("offset", "0"))
     except ValueError:
-        raise Invalid("a stream is named by its file number and first chunk number") from None
-    staged.manifest.chunk_span(file, first)  # Invalid for a chunk the manifest does not have
+        raise Invalid("a stream is named by its file number and first chunk number, offset by a byte count") from None
+    _at, first_length = staged.manifest.chunk_span(file, first)  # Invalid for a chunk the manifest does not have
     hashes = staged.manifest.files[file].chunks
     if not hashes:
         raise Invalid("streaming needs the chunk hashes in the manifest (files[].chunks); send chunk by chunk")
+    kept = first_length if (file, first) in staged.have else staged.partial.get((file, first), 0)
+    if not 0 <= skip <= kept or (skip and skip >= first_length):
+        raise OffsetMismatch(
+            f"chunk {file}/{first}: this node kept {kept} of its bytes, so a stream cannot start at byte {skip} "
+            "(ask GET /v1/models/uploads/{id} where to resume)"
+        )
     stored = 0
     try:
         fd = await asyncio.to_thread(open_file, staged, file)
@@ -190,7 +212,9 @@ async def put_stream(request: web.Request) -> web.Response:
                 offset, length = staged.manifest.chunk_span(file, index)
                 if length and request.content.at_eof():
                     break  # the sender stopped here
-                await _receive(request, staged, (file, index, hashes[index]), offset, length, whole=False, fd=fd)
+                chunk = (file, index, hashes[index])
+                await _receive(request, staged, chunk, offset, length, whole=False, fd=fd, kept=skip)
+                skip = 0
                 stored += 1
         finally:
             await asyncio.to_thread(os.close, fd)
@@ -210,21 +234,27 @@ async def _receive(
     *,
     whole: bool = True,
     fd: int | None = None,
+    kept: int = 0,
 ) -> None:
     """Stream a chunk's body to its offset and record it once it is whole and its hash is right. The loop
     only reads: each 1 MB piece is hashed and written in a worker thread while the next one arrives (sha256
-    releases the GIL), and the last piece, the check and the log line are one thread hop, so the answer is
-    quick. ``fd``: the stream's open file (kept open across its chunks); None opens and closes one here."""
+    releases the GIL), and logged as kept, and the last piece, the check and the log line are one thread
+    hop, so the answer is quick. ``fd``: the stream's open file (kept open across its chunks); None opens
+    and closes one here. ``kept``: the body starts at this byte of the chunk (those before it are on disk,
+    read back to hash the chunk whole)."""
     file, index, _sha = chunk
     loop = asyncio.get_running_loop()
     digest = hashlib.sha256()
+    if kept:
+        digest.update(await asyncio.to_thread(read_prefix, staged, file, index, kept))
     own = fd is None
     if fd is None:
         fd = await asyncio.to_thread(open_file, staged, file)
     pending: asyncio.Future[None] | None = None
     parts: list[bytes] = []
-    buffered = size = 0
-    position = offset
+    buffered = 0
+    size = kept
+    position = offset + kept
     closed = not own
     try:
         while size < length or whole:
@@ -241,7 +271,8 @@ async def _receive(
                 if pending is not None:
                     await pending
                 data, parts, buffered = b"".join(parts), [], 0
-                pending = loop.run_in_executor(None, _write, fd, data, position, digest)
+                kept = size if size < length else 0  # a whole chunk is logged as checked, or not at all
+                pending = loop.run_in_executor(None, _keep, fd, data, position, digest, staged, chunk, kept)
                 position += len(data)
         if pending is not None:
             await pending
@@ -263,6 +294,15 @@ def _write(fd: int, data: bytes, position: int, digest: Any) -> None:
     os.pwrite(fd, data, position)
 
 
+def _keep(
+    fd: int, data: bytes, position: int, digest: Any, staged: Staged, chunk: tuple[int, int, str], upto: int
+) -> None:
+    """In a worker thread: write a piece, then log the chunk's first ``upto`` bytes as kept (0: nothing to log)."""
+    _write(fd, data, position, digest)
+    if upto:
+        record_prefix(staged, chunk[0], chunk[1], upto)
+
+
 def _last_piece(
     fd: int, data: bytes, position: int, digest: Any, staged: Staged, chunk: tuple[int, int, str], close: bool
 ) -> None:
@@ -276,6 +316,7 @@ def _last_piece(
             os.close(fd)
     got = digest.hexdigest()
     if got != sha:
+        record_prefix(staged, file, index, 0)  # sent whole next time
         raise HashMismatch(f"chunk {file}/{index} hashes to {got}, not {sha}: it was corrupted on the way (not stored)")
     record_chunk(staged, *chunk)
 

@@ -3,9 +3,10 @@
 The node says which chunks it still needs (``POST /v1/models/uploads``); each chunk goes with its
 sha256 in the path and is checked before the node records it; ``finish`` makes the node hash each
 file whole and load the model before it offers it. When the node stops answering mid-push, the
-push waits for it (``retry_for`` seconds) and asks again which chunks are missing: only chunks cut
-short are sent twice. Chunks go one after another on one connection while the next one is read and
-hashed, so the link stays busy (docs/protocol.md, "Pushing a model").
+push waits for it (``retry_for`` seconds) and asks again what is missing: the node keeps what
+arrived of a chunk cut short, and the push sends only the rest of it (farm/core/push_resume.py).
+Chunks go one after another on one connection while the next one is read, so the link stays busy
+(docs/protocol.md, "Pushing a model").
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import aiohttp
 
+from farm.core.push_resume import Stream, bytes_held, chunk_span, streams
 from farm.engines.catalogue import ModelIndex, classify
 from farm.engines.model_ids import manifest_id
 from farm.errors import FarmError
@@ -141,8 +143,8 @@ class PushResult:
     already: bool = False
     chunks: int = 0  # chunks in the model
     sent: int = 0  # chunk requests made
-    resent: int = 0  # of those, chunks sent before (cut short by a drop or a restart)
-    bytes_sent: int = 0
+    resent: int = 0  # of those, chunks sent before (cut short by a drop or a restart; maybe only their rest)
+    bytes_sent: int = 0  # chunk bytes written to the connection (beyond ``size``: sent twice, or lost on the way)
     seconds: float = 0.0
     restarts: int = 0  # times the push had to wait for the node and ask again
     model: dict[str, object] = field(default_factory=dict)
@@ -171,10 +173,15 @@ async def push_model(
     sent: set[tuple[int, int]] = set()
     waited_since: float | None = None
     delay = 0.2
+    moved = 0
     while True:
         try:
             await _attempt(client, pkg, result, sent, progress, on_chunk)
             return result
+        except NodeRejected as exc:
+            if exc.code != "offset_mismatch" or moved >= 3:
+                raise PushError(str(exc), exc.code, result) from None
+            moved += 1  # what the node kept changed since it said (another push of it): ask again
         except NodeUnavailable as exc:
             now = time.monotonic()
             waited_since = waited_since if waited_since is not None else now
@@ -184,8 +191,6 @@ async def push_model(
             log.info("%s: push of %s paused (%s); resuming", client.base_url, pkg.name, exc.reason)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
-        except NodeRejected as exc:
-            raise PushError(str(exc), exc.code, result) from None
 
 
 def rechunk(pkg: ModelPackage, chunk_size: int) -> ModelPackage:
@@ -212,21 +217,20 @@ async def _attempt(
             progress(pkg.size, pkg.size)
         return
     result.chunks = int(state.get("chunks") or 0)
-    missing = sorted((int(f), int(i)) for f, i in state.get("missing") or [])
+    sizes = [f.size for f in pkg.files]
+    missing = [(int(f), int(i)) for f, i in state.get("missing") or []]
+    plan = streams(sizes, pkg.chunk_size, missing, state.get("partial") or [])
     meter = _Meter(pkg, result, sent, progress, on_chunk)
-    meter.have = pkg.size - sum(_span(pkg, pkg.chunk_size, f, i)[1] for f, i in missing)
+    meter.have = bytes_held(sizes, pkg.chunk_size, missing, plan)
     meter.report()
-    firsts: dict[int, int] = {}
-    for f, i in missing:
-        firsts.setdefault(f, i)
-    for f, first in firsts.items():
-        length = pkg.files[f].size - first * pkg.chunk_size
+    for stream in plan:
+        query = f"?offset={stream.skip}" if stream.skip else ""
         started = time.monotonic()
         await client.call(
             "PUT",
-            f"/v1/models/uploads/{pkg.id}/stream/{f}/{first}",
-            data=_body(pkg, f, first, meter),
-            headers={"Content-Type": "application/octet-stream", "Content-Length": str(max(0, length))},
+            f"/v1/models/uploads/{pkg.id}/stream/{stream.file}/{stream.first}{query}",
+            data=_body(pkg, stream, meter),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(stream.length)},
             timeout=CHUNK_TIMEOUT,
         )
         result.seconds += time.monotonic() - started
@@ -260,17 +264,22 @@ class _Meter:
         self.sent.add((f, i))
         self.result.sent += 1
 
-    def handed(self, f: int, i: int, size: int) -> None:
-        """A chunk is written to the connection."""
+    def wrote(self, size: int) -> None:
+        """A slice of a chunk is written to the connection."""
         self.result.bytes_sent += size
         self.have += size
         self.report()
+
+    def handed(self, f: int, i: int) -> None:
+        """A chunk is written to the connection, all of it."""
         if self.on_chunk:
             self.on_chunk(f, i)
 
 
-async def _body(pkg: ModelPackage, f: int, first: int, meter: _Meter) -> AsyncIterator[memoryview]:
-    """A file's chunks from ``first`` to its end, each read in a thread while the one before travels."""
+async def _body(pkg: ModelPackage, stream: Stream, meter: _Meter) -> AsyncIterator[memoryview]:
+    """A file's chunks from byte ``skip`` of chunk ``first`` to its end, each read in a thread while the one
+    before travels."""
+    f, first = stream.file, stream.first
     count = max(1, -(-pkg.files[f].size // pkg.chunk_size))
     nxt: asyncio.Future[bytes] | None = asyncio.ensure_future(asyncio.to_thread(_read, pkg, f, first))
     try:
@@ -279,23 +288,20 @@ async def _body(pkg: ModelPackage, f: int, first: int, meter: _Meter) -> AsyncIt
             data = await nxt
             nxt = asyncio.ensure_future(asyncio.to_thread(_read, pkg, f, i + 1)) if i + 1 < count else None
             meter.starting(f, i)
-            view = memoryview(data)
-            for at in range(0, len(data), WRITE_SLICE):  # see WRITE_SLICE
-                yield view[at : at + WRITE_SLICE]
-            meter.handed(f, i, len(data))
+            view = memoryview(data)[stream.skip if i == first else 0 :]
+            for at in range(0, len(view), WRITE_SLICE):  # see WRITE_SLICE
+                piece = view[at : at + WRITE_SLICE]
+                yield piece
+                meter.wrote(len(piece))
+            meter.handed(f, i)
     finally:
         if nxt is not None:
             nxt.cancel()
             await asyncio.gather(nxt, return_exceptions=True)
 
 
-def _span(pkg: ModelPackage, chunk_size: int, file: int, index: int) -> tuple[int, int]:
-    offset = index * chunk_size
-    return offset, max(0, min(chunk_size, pkg.files[file].size - offset))
-
-
 def _read(pkg: ModelPackage, file: int, index: int) -> bytes:
-    offset, length = _span(pkg, pkg.chunk_size, file, index)
+    offset, length = chunk_span(pkg.files[file].size, pkg.chunk_size, index)
     with pkg.files[file].path.open("rb") as fh:
         fh.seek(offset)
         data = fh.read(length)

@@ -554,3 +554,112 @@ async def test_a_node_that_refused_a_model_is_asked_again_once_that_can_have_cha
         await asyncio.wait_for(farm.wait(), 120)
         assert {j.state for j in batch.jobs} == {JobState.DONE}
     assert pushes == [model_id, model_id] and visible(n.models) == ["compact-x4.safetensors"]
+
+
+# --- a chunk cut short resumes at the byte the node kept ------------------------------------------
+
+RESUME_CHUNK = 256 << 10
+
+
+async def _cut_stream(client: NodeClient, pkg: Any, cut: int, piece: int) -> dict[str, Any]:
+    """Stream the file from its start and drop the connection after ``cut`` bytes (mid-chunk), once the
+    node has written what it read (all but the last piece it had not written yet); its state then."""
+    data = pkg.files[0].path.read_bytes()
+    seen: list[dict[str, Any]] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        for at in range(0, cut, 16 << 10):
+            yield data[at : min(cut, at + (16 << 10))]
+        seen.append(await _kept(client, pkg, cut, piece))
+        raise ConnectionResetError("the link went down mid-chunk")
+
+    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
+    with pytest.raises(NodeUnavailable):
+        await client.call("PUT", f"/v1/models/uploads/{pkg.id}/stream/0/0", data=body(), headers=headers)
+    return seen[0]
+
+
+async def _kept(client: NodeClient, pkg: Any, cut: int, piece: int) -> dict[str, Any]:
+    chunk, within = divmod(cut, RESUME_CHUNK)
+    for _ in range(500):
+        state = await client.call("GET", f"/v1/models/uploads/{pkg.id}")
+        if any(f == 0 and i == chunk and n > within - piece for f, i, n in state["partial"]):
+            return state
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the node did not keep what it read of chunk {chunk}: {state}")
+
+
+@pytest.fixture
+def small_pieces(monkeypatch: pytest.MonkeyPatch) -> int:
+    """The node writes (and keeps) what arrives in 32 KiB pieces, so a 256 KiB chunk has several."""
+    import node.model_uploads
+
+    monkeypatch.setattr(node.model_uploads, "WRITE_PIECE", 32 << 10)
+    return 32 << 10
+
+
+async def test_a_chunk_cut_short_resumes_at_the_byte_the_node_kept(
+    node: Any, model_folders: Any, small_pieces: int
+) -> None:
+    n, client = await node()
+    pkg = package(model_folders.good / "esrgan-x2.pth", chunk_size=RESUME_CHUNK)
+    state = await client.call("POST", "/v1/models/uploads", json=pkg.manifest())
+    cut = 2 * RESUME_CHUNK + RESUME_CHUNK // 2 + 5000  # mid-way into chunk 2
+    before = await _cut_stream(client, pkg, cut, small_pieces)
+    await n.stop()
+    client = await n.start()  # a new app on the same folder: it knows only what is on disk
+    state = await client.call("GET", f"/v1/models/uploads/{pkg.id}")
+    assert state == before
+    check_schema("UploadState", state)
+    [[file, chunk, kept]] = state["partial"]
+    assert (file, chunk) == (0, 2) and cut - 2 * RESUME_CHUNK - small_pieces < kept <= cut - 2 * RESUME_CHUNK
+    result = await push_model(client, pkg)
+    # only the rest of chunk 2 and what follows went again: the bytes sent twice are under one chunk
+    assert result.bytes_sent == pkg.size - 2 * RESUME_CHUNK - kept
+    assert cut + result.bytes_sent - pkg.size < RESUME_CHUNK
+    assert result.sent == state["chunks"] - 2 and result.model
+    assert (n.models / pkg.name).read_bytes() == pkg.files[0].path.read_bytes()
+
+
+async def test_a_corrupt_rest_of_a_kept_chunk_is_refused_and_the_chunk_sent_whole(
+    node: Any, model_folders: Any, small_pieces: int
+) -> None:
+    n, client = await node()
+    pkg = package(model_folders.good / "esrgan-x2.pth", chunk_size=RESUME_CHUNK)
+    await client.call("POST", "/v1/models/uploads", json=pkg.manifest())
+    state = await _cut_stream(client, pkg, RESUME_CHUNK + RESUME_CHUNK // 2, small_pieces)
+    [[_f, _c, kept]] = state["partial"]
+    data = bytearray(pkg.files[0].path.read_bytes())
+    data[RESUME_CHUNK + kept + 7] ^= 0xFF  # the rest of chunk 1 corrupted on the way
+    path = f"/v1/models/uploads/{pkg.id}/stream/0/1"
+    with pytest.raises(NodeRejected) as refused:
+        await client.call("PUT", f"{path}?offset={kept}", data=io.BytesIO(bytes(data[RESUME_CHUNK + kept :])))
+    assert refused.value.code == "hash_mismatch" and "chunk 0/1" in str(refused.value)
+    state = await client.call("GET", f"/v1/models/uploads/{pkg.id}")
+    assert [0, 1] in state["missing"] and state["partial"] == []  # nothing of it is kept any more
+    with pytest.raises(NodeRejected) as beyond:  # the node holds none of chunk 1 now
+        await client.call("PUT", f"{path}?offset={kept}", data=io.BytesIO(bytes(data[RESUME_CHUNK + kept :])))
+    assert beyond.value.status == 409 and beyond.value.code == "offset_mismatch"
+    result = await push_model(client, pkg)
+    assert result.bytes_sent == pkg.size - RESUME_CHUNK  # chunk 1 whole, and the rest
+    assert (n.models / pkg.name).read_bytes() == pkg.files[0].path.read_bytes()
+
+
+def test_a_torn_last_line_of_the_partial_log_is_ignored(tmp_path: Path) -> None:
+    from node.model_manifest import parse_manifest
+    from node.model_staging import PARTIAL, open_staged
+
+    data = os.urandom(3 * CHUNK)
+    sha = hashlib.sha256(data).hexdigest()
+    chunks = [hashlib.sha256(data[i : i + CHUNK]).hexdigest() for i in range(0, len(data), CHUNK)]
+    manifest = parse_manifest(
+        {
+            "name": "m.pth",
+            "id": sha,
+            "chunk_size": CHUNK,
+            "files": [{"path": "m.pth", "size": len(data), "sha256": sha, "chunks": chunks}],
+        }
+    )
+    staged = open_staged(tmp_path, manifest)
+    (staged.folder / PARTIAL).write_text("0 1 4096\n0 1 8192\n0 1 12")  # the process died writing 12288
+    assert open_staged(tmp_path, manifest).partial == {(0, 1): 8192}
