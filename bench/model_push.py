@@ -10,9 +10,10 @@ For each link rate (``tc tbf`` on both ends of every lab link) one run, side by 
 Reported: each run's push and bare / nominal link rate, then the best bare and the worst push (the target:
 at least 0.90 of the link on every run) and push / bare.
 Then, at the first rate, the node is SIGKILLed while a chunk is on the wire (at 30, 50 and 70 %),
-restarted on the same port, and the push resumes: how many chunks the pusher started twice, and how
-many chunks' worth of bytes the node's link received beyond an uninterrupted push (its namespace's
-``rx_bytes``; the target for both: at most one).
+restarted on the same port, and the push resumes (inside the chunk the node kept a part of): how many
+chunks the pusher started twice, how many chunks' worth of bytes it wrote to the connection twice, and
+how many chunks' worth of bytes the node's link received beyond an uninterrupted push (its namespace's
+``rx_bytes``; the target: at most one).
 
 The file is random bytes named like a model: the node refuses it at ``finish`` (it fails the load
 check), after every chunk was received, so the numbers are the chunk phase alone.
@@ -126,7 +127,7 @@ def push(lab: Lab, data: Path, root: Path, chunk: int, *, kill_at: float | None 
     killed_at = None
     if kill_at is not None:
         mark = out.expect_json(lambda m: "have" in m and m["have"] >= kill_at * total, timeout=300)
-        # mid-chunk: the next chunk is on its way now
+        # half a chunk further (progress comes per 1 MiB slice): the kill lands inside a chunk
         time.sleep(0.5 * chunk / RATES.get(lab.rate or "", 1e9 / 8))
         proc.kill()
         proc.wait(30)
@@ -211,6 +212,8 @@ def main() -> int:
                             "resent": res.get("resent"),
                             "restarts": res.get("restarts"),
                             "killed_at_MB": (res["killed_at"] or 0) / 1e6,
+                            # bytes the pusher wrote to the connection twice, in chunks
+                            "resent_by_pusher": (res.get("bytes_sent", 0) - res["total"]) / chunk,
                             # on the node's link: bytes received beyond an uninterrupted push's, in chunks
                             "resent_on_link": (res["rx"] - clean_rx) / chunk,
                         }
@@ -218,7 +221,7 @@ def main() -> int:
                         print(
                             f"  resume: node SIGKILLed mid-chunk after {resume['killed_at_MB']:.0f} MB, restarted: "
                             f"{resume['sent']} chunks started for {resume['chunks']}, "
-                            f"{resume['resent']} of them again; "
+                            f"{resume['resent']} of them again ({resume['resent_by_pusher']:.2f} chunks of bytes); "
                             f"on the node's link {resume['resent_on_link']:.2f} chunks more than an uninterrupted "
                             f"push (target <= 1); waits for the node: {resume['restarts']}",
                             flush=True,
