@@ -57,6 +57,8 @@ from node.requests import JobRequest, parse_json
 UPLOADS: web.AppKey[dict[str, Staged]] = web.AppKey("model_uploads")
 #: Bytes of a chunk written to disk at once while the rest still arrives.
 WRITE_PIECE = 1 << 20
+#: The most the loop reads of a body at once (a piece is written once it holds WRITE_PIECE).
+READ = 1 << 18
 LOCKS: web.AppKey[dict[str, asyncio.Lock]] = web.AppKey("model_upload_locks")
 
 
@@ -251,7 +253,9 @@ async def _receive(
     if fd is None:
         fd = await asyncio.to_thread(open_file, staged, file)
     pending: asyncio.Future[None] | None = None
-    parts: list[bytes] = []
+    # two buffers in turn: the loop copies what arrives into one while a thread writes the other (a fresh
+    # 1 MB bytes object per piece cost the loop more than the copy: page faults on every new allocation)
+    spare, buf = bytearray(WRITE_PIECE + READ), bytearray(WRITE_PIECE + READ)
     buffered = 0
     size = kept
     position = offset + kept
@@ -259,28 +263,29 @@ async def _receive(
     try:
         while size < length or whole:
             # a stream's chunks share one body: read no further than this chunk's end
-            piece = await (request.content.readany() if whole else request.content.read(min(length - size, 1 << 18)))
+            piece = await request.content.read(READ if whole else min(length - size, READ))
             if not piece:
                 break
             size += len(piece)
             if size > length:
                 raise Invalid(f"chunk {file}/{index} is longer than its {length} bytes")
-            parts.append(piece)
+            buf[buffered : buffered + len(piece)] = piece
             buffered += len(piece)
             if buffered >= WRITE_PIECE:
                 if pending is not None:
                     await pending
-                data, parts, buffered = b"".join(parts), [], 0
+                data = memoryview(buf)[:buffered]
                 kept = size if size < length else 0  # a whole chunk is logged as checked, or not at all
                 pending = loop.run_in_executor(None, _keep, fd, data, position, digest, staged, chunk, kept)
-                position += len(data)
+                position += buffered
+                buf, spare, buffered = spare, buf, 0
         if pending is not None:
             await pending
             pending = None
         if size != length:
             raise Invalid(f"chunk {file}/{index} was cut short: {size} of {length} bytes arrived")
         closed = True
-        await asyncio.to_thread(_last_piece, fd, b"".join(parts), position, digest, staged, chunk, own)
+        await asyncio.to_thread(_last_piece, fd, memoryview(buf)[:buffered], position, digest, staged, chunk, own)
     finally:
         if pending is not None:
             await asyncio.gather(pending, return_exceptions=True)
@@ -288,14 +293,20 @@ async def _receive(
             await asyncio.to_thread(os.close, fd)
 
 
-def _write(fd: int, data: bytes, position: int, digest: Any) -> None:
+def _write(fd: int, data: bytes | memoryview, position: int, digest: Any) -> None:
     """In a worker thread: hash a piece (in arrival order: the loop awaits each before the next) and write it."""
     digest.update(data)
     os.pwrite(fd, data, position)
 
 
 def _keep(
-    fd: int, data: bytes, position: int, digest: Any, staged: Staged, chunk: tuple[int, int, str], upto: int
+    fd: int,
+    data: bytes | memoryview,
+    position: int,
+    digest: Any,
+    staged: Staged,
+    chunk: tuple[int, int, str],
+    upto: int,
 ) -> None:
     """In a worker thread: write a piece, then log the chunk's first ``upto`` bytes as kept (0: nothing to log)."""
     _write(fd, data, position, digest)
@@ -304,7 +315,13 @@ def _keep(
 
 
 def _last_piece(
-    fd: int, data: bytes, position: int, digest: Any, staged: Staged, chunk: tuple[int, int, str], close: bool
+    fd: int,
+    data: bytes | memoryview,
+    position: int,
+    digest: Any,
+    staged: Staged,
+    chunk: tuple[int, int, str],
+    close: bool,
 ) -> None:
     """In a worker thread: the chunk's last piece, its hash checked, then its log line (only if right)."""
     file, index, sha = chunk
