@@ -255,7 +255,8 @@ async def _receive(
     pending: asyncio.Future[None] | None = None
     # two buffers in turn: the loop copies what arrives into one while a thread writes the other (a fresh
     # 1 MB bytes object per piece cost the loop more than the copy: page faults on every new allocation)
-    spare, buf = bytearray(WRITE_PIECE + READ), bytearray(WRITE_PIECE + READ)
+    room = min(length - kept, WRITE_PIECE + READ)
+    spare, buf = bytearray(room), bytearray(room)
     buffered = 0
     size = kept
     position = offset + kept
@@ -275,8 +276,8 @@ async def _receive(
                 if pending is not None:
                     await pending
                 data = memoryview(buf)[:buffered]
-                kept = size if size < length else 0  # a whole chunk is logged as checked, or not at all
-                pending = loop.run_in_executor(None, _keep, fd, data, position, digest, staged, chunk, kept)
+                upto = size if size < length else 0  # a whole chunk is logged as checked, or not at all
+                pending = loop.run_in_executor(None, _keep, fd, data, position, digest, staged, chunk, upto)
                 position += buffered
                 buf, spare, buffered = spare, buf, 0
         if pending is not None:
