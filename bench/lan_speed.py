@@ -69,6 +69,14 @@ def photos(folder: Path, n: int, w: int, h: int, fmt: str) -> Path:
     return folder
 
 
+def pin(lab: Lab, args: argparse.Namespace) -> None:
+    """``--cores own``: this PC on core 0, the two node PCs on core 1 (a node's work never takes this PC's core,
+    as on a real LAN; the node PCs are half as fast). ``shared``: every host on both cores."""
+    if args.cores == "own":
+        n1, n2, farm_host = lab.hosts
+        farm_host.cpus, n1.cpus, n2.cpus = "0", "1", "1"
+
+
 def crop_bytes(src: Path) -> tuple[int, float]:
     """The bytes of the encoded crop boxes (crop and mask up, crop down) and the crop's megapixels."""
     total, mp = 0, 0.0
@@ -128,6 +136,7 @@ def bench(rate_name: str, fmt: str, args: argparse.Namespace, tmp: Path) -> None
     rate = RATES[rate_name]
     with Lab(3, rate=rate_name) as lab:
         n1, n2, farm_host = lab.hosts
+        pin(lab, args)
         for i, node in enumerate((n1, n2)):
             start_node(node, tmp / f"{rate_name}-{fmt}-n{i}")
         alone = lanfarm_run(farm_host, src, tmp / f"alone-{rate_name}-{fmt}", [], tmp, "--local-only")
@@ -160,6 +169,7 @@ def sim_row(rate_name: str, args: argparse.Namespace, tmp: Path) -> None:
     seconds_per_mp = 1.0 / crop_mp  # the engine sees the crop: 1 s per edit (SIMULATED GPU)
     with Lab(3, rate=rate_name) as lab:
         n1, n2, farm_host = lab.hosts
+        pin(lab, args)
         for i, node in enumerate((n1, n2)):
             start_node(node, tmp / f"sim-{rate_name}-n{i}", "--simulate")
         extra = ["--engine", "sim", "--simulate", "--param", f"seconds_per_mp={seconds_per_mp}"]
@@ -181,10 +191,14 @@ def main() -> None:
     parser.add_argument("--rates", default="1gbit,100mbit")
     parser.add_argument("--formats", default="png,jpeg")
     parser.add_argument("--no-sim", action="store_true")
+    parser.add_argument(
+        "--cores", choices=("own", "shared"), default="own", help="own: this PC on core 0, the nodes on core 1"
+    )
     args = parser.parse_args()
     args.photos, args.size = (6, (3000, 2000)) if args.quick else (12, (6000, 4000))
     rates = args.rates.split(",")
-    print(f"{args.photos} photos of {args.size[0]}x{args.size[1]}, masks 0.5 % of the pixels\n")
+    cores = "this PC on core 0, both nodes on core 1" if args.cores == "own" else "every host on both cores"
+    print(f"{args.photos} photos of {args.size[0]}x{args.size[1]}, masks 0.5 % of the pixels; {cores}\n")
     print("| link | format | this PC alone | this PC + 2 nodes | speed-up | 2 nodes only | edits on nodes "
           "| wire bytes per node edit | both directions busy |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")

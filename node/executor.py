@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from farm.engines import Registry
 from farm.errors import FarmError, ImageError, JobCancelled, SpecError
 from farm.imaging.codec import DEFAULT_MAX_PIXELS, Picture, encode_image, resolve_output
 from farm.imaging.pipeline import Prepared, prepare, run
+from farm.local.hardware import usable_cpus
 from node.blobs import BlobStore, DamagedBlob, read_blob, write_blob
 from node.errors import Invalid, MissingBlob, NotAvailable, QueueFull, Unavailable
 from node.events import EventHub
@@ -48,7 +48,7 @@ MAX_QUEUE = 10_000
 
 def default_cpu_workers() -> int:
     """Threads for decoding and encoding: half the cores, at least 2 and at most 8 (cv2 releases the GIL)."""
-    return max(2, min(8, (os.cpu_count() or 2) // 2))
+    return max(2, min(8, usable_cpus() // 2))
 
 
 class JobRunner:

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -36,6 +35,7 @@ from farm.engines.devices import device_override
 from farm.engines.installed import default_registry
 from farm.engines.registry import EngineEntry, Registry, engine_id, engine_name
 from farm.errors import EngineError, FarmError
+from farm.local.hardware import usable_cpus
 from farm.local.peers import load_peers
 from farm.local.settings import DISCOVERY_ENV, discovery_enabled, interfaces
 from farm.local.store import QueueStore, default_store_path
@@ -148,7 +148,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--json", action="store_true", help="print the summary as JSON")
     work = parser.add_argument_group("the farm (by default: this PC, nodes found over mDNS and saved peers)")
     work.add_argument(
-        "--jobs", type=positive(int), default=min(4, os.cpu_count() or 1), metavar="N", help="edits at once on this PC"
+        "--jobs", type=positive(int), default=min(4, usable_cpus()), metavar="N", help="edits at once on this PC"
     )
     work.add_argument(
         "--priority",

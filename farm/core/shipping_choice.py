@@ -4,7 +4,11 @@ Shipping the crop saves link time but costs this PC a full-frame decode (to cut)
 (to paste the result back). On a fast link with a cheap engine that CPU time is the bottleneck, and the
 node should rather get the whole input and do all of it itself; on a slow link the crop wins by far.
 The choice compares the two: the extra link time of the whole files (up, and the result down) against
-this PC's measured seconds per input byte for cutting and pasting.
+this PC's measured seconds per input byte for cutting and pasting. And whatever the link: when cutting and
+pasting costs this PC about as much as running the edit itself (a cheap engine such as OpenCV's, where
+decoding and encoding the frame is most of the work), a crop saves this PC nothing, so the whole input
+travels and the node does all of it; the scheduler then counts the whole files on the link, and keeps the
+edit here when that link is too slow for it.
 """
 
 from __future__ import annotations
@@ -19,21 +23,48 @@ class CutCost:
     alpha: float = 0.3
     seconds_per_byte: float | None = None
 
+    measured: bool = False  # False while the figure is only a guess (from a cut whose paste is to come)
+
+    def guess(self, seconds: float, nbytes: int) -> None:
+        """A provisional figure, used only until a real one comes."""
+        if not self.measured and seconds > 0 and nbytes > 0:
+            self.seconds_per_byte = seconds / nbytes
+
     def add(self, seconds: float, nbytes: int) -> None:
         if seconds <= 0 or nbytes <= 0:
             return
         rate = seconds / nbytes
         self.seconds_per_byte = (
             rate
-            if self.seconds_per_byte is None
+            if self.seconds_per_byte is None or not self.measured
             else self.seconds_per_byte + self.alpha * (rate - self.seconds_per_byte)
         )
+        self.measured = True
 
 
-def send_whole(whole_bytes: int, ship_ratio: float, link_rate: float | None, cut: CutCost, margin: float = 0.8) -> bool:
-    """Whether the whole input should travel instead of its crop: only once both the link and the cut are
-    measured, and only when the whole files' extra link time is clearly less than the cut's CPU time."""
-    if link_rate is None or cut.seconds_per_byte is None or whole_bytes <= 0:
+#: A crop must save this PC at least this share of the edit's own time here, else the whole input travels.
+CROP_SAVES = 0.5
+
+
+def send_whole(
+    whole_bytes: int,
+    ship_ratio: float,
+    link_rate: float | None,
+    cut: CutCost,
+    margin: float = 0.8,
+    *,
+    local_seconds: float | None = None,
+) -> bool:
+    """Whether the whole input should travel instead of its crop (``local_seconds``: this PC's expected
+    time for the whole edit). Only once the cut is measured: when it costs this PC more than
+    ``1 - CROP_SAVES`` of the edit itself, or when the whole files' extra link time is clearly less than
+    the cut's CPU time on a measured link."""
+    if cut.seconds_per_byte is None or whole_bytes <= 0:
+        return False
+    cut_seconds = cut.seconds_per_byte * whole_bytes
+    if local_seconds is not None and cut_seconds > (1.0 - CROP_SAVES) * local_seconds:
+        return True
+    if link_rate is None:
         return False
     extra_link = 2 * whole_bytes * (1.0 - min(ship_ratio, 1.0)) / link_rate  # the input up, its result down
-    return extra_link < margin * cut.seconds_per_byte * whole_bytes
+    return extra_link < margin * cut_seconds

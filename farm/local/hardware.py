@@ -53,12 +53,18 @@ class Hardware:
         }
 
 
+def usable_cpus() -> int:
+    """The cores this process may run on: its affinity (a container's or ``taskset``'s share), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
 def probe() -> Hardware:
     """Look at this PC. Never raises: every failed probe degrades to less information."""
     backend, gpus = probe_gpus()
-    return Hardware(
-        cpu=cpu_name(), cpu_count=os.cpu_count() or 1, ram_total=ram_total(), backend=backend, gpus=tuple(gpus)
-    )
+    return Hardware(cpu=cpu_name(), cpu_count=usable_cpus(), ram_total=ram_total(), backend=backend, gpus=tuple(gpus))
 
 
 def refresh(hw: Hardware) -> Hardware:

@@ -140,6 +140,7 @@ class Dispatcher:
         self.progress: dict[str, float] = {}
         self.stats: dict[str, WorkerStats] = {}
         self._cut_cost = CutCost()  # this PC's time to cut crops for nodes and paste their results back
+        self._host_cpu = asyncio.Semaphore(1)  # one cut or paste at a time beside this PC's own edits
         self.workers: dict[str, Worker] = {}
         self._specs: dict[str, EditSpec] = {}
         self._attempts: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -222,7 +223,13 @@ class Dispatcher:
                 worker.client = self.node_client(base_url)
         else:
             worker = RemoteWorker(
-                node_id, name, self.node_client(base_url), info, client_id=self.options.client_id, observer=self
+                node_id,
+                name,
+                self.node_client(base_url),
+                info,
+                client_id=self.options.client_id,
+                observer=self,
+                host_cpu=self._host_cpu,
             )
             worker.on_change = functools.partial(self._availability_changed, worker)
             worker.start()
@@ -523,14 +530,19 @@ class Dispatcher:
     def shipped(self, ratio: float) -> None:
         self.scheduler.shipped(ratio)
 
-    def cut_measured(self, seconds: float, nbytes: int) -> None:
-        self._cut_cost.add(seconds, nbytes)
+    def cut_measured(self, seconds: float, nbytes: int, *, provisional: bool = False) -> None:
+        if provisional:
+            self._cut_cost.guess(seconds, nbytes)
+        else:
+            self._cut_cost.add(seconds, nbytes)
 
-    def prefer_whole(self, worker_id: str, nbytes: int) -> bool:
+    def prefer_whole(self, worker_id: str, nbytes: int, job_id: str | None = None) -> bool:
         if self.options.shipping != "auto":
             return self.options.shipping == "whole"
         link = self.scheduler.link_rate(worker_id)
-        return send_whole(nbytes, self.scheduler.ship_ratio, link, self._cut_cost)
+        req = self.scheduler.request(job_id) if job_id is not None else None
+        here = self.scheduler.expected(LOCAL, req) if req is not None and self.options.use_local else None
+        return send_whole(nbytes, self.scheduler.ship_ratio, link, self._cut_cost, local_seconds=here)
 
     def _on_progress(self, job: Job, fraction: float) -> None:
         self.progress[job.id] = fraction

@@ -49,9 +49,9 @@ class TransferObserver(Protocol):
 
     def shipped(self, ratio: float) -> None: ...
 
-    def cut_measured(self, seconds: float, nbytes: int) -> None: ...
+    def cut_measured(self, seconds: float, nbytes: int, *, provisional: bool = False) -> None: ...
 
-    def prefer_whole(self, worker_id: str, nbytes: int) -> bool: ...
+    def prefer_whole(self, worker_id: str, nbytes: int, job_id: str | None = None) -> bool: ...
 
 
 class WorkerFailure(Exception):
@@ -178,7 +178,10 @@ class RemoteWorker:
     An inpaint travels as the crop its engine needs (:mod:`farm.imaging.shipping`): cut here, edited
     there, pasted back here. Uploads to one node go one after another (its first job starts as soon as
     its own input is there); a result downloads while the next upload goes. Each transfer is timed for
-    the scheduler's link estimate (``observer``).
+    the scheduler's link estimate (``observer``). Cutting and pasting is this PC's CPU work: it goes
+    through ``host_cpu`` (the farm shares one among its nodes), so the crops of a burst of dispatches
+    do not all decode full frames at once beside this PC's own edits, and each crop is decided with the
+    cost of the ones before it measured.
 
     A dropped event stream is not a dead node: the job is polled, and only when the node stops
     answering health probes too is the attempt reported LOST (so it runs elsewhere).
@@ -197,9 +200,11 @@ class RemoteWorker:
         *,
         client_id: str = "",
         observer: TransferObserver | None = None,
+        host_cpu: asyncio.Semaphore | None = None,
     ) -> None:
         self.id = node_id
         self.observer = observer
+        self.host_cpu = host_cpu or asyncio.Semaphore(1)
         self._uploads = asyncio.Lock()  # one upload at a time on this node's link
         self.name = name
         self.client = client
@@ -294,22 +299,27 @@ class RemoteWorker:
         if task.mask is None or not shippable(task.spec, has_mask=True):
             return None
         whole = len(task.image) + len(task.mask)
-        if self.observer is not None and self.observer.prefer_whole(self.id, whole):
-            return None  # a fast link: the node decoding and encoding the frame saves this PC more
-        began = time.monotonic()
-        shipment = await asyncio.to_thread(
-            cut, task.image, task.mask, task.spec, max_pixels=task.max_pixels, resize_mask=task.resize_mask
-        )
+        async with self.host_cpu:  # decided once the crops before it are measured
+            if self.observer is not None and self.observer.prefer_whole(self.id, whole, task.id):
+                self.observer.shipped(1.0)  # the scheduler counts what travels: the whole files this time
+                return None  # a fast link, or a cheap engine: the node decoding and encoding the frame saves more
+            began = time.monotonic()
+            shipment = await asyncio.to_thread(
+                cut, task.image, task.mask, task.spec, max_pixels=task.max_pixels, resize_mask=task.resize_mask
+            )
         if shipment is not None:
             shipment.cut_seconds = time.monotonic() - began
             if self.observer is not None:
                 self.observer.shipped(shipment.size / max(1, whole))
+                # until a paste is measured too, the cut's own time stands for half of the work
+                self.observer.cut_measured(2 * shipment.cut_seconds, whole, provisional=True)
         return shipment
 
     async def _paste(self, shipment: Shipment, result: bytes, task: Task) -> bytes:
-        began = time.monotonic()
         try:
-            data = await asyncio.to_thread(paste, shipment, result, task.spec.output)
+            async with self.host_cpu:
+                began = time.monotonic()
+                data = await asyncio.to_thread(paste, shipment, result, task.spec.output)
         except ImageError as exc:  # what came back is not the crop that was sent: the node's fault
             raise WorkerFailure(FailureKind.ENGINE, f"{self.name}: {exc}") from None
         if self.observer is not None:

@@ -147,12 +147,15 @@ class Host:
         self.index = index
         self.netns = netns
         self.ip = address
+        #: the CPUs this host's processes may use (``taskset``), so that lab PCs need not share cores
+        self.cpus: str | None = None
 
     def __repr__(self) -> str:
         return f"Host({self.netns}, {self.ip})"
 
     def _argv(self, argv: Sequence[str]) -> list[str]:
-        return ["ip", "netns", "exec", self.netns, *argv]
+        pin = ["taskset", "-c", self.cpus] if self.cpus else []
+        return ["ip", "netns", "exec", self.netns, *pin, *argv]
 
     def _env(self, env: Mapping[str, str] | None) -> dict[str, str]:
         merged = {**os.environ, **(env or {})}

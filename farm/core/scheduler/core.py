@@ -444,6 +444,11 @@ class Scheduler:
     def state(self, job_id: str) -> Phase:
         return self._jobs[job_id].state
 
+    def request(self, job_id: str) -> JobRequest | None:
+        """The request a job was added with (None: no such job)."""
+        job = self._jobs.get(job_id)
+        return job.req if job is not None else None
+
     def unfinished(self) -> int:
         return self._open
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from farm.core.shipping_choice import CutCost, send_whole
+from farm.core.shipping_choice import CROP_SAVES, CutCost, send_whole
 
 MB = 1_000_000
 
@@ -21,3 +21,25 @@ def test_nothing_measured_means_the_crop() -> None:
     cost = CutCost()
     cost.add(0.0, 10)  # an empty sample is no sample
     assert cost.seconds_per_byte is None
+
+
+def test_a_crop_that_saves_this_pc_little_sends_the_whole_image_whatever_the_link() -> None:
+    """OpenCV's inpaint: cutting and pasting a 24 MP frame (2.2 s) is most of the edit here (2.4 s)."""
+    cut = CutCost()
+    cut.add(2.2, 40 * MB)
+    assert send_whole(40 * MB, 0.03, 12.5 * MB, cut, local_seconds=2.4)  # even at 100 Mbit/s
+    assert send_whole(40 * MB, 0.03, None, cut, local_seconds=2.4)  # and before the link is measured
+    # a model engine: the edit takes 20 s here, the cut saves this PC 18 of them
+    assert not send_whole(40 * MB, 0.03, 12.5 * MB, cut, local_seconds=20.0)
+    assert not send_whole(40 * MB, 0.03, 12.5 * MB, cut, local_seconds=2.2 / (1 - CROP_SAVES) + 0.01)
+    assert send_whole(40 * MB, 0.03, 12.5 * MB, cut, local_seconds=2.2 / (1 - CROP_SAVES) - 0.01)
+
+
+def test_a_guessed_cut_cost_gives_way_to_the_first_measured_one() -> None:
+    cost = CutCost()
+    cost.guess(2.0, 1 * MB)
+    assert cost.seconds_per_byte == 2.0 / MB and not cost.measured
+    cost.add(1.0, 1 * MB)  # the first real figure replaces the guess, not averaged with it
+    assert cost.seconds_per_byte == 1.0 / MB and cost.measured
+    cost.guess(9.0, 1 * MB)  # a guess never overrides a measure
+    assert cost.seconds_per_byte == 1.0 / MB

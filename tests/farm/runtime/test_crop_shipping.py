@@ -130,3 +130,42 @@ async def test_whole_images_travel_when_the_farm_chooses_so(tmp_path: Path, node
     assert await _run(src, tmp_path / "whole", CROP, url, shipping="whole") == local
     inputs = {p.stat().st_size for p in src.glob("p?.png")}
     assert inputs <= set(_blob_sizes(home)), "the whole inputs did not reach the node"
+
+
+async def test_crops_for_nodes_are_cut_and_pasted_one_at_a_time(
+    tmp_path: Path, node: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cutting and pasting decode and encode whole frames on this PC: a burst of dispatches to a node must
+    not run them all at once beside this PC's own edits (the real cut and paste, watched)."""
+    import threading
+    import time
+
+    from farm.runtime import workers
+
+    lock, inside, most = threading.Lock(), [0], [0]
+
+    def watched(fn):  # type: ignore[no-untyped-def]
+        def run(*args, **kwargs):  # type: ignore[no-untyped-def]
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            try:
+                time.sleep(0.05)  # long enough that two dispatched together would overlap
+                return fn(*args, **kwargs)
+            finally:
+                with lock:
+                    inside[0] -= 1
+
+        return run
+
+    monkeypatch.setattr(workers, "cut", watched(workers.cut))
+    monkeypatch.setattr(workers, "paste", watched(workers.paste))
+    url, _home = node
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(src / f"p{i}.png"), _photo(20 + i))
+        cv2.imwrite(str(src / f"p{i}_mask.png"), _mask())
+    local = await _run(src, tmp_path / "local", CROP, None)
+    assert await _run(src, tmp_path / "shipped", CROP, url) == local
+    assert most[0] == 1, f"{most[0]} cuts or pastes ran at once"
