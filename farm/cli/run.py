@@ -453,7 +453,10 @@ async def _run(
             if probe is not None:
                 probe.cancel()
                 await asyncio.gather(probe, return_exceptions=True)
-            await asyncio.gather(*finishing, return_exceptions=True)  # even when interrupted: then close
+            while finishing:  # even when interrupted; an edit may end while the others are awaited
+                pending = list(finishing)
+                finishing.clear()
+                await asyncio.gather(*pending, return_exceptions=True)
             if store is not None:
                 store.close()
 

@@ -89,6 +89,7 @@ class QueueStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
+        self.closed = False
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -97,6 +98,7 @@ class QueueStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self.closed = True
 
     def new_batch(self, key: str) -> int:
         with self._lock:
@@ -167,6 +169,8 @@ class QueueStore:
             time.time(),
         )
         with self._lock:
+            if self.closed:  # the run is over (interrupted): an edit that ended as the farm closed
+                return
             self._db.execute("INSERT OR REPLACE INTO outputs VALUES (?,?,?,?,?,?,?,?,?)", row)
 
     def up_to_date(self, input: Path, mask: Path | None, edit: str, folder: Path) -> Path | None:
