@@ -428,6 +428,8 @@ async def _run(
 
         if local_error is not None or not settings.use_local:  # only nodes can start: wait for the first
             await wait_for_answer(farm, args.wait, mdns=settings.mdns)
+            if settings.peers:  # the others named too: what is planned (models to send, tiles) knows them all
+                await farm.wait_for_nodes(PEER_PROBE, mdns_grace=0)
             warn_unreached()
             remote = [e for w in farm.workers() if w.info is not None for e in w.info.engines]
             sends = args.send_models != "off" and args.model is not None  # this PC's model can go to nodes
