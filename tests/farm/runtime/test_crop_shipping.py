@@ -53,6 +53,15 @@ def _inputs(folder: Path) -> Path:
     return folder
 
 
+def _batch(folder: Path, n: int, seed: int) -> Path:
+    """``n`` photos with the watermark mask each."""
+    folder.mkdir(parents=True)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"p{i}.png"), _photo(seed + i))
+        cv2.imwrite(str(folder / f"p{i}_mask.png"), _mask())
+    return folder
+
+
 async def _run(src: Path, out: Path, spec: EditSpec, node: str | None, shipping: str = "crop") -> dict[str, bytes]:
     out.mkdir(parents=True)
     items, problems = plan([src], None, out, spec.output)
@@ -121,11 +130,7 @@ async def test_whole_images_travel_when_the_farm_chooses_so(tmp_path: Path, node
     """``whole`` (what ``auto`` picks on a link faster than this PC's cut: farm.core.shipping_choice): the
     node gets the input as it is and does all of it; the outputs are the same."""
     url, home = node
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(3):
-        cv2.imwrite(str(src / f"p{i}.png"), _photo(10 + i))
-        cv2.imwrite(str(src / f"p{i}_mask.png"), _mask())
+    src = _batch(tmp_path / "in", 3, seed=10)
     local = await _run(src, tmp_path / "local", CROP, None)
     assert await _run(src, tmp_path / "whole", CROP, url, shipping="whole") == local
     inputs = {p.stat().st_size for p in src.glob("p?.png")}
@@ -161,11 +166,7 @@ async def test_crops_for_nodes_are_cut_and_pasted_one_at_a_time(
     monkeypatch.setattr(workers, "cut", watched(workers.cut))
     monkeypatch.setattr(workers, "paste", watched(workers.paste))
     url, _home = node
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(6):
-        cv2.imwrite(str(src / f"p{i}.png"), _photo(20 + i))
-        cv2.imwrite(str(src / f"p{i}_mask.png"), _mask())
+    src = _batch(tmp_path / "in", 6, seed=20)
     local = await _run(src, tmp_path / "local", CROP, None)
     assert await _run(src, tmp_path / "shipped", CROP, url) == local
     assert most[0] == 1, f"{most[0]} cuts or pastes ran at once"
