@@ -114,19 +114,30 @@ class _Worker:
         self.cache[key] = compute
         return compute
 
+    def cycle(self, req: JobRequest, expected: float) -> float:
+        """Seconds per job here in a steady stream: a node that queues a job ahead uploads the next input
+        and downloads the last result while its engine runs, so the slowest of the three sets its pace
+        (``expected``, their sum, is the pace of a worker that does one thing at a time)."""
+        if self.caps.capacity <= self.caps.slots:
+            return expected
+        compute = self.predict(req.engine, req.megapixels) or 0.0
+        return max(compute, (expected - compute) / 2)
+
 
 class _Board:
     """The expected times of one job signature on the online, unheld workers, kept sorted and summed
     across fills: only the workers changed since (``Scheduler._stale``) are looked at again."""
 
-    __slots__ = ("ranked", "rate", "req", "times", "updates")
+    __slots__ = ("cut", "ranked", "rate", "req", "shares", "times", "updates", "version")
 
     def __init__(self, req: JobRequest) -> None:
         self.req = req  # any job of the signature
-        self.times: dict[str, tuple[float, int, float]] = {}  # worker -> (expected, order, slots / expected)
+        self.times: dict[str, tuple[float, int, float]] = {}  # worker -> (expected, order, slots / cycle)
         self.ranked: list[tuple[float, int, str]] = []  # fastest first
         self.rate = 0.0  # jobs per second of the whole farm
         self.updates = 0
+        self.version = 0  # bumped by every change: :meth:`drain_end`'s cache key
+        self.cut: tuple[int, int, float] = (-1, -1, 0.0)  # (version, queued) -> drain_end
 
     def put(self, worker: _Worker, t: float | None) -> None:
         old = self.times.pop(worker.id, None)
@@ -134,14 +145,38 @@ class _Board:
             del self.ranked[bisect.bisect_left(self.ranked, (old[0], old[1], worker.id))]
             self.rate -= old[2]
         if t is not None:
-            share = worker.caps.slots / t if t > 0 else 0.0
+            cycle = worker.cycle(self.req, t)
+            share = worker.caps.slots / cycle if cycle > 0 else 0.0
             self.times[worker.id] = (t, worker.order, share)
             bisect.insort(self.ranked, (t, worker.order, worker.id))
             self.rate += share
+        self.version += 1
         self.updates += 1
         if self.updates > 512:  # the running sum never drifts far from the true one
             self.updates = 0
             self.rate = sum(v[2] for v in self.times.values())
+
+    def drain_end(self, queued: int, margin: float) -> float:
+        """How long from now the farm may take over ``queued`` jobs like this one before the last ends:
+        the drain time of the workers that take part, plus the fastest one's time for a job, with the margin.
+
+        A worker takes part when its own time for a job ends within that bound; as each slower worker
+        joins, the farm's rate grows and the bound shrinks, so the ones taking part are the fastest few
+        (all of them early in a batch, only the fast ones at its tail, where counting a slow node's rate
+        would promise a drain sooner than the fast ones can deliver). Cached until the board or the queue
+        changes."""
+        if self.cut[0] == self.version and self.cut[1] == queued:
+            return self.cut[2]
+        ranked, times = self.ranked, self.times
+        rate = self.rate
+        fastest = ranked[0][0] if ranked else 0.0
+        k = len(ranked)
+        while k > 1 and rate > 1e-12 and ranked[k - 1][0] > (queued / rate + fastest) * margin:
+            k -= 1
+            rate -= times[ranked[k][2]][2]  # the slowest of the rest does not take part
+        end = (queued / rate + fastest) * margin if rate > 1e-12 else float("inf")
+        self.cut = (self.version, queued, end)
+        return end
 
 
 @dataclass(frozen=True, slots=True)
@@ -667,9 +702,7 @@ class Scheduler:
     def _threshold(self, req: JobRequest) -> float:
         """How long from now a job like ``req`` may take on a worker before it is left for the rest of
         the farm: the farm's drain time of the queue plus its fastest worker's time, with the margin."""
-        board = self._board(req)
-        drain = self._fill_queued / board.rate if board.rate > 1e-12 else float("inf")
-        return (drain + (board.ranked[0][0] if board.ranked else 0.0)) * self.policy.tail_margin
+        return self._board(req).drain_end(self._fill_queued, self.policy.tail_margin)
 
     # A worker refused a job in a fill is parked: later fills skip it until the time its job would have
     # ended there falls within the threshold (that end only grows with time while nothing happens on
@@ -709,12 +742,6 @@ class Scheduler:
         if self._online_n is None:
             self._online_n = sum(1 for w in self._workers.values() if w.online and not w.paused)
         return self._online_n
-
-    def _drain_seconds(self, job: _Job) -> float:
-        """How long the farm needs for the queued jobs, at its measured rate for jobs like ``job``
-        (infinite while nothing is measured)."""
-        rate = self._board(job.req).rate
-        return self._fill_queued / rate if rate > 1e-12 else float("inf")
 
     @staticmethod
     def _signature(req: JobRequest) -> tuple[object, ...]:
@@ -790,59 +817,37 @@ class Scheduler:
         return slots[0]
 
     def _should_wait(self, job: _Job, worker: _Worker, now: float) -> bool:
-        """Tail rule: leave ``job`` for a faster worker that would still finish it clearly sooner.
+        """Tail rule: leave ``job`` for faster workers when they would end every queued job before it
+        ended here.
 
         Only near the end of the queue (no more queued jobs than the farm has slots), and only with
-        speed estimates; the queued jobs ahead of this one claim the faster workers' slots first (a
-        small earliest-finish simulation), so a fast worker is not counted on for more than it can take.
+        speed estimates. Each clearly faster worker could end a first job by its free slot plus its time,
+        then one more per cycle (a node uploads the next input while its engine runs); when together they
+        end all of the queue (this job and the rest, not only the ones ahead) before ``now`` plus this
+        worker's time, this worker waits; else it takes the job, as one of the workers the tail needs.
         """
         t_here = worker.expected(job.req, self._ratio)
         if t_here is None or self._queued > self._online_slots():
             return False
         margin = self.policy.tail_margin
         finish_here = now + t_here
-        key = (-job.req.priority, job.seq)
-        ahead = self._ahead(key)
-        faster: list[tuple[_Worker, float]] = []
-        free: dict[str, float] = {}
-        soon = False  # some faster worker is free soon enough, if the jobs ahead leave it
-        for t, _, wid in self._board(job.req).ranked:  # fastest first: stop at the first not clearly faster
+        need = self._queued
+        board = self._board(job.req)
+        for t, _, wid in board.ranked:  # fastest first: stop at the first not clearly faster
             if t * margin >= t_here:
                 break
             w = self._workers[wid]
-            if w is not worker and self._could_run(job, w, now) and self._eligible(job, w, now):
-                faster.append((w, t))
-                free[wid] = self._slot_free_at(w, job, now)
-                if free[wid] + t * margin < finish_here:
-                    if not ahead:
-                        return True
-                    soon = True
-        if not soon:
-            return False  # none of them is free soon enough, whatever the jobs ahead do
-        for other in ahead:
-            best_w, best_end = None, float("inf")
-            for w, _ in faster:
-                t_there = w.expected(other.req, self._ratio)
-                if t_there is not None and free[w.id] + t_there < best_end:
-                    best_w, best_end = w, free[w.id] + t_there
-            t_other_here = worker.expected(other.req, self._ratio) or 0.0
-            if best_w is not None and best_end < now + t_other_here:
-                free[best_w.id] = best_end
-        return any(free[w.id] + t * margin < finish_here for w, t in faster)
-
-    def _ahead(self, key: tuple[int, int]) -> list[_Job]:
-        """The queued jobs placed before ``key`` (priority, then FIFO), in that order."""
-        if all(not h or (self._valid(h[0]) and (h[0][0], h[0][1]) >= key) for h in self._queues.values()):
-            return []  # every queue's head comes after it: nothing is ahead
-        return sorted(
-            (
-                self._jobs[e[3]]
-                for h in self._queues.values()
-                for e in h
-                if self._valid(e) and (-self._jobs[e[3]].req.priority, self._jobs[e[3]].seq) < key
-            ),
-            key=lambda j: (-j.req.priority, j.seq),
-        )
+            if w is worker or not self._could_run(job, w, now) or not self._eligible(job, w, now):
+                continue
+            first_end = self._slot_free_at(w, job, now) + t * margin
+            if first_end >= finish_here:
+                continue
+            share = board.times[wid][2]
+            cycle = (w.caps.slots / share if share > 0 else t) * margin
+            need -= (1 + int((finish_here - first_end) / cycle)) * max(1, w.caps.slots)
+            if need <= 0:
+                return True
+        return False
 
     def _backups(self, now: float) -> list[Decision]:
         """With nothing queued, give an idle faster worker a copy of a straggler's job."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from farm.core.scheduler import (
@@ -269,6 +271,22 @@ def test_mixed_speeds_makespan_near_ideal(n_jobs: int) -> None:
     ideal = n_jobs / combined_rate
     assert makespan <= ideal * 1.10 + 1.0, (makespan, ideal)  # +1 job: jobs are indivisible
     assert len(sim.commits) == n_jobs and all(n == 1 for n in sim.commits.values())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_farm_of_mixed_speeds_ends_within_one_fast_job_of_the_best_possible(seed: int) -> None:
+    """20 workers of six speeds (0.5 s to 6 s a job), 200 jobs. The best any schedule can do with whole
+    jobs is the first time by which the workers together can have ended 200 (the 200th smallest k x t).
+    At the tail the medium workers must take their last jobs too: the fast ones, free soon, cannot end
+    the whole queue before them (leaving every job at the head for them stretched the batch by a round)."""
+    rng = random.Random(seed)
+    speeds = [rng.choice([0.5, 0.8, 1.2, 2.0, 3.0, 6.0]) for _ in range(20)]
+    sim = Simulation(Scheduler(), [SimWorker(peer(f"w{i:02d}"), t) for i, t in enumerate(speeds)])
+    sim.add(jobs(200))
+    makespan = sim.run()
+    best = sorted(k * t for t in speeds for k in range(1, 201))[199]
+    assert best <= makespan <= best + min(speeds) + 1e-9, (makespan, best)
+    assert len(sim.commits) == 200 and all(n == 1 for n in sim.commits.values())
 
 
 def test_a_node_that_fails_everything_is_blocklisted_and_the_batch_completes() -> None:
