@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -128,27 +129,32 @@ class _Board:
     """The expected times of one job signature on the online, unheld workers, kept sorted and summed
     across fills: only the workers changed since (``Scheduler._stale``) are looked at again."""
 
-    __slots__ = ("cut", "ranked", "rate", "req", "shares", "times", "updates", "version")
+    __slots__ = ("cut", "prefix", "ranked", "rate", "req", "shares", "times", "updates", "version")
 
     def __init__(self, req: JobRequest) -> None:
         self.req = req  # any job of the signature
         self.times: dict[str, tuple[float, int, float]] = {}  # worker -> (expected, order, slots / cycle)
         self.ranked: list[tuple[float, int, str]] = []  # fastest first
+        self.shares: list[float] = []  # each ranked worker's jobs per second, in the same order
         self.rate = 0.0  # jobs per second of the whole farm
         self.updates = 0
-        self.version = 0  # bumped by every change: :meth:`drain_end`'s cache key
+        self.version = 0  # bumped by every change: the key of the caches below
+        self.prefix: tuple[int, list[float]] = (-1, [])  # version -> running sums of shares
         self.cut: tuple[int, int, float] = (-1, -1, 0.0)  # (version, queued) -> drain_end
 
     def put(self, worker: _Worker, t: float | None) -> None:
         old = self.times.pop(worker.id, None)
         if old is not None:
-            del self.ranked[bisect.bisect_left(self.ranked, (old[0], old[1], worker.id))]
+            i = bisect.bisect_left(self.ranked, (old[0], old[1], worker.id))
+            del self.ranked[i], self.shares[i]
             self.rate -= old[2]
         if t is not None:
             cycle = worker.cycle(self.req, t)
             share = worker.caps.slots / cycle if cycle > 0 else 0.0
             self.times[worker.id] = (t, worker.order, share)
-            bisect.insort(self.ranked, (t, worker.order, worker.id))
+            i = bisect.bisect_left(self.ranked, (t, worker.order, worker.id))
+            self.ranked.insert(i, (t, worker.order, worker.id))
+            self.shares.insert(i, share)
             self.rate += share
         self.version += 1
         self.updates += 1
@@ -163,17 +169,25 @@ class _Board:
         A worker takes part when its own time for a job ends within that bound; as each slower worker
         joins, the farm's rate grows and the bound shrinks, so the ones taking part are the fastest few
         (all of them early in a batch, only the fast ones at its tail, where counting a slow node's rate
-        would promise a drain sooner than the fast ones can deliver). Cached until the board or the queue
-        changes."""
+        would promise a drain sooner than the fast ones can deliver): a binary search over the running
+        sums of the ranked workers' rates. Cached until the board or the queue changes."""
         if self.cut[0] == self.version and self.cut[1] == queued:
             return self.cut[2]
-        ranked, times = self.ranked, self.times
-        rate = self.rate
+        ranked = self.ranked
         fastest = ranked[0][0] if ranked else 0.0
-        k = len(ranked)
-        while k > 1 and rate > 1e-12 and ranked[k - 1][0] > (queued / rate + fastest) * margin:
-            k -= 1
-            rate -= times[ranked[k][2]][2]  # the slowest of the rest does not take part
+        rate = self.rate
+        if ranked and rate > 1e-12 and ranked[-1][0] > (queued / rate + fastest) * margin:
+            if self.prefix[0] != self.version:
+                self.prefix = (self.version, list(itertools.accumulate(self.shares)))
+            sums = self.prefix[1]
+            lo, hi = 0, len(ranked) - 1  # the first k taking part: ranked[lo] passes, ranked[hi] does not
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if sums[mid] > 1e-12 and ranked[mid][0] <= (queued / sums[mid] + fastest) * margin:
+                    lo = mid
+                else:
+                    hi = mid
+            rate = sums[lo]
         end = (queued / rate + fastest) * margin if rate > 1e-12 else float("inf")
         self.cut = (self.version, queued, end)
         return end
@@ -853,32 +867,38 @@ class Scheduler:
         """With nothing queued, give an idle faster worker a copy of a straggler's job."""
         if self.paused or self._queued:
             return []
-        out: list[Decision] = []
         idle = sorted((self._workers[w] for w in self._room if not self._workers[w].inflight), key=lambda w: w.order)
+        if not idle:
+            return []
+        stragglers: list[tuple[float, int, _Job]] = []  # (expected end on its holder, seq, job), latest first
+        for job in (self._jobs[j] for j in self._active):
+            if job.backed_up or len(job.assigned) != 1:
+                continue
+            ((holder_id, start),) = job.assigned.items()
+            holder = self._workers[holder_id]
+            if job.req.id in holder.fetching:  # its engine is done: the result is on its way
+                continue
+            t_holder = holder.expected(job.req, self._ratio)
+            expected_end = start + t_holder if t_holder is not None else now
+            if expected_end <= now:  # overdue, or no estimate yet: assume it needs as long again
+                expected_end = now + (now - start)
+            stragglers.append((expected_end, job.seq, job))
+        stragglers.sort(key=lambda e: (-e[0], e[1]))
+        out: list[Decision] = []
         for worker in idle:
-            best: tuple[float, _Job, str] | None = None
-            for job in (self._jobs[j] for j in self._active):
-                if job.backed_up or len(job.assigned) != 1:
+            best: tuple[float, _Job] | None = None
+            for expected_end, _, job in stragglers:
+                if expected_end - now <= (best[0] if best else 0.0):
+                    break  # no later job can gain more: a gain is at most its holder's time left
+                if job.backed_up or not self._could_run(job, worker, now):
                     continue
-                if not self._could_run(job, worker, now):
-                    continue
-                ((holder_id, start),) = job.assigned.items()
-                holder = self._workers[holder_id]
-                if job.req.id in holder.fetching:  # its engine is done: the result is on its way
-                    continue
-                t_holder = holder.expected(job.req, self._ratio)
                 t_here = worker.expected(job.req, self._ratio)
-                if t_here is None:
-                    continue
-                expected_end = start + t_holder if t_holder is not None else now
-                if expected_end <= now:  # overdue, or no estimate yet: assume it needs as long again
-                    expected_end = now + (now - start)
-                if now + t_here * self.policy.backup_ratio < expected_end:
+                if t_here is not None and now + t_here * self.policy.backup_ratio < expected_end:
                     gain = expected_end - (now + t_here)
                     if best is None or gain > best[0]:
-                        best = (gain, job, holder_id)
+                        best = (gain, job)
             if best is not None:
-                _, job, _ = best
+                job = best[1]
                 job.backed_up = True
                 job.assigned[worker.id] = now
                 worker.inflight[job.req.id] = now
