@@ -26,6 +26,10 @@ class EngineDescriptor:
     available: bool = True
     unavailable_reason: str = ""
     simulated: bool = False
+    #: The edit costs less than decoding and encoding its whole frame (OpenCV's inpaint): cutting a crop for a
+    #: node and pasting its result back would cost this PC about as much as running it here, so the whole
+    #: input travels to nodes from the first job (the farm does not wait to measure it).
+    light: bool = False
 
     def to_dict(self) -> dict[str, object]:
         """JSON form, as /v1/info and the GUI's edit picker use it."""
@@ -43,6 +47,7 @@ class EngineDescriptor:
             "available": self.available,
             "unavailable_reason": self.unavailable_reason,
             "simulated": self.simulated,
+            "light": self.light,
         }
 
     @classmethod
@@ -62,6 +67,7 @@ class EngineDescriptor:
             available=bool(data.get("available", True)),
             unavailable_reason=str(data.get("unavailable_reason") or ""),
             simulated=bool(data.get("simulated", False)),
+            light=bool(data.get("light", False)),
         )
 
 

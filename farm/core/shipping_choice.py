@@ -9,6 +9,11 @@ pasting costs this PC about as much as running the edit itself (a cheap engine s
 decoding and encoding the frame is most of the work), a crop saves this PC nothing, so the whole input
 travels and the node does all of it; the scheduler then counts the whole files on the link, and keeps the
 edit here when that link is too slow for it.
+
+Before anything is measured: a node's first input travels whole (its upload measures the link, and this
+PC spends no cut on a node that may be on a fast link); once the link is known, the first crop measures
+the cut, unless the link is so fast that no cut could beat it (the whole files' extra link time under
+what decoding the frame takes at the fastest decoders' pace, ``CUT_FLOOR``).
 """
 
 from __future__ import annotations
@@ -45,6 +50,10 @@ class CutCost:
 #: A crop must save this PC at least this share of the edit's own time here, else the whole input travels.
 CROP_SAVES = 0.5
 
+#: Seconds per megapixel that cutting a crop and pasting it back take at the least (decoding the frame
+#: alone at 200 MP/s: faster than libjpeg-turbo on one core): a floor until the cut is measured.
+CUT_FLOOR = 0.005
+
 
 def send_whole(
     whole_bytes: int,
@@ -54,17 +63,20 @@ def send_whole(
     margin: float = 0.8,
     *,
     local_seconds: float | None = None,
+    megapixels: float = 0.0,
 ) -> bool:
     """Whether the whole input should travel instead of its crop (``local_seconds``: this PC's expected
-    time for the whole edit). Only once the cut is measured: when it costs this PC more than
-    ``1 - CROP_SAVES`` of the edit itself, or when the whole files' extra link time is clearly less than
-    the cut's CPU time on a measured link."""
-    if cut.seconds_per_byte is None or whole_bytes <= 0:
+    time for the whole edit, ``megapixels`` the input's). On a link not measured yet, yes. Then when the
+    whole files' extra link time is clearly less than the cut's CPU time (measured, else its floor), or
+    once the cut is measured, when it costs this PC more than ``1 - CROP_SAVES`` of the edit itself."""
+    if whole_bytes <= 0:
         return False
+    if link_rate is None:
+        return True
+    extra_link = 2 * whole_bytes * (1.0 - min(ship_ratio, 1.0)) / link_rate  # the input up, its result down
+    if cut.seconds_per_byte is None:
+        return extra_link < margin * CUT_FLOOR * megapixels
     cut_seconds = cut.seconds_per_byte * whole_bytes
     if local_seconds is not None and cut_seconds > (1.0 - CROP_SAVES) * local_seconds:
         return True
-    if link_rate is None:
-        return False
-    extra_link = 2 * whole_bytes * (1.0 - min(ship_ratio, 1.0)) / link_rate  # the input up, its result down
     return extra_link < margin * cut_seconds

@@ -35,6 +35,7 @@ DESCRIPTOR = EngineDescriptor(
         ),
     ),
     memory_mb=64,
+    light=True,
 )
 _FLAGS = {"ns": cv2.INPAINT_NS, "telea": cv2.INPAINT_TELEA}
 

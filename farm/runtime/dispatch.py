@@ -141,6 +141,7 @@ class Dispatcher:
         self.stats: dict[str, WorkerStats] = {}
         self._cut_cost = CutCost()  # this PC's time to cut crops for nodes and paste their results back
         self._host_cpu = asyncio.Semaphore(1)  # one cut or paste at a time beside this PC's own edits
+        self._uplink = asyncio.Lock()  # one upload at a time on this PC's link, whichever node it goes to
         self.workers: dict[str, Worker] = {}
         self._specs: dict[str, EditSpec] = {}
         self._attempts: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -230,6 +231,7 @@ class Dispatcher:
                 client_id=self.options.client_id,
                 observer=self,
                 host_cpu=self._host_cpu,
+                uplink=self._uplink,
             )
             worker.on_change = functools.partial(self._availability_changed, worker)
             worker.start()
@@ -541,8 +543,21 @@ class Dispatcher:
             return self.options.shipping == "whole"
         link = self.scheduler.link_rate(worker_id)
         req = self.scheduler.request(job_id) if job_id is not None else None
+        desc = self._descriptor(req.engine) if req is not None else None
+        if desc is not None and desc.light:
+            return True  # a crop would save this PC nothing: decoding and encoding the frame is the edit's cost
         here = self.scheduler.expected(LOCAL, req) if req is not None and self.options.use_local else None
-        return send_whole(nbytes, self.scheduler.ship_ratio, link, self._cut_cost, local_seconds=here)
+        mp = req.megapixels if req is not None else 0.0
+        return send_whole(nbytes, self.scheduler.ship_ratio, link, self._cut_cost, local_seconds=here, megapixels=mp)
+
+    def shares_uplink(self, worker_id: str) -> bool:
+        """Whether uploads to this node wait for the others on this PC's link: yes, unless its own measured
+        link is under half the fastest one measured (then its link, not this PC's, bounds its uploads)."""
+        mine = self.scheduler.link_rate(worker_id)
+        if mine is None:
+            return True
+        rates = (self.scheduler.link_rate(w) for w in self.workers if w != worker_id)
+        return 2 * mine >= max((r for r in rates if r is not None), default=mine)
 
     def _on_progress(self, job: Job, fraction: float) -> None:
         self.progress[job.id] = fraction

@@ -53,6 +53,8 @@ class TransferObserver(Protocol):
 
     def prefer_whole(self, worker_id: str, nbytes: int, job_id: str | None = None) -> bool: ...
 
+    def shares_uplink(self, worker_id: str) -> bool: ...
+
 
 class WorkerFailure(Exception):
     """An attempt failed; ``kind`` tells the scheduler whose fault it was."""
@@ -181,7 +183,10 @@ class RemoteWorker:
     the scheduler's link estimate (``observer``). Cutting and pasting is this PC's CPU work: it goes
     through ``host_cpu`` (the farm shares one among its nodes), so the crops of a burst of dispatches
     do not all decode full frames at once beside this PC's own edits, and each crop is decided with the
-    cost of the ones before it measured.
+    cost of the ones before it measured. Uploads to all nodes share this PC's link too (``uplink``): one at
+    a time, so the first node starts computing as soon as its own input is there instead of every node
+    waiting for all of theirs; a node whose own link is clearly the slower one (the observer says) does not
+    wait for the others.
 
     A dropped event stream is not a dead node: the job is polled, and only when the node stops
     answering health probes too is the attempt reported LOST (so it runs elsewhere).
@@ -201,10 +206,12 @@ class RemoteWorker:
         client_id: str = "",
         observer: TransferObserver | None = None,
         host_cpu: asyncio.Semaphore | None = None,
+        uplink: asyncio.Lock | None = None,
     ) -> None:
         self.id = node_id
         self.observer = observer
         self.host_cpu = host_cpu or asyncio.Semaphore(1)
+        self.uplink = uplink or asyncio.Lock()  # one upload at a time on this PC's link, to any node
         self._uploads = asyncio.Lock()  # one upload at a time on this node's link
         self.name = name
         self.client = client
@@ -258,9 +265,11 @@ class RemoteWorker:
             image_sha = shipment.image_sha if shipment else task.image_sha
             mask_sha = shipment.mask_sha if shipment else task.mask_sha
             async with self._uploads:
-                await self._send(image, image_sha)
-                if mask is not None and mask_sha is not None:
-                    await self._send(mask, mask_sha)
+                shared = self.observer is None or self.observer.shares_uplink(self.id)
+                async with self.uplink if shared else contextlib.nullcontext():
+                    await self._send(image, image_sha)
+                    if mask is not None and mask_sha is not None:
+                        await self._send(mask, mask_sha)
             job = await self.client.submit(
                 task.id, spec, image_sha, mask_sha, client=self.client_id, priority=task.priority
             )
@@ -302,6 +311,7 @@ class RemoteWorker:
         async with self.host_cpu:  # decided once the crops before it are measured
             if self.observer is not None and self.observer.prefer_whole(self.id, whole, task.id):
                 self.observer.shipped(1.0)  # the scheduler counts what travels: the whole files this time
+                log.debug("%s: %s travels whole (%d bytes)", self.name, task.id, whole)
                 return None  # a fast link, or a cheap engine: the node decoding and encoding the frame saves more
             began = time.monotonic()
             shipment = await asyncio.to_thread(
@@ -309,6 +319,9 @@ class RemoteWorker:
             )
         if shipment is not None:
             shipment.cut_seconds = time.monotonic() - began
+            log.debug(
+                "%s: %s cut in %.2f s: %d of %d bytes", self.name, task.id, shipment.cut_seconds, shipment.size, whole
+            )
             if self.observer is not None:
                 self.observer.shipped(shipment.size / max(1, whole))
                 # until a paste is measured too, the cut's own time stands for half of the work
@@ -322,6 +335,7 @@ class RemoteWorker:
                 data = await asyncio.to_thread(paste, shipment, result, task.spec.output)
         except ImageError as exc:  # what came back is not the crop that was sent: the node's fault
             raise WorkerFailure(FailureKind.ENGINE, f"{self.name}: {exc}") from None
+        log.debug("%s: %s pasted in %.2f s", self.name, task.id, time.monotonic() - began)
         if self.observer is not None:
             seconds = shipment.cut_seconds + time.monotonic() - began
             self.observer.cut_measured(seconds, len(task.image) + (len(task.mask) if task.mask else 0))
@@ -329,12 +343,15 @@ class RemoteWorker:
 
     async def _send(self, data: bytes, sha: str) -> None:
         began = time.monotonic()
-        if await self.client.send_blob(data, sha) and self.observer is not None:
-            self.observer.link_measured(self.id, len(data), time.monotonic() - began)
+        if await self.client.send_blob(data, sha):
+            log.debug("%s: sent %d bytes in %.2f s", self.name, len(data), time.monotonic() - began)
+            if self.observer is not None:
+                self.observer.link_measured(self.id, len(data), time.monotonic() - began)
 
     async def _fetch(self, job_id: str) -> bytes:
         began = time.monotonic()
         data = await self.client.result(job_id)
+        log.debug("%s: fetched %d bytes in %.2f s", self.name, len(data), time.monotonic() - began)
         if self.observer is not None:
             self.observer.link_measured(self.id, len(data), time.monotonic() - began)
         return data

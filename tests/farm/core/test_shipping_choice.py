@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from farm.core.shipping_choice import CROP_SAVES, CutCost, send_whole
+from farm.core.shipping_choice import CROP_SAVES, CUT_FLOOR, CutCost, send_whole
 
 MB = 1_000_000
 
@@ -15,9 +15,23 @@ def test_a_fast_link_takes_the_whole_image_a_slow_one_the_crop() -> None:
     assert not send_whole(4 * MB, 0.03, 12.5 * MB, CutCost(seconds_per_byte=0.1 / MB))  # a JPEG, cheap to cut
 
 
-def test_nothing_measured_means_the_crop() -> None:
-    assert not send_whole(40 * MB, 0.03, None, CutCost(seconds_per_byte=1e-6))
+def test_an_unmeasured_link_gets_the_whole_input_then_an_unmeasured_cut_the_crop() -> None:
+    """A node's first input travels whole (no cut on this PC before the link is known; its upload
+    measures it); with the link measured and no cut yet, a crop is cut, and that measures the cut."""
+    assert send_whole(40 * MB, 0.03, None, CutCost())
+    assert send_whole(40 * MB, 0.03, None, CutCost(seconds_per_byte=1e-9))
     assert not send_whole(40 * MB, 0.03, 125 * MB, CutCost())
+    assert not send_whole(40 * MB, 0.03, 12.5 * MB, CutCost())
+    assert not send_whole(0, 0.03, None, CutCost())  # nothing to send
+
+
+def test_a_link_faster_than_any_cut_could_be_skips_measuring_the_cut() -> None:
+    """A 24 MP JPEG of 5 MB on a measured 1 Gbit/s link: its whole files take 0.08 s more on the wire,
+    less than decoding the frame at the fastest pace (CUT_FLOOR); the same photo as a 40 MB PNG does not."""
+    assert CUT_FLOOR * 24 * 0.8 > 2 * 5 * MB / (125 * MB)
+    assert send_whole(5 * MB, 0.03, 125 * MB, CutCost(), megapixels=24)
+    assert not send_whole(40 * MB, 0.03, 125 * MB, CutCost(), megapixels=24)
+    assert not send_whole(5 * MB, 0.03, 12.5 * MB, CutCost(), megapixels=24)  # 100 Mbit/s: cut one to see
     cost = CutCost()
     cost.add(0.0, 10)  # an empty sample is no sample
     assert cost.seconds_per_byte is None

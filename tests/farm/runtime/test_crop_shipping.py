@@ -137,6 +137,19 @@ async def test_whole_images_travel_when_the_farm_chooses_so(tmp_path: Path, node
     assert inputs <= set(_blob_sizes(home)), "the whole inputs did not reach the node"
 
 
+async def test_a_light_engine_sends_whole_inputs_from_the_first_job(tmp_path: Path, node: tuple[str, Path]) -> None:
+    """OpenCV's inpaint costs less than decoding and encoding its frame (its descriptor says ``light``): in
+    ``auto`` a crop would cost this PC about as much as the edit, so even the first jobs, before any cut or
+    link is measured, travel whole; the outputs are the same."""
+    assert default_registry().descriptor("cv2").light
+    url, home = node
+    src = _batch(tmp_path / "in", 2, seed=30)
+    local = await _run(src, tmp_path / "local", CROP, None)
+    assert await _run(src, tmp_path / "auto", CROP, url, shipping="auto") == local
+    inputs = {p.stat().st_size for p in src.glob("p?.png")}
+    assert inputs <= set(_blob_sizes(home)), "a crop travelled: the whole inputs did not reach the node"
+
+
 async def test_crops_for_nodes_are_cut_and_pasted_one_at_a_time(
     tmp_path: Path, node: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
