@@ -6,8 +6,9 @@ gradients with sensor noise, saved as PNG and as JPEG q92, each with a watermark
 the pixels). Rows, per link rate (1 Gbit/s, 100 Mbit/s) and format:
 
 - ``alone``: ``lanfarm run --local-only`` on the farm host; ``farm``: ``lanfarm run`` with this PC and the
-  two nodes (the default); ``nodes``: ``--no-local``. Real OpenCV engine everywhere: on this 2-core
-  machine the node processes compete with this PC for the same cores, so the farm rows are a floor.
+  two nodes (the default); ``nodes``: ``--no-local``. Real OpenCV engine everywhere. With ``--cores own``
+  (the default) this PC runs on core 0 and both node PCs share core 1 (each half as fast as this PC);
+  ``--cores shared`` puts every host on both cores, where the nodes take this PC's CPU (a floor).
 - bytes on the wire per edit (the farm host's interface counters) against the encoded crop box (the crop
   and its mask up, the edited crop down; ``farm.imaging.shipping.cut`` on the same inputs);
 - ``sim``: the same batch with the SIMULATED GPU engine (``--simulate``: a sleep per megapixel, no
