@@ -47,7 +47,7 @@ class TransferObserver(Protocol):
 
     def link_measured(self, worker_id: str, nbytes: int, seconds: float) -> None: ...
 
-    def shipped(self, ratio: float) -> None: ...
+    def shipped(self, ratio: float, *, cut: bool = True) -> None: ...
 
     def cut_measured(self, seconds: float, nbytes: int, *, provisional: bool = False) -> None: ...
 
@@ -310,7 +310,7 @@ class RemoteWorker:
         whole = len(task.image) + len(task.mask)
         async with self.host_cpu:  # decided once the crops before it are measured
             if self.observer is not None and self.observer.prefer_whole(self.id, whole, task.id):
-                self.observer.shipped(1.0)  # the scheduler counts what travels: the whole files this time
+                self.observer.shipped(1.0, cut=False)  # the scheduler counts what travels: the whole files
                 log.debug("%s: %s travels whole (%d bytes)", self.name, task.id, whole)
                 return None  # a fast link, or a cheap engine: the node decoding and encoding the frame saves more
             began = time.monotonic()

@@ -9,7 +9,9 @@ Placement rules, in order:
   link rate measured for that node (this PC moves no bytes);
 - among the jobs a worker can take, the highest priority first, FIFO within one;
 - a retried job (its worker failed or vanished) goes to another peer, the local worker last;
-- at the tail of the queue, a job waits for a faster worker when that one would finish it sooner;
+- at the tail of the queue, a job waits for faster workers when they would end the whole queue before it
+  would end here; a busy worker queues a job ahead only while it would end within the farm's drain time
+  (counted over the workers that take part: all early in a batch, the fast ones at its tail);
 - when the queue is empty, an idle worker re-runs a straggler's job if it would finish it much sooner:
   the first result wins, the other copy is cancelled, the output is written once.
 """

@@ -15,6 +15,7 @@ from PIL import Image
 
 from farm import EditSpec, default_registry
 from farm.core.job import JobState
+from farm.core.scheduler import WorkerCaps
 from farm.core.spec import HdStrategy, OutputSpec
 from farm.imaging.shipping import cut
 from farm.runtime.dispatch import Dispatcher, FarmOptions
@@ -139,15 +140,32 @@ async def test_whole_images_travel_when_the_farm_chooses_so(tmp_path: Path, node
 
 async def test_a_light_engine_sends_whole_inputs_from_the_first_job(tmp_path: Path, node: tuple[str, Path]) -> None:
     """OpenCV's inpaint costs less than decoding and encoding its frame (its descriptor says ``light``): in
-    ``auto`` a crop would cost this PC about as much as the edit, so even the first jobs, before any cut or
-    link is measured, travel whole; the outputs are the same."""
+    ``auto`` a crop would cost this PC about as much as the edit, so every input travels whole, those sent
+    once the link is measured and the cut not yet too (any other engine would then cut one to measure
+    it); the outputs are the same."""
     assert default_registry().descriptor("cv2").light
     url, home = node
-    src = _batch(tmp_path / "in", 2, seed=30)
+    src = _batch(tmp_path / "in", 5, seed=30)
     local = await _run(src, tmp_path / "local", CROP, None)
     assert await _run(src, tmp_path / "auto", CROP, url, shipping="auto") == local
     inputs = {p.stat().st_size for p in src.glob("p?.png")}
     assert inputs <= set(_blob_sizes(home)), "a crop travelled: the whole inputs did not reach the node"
+
+
+def test_whole_sends_do_not_make_a_crop_look_as_big_as_its_photo() -> None:
+    """The scheduler counts what travels, crops and whole files alike; the crop-or-whole choice weighs what a
+    crop would move. Whole sends must not teach it that crops are as big as photos (every input would then
+    go whole, on any link, for the rest of the batch)."""
+    mb = 1_000_000
+    farm = Dispatcher(default_registry(), token=TOKEN, options=FarmOptions(use_local=False))
+    farm.scheduler.worker_up(WorkerCaps("n", engines=frozenset({"lama"})), 0.0)
+    farm.scheduler.link_measured("n", 12 * mb, 1.0)  # about 100 Mbit/s
+    farm.cut_measured(1.0, 40 * mb)  # cutting a 40 MB PNG and pasting its result: 1 s here
+    farm.shipped(0.03)
+    for _ in range(10):
+        farm.shipped(1.0, cut=False)
+    assert farm.scheduler.ship_ratio > 0.9  # what travelled: mostly whole files
+    assert not farm.prefer_whole("n", 40 * mb)  # a crop: 6.5 s less on the wire against 1 s of CPU here
 
 
 async def test_crops_for_nodes_are_cut_and_pasted_one_at_a_time(
