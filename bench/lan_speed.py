@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -43,7 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from farm.core.spec import EditSpec  # noqa: E402
 from farm.imaging.shipping import cut  # noqa: E402
-from tests.lab.netlab import Host, Lab  # noqa: E402
+from tests.lab.netlab import Host, Lab, ip  # noqa: E402
 from tests.lab.test_lab_farm import farm_env, start_node  # noqa: E402
 from tests.node.helpers import TOKEN  # noqa: E402
 
@@ -163,6 +164,24 @@ def bench(rate_name: str, fmt: str, args: argparse.Namespace, tmp: Path) -> None
     )
 
 
+def cpu_seconds(host: Host) -> float:
+    """CPU seconds used so far by the processes running in ``host`` (``/proc/PID/stat``: utime + stime)."""
+    total = 0
+    for pid in ip("netns", "pids", host.netns, check=False).stdout.split():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state is field 3, utime 14
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
+
+
 def sim_row(rate_name: str, args: argparse.Namespace, tmp: Path) -> None:
     w, h = args.size
     src = photos(tmp / f"sim-{rate_name}", args.photos, w, h, "jpeg")
@@ -174,14 +193,20 @@ def sim_row(rate_name: str, args: argparse.Namespace, tmp: Path) -> None:
         for i, node in enumerate((n1, n2)):
             start_node(node, tmp / f"sim-{rate_name}-n{i}", "--simulate")
         extra = ["--engine", "sim", "--simulate", "--param", f"seconds_per_mp={seconds_per_mp}"]
+        nodes_before, farm_before = sum(cpu_seconds(n) for n in (n1, n2)), children_cpu()
         report = lanfarm_run(farm_host, src, tmp / f"simout-{rate_name}", [n1, n2], tmp, *extra)
+        nodes_cpu, farm_cpu = sum(cpu_seconds(n) for n in (n1, n2)) - nodes_before, children_cpu() - farm_before
     per_job = {wk["name"]: wk["busy_seconds"] / wk["done"] for wk in report["workers"].values() if wk["done"]}
     compute = args.photos / sum(1 / t for t in per_job.values())
     link = crops / RATES[rate_name]
     ideal = max(compute, link)
+    # the CPU the batch took (decoding, cutting, encoding 24 MP frames, TLS), on the cores each side has
+    cpu = max(farm_cpu, nodes_cpu) if args.cores == "own" else (farm_cpu + nodes_cpu) / 2
+    makespan = report["elapsed"]
     print(
-        f"| {rate_name} | sim (jpeg) | makespan {report['elapsed']:.1f} s | ideal {ideal:.1f} s "
-        f"(compute {compute:.1f}, link {link:.1f}) | **{ideal / report['elapsed']:.2f} of ideal** |",
+        f"| {rate_name} | sim (jpeg) | makespan {makespan:.1f} s | ideal {ideal:.1f} s "
+        f"(compute {compute:.1f}, link {link:.1f}) | **{ideal / makespan:.2f} of ideal** "
+        f"| CPU: this PC {farm_cpu:.1f} s, the nodes {nodes_cpu:.1f} s; with it {max(ideal, cpu) / makespan:.2f} |",
         flush=True,
     )
 
