@@ -29,6 +29,11 @@ class CutCost:
     seconds_per_byte: float | None = None
 
     measured: bool = False  # False while the figure is only a guess (from a cut whose paste is to come)
+    crop_ratio: float | None = None  # a cut crop's bytes per byte of its whole files (moving average)
+
+    def cut_size(self, ratio: float) -> None:
+        """A crop was cut of ``ratio`` times its whole files (whole sends do not count: they are no crop)."""
+        self.crop_ratio = ratio if self.crop_ratio is None else self.crop_ratio + self.alpha * (ratio - self.crop_ratio)
 
     def guess(self, seconds: float, nbytes: int) -> None:
         """A provisional figure, used only until a real one comes."""
@@ -64,14 +69,16 @@ def send_whole(
     *,
     local_seconds: float | None = None,
     megapixels: float = 0.0,
+    light: bool = False,
 ) -> bool:
     """Whether the whole input should travel instead of its crop (``local_seconds``: this PC's expected
-    time for the whole edit, ``megapixels`` the input's). On a link not measured yet, yes. Then when the
-    whole files' extra link time is clearly less than the cut's CPU time (measured, else its floor), or
-    once the cut is measured, when it costs this PC more than ``1 - CROP_SAVES`` of the edit itself."""
+    time for the whole edit, ``megapixels`` the input's, ``light``: the engine says the edit costs less than
+    decoding and encoding its frame). For a light engine, or on a link not measured yet, yes. Then when
+    the whole files' extra link time is clearly less than the cut's CPU time (measured, else its floor),
+    or once the cut is measured, when it costs this PC more than ``1 - CROP_SAVES`` of the edit itself."""
     if whole_bytes <= 0:
         return False
-    if link_rate is None:
+    if light or link_rate is None:
         return True
     extra_link = 2 * whole_bytes * (1.0 - min(ship_ratio, 1.0)) / link_rate  # the input up, its result down
     if cut.seconds_per_byte is None:

@@ -140,7 +140,6 @@ class Dispatcher:
         self.progress: dict[str, float] = {}
         self.stats: dict[str, WorkerStats] = {}
         self._cut_cost = CutCost()  # this PC's time to cut crops for nodes and paste their results back
-        self._crop_ratio: float | None = None  # a cut crop's bytes per byte of its whole files (moving average)
         self._host_cpu = asyncio.Semaphore(1)  # one cut or paste at a time beside this PC's own edits
         self._uplink = asyncio.Lock()  # one upload at a time on this PC's link, whichever node it goes to
         self.workers: dict[str, Worker] = {}
@@ -533,9 +532,7 @@ class Dispatcher:
     def shipped(self, ratio: float, *, cut: bool = True) -> None:
         self.scheduler.shipped(ratio)  # what travels, crops and whole files alike: the link estimates
         if cut:  # what a crop moves: the choice between a crop and the whole files
-            self._crop_ratio = (
-                ratio if self._crop_ratio is None else self._crop_ratio + 0.3 * (ratio - self._crop_ratio)
-            )
+            self._cut_cost.cut_size(ratio)
 
     def cut_measured(self, seconds: float, nbytes: int, *, provisional: bool = False) -> None:
         if provisional:
@@ -549,12 +546,11 @@ class Dispatcher:
         link = self.scheduler.link_rate(worker_id)
         req = self.scheduler.request(job_id) if job_id is not None else None
         desc = self._descriptor(req.engine) if req is not None else None
-        if desc is not None and desc.light:
-            return True  # a crop would save this PC nothing: decoding and encoding the frame is the edit's cost
         here = self.scheduler.expected(LOCAL, req) if req is not None and self.options.use_local else None
         mp = req.megapixels if req is not None else 0.0
-        crop = self._crop_ratio or 0.0  # before any cut: the whole files count as all extra
-        return send_whole(nbytes, crop, link, self._cut_cost, local_seconds=here, megapixels=mp)
+        crop = self._cut_cost.crop_ratio or 0.0  # before any cut: the whole files count as all extra
+        light = desc is not None and desc.light
+        return send_whole(nbytes, crop, link, self._cut_cost, local_seconds=here, megapixels=mp, light=light)
 
     def shares_uplink(self, worker_id: str) -> bool:
         """Whether uploads to this node wait for the others on this PC's link: yes, unless its own measured

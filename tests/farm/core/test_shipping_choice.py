@@ -57,3 +57,13 @@ def test_a_guessed_cut_cost_gives_way_to_the_first_measured_one() -> None:
     assert cost.seconds_per_byte == 1.0 / MB and cost.measured
     cost.guess(9.0, 1 * MB)  # a guess never overrides a measure
     assert cost.seconds_per_byte == 1.0 / MB
+
+
+def test_a_light_engine_sends_the_whole_input_on_any_link_and_whole_sends_are_no_crop() -> None:
+    cut = CutCost()
+    cut.add(0.1, 40 * MB)  # even a cheap cut
+    assert send_whole(40 * MB, 0.03, 1 * MB, cut, light=True)  # and an 8 Mbit/s link
+    assert not send_whole(40 * MB, 0.03, 1 * MB, cut)
+    cut.cut_size(0.03)
+    cut.cut_size(0.05)
+    assert cut.crop_ratio is not None and 0.03 < cut.crop_ratio < 0.05

@@ -127,27 +127,19 @@ def test_a_small_edit_or_an_empty_mask_travels_whole() -> None:
     assert shipment.view.image.shape == (70 + 2 * 128, 110 + 2 * 128, 3)
 
 
-async def test_whole_images_travel_when_the_farm_chooses_so(tmp_path: Path, node: tuple[str, Path]) -> None:
-    """``whole`` (what ``auto`` picks on a link faster than this PC's cut: farm.core.shipping_choice): the
-    node gets the input as it is and does all of it; the outputs are the same."""
-    url, home = node
-    src = _batch(tmp_path / "in", 3, seed=10)
-    local = await _run(src, tmp_path / "local", CROP, None)
-    assert await _run(src, tmp_path / "whole", CROP, url, shipping="whole") == local
-    inputs = {p.stat().st_size for p in src.glob("p?.png")}
-    assert inputs <= set(_blob_sizes(home)), "the whole inputs did not reach the node"
-
-
-async def test_a_light_engine_sends_whole_inputs_from_the_first_job(tmp_path: Path, node: tuple[str, Path]) -> None:
-    """OpenCV's inpaint costs less than decoding and encoding its frame (its descriptor says ``light``): in
-    ``auto`` a crop would cost this PC about as much as the edit, so every input travels whole, those sent
-    once the link is measured and the cut not yet too (any other engine would then cut one to measure
-    it); the outputs are the same."""
+@pytest.mark.parametrize(("shipping", "n", "seed"), [("whole", 3, 10), ("auto", 5, 30)])
+async def test_whole_images_travel_when_asked_or_when_the_engine_is_light(
+    tmp_path: Path, node: tuple[str, Path], shipping: str, n: int, seed: int
+) -> None:
+    """``whole``: the node gets the input as it is and does all of it. ``auto`` with OpenCV's inpaint, which
+    costs less than decoding and encoding its frame (its descriptor says ``light``): a crop would cost this
+    PC about as much as the edit, so every input travels whole, those sent once the link is measured and
+    the cut not yet too (any other engine would then cut one to measure it). The outputs are the same."""
     assert default_registry().descriptor("cv2").light
     url, home = node
-    src = _batch(tmp_path / "in", 5, seed=30)
+    src = _batch(tmp_path / "in", n, seed=seed)
     local = await _run(src, tmp_path / "local", CROP, None)
-    assert await _run(src, tmp_path / "auto", CROP, url, shipping="auto") == local
+    assert await _run(src, tmp_path / shipping, CROP, url, shipping=shipping) == local
     inputs = {p.stat().st_size for p in src.glob("p?.png")}
     assert inputs <= set(_blob_sizes(home)), "a crop travelled: the whole inputs did not reach the node"
 
