@@ -419,6 +419,7 @@ class Dispatcher:
                     job.move(JobState.DISPATCHED)
                     job.worker = d.worker_id
                     self._emit(JobEvent(job))
+                log.debug("%s -> %s%s", job.name, d.worker_id, " (a backup copy)" if d.backup else "")
                 self._attempts[(d.job_id, d.worker_id)] = asyncio.create_task(
                     self._attempt(d.job_id, d.worker_id), name=f"job {d.job_id[:8]} on {d.worker_id}"
                 )
@@ -426,6 +427,7 @@ class Dispatcher:
                 task = self._attempts.pop((d.job_id, d.worker_id), None)
                 if task is not None:
                     task.cancel()
+                self._requeued([d.job_id])  # taken back from a slow node: queued again, not on it
             elif isinstance(d, Finished):
                 job = self.jobs[d.job_id]
                 job.worker = d.worker_id or job.worker
@@ -486,6 +488,7 @@ class Dispatcher:
         if began is not None:
             self.stats.setdefault(worker_id, WorkerStats(worker_id)).busy_seconds += self.clock() - began
         won, decisions = self.scheduler.succeeded(job_id, worker_id, self.clock())
+        log.debug("%s done on %s%s", job.name, worker_id, "" if won else " (another copy won)")
         self._apply(decisions)
         if not won:
             return
@@ -516,6 +519,7 @@ class Dispatcher:
 
     def _on_started(self, job: Job, worker_id: str) -> None:
         self._started_at[(job.id, worker_id)] = self.clock()
+        log.debug("%s started on %s", job.name, worker_id)
         self.scheduler.started(job.id, worker_id, self.clock())
         if job.state is JobState.DISPATCHED:
             job.move(JobState.RUNNING)
@@ -523,6 +527,7 @@ class Dispatcher:
 
     def _on_computed(self, job: Job, worker_id: str) -> None:
         """A node's engine ended the job; its result downloads while that node takes the next one."""
+        log.debug("%s computed on %s", job.name, worker_id)
         self._apply(self.scheduler.computed(job.id, worker_id, self.clock()))
 
     # the TransferObserver of the remote workers

@@ -43,15 +43,36 @@ def test_peers_get_slots_plus_one_once_measured_and_local_its_slots() -> None:
     s = Scheduler()
     s.worker_up(peer("a", slots=2), 0)
     s.worker_up(local(slots=1), 0)
-    out = dispatched(s.add_jobs(jobs(10), 0))
+    out = dispatched(s.add_jobs(jobs(6), 0))
     per = {w: sum(1 for _, x in out if x == w) for w in ("a", LOCAL)}
-    assert per == {"a": 2, LOCAL: 1}  # nothing queued ahead on a node not timed yet
-    assert s.queued() == 7
+    assert per == {"a": 2, LOCAL: 1}  # a short queue: nothing queued ahead on a node not timed yet
+    assert s.queued() == 3
     first = next(j for j, w in out if w == "a")
     s.started(first, "a", 0.0)
     won, more = s.succeeded(first, "a", 1.0)
     assert won and [w for _, w in dispatched(more)] == ["a", "a"]  # measured: its slots plus one ahead
-    assert s.queued() == 5
+    assert s.queued() == 1
+
+
+def test_a_node_not_timed_yet_gets_one_job_ahead_while_the_queue_is_long() -> None:
+    """Its next input uploads while its first job runs, so it starts the next at once."""
+    s = Scheduler()
+    s.worker_up(peer("a", slots=1), 0)
+    s.worker_up(local(slots=1), 0)
+    out = dispatched(s.add_jobs(jobs(12), 0))
+    assert sorted(w for _, w in out) == ["a", "a", LOCAL]
+
+
+def test_a_job_queued_ahead_on_a_node_that_turns_out_slow_is_taken_back() -> None:
+    """Node a (10 s a job, not timed yet) gets a job ahead of its first; when the first ends and shows
+    how slow it is, that job goes back to the queue and this PC (1 s a job) runs it: the batch ends at
+    13 s, where leaving it there ends at 14 s (a backup copy started when the queue ran dry)."""
+    sim = Simulation(Scheduler(), [SimWorker(peer("a"), 10.0), SimWorker(local(), 1.0)], tick=0.5)
+    sim.add(jobs(14))
+    makespan = sim.run()
+    assert sum(1 for ran in sim.ran.values() if "a" in ran) == 1
+    assert makespan == pytest.approx(13.0)
+    assert len(sim.commits) == 14 and all(n == 1 for n in sim.commits.values())
 
 
 def test_a_lone_node_gets_its_job_ahead_from_the_start() -> None:
@@ -285,7 +306,7 @@ def test_a_farm_of_mixed_speeds_ends_within_one_fast_job_of_the_best_possible(se
     sim.add(jobs(200))
     makespan = sim.run()
     best = sorted(k * t for t in speeds for k in range(1, 201))[199]
-    assert best <= makespan <= best + min(speeds) + 1e-9, (makespan, best)
+    assert best - 1e-9 <= makespan <= best + min(speeds) + 1e-9, (makespan, best)
     assert len(sim.commits) == 200 and all(n == 1 for n in sim.commits.values())
 
 
@@ -330,3 +351,26 @@ def test_a_lost_race_gives_an_unmeasured_worker_a_floor_that_its_first_real_job_
     assert est.predict(1.0) == 1.0
     est.at_least(50.0, 1.0)  # measured now: a floor no longer applies
     assert est.predict(1.0) == 1.0
+
+
+def test_a_lost_job_that_a_slow_peer_leaves_runs_on_this_pc() -> None:
+    """Retries go to another peer before this PC; when the only other peer is too slow to take it (it
+    leaves the job for this PC), this PC runs it at once, instead of both leaving it to each other."""
+    s = Scheduler()
+    s.worker_up(peer("slow"), 0)
+    s.worker_up(local(), 0)
+    now = 0.0
+    for worker, seconds in (("slow", 10.0), (LOCAL, 1.0)):  # time each alone, the other paused
+        other = LOCAL if worker == "slow" else "slow"
+        s.set_worker_paused(other, True, now)
+        for i in range(3):
+            job = f"warm-{worker}-{i}"
+            assert dispatched(s.add_jobs([JobRequest(job, "cv2")], now)) == [(job, worker)]
+            s.started(job, worker, now)
+            now += seconds
+            s.succeeded(job, worker, now)
+            s.committed(job, now)
+        s.set_worker_paused(other, False, now)
+    s.worker_up(peer("gone"), now)
+    assert dispatched(s.add_jobs(jobs(1, prefix="photo"), now)) == [("photo000", "gone")]  # the idle peer
+    assert dispatched(s.worker_down("gone", now + 0.5)) == [("photo000", LOCAL)]
