@@ -13,7 +13,9 @@ the pixels). Rows, per link rate (1 Gbit/s, 100 Mbit/s) and format:
   and its mask up, the edited crop down; ``farm.imaging.shipping.cut`` on the same inputs);
 - ``sim``: the same batch with the SIMULATED GPU engine (``--simulate``: a sleep per megapixel, no
   competition for the cores) against the ideal: the larger of the compute bound (jobs / the workers'
-  combined measured rates) and the link bound (bytes / the link rate);
+  combined measured rates, each worker's from its seconds a job between its start there and its end there:
+  the engine, and decoding and encoding where the job runs; no transfer) and the link bound (bytes / the
+  link rate);
 - overlap: the share of the makespan when both directions of the farm host's link are busy (sampled
   every 20 ms from the counters; "busy": over 10 % of the link rate).
 
@@ -182,6 +184,25 @@ def children_cpu() -> float:
     return t.children_user + t.children_system
 
 
+def whole_bytes(src: Path) -> float:
+    """The mean bytes of one input's files (the photo and its mask): what a node's first input moves."""
+    files = list(src.iterdir())
+    return sum(p.stat().st_size for p in files) / max(1, len(files) // 2)
+
+
+def best_possible(per_job: dict[str, float], jobs: int, first_transfer: float, crop_transfer: float) -> float:
+    """A lower bound for any schedule of these whole jobs (as ``farm_at_scale.py``'s): this PC's k-th
+    result comes no sooner than k of its jobs; a node's no sooner than its first input's upload (whole),
+    its job and the result's download (whole), then one job per cycle (its job or a crop's transfer)."""
+    ends: list[float] = []
+    for name, t in per_job.items():
+        if name == "this PC":
+            ends += [k * t for k in range(1, jobs + 1)]
+        else:
+            ends += [t + 2 * first_transfer + k * max(t, crop_transfer) for k in range(jobs)]
+    return sorted(ends)[jobs - 1]
+
+
 def sim_row(rate_name: str, args: argparse.Namespace, tmp: Path) -> None:
     w, h = args.size
     src = photos(tmp / f"sim-{rate_name}", args.photos, w, h, "jpeg")
@@ -196,16 +217,19 @@ def sim_row(rate_name: str, args: argparse.Namespace, tmp: Path) -> None:
         nodes_before, farm_before = sum(cpu_seconds(n) for n in (n1, n2)), children_cpu()
         report = lanfarm_run(farm_host, src, tmp / f"simout-{rate_name}", [n1, n2], tmp, *extra)
         nodes_cpu, farm_cpu = sum(cpu_seconds(n) for n in (n1, n2)) - nodes_before, children_cpu() - farm_before
-    per_job = {wk["name"]: wk["busy_seconds"] / wk["done"] for wk in report["workers"].values() if wk["done"]}
+    # each worker's seconds a job from its start there to its end there (a node's transfers are the link bound's)
+    per_job = {wk["name"]: wk["compute_seconds"] / wk["done"] for wk in report["workers"].values() if wk["done"]}
     compute = args.photos / sum(1 / t for t in per_job.values())
     link = crops / RATES[rate_name]
     ideal = max(compute, link)
+    bound = best_possible(per_job, args.photos, whole_bytes(src) / RATES[rate_name], link / args.photos)
     # the CPU the batch took (decoding, cutting, encoding 24 MP frames, TLS), on the cores each side has
     cpu = max(farm_cpu, nodes_cpu) if args.cores == "own" else (farm_cpu + nodes_cpu) / 2
     makespan = report["elapsed"]
     print(
         f"| {rate_name} | sim (jpeg) | makespan {makespan:.1f} s | ideal {ideal:.1f} s "
         f"(compute {compute:.1f}, link {link:.1f}) | **{ideal / makespan:.2f} of ideal** "
+        f"| best possible {bound:.1f} s: **{bound / makespan:.2f}** "
         f"| CPU: this PC {farm_cpu:.1f} s, the nodes {nodes_cpu:.1f} s; with it {max(ideal, cpu) / makespan:.2f} |",
         flush=True,
     )

@@ -611,6 +611,7 @@ def report(args: argparse.Namespace, outcome: Outcome, out_dir: Path, err: Conso
                     "parts": s.parts,  # tiles and regions of split edits
                     "failed": s.failed,
                     "busy_seconds": round(s.busy_seconds, 3),
+                    "compute_seconds": round(s.compute_seconds, 3),
                 }
                 for w, s in stats.items()
             },

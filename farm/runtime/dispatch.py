@@ -64,7 +64,8 @@ class WorkerStats:
     name: str
     done: int = 0
     failed: int = 0
-    busy_seconds: float = 0.0
+    busy_seconds: float = 0.0  # from each job's start there to its result here
+    compute_seconds: float = 0.0  # from each job's start there to its end there (a node's result not yet fetched)
     parts: int = 0  # tiles or regions of split edits it did (their edit counts as done where it is written)
     errors: list[str] = field(default_factory=list)  # the latest failed attempts' messages (at most 20)
 
@@ -146,6 +147,7 @@ class Dispatcher:
         self._specs: dict[str, EditSpec] = {}
         self._attempts: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._started_at: dict[tuple[str, str], float] = {}
+        self._computed_at: dict[tuple[str, str], float] = {}
         self._listeners: list[Callable[[FarmEvent], None]] = []
         self._payloads: OrderedDict[Path, bytes] = OrderedDict()
         self._payload_bytes = 0
@@ -470,6 +472,7 @@ class Dispatcher:
             )
         except asyncio.CancelledError:
             self._started_at.pop(key, None)
+            self._computed_at.pop(key, None)
             return
         except WorkerFailure as exc:
             self._attempt_failed(job_id, worker_id, exc.kind, str(exc))
@@ -485,8 +488,11 @@ class Dispatcher:
             return
         self._attempts.pop(key, None)
         began = self._started_at.pop(key, None)
+        computed = self._computed_at.pop(key, None)
         if began is not None:
-            self.stats.setdefault(worker_id, WorkerStats(worker_id)).busy_seconds += self.clock() - began
+            stats = self.stats.setdefault(worker_id, WorkerStats(worker_id))
+            stats.busy_seconds += self.clock() - began
+            stats.compute_seconds += (computed if computed is not None else self.clock()) - began
         won, decisions = self.scheduler.succeeded(job_id, worker_id, self.clock())
         log.debug("%s done on %s%s", job.name, worker_id, "" if won else " (another copy won)")
         self._apply(decisions)
@@ -508,6 +514,7 @@ class Dispatcher:
     def _attempt_failed(self, job_id: str, worker_id: str, kind: FailureKind, message: str) -> None:
         self._attempts.pop((job_id, worker_id), None)
         self._started_at.pop((job_id, worker_id), None)
+        self._computed_at.pop((job_id, worker_id), None)
         if kind is not FailureKind.INPUT:
             self._count(worker_id, ok=False)
             errors = self.stats[worker_id].errors
@@ -528,6 +535,7 @@ class Dispatcher:
     def _on_computed(self, job: Job, worker_id: str) -> None:
         """A node's engine ended the job; its result downloads while that node takes the next one."""
         log.debug("%s computed on %s", job.name, worker_id)
+        self._computed_at[(job.id, worker_id)] = self.clock()
         self._apply(self.scheduler.computed(job.id, worker_id, self.clock()))
 
     # the TransferObserver of the remote workers

@@ -187,6 +187,10 @@ def test_a_three_times_slower_node_does_not_stretch_the_batch(tmp_path: Path) ->
         workers = by_name(report)
         per_job = {name: w["busy_seconds"] / w["done"] for name, w in workers.items() if w["done"]}
         assert per_job[f"node-{slow.ip}"] > 2 * per_job[f"node-{fast.ip}"], per_job  # it really is slower
+        # each job's time on its node, without the fetch of its result: at least the engine's 1.2 s sleep there
+        assert all(0 < w["compute_seconds"] <= w["busy_seconds"] for w in workers.values() if w["done"]), workers
+        slowest = workers[f"node-{slow.ip}"]
+        assert slowest["compute_seconds"] / slowest["done"] >= 1.15, slowest
         ideal = n / sum(1 / t for t in per_job.values())
         print(f"makespan {report['elapsed']:.2f} s, ideal {ideal:.2f} s, per job {per_job}, split {workers}")
         assert report["elapsed"] <= ideal * 1.10, (report["elapsed"], ideal, workers)
