@@ -731,11 +731,13 @@ class Scheduler:
             return float("inf")
         t_here = worker.expected(job.req, self._ratio)
         if t_here is None:
-            # not measured yet: one job queued ahead there only while the queue is long (its input uploads
-            # while the first job runs, so the node starts the next at once; a job queued behind a node
-            # that turns out slow is backed up at the end), never with a small batch left
+            # not timed yet: one job queued ahead there only once its link is measured (its first upload
+            # is over: the next input is not sent whole on a link that may be slow, nor does it delay the
+            # first uploads to the others) and while the queue is long (the next input uploads while the
+            # first job runs, so the node starts it at once; taken back if the node shows slow), never
+            # with a small batch left
             others = self._online_count() > (1 if worker.online and not worker.paused else 0)
-            short = self._queued <= 2 * self._online_slots()
+            short = self._queued <= 2 * self._online_slots() or worker.link.rate is None
             return float("inf") if busy and others and short else None
         compute = worker.predict(job.req.engine, job.req.megapixels) or 0.0
         transfer = t_here - compute  # half up, half down; the upload overlaps the wait for a slot

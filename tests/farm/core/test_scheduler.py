@@ -54,20 +54,26 @@ def test_peers_get_slots_plus_one_once_measured_and_local_its_slots() -> None:
     assert s.queued() == 1
 
 
-def test_a_node_not_timed_yet_gets_one_job_ahead_while_the_queue_is_long() -> None:
-    """Its next input uploads while its first job runs, so it starts the next at once."""
+def test_a_node_not_timed_yet_gets_one_job_ahead_once_its_link_is_measured_while_the_queue_is_long() -> None:
+    """Its next input uploads while its first job runs, so it starts the next at once; not before its
+    first upload has measured its link (the next input would travel whole, and hold up the others')."""
     s = Scheduler()
     s.worker_up(peer("a", slots=1), 0)
     s.worker_up(local(slots=1), 0)
     out = dispatched(s.add_jobs(jobs(12), 0))
-    assert sorted(w for _, w in out) == ["a", "a", LOCAL]
+    assert sorted(w for _, w in out) == ["a", LOCAL]
+    assert dispatched(s.tick(0.25)) == []
+    s.link_measured("a", 4_000_000, 0.04)  # its first input is there
+    assert dispatched(s.tick(0.5)) == [("j002", "a")]
 
 
 def test_a_job_queued_ahead_on_a_node_that_turns_out_slow_is_taken_back() -> None:
-    """Node a (10 s a job, not timed yet) gets a job ahead of its first; when the first ends and shows
-    how slow it is, that job goes back to the queue and this PC (1 s a job) runs it: the batch ends at
-    13 s, where leaving it there ends at 14 s (a backup copy started when the queue ran dry)."""
+    """Node a (10 s a job, not timed yet, its link measured) gets a job ahead of its first; when the
+    first ends and shows how slow it is, that job goes back to the queue and this PC (1 s a job) runs
+    it: the batch ends at 13 s, where leaving it there ends at 14 s (a backup copy started when the
+    queue ran dry)."""
     sim = Simulation(Scheduler(), [SimWorker(peer("a"), 10.0), SimWorker(local(), 1.0)], tick=0.5)
+    sim.s.link_measured("a", 4_000_000, 0.04)  # a fast link (the jobs move nothing)
     sim.add(jobs(14))
     makespan = sim.run()
     assert sum(1 for ran in sim.ran.values() if "a" in ran) == 1
