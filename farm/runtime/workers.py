@@ -256,15 +256,15 @@ class RemoteWorker:
         self._waiters[task.id] = queue
         submitted = False
         try:
-            async with self._uploads:  # after this node's previous upload: crop or whole, with its link measured
-                shipment = await self._ship(task)
-                image: bytes = shipment.image if shipment else task.image
-                mask: bytes | None = shipment.mask if shipment else task.mask
-                spec = shipment.spec if shipment else task.spec
-                if shipment is None:
-                    await asyncio.to_thread(lambda: (task.image_sha, task.mask_sha))  # hash megabytes off the loop
-                image_sha = shipment.image_sha if shipment else task.image_sha
-                mask_sha = shipment.mask_sha if shipment else task.mask_sha
+            shipment = await self._ship(task)
+            image: bytes = shipment.image if shipment else task.image
+            mask: bytes | None = shipment.mask if shipment else task.mask
+            spec = shipment.spec if shipment else task.spec
+            if shipment is None:
+                await asyncio.to_thread(lambda: (task.image_sha, task.mask_sha))  # hash megabytes off the loop
+            image_sha = shipment.image_sha if shipment else task.image_sha
+            mask_sha = shipment.mask_sha if shipment else task.mask_sha
+            async with self._uploads:
                 shared = self.observer is None or self.observer.shares_uplink(self.id)
                 async with self.uplink if shared else contextlib.nullcontext():
                     await self._send(image, image_sha)

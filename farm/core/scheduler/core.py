@@ -231,7 +231,7 @@ class Scheduler:
         self._boards: dict[tuple[object, ...], _Board] = {}  # per job signature, across fills
         self._stale: set[str] = set()  # workers whose estimates or state changed since the boards saw them
         self._slots: int | None = None  # slots of the online, unheld workers (None: count again)
-        self._drain_jobs = 0
+        self._fill_queued = 0
         self._parked: dict[str, float] = {}  # workers a fill refused -> when their job would have ended
         self._park_heap: list[tuple[float, str]] = []
         self._park_reqs: dict[tuple[object, ...], JobRequest] = {}
@@ -291,9 +291,9 @@ class Scheduler:
         worker.started.discard(job_id)
         worker.fetching.add(job_id)
         job.computed.add(worker_id)
-        first = self._measure(worker, job, now - start)
+        self._measure(worker, job, now - start)
         self._touch(worker)
-        return (self._reclaim(worker, now) if first else []) + self._fill(now)
+        return self._fill(now)
 
     def link_measured(self, worker_id: str, nbytes: int, seconds: float) -> None:
         """A transfer to or from a worker took ``seconds`` for ``nbytes``."""
@@ -329,13 +329,11 @@ class Scheduler:
             self._touch(worker)
         if job is None or start is None or job.state != ACTIVE:
             return False, self._fill(now)
-        reclaimed: list[Decision] = []
         if worker is not None:
             worker.done += 1
             worker.consecutive_failures.pop(job.req.engine, None)
-            began = started if started is not None else start
-            if worker_id not in job.computed and self._measure(worker, job, now - began):  # else when computed
-                reclaimed = self._reclaim(worker, now)  # timed for the first time
+            if worker_id not in job.computed:  # else measured when its engine ended
+                self._measure(worker, job, now - (started if started is not None else start))
         for loser_id, since in job.assigned.items():  # a copy still running elsewhere lost the race
             loser = self._workers.get(loser_id)
             if loser is not None and loser.predict(job.req.engine, job.req.megapixels) is None:
@@ -346,37 +344,12 @@ class Scheduler:
         self._set(job, COMMITTING)
         job.winner = worker_id
         out: list[Decision] = self._release_all(job, "another worker finished it first")
-        return True, out + reclaimed + self._fill(now)
+        return True, out + self._fill(now)
 
-    def _measure(self, worker: _Worker, job: _Job, seconds: float) -> bool:
-        """Time a job's engine on ``worker``; True if that engine had no real figure there before."""
-        est = worker.speed.get(job.req.engine)
-        first = est is None or est.samples == 0
-        if est is None:
-            est = worker.speed[job.req.engine] = SpeedEstimate(alpha=self.policy.speed_alpha)
+    def _measure(self, worker: _Worker, job: _Job, seconds: float) -> None:
+        est = worker.speed.setdefault(job.req.engine, SpeedEstimate(alpha=self.policy.speed_alpha))
         est.add(seconds, job.req.megapixels)
         self._changed(worker)
-        return first
-
-    def _reclaim(self, worker: _Worker, now: float) -> list[Decision]:
-        """Once a node is first timed: take back the jobs queued ahead there before anything was known,
-        if they would now wait there longer than the rest of the farm needs for them (a slow node)."""
-        out: list[Decision] = []
-        tail = self._queued <= self._online_slots()
-        self._drain_jobs = self._work_left()
-        for job_id in [j for j in worker.inflight if j not in worker.started]:
-            job = self._jobs[job_id]
-            if job.state != ACTIVE or len(job.assigned) != 1:
-                continue
-            since = worker.inflight.pop(job_id)  # weighed as if it were offered now
-            if self._strands(job, worker, now, tail) is None:
-                worker.inflight[job_id] = since
-                continue
-            del job.assigned[worker.id]
-            self._touch(worker)
-            out.append(Cancel(job_id, worker.id, f"{worker.id} is slower than the rest of the farm for it"))
-            self._enqueue(job, now)
-        return out
 
     def _changed(self, worker: _Worker) -> None:
         """A worker's estimates changed: its cached expected times and its place on the boards go."""
@@ -677,7 +650,7 @@ class Scheduler:
             return []
         out: list[Decision] = []
         waiting: set[str] = set()
-        self._drain_jobs = self._work_left()  # the drain estimates of this fill count the work at its start
+        self._fill_queued = self._queued  # the drain estimates of this fill count the jobs queued at its start
         tail = self._queued <= self._online_slots()
         self._unpark_due(now)
         room = self._room.difference(self._parked) if self._parked else self._room
@@ -731,14 +704,10 @@ class Scheduler:
             return float("inf")
         t_here = worker.expected(job.req, self._ratio)
         if t_here is None:
-            # not timed yet: one job queued ahead there only once its link is measured (its first upload
-            # is over: the next input is not sent whole on a link that may be slow, nor does it delay the
-            # first uploads to the others) and while the queue is long (the next input uploads while the
-            # first job runs, so the node starts it at once; taken back if the node shows slow), never
-            # with a small batch left
+            # not measured yet: no job queued ahead there (a small batch is not handed to a node that
+            # may turn out slow before anything has been timed)
             others = self._online_count() > (1 if worker.online and not worker.paused else 0)
-            short = self._queued <= 2 * self._online_slots() or worker.link.rate is None
-            return float("inf") if busy and others and short else None
+            return float("inf") if busy and others else None
         compute = worker.predict(job.req.engine, job.req.megapixels) or 0.0
         transfer = t_here - compute  # half up, half down; the upload overlaps the wait for a slot
         wait = max(0.0, self._slot_free_at(worker, job, now) - now) if busy else 0.0
@@ -747,16 +716,10 @@ class Scheduler:
             return now + finish
         return None
 
-    def _work_left(self) -> int:
-        """The jobs the farm has yet to drain, for the drain estimates: the queued ones, and half of those in
-        flight (on average half done; counting only the queue promised a drain a round of jobs too soon,
-        and slow nodes were left idle for fast ones that were still busy)."""
-        return self._queued + len(self._active) // 2
-
     def _threshold(self, req: JobRequest) -> float:
         """How long from now a job like ``req`` may take on a worker before it is left for the rest of
         the farm: the farm's drain time of the queue plus its fastest worker's time, with the margin."""
-        return self._board(req).drain_end(self._drain_jobs, self.policy.tail_margin)
+        return self._board(req).drain_end(self._fill_queued, self.policy.tail_margin)
 
     # A worker refused a job in a fill is parked: later fills skip it until the time its job would have
     # ended there falls within the threshold (that end only grows with time while nothing happens on

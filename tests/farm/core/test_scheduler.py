@@ -43,42 +43,15 @@ def test_peers_get_slots_plus_one_once_measured_and_local_its_slots() -> None:
     s = Scheduler()
     s.worker_up(peer("a", slots=2), 0)
     s.worker_up(local(slots=1), 0)
-    out = dispatched(s.add_jobs(jobs(6), 0))
+    out = dispatched(s.add_jobs(jobs(10), 0))
     per = {w: sum(1 for _, x in out if x == w) for w in ("a", LOCAL)}
-    assert per == {"a": 2, LOCAL: 1}  # a short queue: nothing queued ahead on a node not timed yet
-    assert s.queued() == 3
+    assert per == {"a": 2, LOCAL: 1}  # nothing queued ahead on a node not timed yet
+    assert s.queued() == 7
     first = next(j for j, w in out if w == "a")
     s.started(first, "a", 0.0)
     won, more = s.succeeded(first, "a", 1.0)
     assert won and [w for _, w in dispatched(more)] == ["a", "a"]  # measured: its slots plus one ahead
-    assert s.queued() == 1
-
-
-def test_a_node_not_timed_yet_gets_one_job_ahead_once_its_link_is_measured_while_the_queue_is_long() -> None:
-    """Its next input uploads while its first job runs, so it starts the next at once; not before its
-    first upload has measured its link (the next input would travel whole, and hold up the others')."""
-    s = Scheduler()
-    s.worker_up(peer("a", slots=1), 0)
-    s.worker_up(local(slots=1), 0)
-    out = dispatched(s.add_jobs(jobs(12), 0))
-    assert sorted(w for _, w in out) == ["a", LOCAL]
-    assert dispatched(s.tick(0.25)) == []
-    s.link_measured("a", 4_000_000, 0.04)  # its first input is there
-    assert dispatched(s.tick(0.5)) == [("j002", "a")]
-
-
-def test_a_job_queued_ahead_on_a_node_that_turns_out_slow_is_taken_back() -> None:
-    """Node a (10 s a job, not timed yet, its link measured) gets a job ahead of its first; when the
-    first ends and shows how slow it is, that job goes back to the queue and this PC (1 s a job) runs
-    it: the batch ends at 13 s, where leaving it there ends at 14 s (a backup copy started when the
-    queue ran dry)."""
-    sim = Simulation(Scheduler(), [SimWorker(peer("a"), 10.0), SimWorker(local(), 1.0)], tick=0.5)
-    sim.s.link_measured("a", 4_000_000, 0.04)  # a fast link (the jobs move nothing)
-    sim.add(jobs(14))
-    makespan = sim.run()
-    assert sum(1 for ran in sim.ran.values() if "a" in ran) == 1
-    assert makespan == pytest.approx(13.0)
-    assert len(sim.commits) == 14 and all(n == 1 for n in sim.commits.values())
+    assert s.queued() == 5
 
 
 def test_a_lone_node_gets_its_job_ahead_from_the_start() -> None:
@@ -312,7 +285,7 @@ def test_a_farm_of_mixed_speeds_ends_within_one_fast_job_of_the_best_possible(se
     sim.add(jobs(200))
     makespan = sim.run()
     best = sorted(k * t for t in speeds for k in range(1, 201))[199]
-    assert best - 1e-9 <= makespan <= best + min(speeds) + 1e-9, (makespan, best)
+    assert best <= makespan <= best + min(speeds) + 1e-9, (makespan, best)
     assert len(sim.commits) == 200 and all(n == 1 for n in sim.commits.values())
 
 

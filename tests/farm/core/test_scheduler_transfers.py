@@ -3,10 +3,6 @@ time, a job whose engine has ended stops taking room while its result is fetched
 
 from __future__ import annotations
 
-import random
-
-import pytest
-
 from farm.core.scheduler import (
     LOCAL,
     Dispatch,
@@ -17,7 +13,6 @@ from farm.core.scheduler import (
     WorkerCaps,
     WorkerStatus,
 )
-from tests.farm.core.linksim import ENGINE, FarmModel, best_possible, farm
 
 CV2 = frozenset({"cv2"})
 MB = 1_000_000
@@ -160,18 +155,3 @@ def test_no_job_waits_behind_a_slow_nodes_job_while_fast_nodes_are_about_to_idle
     rescued = [j for j, ran in sim.ran.items() if len(ran) > 1]
     assert not rescued, f"{rescued} had to be backed up: they were stranded on the slow node"
     assert all(n == 1 for n in sim.commits.values())
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_a_farm_of_mixed_engines_and_links_ends_near_the_best_possible(seed: int) -> None:
-    """20 SIMULATED nodes (0.5-6 s engines on 100 Mbit/s to 1 Gbit/s links) and this PC, 200 jobs moving
-    8 MB each way (``linksim``, a fake clock). The batch ends within 6 % of the time no schedule of whole
-    jobs can beat; counting only the queued jobs in the drain estimate (not the ones in flight) promised
-    the end a round too soon, idled the slow-link nodes and missed by 7-8 %."""
-    nodes = farm(20, random.Random(seed))
-    moved = 8 * MB
-    requests = [JobRequest(f"j{i:03d}", ENGINE, 1.0, transfer_bytes=2 * moved) for i in range(200)]
-    model = FarmModel(nodes, {r.id: moved for r in requests}, blind=False)
-    makespan = model.run(requests)
-    assert len(model.done) == 200
-    assert best_possible(nodes, 200, moved) / makespan >= 0.945, makespan
