@@ -429,7 +429,6 @@ class Dispatcher:
                 task = self._attempts.pop((d.job_id, d.worker_id), None)
                 if task is not None:
                     task.cancel()
-                self._requeued([d.job_id])  # taken back from a slow node: queued again, not on it
             elif isinstance(d, Finished):
                 job = self.jobs[d.job_id]
                 job.worker = d.worker_id or job.worker

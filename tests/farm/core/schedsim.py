@@ -95,3 +95,21 @@ class Simulation:
                     self.apply(self.s.committed(job, self.now))
             self._start_next(w)
         return self.makespan
+
+
+def warm(s: Scheduler, worker: str, seconds: float, now: float, n: int = 3) -> float:
+    """Measure ``worker`` at ``seconds`` a job (two samples replace the warm-up one); the others pause."""
+    others = [w.id for w in s.workers() if w.id != worker]
+    for w in others:
+        s.set_worker_paused(w, True, now)
+    for i in range(n):
+        job = f"warm-{worker}-{i}"
+        out = s.add_jobs([JobRequest(job, "cv2")], now)
+        assert [(d.job_id, d.worker_id) for d in out if isinstance(d, Dispatch)] == [(job, worker)]
+        s.started(job, worker, now)
+        now += seconds
+        s.succeeded(job, worker, now)
+        s.committed(job, now)
+    for w in others:
+        s.set_worker_paused(w, False, now)
+    return now

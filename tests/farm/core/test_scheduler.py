@@ -18,7 +18,7 @@ from farm.core.scheduler import (
     SpeedEstimate,
     WorkerCaps,
 )
-from tests.farm.core.schedsim import Simulation, SimWorker
+from tests.farm.core.schedsim import Simulation, SimWorker, warm
 
 CV2 = frozenset({"cv2"})
 
@@ -338,18 +338,7 @@ def test_a_lost_job_that_a_slow_peer_leaves_runs_on_this_pc() -> None:
     s = Scheduler()
     s.worker_up(peer("slow"), 0)
     s.worker_up(local(), 0)
-    now = 0.0
-    for worker, seconds in (("slow", 10.0), (LOCAL, 1.0)):  # time each alone, the other paused
-        other = LOCAL if worker == "slow" else "slow"
-        s.set_worker_paused(other, True, now)
-        for i in range(3):
-            job = f"warm-{worker}-{i}"
-            assert dispatched(s.add_jobs([JobRequest(job, "cv2")], now)) == [(job, worker)]
-            s.started(job, worker, now)
-            now += seconds
-            s.succeeded(job, worker, now)
-            s.committed(job, now)
-        s.set_worker_paused(other, False, now)
+    now = warm(s, LOCAL, 1.0, warm(s, "slow", 10.0, 0.0))  # each timed alone, the other paused
     s.worker_up(peer("gone"), now)
     assert dispatched(s.add_jobs(jobs(1, prefix="photo"), now)) == [("photo000", "gone")]  # the idle peer
     assert dispatched(s.worker_down("gone", now + 0.5)) == [("photo000", LOCAL)]

@@ -13,6 +13,7 @@ from farm.core.scheduler import (
     WorkerCaps,
     WorkerStatus,
 )
+from tests.farm.core.schedsim import warm
 
 CV2 = frozenset({"cv2"})
 MB = 1_000_000
@@ -26,31 +27,14 @@ def status(s: Scheduler, worker: str) -> WorkerStatus:
     return next(w for w in s.workers() if w.id == worker)
 
 
-def _warm(s: Scheduler, worker: str, seconds: float, now: float, n: int = 3) -> float:
-    """Measure ``worker`` at ``seconds`` a job (two samples replace the warm-up one); the others pause."""
-    others = [w.id for w in s.workers() if w.id != worker]
-    for w in others:
-        s.set_worker_paused(w, True, now)
-    for i in range(n):
-        job = f"warm-{worker}-{i}"
-        assert dispatched(s.add_jobs([JobRequest(job, "cv2")], now)) == [(job, worker)]
-        s.started(job, worker, now)
-        now += seconds
-        s.succeeded(job, worker, now)
-        s.committed(job, now)
-    for w in others:
-        s.set_worker_paused(w, False, now)
-    return now
-
-
 def test_a_fast_node_behind_a_slow_link_loses_the_tail_to_this_pc() -> None:
     """Engine time alone says the node (0.5 s) beats this PC (1 s); with 20 MB at a measured 10 MB/s
     the node needs 2.5 s, so the last job waits for this PC instead."""
     s = Scheduler()
     s.worker_up(WorkerCaps("node", slots=1, engines=CV2, prefetch=0), 0)
-    now = _warm(s, "node", 0.5, 0.0)
+    now = warm(s, "node", 0.5, 0.0)
     s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), now)
-    now = _warm(s, LOCAL, 1.0, now)
+    now = warm(s, LOCAL, 1.0, now)
     s.link_measured("node", 40 * MB, 4.0)  # 10 MB/s
     out = s.add_jobs([JobRequest("busy", "cv2"), JobRequest("busy2", "cv2")], now)
     assert sorted(dispatched(out)) == [("busy", "node"), ("busy2", LOCAL)]
@@ -66,9 +50,9 @@ def test_without_the_link_counted_the_node_would_have_taken_it() -> None:
     """The same farm with a fast link: the tail job goes to the node (the test above is about the link)."""
     s = Scheduler()
     s.worker_up(WorkerCaps("node", slots=1, engines=CV2, prefetch=0), 0)
-    now = _warm(s, "node", 0.5, 0.0)
+    now = warm(s, "node", 0.5, 0.0)
     s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), now)
-    now = _warm(s, LOCAL, 1.0, now)
+    now = warm(s, LOCAL, 1.0, now)
     s.link_measured("node", 400 * MB, 4.0)  # 100 MB/s: 0.2 s for 20 MB
     s.add_jobs([JobRequest("busy", "cv2"), JobRequest("busy2", "cv2")], now)
     s.started("busy", "node", now)
@@ -80,7 +64,7 @@ def test_without_the_link_counted_the_node_would_have_taken_it() -> None:
 def test_a_shipped_cut_is_counted_at_the_measured_ratio() -> None:
     s = Scheduler()
     s.worker_up(WorkerCaps("node", slots=1, engines=CV2, prefetch=0), 0)
-    _warm(s, "node", 0.5, 0.0)
+    warm(s, "node", 0.5, 0.0)
     s.link_measured("node", 10 * MB, 1.0)
     for _ in range(40):
         s.shipped(0.03)  # crops of 3 % of the whole files
