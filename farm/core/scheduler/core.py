@@ -711,7 +711,8 @@ class Scheduler:
         compute = worker.predict(job.req.engine, job.req.megapixels) or 0.0
         transfer = t_here - compute  # half up, half down; the upload overlaps the wait for a slot
         wait = max(0.0, self._slot_free_at(worker, job, now) - now) if busy else 0.0
-        finish = max(wait, transfer / 2) + compute + transfer / 2
+        upload = max(0.0, self._uploads_end(worker, None, now) - now) + transfer / 2  # after those still going
+        finish = max(wait, upload) + compute + transfer / 2
         if finish > self._threshold(job.req):
             return now + finish
         return None
@@ -833,6 +834,59 @@ class Scheduler:
             heapq.heappush(slots, heapq.heappop(slots) + t)
         return slots[0]
 
+    def _end_there(self, worker: _Worker, job: _Job, start: float, now: float) -> float | None:
+        """When ``job``, in flight on ``worker`` since ``start``, is expected to end there (None: not timed).
+
+        Started (its upload done): its start, its engine, its download. Still waiting there (queued ahead):
+        its upload, then a slot behind the jobs sent there before it, then its engine and its download.
+        Counted from its dispatch alone, a job queued behind another would look due a whole job too soon,
+        and an idle worker would not back it up."""
+        t = worker.expected(job.req, self._ratio)
+        if t is None:
+            return None
+        compute = worker.predict(job.req.engine, job.req.megapixels) or 0.0
+        download = (t - compute) / 2
+        if job.req.id in worker.started:
+            return start + compute + download
+        slots: list[float] = []  # when each slot frees: the started jobs' engines end
+        ahead: list[float] = []  # the jobs sent there before it that wait too, each its engine time
+        for jid, since in worker.inflight.items():
+            if jid == job.req.id:
+                break
+            other = self._jobs[jid].req
+            t_other = worker.predict(other.engine, other.megapixels)
+            if t_other is None:
+                return None
+            if jid in worker.started:
+                slots.append(max(now, since + t_other))
+            else:
+                ahead.append(t_other)
+        slots = sorted(slots)[: worker.caps.slots]
+        slots += [now] * max(0, worker.caps.slots - len(slots))
+        heapq.heapify(slots)
+        for t_other in ahead:  # each waiting job takes the slot that frees first
+            heapq.heappush(slots, heapq.heappop(slots) + t_other)
+        uploaded = max(self._uploads_end(worker, job.req.id, now), start) + download
+        return max(slots[0], uploaded, now) + compute + download
+
+    def _uploads_end(self, worker: _Worker, before: str | None, now: float) -> float:
+        """When the uploads to ``worker`` of its jobs not started yet (those sent before job ``before``, or all)
+        end: they go one after another, each from its dispatch at the earliest, each half its transfer."""
+        if worker.caps.local:
+            return now
+        end = float("-inf")
+        for jid, since in worker.inflight.items():
+            if jid == before:
+                break
+            if jid in worker.started:
+                continue
+            req = self._jobs[jid].req
+            t = worker.expected(req, self._ratio)
+            if t is None:
+                continue
+            end = max(end, since) + (t - (worker.predict(req.engine, req.megapixels) or 0.0)) / 2
+        return max(end, now)
+
     def _should_wait(self, job: _Job, worker: _Worker, now: float) -> bool:
         """Tail rule: leave ``job`` for faster workers when they would end every queued job before it
         ended here.
@@ -881,8 +935,8 @@ class Scheduler:
             holder = self._workers[holder_id]
             if job.req.id in holder.fetching:  # its engine is done: the result is on its way
                 continue
-            t_holder = holder.expected(job.req, self._ratio)
-            expected_end = start + t_holder if t_holder is not None else now
+            end = self._end_there(holder, job, start, now)
+            expected_end = end if end is not None else now
             if expected_end <= now:  # overdue, or no estimate yet: assume it needs as long again
                 expected_end = now + (now - start)
             stragglers.append((expected_end, job.seq, job))

@@ -139,3 +139,50 @@ def test_no_job_waits_behind_a_slow_nodes_job_while_fast_nodes_are_about_to_idle
     rescued = [j for j, ran in sim.ran.items() if len(ran) > 1]
     assert not rescued, f"{rescued} had to be backed up: they were stranded on the slow node"
     assert all(n == 1 for n in sim.commits.values())
+
+
+def test_a_job_queued_behind_another_on_a_node_gets_a_backup_from_when_it_can_start_there() -> None:
+    """The node (2 s engine, 3 s of transfer) took two jobs while this PC was paused: the second waits for
+    its upload and for the first. Resumed at 2 s, this PC (2 s a job) would end it at 4 s; the node at 7 s
+    (the first's engine ends at 3.5 s, then its own 2 s, then the 1.5 s download). Counted from its dispatch
+    (0 + 5 s), it looked due at 5 s, too soon for a backup to pay."""
+    s = Scheduler()
+    s.worker_up(WorkerCaps("node", slots=1, engines=CV2, prefetch=1), 0)
+    now = warm(s, "node", 2.0, 0.0)
+    s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), now)
+    now = warm(s, LOCAL, 2.0, now)
+    s.link_measured("node", 300 * MB, 30.0)  # 10 MB/s
+    rate = s.link_rate("node")
+    assert rate is not None
+    size = int(3.0 * rate)  # 3 s of transfer: 1.5 s up, 1.5 s down
+    s.set_worker_paused(LOCAL, True, now)
+    t0 = now
+    out = s.add_jobs(
+        [JobRequest("first", "cv2", transfer_bytes=size), JobRequest("second", "cv2", transfer_bytes=size)], t0
+    )
+    assert dispatched(out) == [("first", "node"), ("second", "node")]
+    s.started("first", "node", t0 + 1.5)
+    assert dispatched(s.set_worker_paused(LOCAL, False, t0 + 2.0)) == []
+    backups = [(d.job_id, d.worker_id, d.backup) for d in s.tick(t0 + 2.0) if isinstance(d, Dispatch)]
+    assert backups == [("second", LOCAL, True)]
+
+
+def test_a_second_job_ahead_waits_for_its_upload_turn_behind_the_first() -> None:
+    """A node on a slow link (1 s engine, 4 s up and 4 s down a job) takes a job; a second one queued ahead
+    would upload only after the first (uploads to a node go one after another), end at 13 s, later than the
+    farm would end it (this PC: 1.7 s a job); with its upload counted as overlapping the first's, it looked
+    due at 9 s and went there. It stays queued for this PC."""
+    s = Scheduler()
+    s.worker_up(WorkerCaps("node", slots=1, engines=CV2, prefetch=1), 0)
+    now = warm(s, "node", 1.0, 0.0)
+    s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), now)
+    now = warm(s, LOCAL, 1.7, now)
+    s.link_measured("node", 100 * MB, 10.0)  # 10 MB/s
+    rate = s.link_rate("node")
+    assert rate is not None
+    size = int(8.0 * rate)  # 4 s up, 4 s down
+    assert dispatched(s.add_jobs([JobRequest("busy", "cv2", transfer_bytes=size)], now)) == [("busy", LOCAL)]
+    s.started("busy", LOCAL, now)
+    out = s.add_jobs([JobRequest(f"p{i}", "cv2", transfer_bytes=size) for i in range(6)], now)
+    assert dispatched(out) == [("p0", "node")]
+    assert dispatched(s.succeeded("busy", LOCAL, now + 1.7)[1]) == [("p1", LOCAL)]
