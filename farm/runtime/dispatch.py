@@ -565,13 +565,10 @@ class Dispatcher:
         return send_whole(nbytes, crop, link, self._cut_cost, local_seconds=here, megapixels=mp, light=light)
 
     def shares_uplink(self, worker_id: str) -> bool:
-        """Whether uploads to this node wait for the others on this PC's link: yes, unless its own measured
-        link is under half the fastest one measured (then its link, not this PC's, bounds its uploads)."""
-        mine = self.scheduler.link_rate(worker_id)
-        if mine is None:
-            return True
-        rates = (self.scheduler.link_rate(w) for w in self.workers if w != worker_id)
-        return 2 * mine >= max((r for r in rates if r is not None), default=mine)
+        return self.scheduler.shares_uplink(worker_id)
+
+    def uploaded(self, worker_id: str, job_id: str) -> None:
+        self.scheduler.uploaded(job_id, worker_id, self.clock())
 
     def _on_progress(self, job: Job, fraction: float) -> None:
         self.progress[job.id] = fraction

@@ -55,6 +55,8 @@ class TransferObserver(Protocol):
 
     def shares_uplink(self, worker_id: str) -> bool: ...
 
+    def uploaded(self, worker_id: str, job_id: str) -> None: ...
+
 
 class WorkerFailure(Exception):
     """An attempt failed; ``kind`` tells the scheduler whose fault it was."""
@@ -270,6 +272,8 @@ class RemoteWorker:
                     await self._send(image, image_sha)
                     if mask is not None and mask_sha is not None:
                         await self._send(mask, mask_sha)
+                if self.observer is not None:
+                    self.observer.uploaded(self.id, task.id)
             job = await self.client.submit(
                 task.id, spec, image_sha, mask_sha, client=self.client_id, priority=task.priority
             )

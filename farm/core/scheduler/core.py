@@ -37,6 +37,7 @@ from farm.core.scheduler.model import (
     WorkerCaps,
 )
 from farm.core.scheduler.speed import LinkEstimate, SpeedEstimate
+from farm.core.scheduler.uplink import SharedUplink
 
 QUEUED, ACTIVE, COMMITTING = Phase.QUEUED, Phase.ACTIVE, Phase.COMMITTING
 DONE, FAILED, CANCELLED = Phase.DONE, Phase.FAILED, Phase.CANCELLED
@@ -236,6 +237,8 @@ class Scheduler:
         self._park_heap: list[tuple[float, str]] = []
         self._park_reqs: dict[tuple[object, ...], JobRequest] = {}
         self._online_n: int | None = None
+        self._uplink = SharedUplink()  # the uploads in line on this PC's link, to the nodes that share it
+        self._fastest_link: tuple[float, str] | None = None  # the fastest measured link rate, and whose
 
     # ----------------------------------------------------------------- jobs
     def add_jobs(self, requests: Iterable[JobRequest], now: float) -> list[Decision]:
@@ -279,6 +282,12 @@ class Scheduler:
             job.assigned[worker_id] = now
             worker.inflight[job_id] = now
             worker.started.add(job_id)
+            self.uploaded(job_id, worker_id, now)
+
+    def uploaded(self, job_id: str, worker_id: str, now: float) -> None:
+        """A job's input has reached its node (its engine may still wait there for a slot)."""
+        if self._uplink.arrived((job_id, worker_id), now) and self._parked:
+            self._unpark_all()  # this PC's link frees sooner than the refusals counted on
 
     def computed(self, job_id: str, worker_id: str, now: float) -> list[Decision]:
         """The worker's engine has ended the job; its result is being fetched. The job stops taking room
@@ -290,6 +299,7 @@ class Scheduler:
         start = worker.inflight.pop(job_id)
         worker.started.discard(job_id)
         worker.fetching.add(job_id)
+        self.uploaded(job_id, worker_id, now)
         job.computed.add(worker_id)
         self._measure(worker, job, now - start)
         self._touch(worker)
@@ -301,6 +311,23 @@ class Scheduler:
         if worker is not None:
             worker.link.add(nbytes, seconds)
             self._changed(worker)
+            rate = worker.link.rate
+            fastest = self._fastest_link
+            if rate is not None and (fastest is None or rate >= fastest[0]):
+                self._fastest_link = (rate, worker_id)
+            elif fastest is not None and fastest[1] == worker_id:  # the fastest slowed down: look again
+                rates = ((w.link.rate, w.id) for w in self._workers.values() if w.link.rate is not None)
+                self._fastest_link = max(rates, default=None)
+
+    def shares_uplink(self, worker_id: str) -> bool:
+        """Whether uploads to this node wait for the others on this PC's link (the dispatcher sends them one
+        at a time): yes, unless its own measured link is under half the fastest one measured (then its link,
+        not this PC's, bounds its uploads), or the policy says this PC's link is no bottleneck."""
+        worker = self._workers.get(worker_id)
+        if worker is None or worker.caps.local or not self.policy.shared_uplink:
+            return False
+        mine, fastest = worker.link.rate, self._fastest_link
+        return mine is None or fastest is None or 2 * mine >= fastest[0]
 
     def link_rate(self, worker_id: str) -> float | None:
         """The measured link rate to a worker in bytes per second (None before any transfer)."""
@@ -326,6 +353,7 @@ class Scheduler:
             started = worker.inflight.pop(job_id, None)
             worker.started.discard(job_id)
             worker.fetching.discard(job_id)
+            self._uplink.dropped((job_id, worker_id))
             self._touch(worker)
         if job is None or start is None or job.state != ACTIVE:
             return False, self._fill(now)
@@ -378,6 +406,7 @@ class Scheduler:
             worker.inflight.pop(job_id, None)
             worker.started.discard(job_id)
             worker.fetching.discard(job_id)
+            self._uplink.dropped((job_id, worker_id))
             self._touch(worker)
         if job is not None:
             job.computed.discard(worker_id)
@@ -578,6 +607,7 @@ class Scheduler:
                 worker.inflight.pop(job.req.id, None)
                 worker.started.discard(job.req.id)
                 worker.fetching.discard(job.req.id)
+                self._uplink.dropped((job.req.id, wid))
                 self._touch(worker)
             out.append(Cancel(job.req.id, wid, reason))
         job.assigned.clear()
@@ -650,7 +680,7 @@ class Scheduler:
             return []
         out: list[Decision] = []
         waiting: set[str] = set()
-        self._fill_queued = self._queued  # the drain estimates of this fill count the jobs queued at its start
+        self._fill_queued = self._work_left()  # the drain estimates of this fill count the work at its start
         tail = self._queued <= self._online_slots()
         self._unpark_due(now)
         room = self._room.difference(self._parked) if self._parked else self._room
@@ -711,11 +741,20 @@ class Scheduler:
         compute = worker.predict(job.req.engine, job.req.megapixels) or 0.0
         transfer = t_here - compute  # half up, half down; the upload overlaps the wait for a slot
         wait = max(0.0, self._slot_free_at(worker, job, now) - now) if busy else 0.0
-        upload = max(0.0, self._uploads_end(worker, None, now) - now) + transfer / 2  # after those still going
+        ready = self._uploads_end(worker, None, now)  # its own uploads still going, and on a shared link all
+        if self.shares_uplink(worker.id):
+            ready = max(ready, self._uplink.end(now))
+        upload = ready - now + transfer / 2
         finish = max(wait, upload) + compute + transfer / 2
         if finish > self._threshold(job.req):
             return now + finish
         return None
+
+    def _work_left(self) -> int:
+        """The jobs the farm has yet to drain, for the drain estimates: the queued ones, and half of those in
+        flight (on average half done; counting only the queue promised a drain a round of jobs too soon,
+        and slow nodes were left idle while the fast ones were still busy)."""
+        return self._queued + len(self._active) // 2
 
     def _threshold(self, req: JobRequest) -> float:
         """How long from now a job like ``req`` may take on a worker before it is left for the rest of
@@ -811,7 +850,15 @@ class Scheduler:
         self._set(job, ACTIVE)
         job.assigned[worker.id] = now
         worker.inflight[job.req.id] = now
+        self._sent(job, worker, now)
         self._touch(worker)
+
+    def _sent(self, job: _Job, worker: _Worker, now: float) -> None:
+        """A job goes to ``worker``: on a node that shares this PC's link, its upload joins the line."""
+        if self.shares_uplink(worker.id):
+            req = job.req
+            up = worker.link.seconds_for(req.transfer_bytes * (self._ratio if req.shippable else 1.0)) / 2
+            self._uplink.sent((req.id, worker.id), up, now)
 
     def _slot_free_at(self, worker: _Worker, job: _Job, now: float) -> float:
         """When ``worker`` could start another job like ``job``, from its running jobs' estimates."""
@@ -959,6 +1006,7 @@ class Scheduler:
                 job.backed_up = True
                 job.assigned[worker.id] = now
                 worker.inflight[job.req.id] = now
+                self._sent(job, worker, now)
                 self._touch(worker)
                 out.append(Dispatch(job.req.id, worker.id, backup=True))
         return out

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from farm.core.scheduler import LOCAL, Cancel, Dispatch, Finished, JobRequest, Scheduler, WorkerCaps
+from farm.core.scheduler import LOCAL, Cancel, Dispatch, Finished, JobRequest, Policy, Scheduler, WorkerCaps
 
 ENGINE = "lama"
 
@@ -37,7 +37,7 @@ class Node:
 
 class FarmModel:
     def __init__(self, nodes: list[Node], moved: dict[str, int], blind: bool) -> None:
-        self.s = Scheduler()
+        self.s = Scheduler(Policy(shared_uplink=False))  # each node's own link is its bottleneck, not this PC's
         self.nodes = {n.id: n for n in nodes}
         self.moved = moved  # bytes each job moves each way
         self.blind = blind
@@ -119,6 +119,7 @@ class FarmModel:
                 node.up_busy = False
                 if not self.blind:
                     self.call(self.s.link_measured, nid, self.moved[job], self.seconds(node, job))
+                self.call(self.s.uploaded, job, nid, self.now)
                 if job not in node.cancelled:
                     node.ready.append(job)
                 self.pump_up(node)

@@ -9,6 +9,7 @@ from farm.core.scheduler import (
     FailureKind,
     JobRequest,
     LinkEstimate,
+    Policy,
     Scheduler,
     WorkerCaps,
     WorkerStatus,
@@ -186,3 +187,39 @@ def test_a_second_job_ahead_waits_for_its_upload_turn_behind_the_first() -> None
     out = s.add_jobs([JobRequest(f"p{i}", "cv2", transfer_bytes=size) for i in range(6)], now)
     assert dispatched(out) == [("p0", "node")]
     assert dispatched(s.succeeded("busy", LOCAL, now + 1.7)[1]) == [("p1", LOCAL)]
+
+
+def _two_nodes_on_one_uplink(policy: Policy) -> tuple[Scheduler, float, int]:
+    """Two nodes (1 s engine, 4 s up and 4 s down a job at a measured 10 MB/s) and this PC (1.7 s a job), busy."""
+    s = Scheduler(policy)
+    now = 0.0
+    for node in ("n1", "n2"):
+        s.worker_up(WorkerCaps(node, slots=1, engines=CV2, prefetch=1), now)
+        now = warm(s, node, 1.0, now)
+        s.link_measured(node, 100 * MB, 10.0)
+    s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), now)
+    now = warm(s, LOCAL, 1.7, now)
+    rate = s.link_rate("n1")
+    assert rate is not None and s.shares_uplink("n1") == policy.shared_uplink
+    size = int(8.0 * rate)
+    assert dispatched(s.add_jobs([JobRequest("busy", "cv2", transfer_bytes=size)], now)) == [("busy", LOCAL)]
+    s.started("busy", LOCAL, now)
+    return s, now, size
+
+
+def test_a_node_s_first_upload_waits_behind_another_node_s_on_this_pc_s_link() -> None:
+    """Uploads to the two nodes go one after another over this PC's link: the second node's input would
+    arrive after the first's 4 s upload, its result at 13 s, later than the farm ends it (9.75 s here); it
+    stays queued. Counted on its own link alone it looked due at 9 s and went there."""
+    s, now, size = _two_nodes_on_one_uplink(Policy())
+    out = s.add_jobs([JobRequest(f"p{i}", "cv2", transfer_bytes=size) for i in range(6)], now)
+    assert dispatched(out) == [("p0", "n1")]
+    s.uploaded("p0", "n1", now + 3.0)  # sooner than its 4 s: the line is free, the second node's result due in 9 s
+    assert ("p1", "n2") in dispatched(s.tick(now + 3.0))
+
+
+def test_nodes_behind_their_own_links_each_take_a_first_job_at_once() -> None:
+    """The same farm where this PC's link is no bottleneck (the policy says so): both nodes start at once."""
+    s, now, size = _two_nodes_on_one_uplink(Policy(shared_uplink=False))
+    out = s.add_jobs([JobRequest(f"p{i}", "cv2", transfer_bytes=size) for i in range(6)], now)
+    assert dispatched(out) == [("p0", "n1"), ("p1", "n2")]

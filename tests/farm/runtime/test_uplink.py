@@ -84,7 +84,6 @@ def test_a_node_on_a_clearly_slower_link_does_not_wait_for_the_others() -> None:
     farm = Dispatcher(default_registry(), token=TOKEN, options=FarmOptions(use_local=False))
     for node in ("fast", "slow", "new"):
         farm.scheduler.worker_up(WorkerCaps(node, engines=frozenset({"cv2"})), 0.0)
-        farm.workers[node] = None  # type: ignore[assignment]  # only the ids matter to shares_uplink
     farm.scheduler.link_measured("fast", 100_000_000, 1.0)
     farm.scheduler.link_measured("slow", 20_000_000, 1.0)  # a fifth of the fast one: its own link is the limit
     assert farm.shares_uplink("fast") and farm.shares_uplink("new")  # unmeasured: shares
