@@ -286,7 +286,7 @@ class Scheduler:
 
     def uploaded(self, job_id: str, worker_id: str, now: float) -> None:
         """A job's input has reached its node (its engine may still wait there for a slot)."""
-        if self._uplink.arrived((job_id, worker_id), now) and self._parked:
+        if self._uplink.arrived((job_id, worker_id), now, self._uplink_rate()) and self._parked:
             self._unpark_all()  # this PC's link frees sooner than the refusals counted on
 
     def computed(self, job_id: str, worker_id: str, now: float) -> list[Decision]:
@@ -743,7 +743,7 @@ class Scheduler:
         wait = max(0.0, self._slot_free_at(worker, job, now) - now) if busy else 0.0
         ready = self._uploads_end(worker, None, now)  # its own uploads still going, and on a shared link all
         if self.shares_uplink(worker.id):
-            ready = max(ready, self._uplink.end(now))
+            ready = max(ready, self._uplink.end(now, self._uplink_rate()))
         upload = ready - now + transfer / 2
         finish = max(wait, upload) + compute + transfer / 2
         if finish > self._threshold(job.req):
@@ -857,8 +857,12 @@ class Scheduler:
         """A job goes to ``worker``: on a node that shares this PC's link, its upload joins the line."""
         if self.shares_uplink(worker.id):
             req = job.req
-            up = worker.link.seconds_for(req.transfer_bytes * (self._ratio if req.shippable else 1.0)) / 2
+            up = req.transfer_bytes * (self._ratio if req.shippable else 1.0) / 2  # half up, half down
             self._uplink.sent((req.id, worker.id), up, now)
+
+    def _uplink_rate(self) -> float | None:
+        """This PC's link rate to the nodes that share it: the fastest measured to any node."""
+        return self._fastest_link[0] if self._fastest_link else None
 
     def _slot_free_at(self, worker: _Worker, job: _Job, now: float) -> float:
         """When ``worker`` could start another job like ``job``, from its running jobs' estimates."""

@@ -4,6 +4,9 @@ The dispatcher sends one upload at a time over this PC's link, whichever node it
 own slow link is what bounds it). A node's next upload therefore waits behind the other nodes' uploads,
 not only behind its own; counted per node, two 40 MB inputs sent at once to two nodes would each look due
 in one upload's time, and the second would end a whole upload later than promised.
+
+The line holds bytes, not seconds: the first uploads of a batch are sent before any link is measured,
+and their time is known only once the first of them has arrived.
 """
 
 from __future__ import annotations
@@ -12,54 +15,54 @@ Key = tuple[str, str]  # (job, worker): a job and its backup copy are two upload
 
 
 class SharedUplink:
-    """The uploads sent over this PC's link and not known to have arrived, in the order they were sent,
-    and when the last of them is expected to end (each its estimated seconds, each from its dispatch at
-    the earliest)."""
+    """The uploads sent over this PC's link and not known to have arrived, in the order they were sent:
+    the first of them under way since ``since``, the rest after it."""
 
-    __slots__ = ("_end", "_pending", "_sum")
+    __slots__ = ("_bytes", "_pending", "_since")
 
     def __init__(self) -> None:
-        self._pending: dict[Key, float] = {}  # in sending order -> its estimated seconds
-        self._sum = 0.0  # the seconds of the pending uploads
-        self._end = float("-inf")  # when the last pending upload is expected to end
+        self._pending: dict[Key, float] = {}  # in sending order -> its bytes
+        self._bytes = 0.0  # the bytes of the pending uploads
+        self._since = 0.0  # when the first pending upload began (the previous one arrived, or it was sent)
 
-    def sent(self, key: Key, seconds: float, now: float) -> None:
-        """An upload of ``seconds`` joins the line (it starts once those before it have ended)."""
+    def sent(self, key: Key, nbytes: float, now: float) -> None:
+        """An upload joins the line (it starts once those before it have ended)."""
         if key in self._pending:
             return
-        self._pending[key] = seconds
-        self._sum += seconds
-        self._end = max(self._end, now) + seconds
+        if not self._pending:
+            self._since = now
+        self._pending[key] = nbytes
+        self._bytes += nbytes
 
-    def arrived(self, key: Key, now: float) -> bool:
-        """An upload is over: so are those sent before it (one line), and the rest start from ``now``.
-        True if that brings the line's end sooner than expected."""
+    def arrived(self, key: Key, now: float, rate: float | None) -> bool:
+        """An upload is over: so are those sent before it (one line), and the next one starts from ``now``.
+        True if that brings the line's end sooner than expected at ``rate`` bytes per second."""
         if key not in self._pending:
             return False
+        before = self.end(now, rate)
         pending = self._pending
         while pending:
             first = next(iter(pending))
-            self._sum -= pending.pop(first)
+            self._bytes -= pending.pop(first)
             if first == key:
                 break
         if not pending:
-            self._sum = 0.0
-        sooner = now + self._sum < self._end
-        self._end = min(self._end, now + self._sum)
-        return sooner
+            self._bytes = 0.0
+        self._since = now
+        return self.end(now, rate) < before
 
     def dropped(self, key: Key) -> None:
         """An upload will not happen (or not finish): the line is that much shorter."""
-        seconds = self._pending.pop(key, None)
-        if seconds is not None:
-            self._sum -= seconds
-            self._end -= seconds
-            if not self._pending:
-                self._sum, self._end = 0.0, float("-inf")
+        nbytes = self._pending.pop(key, None)
+        if nbytes is not None:
+            self._bytes = self._bytes - nbytes if self._pending else 0.0
 
-    def end(self, now: float) -> float:
-        """When the uploads in line are expected to have ended (``now`` if none are)."""
-        return max(self._end, now) if self._pending else now
+    def end(self, now: float, rate: float | None) -> float:
+        """When the uploads in line are expected to have ended at ``rate`` bytes per second (``now`` if none
+        are, or the rate is not known yet)."""
+        if not self._pending or not rate:
+            return now
+        return max(now, self._since + self._bytes / rate)
 
     def __len__(self) -> int:
         return len(self._pending)
