@@ -35,19 +35,14 @@ class SharedUplink:
         self._bytes += nbytes
 
     def arrived(self, key: Key, now: float, rate: float | None) -> bool:
-        """An upload is over: so are those sent before it (one line), and the next one starts from ``now``.
-        True if that brings the line's end sooner than expected at ``rate`` bytes per second."""
+        """An upload is over, and the next one in line starts from ``now`` (uploads take the link in the
+        order they are ready, not always the order they were sent). True if that brings the line's end
+        sooner than expected at ``rate`` bytes per second."""
         if key not in self._pending:
             return False
         before = self.end(now, rate)
-        pending = self._pending
-        while pending:
-            first = next(iter(pending))
-            self._bytes -= pending.pop(first)
-            if first == key:
-                break
-        if not pending:
-            self._bytes = 0.0
+        nbytes = self._pending.pop(key)
+        self._bytes = self._bytes - nbytes if self._pending else 0.0
         self._since = now
         return self.end(now, rate) < before
 

@@ -3,6 +3,8 @@ time, a job whose engine has ended stops taking room while its result is fetched
 
 from __future__ import annotations
 
+import pytest
+
 from farm.core.scheduler import (
     LOCAL,
     Dispatch,
@@ -225,12 +227,14 @@ def test_nodes_behind_their_own_links_each_take_a_first_job_at_once() -> None:
     assert dispatched(out) == [("p0", "n1"), ("p1", "n2")]
 
 
-def test_the_first_uploads_sent_before_any_link_was_measured_still_hold_the_line() -> None:
+@pytest.mark.parametrize("first", ["n1", "n2"])
+def test_the_first_uploads_sent_before_any_link_was_measured_still_hold_the_line(first: str) -> None:
     """The lab's 100 Mbit/s PNG batch: two nodes not timed yet each get a 44 MB input at once, before any
-    link is measured. The first arrives after 4.8 s (9.2 MB/s), the second is under way until 9.6 s; when
-    the first node's engine ends (5.8 s), its next input would go up after the second's, and its result
-    come back at 20 s, where this PC (1.5 s a job) ends the batch by 15 s: it is not sent there. Counted
-    in seconds at the time it was sent (0: no link known), the second upload looked over, and it went."""
+    link is measured. The first to arrive (either: uploads take the link in the order they are ready)
+    does after 4.8 s (9.2 MB/s), the other is under way until 9.6 s; when the first node's engine ends
+    (5.8 s), its next input would go up after the other's, and its result come back at 20 s, where this
+    PC (1.5 s a job) ends the batch by 15 s: it is not sent there. Counted in seconds at the time it was
+    sent (0: no link known), the other upload looked over, and it went."""
     s = Scheduler()
     s.worker_up(WorkerCaps("n1", slots=1, engines=CV2, prefetch=1), 0.0)
     s.worker_up(WorkerCaps("n2", slots=1, engines=CV2, prefetch=1), 0.0)
@@ -238,10 +242,11 @@ def test_the_first_uploads_sent_before_any_link_was_measured_still_hold_the_line
     t0 = warm(s, LOCAL, 1.5, 0.0)
     out = s.add_jobs([JobRequest(f"p{i:02d}", "cv2", transfer_bytes=88 * MB) for i in range(12)], t0)
     assert dispatched(out) == [("p00", "n1"), ("p01", "n2"), ("p02", LOCAL)]
+    job = {"n1": "p00", "n2": "p01"}[first]
     s.started("p02", LOCAL, t0)
-    s.link_measured("n1", 44 * MB, 4.8)
-    s.uploaded("p00", "n1", t0 + 4.8)
-    s.started("p00", "n1", t0 + 4.8)
+    s.link_measured(first, 44 * MB, 4.8)
+    s.uploaded(job, first, t0 + 4.8)
+    s.started(job, first, t0 + 4.8)
     t, running = t0, "p02"
     for nxt in ("p03", "p04", "p05"):  # this PC goes on meanwhile
         t += 1.5
@@ -250,4 +255,4 @@ def test_the_first_uploads_sent_before_any_link_was_measured_still_hold_the_line
         s.committed(running, t)
         s.started(nxt, LOCAL, t)
         running = nxt
-    assert dispatched(s.computed("p00", "n1", t0 + 5.8)) == []
+    assert dispatched(s.computed(job, first, t0 + 5.8)) == []
