@@ -71,7 +71,7 @@ class _Worker:
     online: bool = True
     paused: bool = False
     inflight: dict[str, float] = field(default_factory=dict)  # job -> start time (dispatch or started)
-    fetching: set[str] = field(default_factory=set)  # jobs computed here whose result is being fetched
+    fetching: dict[str, float] = field(default_factory=dict)  # jobs computed here, result being fetched -> since
     started: set[str] = field(default_factory=set)  # in-flight jobs whose engine has begun (the rest wait)
     speed: dict[str, SpeedEstimate] = field(default_factory=dict)
     link: LinkEstimate = field(default_factory=LinkEstimate)
@@ -298,7 +298,7 @@ class Scheduler:
             return []
         start = worker.inflight.pop(job_id)
         worker.started.discard(job_id)
-        worker.fetching.add(job_id)
+        worker.fetching[job_id] = now
         self.uploaded(job_id, worker_id, now)
         job.computed.add(worker_id)
         self._measure(worker, job, now - start)
@@ -352,7 +352,7 @@ class Scheduler:
         if worker is not None:
             started = worker.inflight.pop(job_id, None)
             worker.started.discard(job_id)
-            worker.fetching.discard(job_id)
+            worker.fetching.pop(job_id, None)
             self._uplink.dropped((job_id, worker_id))
             self._touch(worker)
         if job is None or start is None or job.state != ACTIVE:
@@ -405,7 +405,7 @@ class Scheduler:
         if worker is not None:
             worker.inflight.pop(job_id, None)
             worker.started.discard(job_id)
-            worker.fetching.discard(job_id)
+            worker.fetching.pop(job_id, None)
             self._uplink.dropped((job_id, worker_id))
             self._touch(worker)
         if job is not None:
@@ -606,7 +606,7 @@ class Scheduler:
             if worker is not None:
                 worker.inflight.pop(job.req.id, None)
                 worker.started.discard(job.req.id)
-                worker.fetching.discard(job.req.id)
+                worker.fetching.pop(job.req.id, None)
                 self._uplink.dropped((job.req.id, wid))
                 self._touch(worker)
             out.append(Cancel(job.req.id, wid, reason))
@@ -920,6 +920,15 @@ class Scheduler:
         uploaded = max(self._uploads_end(worker, job.req.id, now), start) + download
         return max(slots[0], uploaded, now) + compute + download
 
+    def _fetched_by(self, worker: _Worker, job: _Job) -> float | None:
+        """When the result of ``job``, computed on ``worker``, is expected to have downloaded (None: not timed).
+        A whole 40 MB result takes seconds on a slow link: an idle worker may run the job again sooner."""
+        t = worker.expected(job.req, self._ratio)
+        if t is None:
+            return None
+        compute = worker.predict(job.req.engine, job.req.megapixels) or 0.0
+        return worker.fetching[job.req.id] + (t - compute) / 2
+
     def _uploads_end(self, worker: _Worker, before: str | None, now: float) -> float:
         """When the uploads to ``worker`` of its jobs not started yet (those sent before job ``before``, or all)
         end: they go one after another, each from its dispatch at the earliest, each half its transfer."""
@@ -984,9 +993,12 @@ class Scheduler:
                 continue
             ((holder_id, start),) = job.assigned.items()
             holder = self._workers[holder_id]
-            if job.req.id in holder.fetching:  # its engine is done: the result is on its way
-                continue
-            end = self._end_there(holder, job, start, now)
+            if job.req.id in holder.fetching:  # its engine is done: its result ends downloading
+                end = self._fetched_by(holder, job)
+                if end is None or end <= now:
+                    continue  # not timed, or due any moment: no copy could come sooner
+            else:
+                end = self._end_there(holder, job, start, now)
             expected_end = end if end is not None else now
             if expected_end <= now:  # overdue, or no estimate yet: assume it needs as long again
                 expected_end = now + (now - start)
@@ -998,7 +1010,7 @@ class Scheduler:
             for expected_end, _, job in stragglers:
                 if expected_end - now <= (best[0] if best else 0.0):
                     break  # no later job can gain more: a gain is at most its holder's time left
-                if job.backed_up or not self._could_run(job, worker, now):
+                if job.backed_up or worker.id in job.assigned or not self._could_run(job, worker, now):
                     continue
                 t_here = worker.expected(job.req, self._ratio)
                 if t_here is not None and now + t_here * self.policy.backup_ratio < expected_end:

@@ -256,3 +256,41 @@ def test_the_first_uploads_sent_before_any_link_was_measured_still_hold_the_line
         s.started(nxt, LOCAL, t)
         running = nxt
     assert dispatched(s.computed(job, first, t0 + 5.8)) == []
+
+
+def test_a_result_slow_to_download_gets_a_backup_from_an_idle_worker() -> None:
+    """A node's engine ended a job (0.5 s) but its whole 40 MB result needs 4 s on a 10 MB/s link; this PC,
+    idle after 0.1 s of it, runs the job in 1 s: it takes a copy (ends at 1.6 s, not 4 s); first result wins."""
+    s = Scheduler()
+    s.worker_up(WorkerCaps("node", slots=1, engines=CV2, prefetch=0), 0)
+    now = warm(s, "node", 0.5, 0.0)
+    s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), now)
+    now = warm(s, LOCAL, 1.0, now)
+    s.link_measured("node", 100 * MB, 10.0)
+    s.set_worker_paused(LOCAL, True, now)
+    assert dispatched(s.add_jobs([JobRequest("photo", "cv2", transfer_bytes=80 * MB)], now)) == [("photo", "node")]
+    s.uploaded("photo", "node", now + 4.0)
+    s.started("photo", "node", now + 4.0)
+    assert dispatched(s.computed("photo", "node", now + 4.5)) == []
+    s.set_worker_paused(LOCAL, False, now + 4.6)
+    backups = [(d.job_id, d.worker_id, d.backup) for d in s.tick(now + 4.6) if isinstance(d, Dispatch)]
+    assert backups == [("photo", LOCAL, True)]
+    won, _ = s.succeeded("photo", LOCAL, now + 5.6)
+    assert won
+
+
+def test_a_result_about_to_arrive_gets_no_backup() -> None:
+    """The same, with a fast link (0.4 s down): this PC's copy could not come sooner; no copy."""
+    s = Scheduler()
+    s.worker_up(WorkerCaps("node", slots=1, engines=CV2, prefetch=0), 0)
+    now = warm(s, "node", 0.5, 0.0)
+    s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), now)
+    now = warm(s, LOCAL, 1.0, now)
+    s.link_measured("node", 1000 * MB, 10.0)
+    s.set_worker_paused(LOCAL, True, now)
+    s.add_jobs([JobRequest("photo", "cv2", transfer_bytes=80 * MB)], now)
+    s.uploaded("photo", "node", now + 0.4)
+    s.started("photo", "node", now + 0.4)
+    s.computed("photo", "node", now + 0.9)
+    s.set_worker_paused(LOCAL, False, now + 1.0)
+    assert dispatched(s.tick(now + 1.0)) == []
