@@ -63,6 +63,14 @@ async def test_the_first_uploads_to_two_nodes_go_one_after_another(
         return sent
 
     monkeypatch.setattr(NodeClient, "send_blob", watched)
+    arrivals: list[tuple[str, str]] = []  # what the scheduler's line of uploads hears, as the nodes' workers tell it
+    told = Dispatcher.uploaded
+
+    def heard(self: Dispatcher, worker_id: str, job_id: str) -> None:
+        arrivals.append((worker_id, job_id))
+        told(self, worker_id, job_id)
+
+    monkeypatch.setattr(Dispatcher, "uploaded", heard)
     src = _photos(tmp_path / "in", 4)
     out = tmp_path / "out"
     out.mkdir()
@@ -78,6 +86,8 @@ async def test_the_first_uploads_to_two_nodes_go_one_after_another(
     assert len(sends) == 2, "both nodes should have had inputs"
     (a_start, a_end), (b_start, b_end) = (uploads[0] for uploads in sends.values())
     assert a_end <= b_start or b_end <= a_start, "the first inputs to the two nodes were uploaded at once"
+    assert {job for _, job in arrivals} == {j.id for j in jobs}, "an upload's arrival was not told"
+    assert len(farm.scheduler._uplink) == 0, "uploads left in the line after the batch"
 
 
 def test_a_node_on_a_clearly_slower_link_does_not_wait_for_the_others() -> None:
