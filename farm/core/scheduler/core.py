@@ -732,20 +732,18 @@ class Scheduler:
         busy = len(worker.inflight) >= worker.caps.slots
         if busy and tail and not self._among_fastest(worker, job):
             return float("inf")
-        t_here = worker.expected(job.req, self._ratio)
-        if t_here is None:
+        legs = self._legs(worker, job.req)
+        if legs is None:
             # not measured yet: no job queued ahead there (a small batch is not handed to a node that
             # may turn out slow before anything has been timed)
             others = self._online_count() > (1 if worker.online and not worker.paused else 0)
             return float("inf") if busy and others else None
-        compute = worker.predict(job.req.engine, job.req.megapixels) or 0.0
-        transfer = t_here - compute  # half up, half down; the upload overlaps the wait for a slot
+        compute, one_way = legs  # the upload overlaps the wait for a slot
         wait = max(0.0, self._slot_free_at(worker, job, now) - now) if busy else 0.0
         ready = self._uploads_end(worker, None, now)  # its own uploads still going, and on a shared link all
         if self.shares_uplink(worker.id):
             ready = max(ready, self._uplink.end(now, self._uplink_rate()))
-        upload = ready - now + transfer / 2
-        finish = max(wait, upload) + compute + transfer / 2
+        finish = max(wait, ready - now + one_way) + compute + one_way
         if finish > self._threshold(job.req):
             return now + finish
         return None
@@ -892,11 +890,10 @@ class Scheduler:
         its upload, then a slot behind the jobs sent there before it, then its engine and its download.
         Counted from its dispatch alone, a job queued behind another would look due a whole job too soon,
         and an idle worker would not back it up."""
-        t = worker.expected(job.req, self._ratio)
-        if t is None:
+        legs = self._legs(worker, job.req)
+        if legs is None:
             return None
-        compute = worker.predict(job.req.engine, job.req.megapixels) or 0.0
-        download = (t - compute) / 2
+        compute, download = legs
         if job.req.id in worker.started:
             return start + compute + download
         slots: list[float] = []  # when each slot frees: the started jobs' engines end
@@ -923,11 +920,17 @@ class Scheduler:
     def _fetched_by(self, worker: _Worker, job: _Job) -> float | None:
         """When the result of ``job``, computed on ``worker``, is expected to have downloaded (None: not timed).
         A whole 40 MB result takes seconds on a slow link: an idle worker may run the job again sooner."""
-        t = worker.expected(job.req, self._ratio)
+        legs = self._legs(worker, job.req)
+        return worker.fetching[job.req.id] + legs[1] if legs is not None else None
+
+    def _legs(self, worker: _Worker, req: JobRequest) -> tuple[float, float] | None:
+        """A job's engine seconds on ``worker`` and its transfer each way (half of it up, half down; 0 on
+        this PC), or None while the worker is not timed."""
+        t = worker.expected(req, self._ratio)
         if t is None:
             return None
-        compute = worker.predict(job.req.engine, job.req.megapixels) or 0.0
-        return worker.fetching[job.req.id] + (t - compute) / 2
+        compute = worker.predict(req.engine, req.megapixels) or 0.0
+        return compute, (t - compute) / 2
 
     def _uploads_end(self, worker: _Worker, before: str | None, now: float) -> float:
         """When the uploads to ``worker`` of its jobs not started yet (those sent before job ``before``, or all)
@@ -940,11 +943,9 @@ class Scheduler:
                 break
             if jid in worker.started:
                 continue
-            req = self._jobs[jid].req
-            t = worker.expected(req, self._ratio)
-            if t is None:
-                continue
-            end = max(end, since) + (t - (worker.predict(req.engine, req.megapixels) or 0.0)) / 2
+            legs = self._legs(worker, self._jobs[jid].req)
+            if legs is not None:
+                end = max(end, since) + legs[1]
         return max(end, now)
 
     def _should_wait(self, job: _Job, worker: _Worker, now: float) -> bool:

@@ -30,15 +30,23 @@ def status(s: Scheduler, worker: str) -> WorkerStatus:
     return next(w for w in s.workers() if w.id == worker)
 
 
+def _node_and_this_pc(
+    node_seconds: float, local_seconds: float, mb_per_s: float, prefetch: int
+) -> tuple[Scheduler, float]:
+    """A node (``node_seconds`` a job, its link measured at ``mb_per_s``) and this PC (``local_seconds``), timed."""
+    s = Scheduler()
+    s.worker_up(WorkerCaps("node", slots=1, engines=CV2, prefetch=prefetch), 0)
+    now = warm(s, "node", node_seconds, 0.0)
+    s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), now)
+    now = warm(s, LOCAL, local_seconds, now)
+    s.link_measured("node", int(mb_per_s * 10 * MB), 10.0)
+    return s, now
+
+
 def test_a_fast_node_behind_a_slow_link_loses_the_tail_to_this_pc() -> None:
     """Engine time alone says the node (0.5 s) beats this PC (1 s); with 20 MB at a measured 10 MB/s
     the node needs 2.5 s, so the last job waits for this PC instead."""
-    s = Scheduler()
-    s.worker_up(WorkerCaps("node", slots=1, engines=CV2, prefetch=0), 0)
-    now = warm(s, "node", 0.5, 0.0)
-    s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), now)
-    now = warm(s, LOCAL, 1.0, now)
-    s.link_measured("node", 40 * MB, 4.0)  # 10 MB/s
+    s, now = _node_and_this_pc(0.5, 1.0, 10, prefetch=0)
     out = s.add_jobs([JobRequest("busy", "cv2"), JobRequest("busy2", "cv2")], now)
     assert sorted(dispatched(out)) == [("busy", "node"), ("busy2", LOCAL)]
     s.started("busy", "node", now)
@@ -51,12 +59,7 @@ def test_a_fast_node_behind_a_slow_link_loses_the_tail_to_this_pc() -> None:
 
 def test_without_the_link_counted_the_node_would_have_taken_it() -> None:
     """The same farm with a fast link: the tail job goes to the node (the test above is about the link)."""
-    s = Scheduler()
-    s.worker_up(WorkerCaps("node", slots=1, engines=CV2, prefetch=0), 0)
-    now = warm(s, "node", 0.5, 0.0)
-    s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), now)
-    now = warm(s, LOCAL, 1.0, now)
-    s.link_measured("node", 400 * MB, 4.0)  # 100 MB/s: 0.2 s for 20 MB
+    s, now = _node_and_this_pc(0.5, 1.0, 100, prefetch=0)
     s.add_jobs([JobRequest("busy", "cv2"), JobRequest("busy2", "cv2")], now)
     s.started("busy", "node", now)
     s.started("busy2", LOCAL, now)
@@ -149,12 +152,7 @@ def test_a_job_queued_behind_another_on_a_node_gets_a_backup_from_when_it_can_st
     its upload and for the first. Resumed at 2 s, this PC (2 s a job) would end it at 4 s; the node at 7 s
     (the first's engine ends at 3.5 s, then its own 2 s, then the 1.5 s download). Counted from its dispatch
     (0 + 5 s), it looked due at 5 s, too soon for a backup to pay."""
-    s = Scheduler()
-    s.worker_up(WorkerCaps("node", slots=1, engines=CV2, prefetch=1), 0)
-    now = warm(s, "node", 2.0, 0.0)
-    s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), now)
-    now = warm(s, LOCAL, 2.0, now)
-    s.link_measured("node", 300 * MB, 30.0)  # 10 MB/s
+    s, now = _node_and_this_pc(2.0, 2.0, 10, prefetch=1)
     rate = s.link_rate("node")
     assert rate is not None
     size = int(3.0 * rate)  # 3 s of transfer: 1.5 s up, 1.5 s down
@@ -175,12 +173,7 @@ def test_a_second_job_ahead_waits_for_its_upload_turn_behind_the_first() -> None
     would upload only after the first (uploads to a node go one after another), end at 13 s, later than the
     farm would end it (this PC: 1.7 s a job); with its upload counted as overlapping the first's, it looked
     due at 9 s and went there. It stays queued for this PC."""
-    s = Scheduler()
-    s.worker_up(WorkerCaps("node", slots=1, engines=CV2, prefetch=1), 0)
-    now = warm(s, "node", 1.0, 0.0)
-    s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), now)
-    now = warm(s, LOCAL, 1.7, now)
-    s.link_measured("node", 100 * MB, 10.0)  # 10 MB/s
+    s, now = _node_and_this_pc(1.0, 1.7, 10, prefetch=1)
     rate = s.link_rate("node")
     assert rate is not None
     size = int(8.0 * rate)  # 4 s up, 4 s down
@@ -261,12 +254,7 @@ def test_the_first_uploads_sent_before_any_link_was_measured_still_hold_the_line
 def test_a_result_slow_to_download_gets_a_backup_from_an_idle_worker() -> None:
     """A node's engine ended a job (0.5 s) but its whole 40 MB result needs 4 s on a 10 MB/s link; this PC,
     idle after 0.1 s of it, runs the job in 1 s: it takes a copy (ends at 1.6 s, not 4 s); first result wins."""
-    s = Scheduler()
-    s.worker_up(WorkerCaps("node", slots=1, engines=CV2, prefetch=0), 0)
-    now = warm(s, "node", 0.5, 0.0)
-    s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), now)
-    now = warm(s, LOCAL, 1.0, now)
-    s.link_measured("node", 100 * MB, 10.0)
+    s, now = _node_and_this_pc(0.5, 1.0, 10, prefetch=0)
     s.set_worker_paused(LOCAL, True, now)
     assert dispatched(s.add_jobs([JobRequest("photo", "cv2", transfer_bytes=80 * MB)], now)) == [("photo", "node")]
     s.uploaded("photo", "node", now + 4.0)
@@ -281,12 +269,7 @@ def test_a_result_slow_to_download_gets_a_backup_from_an_idle_worker() -> None:
 
 def test_a_result_about_to_arrive_gets_no_backup() -> None:
     """The same, with a fast link (0.4 s down): this PC's copy could not come sooner; no copy."""
-    s = Scheduler()
-    s.worker_up(WorkerCaps("node", slots=1, engines=CV2, prefetch=0), 0)
-    now = warm(s, "node", 0.5, 0.0)
-    s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), now)
-    now = warm(s, LOCAL, 1.0, now)
-    s.link_measured("node", 1000 * MB, 10.0)
+    s, now = _node_and_this_pc(0.5, 1.0, 100, prefetch=0)
     s.set_worker_paused(LOCAL, True, now)
     s.add_jobs([JobRequest("photo", "cv2", transfer_bytes=80 * MB)], now)
     s.uploaded("photo", "node", now + 0.4)
