@@ -956,10 +956,17 @@ def scheduler_cost(
     t0 = time.perf_counter()
     decisions = s.add_jobs(reqs, now)
     add_ms = (time.perf_counter() - t0) * 1e3
-    inflight: list[tuple[str, str]] = [(d.job_id, d.worker_id) for d in decisions if isinstance(d, Dispatch)]
+    inflight: list[tuple[str, str]] = []
+
+    def start(out: list[Any]) -> list[tuple[str, str]]:
+        """Start the dispatched jobs (a start may dispatch more: a node not timed yet queues one ahead)."""
+        new = [(d.job_id, d.worker_id) for d in out if isinstance(d, Dispatch)]
+        for job_id, wid in list(new):
+            new += start(s.started(job_id, wid, now))
+        return new
+
+    inflight += start(decisions)
     initial = len(inflight)
-    for job_id, wid in inflight:
-        s.started(job_id, wid, now)
 
     def complete(n: int) -> tuple[list[float], int]:
         nonlocal now
@@ -974,9 +981,7 @@ def scheduler_cost(
             _won, out = s.succeeded(job_id, wid, now)
             out += s.committed(job_id, now)
             elapsed = time.perf_counter() - t
-            new = [(d.job_id, d.worker_id) for d in out if isinstance(d, Dispatch)]
-            for job_id2, wid2 in new:
-                s.started(job_id2, wid2, now)
+            new = start(out)
             inflight.extend(new)
             made += len(new)
             per.append(elapsed / max(1, len(new)))

@@ -526,10 +526,11 @@ class Dispatcher:
     def _on_started(self, job: Job, worker_id: str) -> None:
         self._started_at[(job.id, worker_id)] = self.clock()
         log.debug("%s started on %s", job.name, worker_id)
-        self.scheduler.started(job.id, worker_id, self.clock())
+        decisions = self.scheduler.started(job.id, worker_id, self.clock())
         if job.state is JobState.DISPATCHED:
             job.move(JobState.RUNNING)
             self._emit(JobEvent(job))
+        self._apply(decisions)  # a node not timed yet may take its next job ahead now
 
     def _on_computed(self, job: Job, worker_id: str) -> None:
         """A node's engine ended the job; its result downloads while that node takes the next one."""

@@ -312,11 +312,11 @@ class RemoteWorker:
         if task.mask is None or not shippable(task.spec, has_mask=True):
             return None
         whole = len(task.image) + len(task.mask)
-        async with self.host_cpu:  # decided once the crops before it are measured
-            if self.observer is not None and self.observer.prefer_whole(self.id, whole, task.id):
-                self.observer.shipped(1.0, cut=False)  # the scheduler counts what travels: the whole files
-                log.debug("%s: %s travels whole (%d bytes)", self.name, task.id, whole)
-                return None  # a fast link, or a cheap engine: the node decoding and encoding the frame saves more
+        if self._travels_whole(task, whole):  # at once: a whole input never waits for another node's cut
+            return None
+        async with self.host_cpu:  # a crop is decided again once the crops before it are measured
+            if self._travels_whole(task, whole):
+                return None
             began = time.monotonic()
             shipment = await asyncio.to_thread(
                 cut, task.image, task.mask, task.spec, max_pixels=task.max_pixels, resize_mask=task.resize_mask
@@ -331,6 +331,15 @@ class RemoteWorker:
                 # until a paste is measured too, the cut's own time stands for half of the work
                 self.observer.cut_measured(2 * shipment.cut_seconds, whole, provisional=True)
         return shipment
+
+    def _travels_whole(self, task: Task, whole: int) -> bool:
+        """Whether ``task``'s whole input goes to this node (a fast link, or a cheap engine: the node
+        decoding and encoding the frame saves this PC more than a crop would save the link)."""
+        if self.observer is None or not self.observer.prefer_whole(self.id, whole, task.id):
+            return False
+        self.observer.shipped(1.0, cut=False)  # the scheduler counts what travels: the whole files
+        log.debug("%s: %s travels whole (%d bytes)", self.name, task.id, whole)
+        return True
 
     async def _paste(self, shipment: Shipment, result: bytes, task: Task) -> bytes:
         try:

@@ -61,9 +61,9 @@ class Simulation:
         while w.waiting and len(w.running) < w.caps.slots:
             job = w.waiting.pop(0)
             w.running.append(job)
-            self.s.started(job, w.caps.id, self.now)
             self.ran.setdefault(job, []).append(w.caps.id)
             self._at(self.now + w.seconds_per_mp * self.megapixels[job], "end", job, w.caps.id)
+            self.apply(self.s.started(job, w.caps.id, self.now))  # may queue the next job ahead
 
     def add(self, jobs: list[JobRequest]) -> None:
         for j in jobs:

@@ -239,7 +239,7 @@ def test_the_first_uploads_sent_before_any_link_was_measured_still_hold_the_line
     s.started("p02", LOCAL, t0)
     s.link_measured(first, 44 * MB, 4.8)
     s.uploaded(job, first, t0 + 4.8)
-    s.started(job, first, t0 + 4.8)
+    assert dispatched(s.started(job, first, t0 + 4.8)) == []  # its next upload would not hide behind a job
     t, running = t0, "p02"
     for nxt in ("p03", "p04", "p05"):  # this PC goes on meanwhile
         t += 1.5
@@ -277,3 +277,44 @@ def test_a_result_about_to_arrive_gets_no_backup() -> None:
     s.computed("photo", "node", now + 0.9)
     s.set_worker_paused(LOCAL, False, now + 1.0)
     assert dispatched(s.tick(now + 1.0)) == []
+
+
+def _lab_sim_start(mb_per_s: float, jobs: int = 12) -> tuple[Scheduler, float]:
+    """The lab's sim row at its start: two nodes and this PC, none timed, 12 jobs of a 5 MB JPEG each way;
+    the first node's input is up (its link measured at ``mb_per_s``) and its engine has started."""
+    s = Scheduler()
+    s.worker_up(WorkerCaps("n1", slots=1, engines=CV2, prefetch=1), 0.0)
+    s.worker_up(WorkerCaps("n2", slots=1, engines=CV2, prefetch=1), 0.0)
+    s.worker_up(WorkerCaps(LOCAL, slots=1, engines=CV2, local=True), 0.0)
+    out = s.add_jobs([JobRequest(f"p{i:02d}", "cv2", transfer_bytes=10 * MB) for i in range(jobs)], 0.0)
+    assert dispatched(out) == [("p00", "n1"), ("p01", "n2"), ("p02", LOCAL)]  # nothing ahead: none is timed
+    s.started("p02", LOCAL, 0.0)
+    s.link_measured("n1", 5 * MB, 5 / mb_per_s)
+    s.uploaded("p00", "n1", 0.1)
+    assert dispatched(s.started("p00", "n1", 0.5)) == []  # no job timed anywhere: nothing to weigh its upload by
+    assert dispatched(s.tick(0.75)) == []  # nor a quarter of a second later
+    return s, 1.0
+
+
+def test_a_node_not_timed_yet_takes_a_job_ahead_once_its_upload_would_hide_behind_a_job() -> None:
+    """Once this PC has timed a job (1 s), the running node's next input (0.05 s up at 100 MB/s) goes ahead,
+    to be uploaded and decoded while its first job runs: in the lab it idled 0.4-0.9 s for both after its
+    first job. The other node, whose engine has not started, gets none."""
+    s, now = _lab_sim_start(100.0)
+    won, out = s.succeeded("p02", LOCAL, now)
+    assert won and dispatched(out) == [("p03", LOCAL), ("p04", "n1")]
+
+
+def test_a_node_not_timed_yet_takes_no_job_ahead_when_its_upload_outlasts_a_job() -> None:
+    """The same start on a link where the next input would take 1.25 s up, longer than this PC's job."""
+    s, now = _lab_sim_start(4.0)
+    won, out = s.succeeded("p02", LOCAL, now)
+    assert won and dispatched(out) == [("p03", LOCAL)]
+
+
+def test_a_small_batch_is_not_queued_ahead_on_a_node_not_timed_yet() -> None:
+    """9 jobs: once this PC takes its next, 5 are left, under two rounds for the 3 workers; none waits on a
+    node that may turn out slow, where the others can end them all in two rounds."""
+    s, now = _lab_sim_start(100.0, jobs=9)
+    won, out = s.succeeded("p02", LOCAL, now)
+    assert won and dispatched(out) == [("p03", LOCAL)]

@@ -193,3 +193,26 @@ async def test_crops_for_nodes_are_cut_and_pasted_one_at_a_time(
     local = await _run(src, tmp_path / "local", CROP, None)
     assert await _run(src, tmp_path / "shipped", CROP, url) == local
     assert most[0] == 1, f"{most[0]} cuts or pastes ran at once"
+
+
+async def test_a_whole_input_goes_while_a_crop_is_being_cut_for_another_node(
+    tmp_path: Path, node: tuple[str, Path]
+) -> None:
+    """Only crops take turns at this PC's CPU: a whole input (OpenCV's light inpaint, ``auto``) travels while
+    another node's crop holds the cut (here held for the whole batch); it used to wait for that cut
+    first, and in the lab a node idled 0.4 s for each. The batch ends; a wait for the cut never would."""
+    import asyncio
+
+    url, home = node
+    src = _batch(tmp_path / "in", 2, seed=40)
+    out = tmp_path / "out"
+    out.mkdir()
+    items, problems = plan([src], None, out, CROP.output)
+    assert not problems
+    async with Dispatcher(default_registry(), token=TOKEN, options=FarmOptions(use_local=False)) as farm:
+        await farm.add_peer(url)
+        async with farm._host_cpu:  # another node's crop being cut, all along
+            jobs = await farm.submit(items, CROP)
+            await asyncio.wait_for(farm.wait(), 30)
+    assert all(j.state is JobState.DONE for j in jobs), [j.error for j in jobs]
+    assert {p.stat().st_size for p in src.glob("p?.png")} <= set(_blob_sizes(home))
