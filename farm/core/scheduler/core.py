@@ -757,9 +757,7 @@ class Scheduler:
             return float("inf")
         compute, one_way = legs  # the upload overlaps the wait for a slot
         wait = max(0.0, self._slot_free_at(worker, job, now) - now) if busy else 0.0
-        ready = self._uploads_end(worker, None, now)  # its own uploads still going, and on a shared link all
-        if self.shares_uplink(worker.id):
-            ready = max(ready, self._uplink.end(now, self._uplink_rate()))
+        ready = self._upload_free_at(worker, now)
         finish = max(wait, ready - now + one_way) + compute + one_way
         if finish > self._threshold(job.req):
             return now + finish
@@ -775,10 +773,15 @@ class Scheduler:
             return False
         req = job.req
         one_way = worker.link.seconds_for(req.transfer_bytes * (self._ratio if req.shippable else 1.0)) / 2
+        return self._upload_free_at(worker, now) - now + one_way < self._fastest(job, 0.0)
+
+    def _upload_free_at(self, worker: _Worker, now: float) -> float:
+        """When a next upload to ``worker`` could begin: after its own uploads still going, and on a shared
+        link after all the uploads in line."""
         ready = self._uploads_end(worker, None, now)
         if self.shares_uplink(worker.id):
             ready = max(ready, self._uplink.end(now, self._uplink_rate()))
-        return ready - now + one_way < self._fastest(job, 0.0)
+        return ready
 
     def _work_left(self) -> int:
         """The jobs the farm has yet to drain, for the drain estimates: the queued ones, and half of those in
