@@ -318,3 +318,39 @@ def test_a_small_batch_is_not_queued_ahead_on_a_node_not_timed_yet() -> None:
     s, now = _lab_sim_start(100.0, jobs=9)
     won, out = s.succeeded("p02", LOCAL, now)
     assert won and dispatched(out) == [("p03", LOCAL)]
+
+
+def _tail_beside_a_long_job(node_seconds: float) -> list[tuple[str, str]]:
+    """The last two jobs of a batch (5 MB each way, 0.4 s on a 12.5 MB/s link; this PC 1.5 s a job) while
+    this PC runs a long 4.5 s one: where they go at once."""
+    s, now = _node_and_this_pc(node_seconds, 1.5, 12.5, prefetch=1)
+    s.set_worker_paused("node", True, now)
+    assert dispatched(s.add_jobs([JobRequest("long", "cv2", 3.0, transfer_bytes=20 * MB)], now)) == [("long", LOCAL)]
+    s.started("long", LOCAL, now)
+    s.set_worker_paused("node", False, now)
+    return dispatched(s.add_jobs([JobRequest(f"p{i}", "cv2", transfer_bytes=10 * MB) for i in range(2)], now))
+
+
+def test_at_the_tail_a_job_goes_ahead_on_a_node_where_it_ends_soonest() -> None:
+    """The node (1 s engine, 1.8 s a job one at a time with its transfers) is slower than this PC (1.5 s),
+    but the second job, queued ahead behind its first (uploaded meanwhile), ends there 2.4 s from now;
+    on this PC, after its long job, 6 s. Counted by its one-at-a-time time alone, it stayed queued until
+    the node was idle again (3.2 s)."""
+    assert _tail_beside_a_long_job(1.0) == [("p0", "node"), ("p1", "node")]
+
+
+def test_at_the_tail_no_job_waits_ahead_on_a_node_where_another_ends_it_sooner() -> None:
+    """Two nodes busy at the tail: the slower (1.5 s a job, its slot free in 0.6 s) would end a job queued
+    ahead 2.1 s from now, the faster (1 s, free in 0.1 s) 1.1 s from now: only the faster takes one ahead,
+    though the farm's drain time (3.1 s) would have let the slower hold it too."""
+    s = Scheduler()
+    s.worker_up(WorkerCaps("slow", slots=1, engines=CV2, prefetch=1), 0.0)
+    s.worker_up(WorkerCaps("fast", slots=1, engines=CV2, prefetch=1), 0.0)
+    now = warm(s, "slow", 1.5, 0.0)
+    now = warm(s, "fast", 1.0, now)
+    out = s.add_jobs([JobRequest(f"j{i}", "cv2") for i in range(2)], now)
+    assert sorted(w for _, w in dispatched(out)) == ["fast", "slow"]
+    for job, worker in dispatched(out):
+        s.started(job, worker, now)
+    more = s.add_jobs([JobRequest(f"k{i}", "cv2") for i in range(2)], now + 0.9)
+    assert dispatched(more) == [("k0", "fast")]
