@@ -3,9 +3,10 @@
 Placement rules, in order:
 - a job only goes to a worker that is online, not paused, can run its engine/model/memory, has not
   blocklisted that engine, and has room (slots, plus one queued ahead on peers so a GPU never idles
-  during an upload; on a node not timed yet, only once its engine runs a job and the next upload would
-  end before a job timed elsewhere); a job whose engine has ended there (:meth:`Scheduler.computed`) no
-  longer takes room while its result is downloaded, so the next upload overlaps that download;
+  during an upload; on a node not timed yet, only once its engine runs a job, and on this PC's shared
+  link only if the next upload would end before a job timed elsewhere); a job whose engine has ended
+  there (:meth:`Scheduler.computed`) no longer takes room while its result is downloaded, so the next
+  upload overlaps that download;
 - a worker's expected time for a job is its engine time plus, on a node, the job's transfer at the
   link rate measured for that node (this PC moves no bytes);
 - among the jobs a worker can take, the highest priority first, FIFO within one;
@@ -288,9 +289,10 @@ class Scheduler:
         worker.inflight[job_id] = now
         worker.started.add(job_id)
         self.uploaded(job_id, worker_id, now)
-        if worker.has_room() and worker.predict(job.req.engine, job.req.megapixels) is None and self._fastest(job):
-            self._touch(worker)  # a node not timed yet, with a job timed elsewhere to weigh its next upload by
-            return self._fill(now)
+        untimed = worker.predict(job.req.engine, job.req.megapixels) is None
+        if worker.has_room() and untimed and (self._fastest(job) or not self.shares_uplink(worker_id)):
+            self._touch(worker)  # a node not timed yet, on its own link or with a job timed elsewhere to weigh
+            return self._fill(now)  # its next upload by
         return []
 
     def uploaded(self, job_id: str, worker_id: str, now: float) -> None:
@@ -785,12 +787,16 @@ class Scheduler:
 
     def _ahead_untimed(self, worker: _Worker, job: _Job, now: float) -> bool:
         """Whether a node not timed yet takes ``job`` ahead: once its engine runs a first job, while the
-        queue holds another round for every slot, when the input would be there (at its measured link
-        rate, behind the uploads under way) before the fastest worker ends a job like it. Its upload and
+        queue holds another round for every slot. On a link of its own, at once (its upload takes no
+        other node's turn); on this PC's shared link, when the input would be there (at its measured link
+        rate, behind the uploads in line) before the fastest worker ends a job like it. Its upload and
         decoding then overlap the job running there; without it, that node would idle for both once its
-        first job ends (0.4-0.9 s of each 1 s job on the lab's nodes)."""
+        first job ends (0.4-0.9 s of each 1 s job on the lab's nodes, 0.64 s on a 100 Mbit/s node of the
+        simulated farm at scale)."""
         if not worker.started or worker.link.rate is None or self._queued <= 2 * self._online_slots():
             return False
+        if not self.shares_uplink(worker.id):
+            return True
         req = job.req
         one_way = worker.link.seconds_for(req.transfer_bytes * (self._ratio if req.shippable else 1.0)) / 2
         return self._upload_free_at(worker, now) - now + one_way < self._fastest(job, 0.0)

@@ -101,7 +101,7 @@ class FarmModel:
             if job in node.cancelled:
                 continue
             node.computing = job
-            self.call(self.s.started, job, node.id, self.now)
+            self.apply(self.call(self.s.started, job, node.id, self.now))
             self.at(self.now + node.seconds_per_job, "computed", job, node.id)
 
     def run(self, requests: list[JobRequest]) -> float:

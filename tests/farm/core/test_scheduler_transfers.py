@@ -312,6 +312,20 @@ def test_a_node_not_timed_yet_takes_no_job_ahead_when_its_upload_outlasts_a_job(
     assert won and dispatched(out) == [("p03", LOCAL)]
 
 
+def test_a_node_not_timed_yet_on_a_link_of_its_own_takes_a_job_ahead_however_long_its_upload() -> None:
+    """A 4 MB/s link where this PC's link is no bottleneck (each node on its own): once the node's engine
+    runs, its next input goes up (1.25 s) with nothing timed anywhere, since that upload takes no other
+    node's turn (in the simulated farm of 200 nodes, each 100 Mbit/s node idled for its second upload)."""
+    s = Scheduler(Policy(shared_uplink=False))
+    for node in ("n1", "n2"):
+        s.worker_up(WorkerCaps(node, slots=1, engines=CV2, prefetch=1), 0.0)
+    out = s.add_jobs([JobRequest(f"p{i:02d}", "cv2", transfer_bytes=10 * MB) for i in range(12)], 0.0)
+    assert dispatched(out) == [("p00", "n1"), ("p01", "n2")]
+    s.link_measured("n1", 5 * MB, 5 / 4.0)
+    s.uploaded("p00", "n1", 1.25)
+    assert dispatched(s.started("p00", "n1", 1.25)) == [("p02", "n1")]
+
+
 def test_a_small_batch_is_not_queued_ahead_on_a_node_not_timed_yet() -> None:
     """9 jobs: once this PC takes its next, 5 are left, under two rounds for the 3 workers; none waits on a
     node that may turn out slow, where the others can end them all in two rounds."""
