@@ -775,15 +775,16 @@ class Scheduler:
         upload overlaps its running job ends a job sooner this way than its one-at-a-time time says (the
         lab's 100 Mbit/s nodes: 1 s a job queued ahead, 1.9 s alone with the transfers, against 1.2 s on
         this PC busy for another second), where a slow node's queue would hold the job past the rest."""
-        best = float("inf")
+        bar = now + finish / self.policy.tail_margin  # another worker ending it before this, ends it sooner
         for t, _, wid in self._board(job.req).ranked:  # fastest first: none later can start before now
-            if now + t >= best:
+            if now + t >= bar:
                 break
             other = self._workers[wid]
             if other is worker or not self._could_run(job, other, now) or not self._eligible(job, other, now):
                 continue
-            best = min(best, self._slot_free_at(other, job, now) + t)
-        return finish <= (best - now) * self.policy.tail_margin
+            if self._slot_free_at(other, job, now) + t < bar:
+                return False
+        return True
 
     def _ahead_untimed(self, worker: _Worker, job: _Job, now: float) -> bool:
         """Whether a node not timed yet takes ``job`` ahead: once its engine runs a first job, while the
