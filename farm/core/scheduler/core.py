@@ -289,10 +289,9 @@ class Scheduler:
         worker.inflight[job_id] = now
         worker.started.add(job_id)
         self.uploaded(job_id, worker_id, now)
-        untimed = worker.predict(job.req.engine, job.req.megapixels) is None
-        if worker.has_room() and untimed and (self._fastest(job) or not self.shares_uplink(worker_id)):
-            self._touch(worker)  # a node not timed yet, on its own link or with a job timed elsewhere to weigh
-            return self._fill(now)  # its next upload by
+        if worker.has_room() and worker.predict(job.req.engine, job.req.megapixels) is None:
+            self._touch(worker)  # a node not timed yet: whether its next job goes ahead is _ahead_untimed's call
+            return self._fill(now)
         return []
 
     def uploaded(self, job_id: str, worker_id: str, now: float) -> None:
