@@ -46,8 +46,8 @@ sys.path.insert(0, str(REPO))
 from farm.core.spec import EditSpec  # noqa: E402
 from farm.imaging.shipping import cut  # noqa: E402
 from tests.lab.netlab import Host, Lab, ip  # noqa: E402
-from tests.lab.test_lab_farm import farm_env, start_node  # noqa: E402
-from tests.node.helpers import TOKEN  # noqa: E402
+from tests.lab.test_lab_farm import start_node  # noqa: E402
+from tests.node.helpers import TOKEN, node_env  # noqa: E402
 
 RATES = {"1gbit": 125e6, "100mbit": 12.5e6}
 
@@ -134,14 +134,18 @@ class Sampler:
         self.both, self.total = (float(v) for v in out.split())
 
 
-def lanfarm_run(host: Host, src: Path, out: Path, nodes: list[Host], tmp: Path, *extra: str) -> dict[str, Any]:
+def lanfarm_run(
+    host: Host, src: Path, out: Path, nodes: list[Host], tmp: Path, *extra: str, home: str | None = None
+) -> dict[str, Any]:
+    """``lanfarm run --json`` in ``host``: its report. Each run has a farm home of its own (it starts from
+    nothing measured), unless runs name the same ``home`` (a later one recalls what the earlier measured)."""
     token = tmp / "farm-token"
     token.write_text(TOKEN)
     argv = [sys.executable, "-m", "farm.cli", "run", str(src), "--out", str(out), "--interface", host.ip]
     argv += ["--token-file", str(token), "--json", *extra]
     for n in nodes:
         argv += ["--peer", f"{n.ip}:7788"]
-    proc = host.run(argv, env=farm_env(tmp), timeout=1800)
+    proc = host.run(argv, env=node_env(tmp / f"farm-home-{home or out.name}"), timeout=1800)
     report = json.loads(proc.stdout)
     assert not report["failed"], report["failed"]
     return report
@@ -226,9 +230,26 @@ def sim_row(rate_name: str, args: argparse.Namespace, tmp: Path) -> None:
         for i, node in enumerate((n1, n2)):
             start_node(node, tmp / f"sim-{rate_name}-n{i}", "--simulate")
         extra = ["--engine", "sim", "--simulate", "--param", f"seconds_per_mp={seconds_per_mp}"]
-        nodes_before, farm_before = sum(cpu_seconds(n) for n in (n1, n2)), children_cpu()
-        report = lanfarm_run(farm_host, src, tmp / f"simout-{rate_name}", [n1, n2], tmp, *extra)
-        nodes_cpu, farm_cpu = sum(cpu_seconds(n) for n in (n1, n2)) - nodes_before, children_cpu() - farm_before
+        # the first batch starts from nothing measured; the next one (the same photos again, as a user's next
+        # batch) from what the first measured: each node's speed and link rate (farm.core.remembered)
+        for batch in ("first", "next"):
+            nodes_before, farm_before = sum(cpu_seconds(n) for n in (n1, n2)), children_cpu()
+            out = tmp / f"simout-{rate_name}-{batch}"
+            report = lanfarm_run(farm_host, src, out, [n1, n2], tmp, *extra, home=f"sim-{rate_name}")
+            nodes_cpu, farm_cpu = sum(cpu_seconds(n) for n in (n1, n2)) - nodes_before, children_cpu() - farm_before
+            sim_report(rate_name, f"sim (jpeg), {batch} batch", args, src, crops, report, farm_cpu, nodes_cpu)
+
+
+def sim_report(
+    rate_name: str,
+    label: str,
+    args: argparse.Namespace,
+    src: Path,
+    crops: int,
+    report: dict[str, Any],
+    farm_cpu: float,
+    nodes_cpu: float,
+) -> None:
     # each worker's seconds a job from its start there to its end there (a node's transfers are the link bound's)
     per_job = {wk["name"]: wk["compute_seconds"] / wk["done"] for wk in report["workers"].values() if wk["done"]}
     compute = args.photos / sum(1 / t for t in per_job.values())
@@ -239,7 +260,7 @@ def sim_row(rate_name: str, args: argparse.Namespace, tmp: Path) -> None:
     cpu = max(farm_cpu, nodes_cpu) if args.cores == "own" else (farm_cpu + nodes_cpu) / 2
     makespan = report["elapsed"]
     print(
-        f"| {rate_name} | sim (jpeg) | makespan {makespan:.1f} s | ideal {ideal:.1f} s "
+        f"| {rate_name} | {label} | makespan {makespan:.1f} s | ideal {ideal:.1f} s "
         f"(compute {compute:.1f}, link {link:.1f}) | **{ideal / makespan:.2f} of ideal** "
         f"| best possible {bound:.1f} s: **{bound / makespan:.2f}** "
         f"| CPU: this PC {farm_cpu:.1f} s, the nodes {nodes_cpu:.1f} s; with it {max(ideal, cpu) / makespan:.2f} |",

@@ -110,7 +110,8 @@ def lanfarm_run(host: Host, src: Path, out: Path, peers: list[Host], tmp: Path, 
     argv += ["--out", str(out), "--no-discovery", "--token-file", str(token), "--json", "--fresh", *extra]
     for n in peers:
         argv += ["--peer", f"{n.ip}:7788"]
-    env = node_env(tmp / "farm-home", LANFARM_DEVICE="cpu", LANFARM_MODELS_DIR=str(tmp / "models"))
+    # a home of its own: each run starts from nothing measured (farm.core.remembered), as the baseline did
+    env = node_env(tmp / f"farm-home-{out.name}", LANFARM_DEVICE="cpu", LANFARM_MODELS_DIR=str(tmp / "models"))
     proc = host.run(argv, env=env, check=False, timeout=900)
     if proc.returncode != 0:
         raise SystemExit(f"lanfarm run failed ({proc.returncode}): {proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")

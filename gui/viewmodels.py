@@ -28,6 +28,7 @@ from farm.core.spec import EditSpec
 from farm.engines import EngineDescriptor, Registry
 from farm.errors import FarmError
 from farm.local import paths
+from farm.local.measurements import measurements_path
 from farm.local.peers import load_peers
 from farm.local.settings import interfaces
 from farm.local.store import default_store_path
@@ -122,6 +123,7 @@ class FarmController(QObject):
             interfaces=interfaces().value,
             peers=tuple(dict.fromkeys(peers)),
             store=self.queue_path,
+            measurements=measurements_path(),
             retry_failed_on_resume=False,
             heartbeat_interval=self.monitor_interval,
             unrunnable_after=UNRUNNABLE_AFTER,

@@ -36,6 +36,7 @@ from farm.engines.installed import default_registry
 from farm.engines.registry import EngineEntry, Registry, engine_id, engine_name
 from farm.errors import EngineError, FarmError
 from farm.local.hardware import usable_cpus
+from farm.local.measurements import measurements_path
 from farm.local.peers import load_peers
 from farm.local.settings import DISCOVERY_ENV, discovery_enabled, interfaces
 from farm.local.store import QueueStore, default_store_path
@@ -292,6 +293,7 @@ def handle(args: argparse.Namespace) -> int:
         interfaces=nodes.interfaces,
         peers=nodes.peers,
         store=default_store_path(),
+        measurements=measurements_path(),
         overwrite=args.overwrite,
         resize_mask=args.resize_mask,
         shipping=args.ship,

@@ -21,6 +21,7 @@ from farm.core.address import Address
 from farm.engines.installed import default_registry
 from farm.engines.registry import Registry
 from farm.errors import FarmError
+from farm.local.measurements import measurements_path
 from farm.local.paths import cache_dir
 from farm.local.peers import load_peers
 from farm.local.settings import DISCOVERY_ENV, discovery_enabled, interfaces
@@ -85,6 +86,7 @@ def handle(args: argparse.Namespace) -> int:
             interfaces=interfaces(args.interface).value,
             peers=peers,
             store=default_store_path("serve-queue"),
+            measurements=measurements_path(),
             retry_failed_on_resume=False,
             max_pixels=int(args.max_megapixels * 1e6),
             unrunnable_after=10.0,

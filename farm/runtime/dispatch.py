@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from PIL import Image
@@ -26,6 +27,7 @@ from PIL import Image
 from farm.core.descriptor import EngineDescriptor
 from farm.core.job import Job, JobState
 from farm.core.nodeinfo import NodeInfo
+from farm.core.remembered import Remembered
 from farm.core.scheduler import (
     LOCAL,
     Cancel,
@@ -48,6 +50,7 @@ from farm.local.files import read_bytes, write_atomic
 from farm.local.store import QueueStore
 from farm.runtime import splitting
 from farm.runtime.client import NodeClient, NodeUnreachable, connector
+from farm.runtime.memory import FarmMemory
 from farm.runtime.planning import Planned
 from farm.runtime.splitting import REGIONS, Split
 from farm.runtime.trust import Trust
@@ -141,6 +144,7 @@ class Dispatcher:
         self.progress: dict[str, float] = {}
         self.stats: dict[str, WorkerStats] = {}
         self._cut_cost = CutCost()  # this PC's time to cut crops for nodes and paste their results back
+        self.memory: FarmMemory | None = None  # what earlier batches measured (recall_from)
         self._host_cpu = asyncio.Semaphore(1)  # one cut or paste at a time beside this PC's own edits
         self._uplink = asyncio.Lock()  # one upload at a time on this PC's link, whichever node it goes to
         self.workers: dict[str, Worker] = {}
@@ -202,6 +206,14 @@ class Dispatcher:
         if self._session is None:
             raise RuntimeError("Farm.start() was not awaited")
         return self._session
+
+    def recall_from(self, remembered: Remembered) -> FarmMemory:
+        """Start from what earlier batches measured (each figure stands until this run times its own), and
+        keep what this run measures there (:meth:`FarmMemory.keep`)."""
+        self.memory = FarmMemory(self.scheduler, remembered, self._cut_cost)
+        for worker in self.workers.values():
+            self.memory.worker_added(worker.id, _host_of(worker))
+        return self.memory
 
     def subscribe(self, listener: Callable[[FarmEvent], None]) -> None:
         self._listeners.append(listener)
@@ -303,6 +315,9 @@ class Dispatcher:
             )
         )
         self._apply(self.scheduler.worker_up(worker.caps(), self.clock()))
+        if self.memory is not None:
+            self.memory.worker_added(worker.id, _host_of(worker))
+            self._apply(self.scheduler.tick(self.clock()))  # a recalled figure may place queued jobs now
 
     # ----------------------------------------------------------------------- jobs
     async def submit(
@@ -340,6 +355,8 @@ class Dispatcher:
             )
         if jobs:
             self._idle.clear()
+        if self.memory is not None:
+            self.memory.edits_queued(job.spec for job in jobs)
         for job in jobs:
             self._emit(JobEvent(job))
         whole = []
@@ -839,6 +856,11 @@ class Dispatcher:
                 listener(event)
             except Exception:
                 log.exception("farm listener failed")
+
+
+def _host_of(worker: Worker) -> str:
+    """The host a node is reached at (its link rates are remembered per host); "" for this PC."""
+    return urlsplit(worker.client.base_url).hostname or "" if isinstance(worker, RemoteWorker) else ""
 
 
 def _transfer_bytes(job: Job, scale: int = 1) -> int:

@@ -29,6 +29,7 @@ from farm.engines.installed import default_registry
 from farm.engines.registry import Registry
 from farm.errors import FarmError
 from farm.imaging.codec import DEFAULT_MAX_PIXELS
+from farm.local.measurements import load_measurements, save_measurements
 from farm.local.paths import models_dir
 from farm.local.sleepers import SleeperBook
 from farm.local.store import QueueStore, batch_key
@@ -50,6 +51,9 @@ class FarmSettings:
 
     ``nodes`` False means this PC alone (no discovery, no peers, no token needed); ``mdns`` False
     means only ``peers``. ``store`` is the durable queue's file (None: nothing is recorded).
+    ``measurements``: the file of what earlier batches measured (each worker's speed, each node's link
+    rate: :mod:`farm.core.remembered`), read at the start and written as each batch ends (None: the farm
+    starts from nothing and keeps nothing).
     ``retry_failed_on_resume``: a batch that ended with failures stays unfinished in the store, and
     resuming it runs its failed jobs again (``lanfarm run``); otherwise a batch is finished when its
     last job ends and resuming runs only what never ended (the app). ``unrunnable_after``: queued
@@ -65,6 +69,7 @@ class FarmSettings:
     interfaces: tuple[str, ...] = ()
     peers: tuple[Address, ...] = ()
     store: Path | None = None
+    measurements: Path | None = None
     retry_failed_on_resume: bool = True
     overwrite: bool = False
     resize_mask: bool = False
@@ -203,6 +208,8 @@ class Farm:
         if s.store is not None:
             self._store = await asyncio.to_thread(QueueStore, s.store)
             self._dispatcher.store = self._store
+        if s.measurements is not None:
+            self._dispatcher.recall_from(await asyncio.to_thread(load_measurements, s.measurements))
         await self._dispatcher.start()
         if s.nodes:
             book = await asyncio.to_thread(SleeperBook)
@@ -251,6 +258,7 @@ class Farm:
             discovery, self._discovery = self._discovery, None
             await discovery.async_stop()
         await self._dispatcher.close()
+        self._keep_measurements()
         await asyncio.gather(*self._writes, return_exceptions=True)
         if self._store is not None:
             store, self._store = self._store, None
@@ -572,7 +580,15 @@ class Farm:
             write = asyncio.ensure_future(asyncio.to_thread(self._store.finish_batch, batch.stored))
             self._writes.add(write)
             write.add_done_callback(self._writes.discard)
+        self._keep_measurements()
         self._emit(BatchEnded(batch))
+
+    def _keep_measurements(self) -> None:
+        """Write what the farm has measured so far for the next batches (taken here, written off the loop)."""
+        memory, path = self._dispatcher.memory, self.settings.measurements
+        if memory is not None and path is not None:
+            data = memory.keep().to_dict(memory.wall())
+            self._write_off_loop(lambda: save_measurements(data, path))
 
     def _sync(self, record: NodeRecord) -> None:
         """Discovery's view of one node -> a worker (online), or none (ignored, unauthorised, offline)."""

@@ -320,14 +320,44 @@ class Scheduler:
         worker = self._workers.get(worker_id)
         if worker is not None:
             worker.link.add(nbytes, seconds)
+            self._link_changed(worker)
+
+    def recall(self, worker_id: str, engine: str, seconds_per_mp: float) -> None:
+        """A worker's speed for ``engine`` as an earlier batch measured it (the farm remembers them): it
+        stands until a job is timed there, which replaces it. A node known from before is then placed by
+        its time, and takes a job ahead, from the first job of a batch."""
+        worker = self._workers.get(worker_id)
+        if worker is None:
+            return
+        est = worker.speed.setdefault(engine, SpeedEstimate(alpha=self.policy.speed_alpha))
+        if est.seconds_per_mp is None:
+            est.recall(seconds_per_mp)
             self._changed(worker)
-            rate = worker.link.rate
-            fastest = self._fastest_link
-            if rate is not None and (fastest is None or rate >= fastest[0]):
-                self._fastest_link = (rate, worker_id)
-            elif fastest is not None and fastest[1] == worker_id:  # the fastest slowed down: look again
-                rates = ((w.link.rate, w.id) for w in self._workers.values() if w.link.rate is not None)
-                self._fastest_link = max(rates, default=None)
+
+    def recall_link(self, worker_id: str, rate: float) -> None:
+        """A node's link rate as an earlier batch measured it: it stands until transfers there are timed."""
+        worker = self._workers.get(worker_id)
+        if worker is not None and worker.link.rate is None and rate > 0:
+            worker.link.recall(rate)
+            self._link_changed(worker)
+
+    def measured(self, worker_id: str) -> tuple[dict[str, float], float | None]:
+        """What this run timed on a worker, to remember for the next: its seconds per megapixel per engine,
+        and its link rate (None: no transfer timed). Recalled figures not confirmed here are left out."""
+        worker = self._workers.get(worker_id)
+        if worker is None:
+            return {}, None
+        speeds = {e: s.seconds_per_mp for e, s in worker.speed.items() if s.samples and s.seconds_per_mp}
+        return speeds, worker.link.rate if worker.link.measured else None
+
+    def _link_changed(self, worker: _Worker) -> None:
+        self._changed(worker)
+        rate, fastest = worker.link.rate, self._fastest_link
+        if rate is not None and (fastest is None or rate >= fastest[0]):
+            self._fastest_link = (rate, worker.id)
+        elif fastest is not None and fastest[1] == worker.id:  # the fastest slowed down: look again
+            rates = ((w.link.rate, w.id) for w in self._workers.values() if w.link.rate is not None)
+            self._fastest_link = max(rates, default=None)
 
     def shares_uplink(self, worker_id: str) -> bool:
         """Whether uploads to this node wait for the others on this PC's link (the dispatcher sends them one
@@ -390,9 +420,12 @@ class Scheduler:
         est.add(seconds, job.req.megapixels)
         self._changed(worker)
         if first and self._untimed_refused:  # a first timing: the nodes not timed yet weigh their uploads by it
-            for worker_id in self._untimed_refused:
+            # (only those whose link is measured: without a rate, _ahead_untimed says no whatever the timings)
+            for worker_id in [
+                w for w in self._untimed_refused if (wk := self._workers.get(w)) and wk.link.rate is not None
+            ]:
                 self._unpark(worker_id)
-            self._untimed_refused.clear()
+                self._untimed_refused.discard(worker_id)
 
     def _changed(self, worker: _Worker) -> None:
         """A worker's estimates changed: its cached expected times and its place on the boards go."""
@@ -920,6 +953,15 @@ class Scheduler:
         """When ``worker`` could start another job like ``job``, from its running jobs' estimates."""
         if len(worker.inflight) < worker.caps.slots:
             return now
+        if worker.caps.slots == 1 and len(worker.inflight) == 1:  # the common node: one job, one slot
+            ((jid, start),) = worker.inflight.items()
+            running = self._jobs[jid].req
+            t = worker.expected(running, self._ratio)
+            if t is None:
+                return float("inf")
+            if jid in worker.started:
+                return max(now, start + t)
+            return now + (worker.predict(running.engine, running.megapixels) or t)
         slots: list[float] = []  # when each slot frees: the running jobs' expected ends
         queued: list[float] = []  # the jobs waiting there for a slot, each its engine time
         for jid, start in worker.inflight.items():

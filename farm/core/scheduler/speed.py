@@ -30,10 +30,20 @@ class SpeedEstimate:
         if self.samples == 0:
             self.seconds_per_mp = max(self.seconds_per_mp or 0.0, rate)
 
+    def recall(self, seconds_per_mp: float) -> None:
+        """A figure measured in an earlier batch: it stands while nothing is timed here (it counts as no
+        sample, so the first timing replaces it)."""
+        if self.samples == 0 and self.seconds_per_mp is None and seconds_per_mp > 0:
+            self.seconds_per_mp = seconds_per_mp
+
     def predict(self, megapixels: float) -> float | None:
         if self.seconds_per_mp is None:
             return None
         return self.seconds_per_mp * max(megapixels, 1e-3)
+
+
+#: How much transfer a recalled link rate weighs as (see :meth:`LinkEstimate.recall`).
+RECALLED_SECONDS = 0.1
 
 
 @dataclass(slots=True)
@@ -45,12 +55,20 @@ class LinkEstimate:
     decay: float = 0.7
     bytes: float = 0.0
     seconds: float = 0.0
+    measured: bool = False  # a transfer was timed (not only a recalled rate)
 
     def add(self, nbytes: int, seconds: float) -> None:
         if nbytes <= 0 or seconds <= 0:
             return
+        self.measured = True
         self.bytes = self.bytes * self.decay + nbytes
         self.seconds = self.seconds * self.decay + seconds
+
+    def recall(self, rate: float) -> None:
+        """A rate measured in an earlier batch, weighed as ``RECALLED_SECONDS`` of transfer: the first
+        real uploads outweigh it (a 5 MB input on a 100 Mbit/s link: 0.4 s)."""
+        if self.seconds == 0 and rate > 0:
+            self.bytes, self.seconds = rate * RECALLED_SECONDS, RECALLED_SECONDS
 
     @property
     def rate(self) -> float | None:

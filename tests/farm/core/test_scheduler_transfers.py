@@ -326,6 +326,36 @@ def test_a_node_not_timed_yet_on_a_link_of_its_own_takes_a_job_ahead_however_lon
     assert dispatched(s.started("p00", "n1", 1.25)) == [("p02", "n1")]
 
 
+def test_a_first_timing_weighs_again_only_the_untimed_nodes_whose_links_are_measured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cost: 40 nodes run a first job, none timed, each refused a job ahead; one link is measured. Without
+    a link rate no timing lets a node take a job ahead, so a first timing weighs again the node timed and
+    the one with its link measured (which then takes its job ahead), never the others: before, each first
+    timing weighed every node still waiting (380 weighings for 20 timings here; 20,000 at 2000 jobs on 200
+    nodes in the links-unmeasured rows of ``bench/farm_at_scale.py``)."""
+    s = Scheduler()
+    nodes = [f"n{i:02d}" for i in range(40)]
+    for node in nodes:
+        s.worker_up(WorkerCaps(node, slots=1, engines=CV2, prefetch=1), 0.0)
+    out = s.add_jobs([JobRequest(f"p{i:03d}", "cv2", transfer_bytes=10 * MB) for i in range(400)], 0.0)
+    first = {w: j for j, w in dispatched(out)}
+    assert sorted(first) == nodes
+    s.link_measured("n39", 5 * MB, 0.05)  # 100 MB/s
+    for node in nodes:
+        assert dispatched(s.started(first[node], node, 0.5)) == []  # nothing timed: no job ahead anywhere
+    weighed: list[str] = []
+    strands = Scheduler._strands
+    monkeypatch.setattr(
+        Scheduler, "_strands", lambda self, job, w, *a: weighed.append(w.id) or strands(self, job, w, *a)
+    )
+    later: list[tuple[str, str]] = []
+    for i, node in enumerate(nodes[:20]):
+        later += dispatched(s.computed(first[node], node, 1.5 + i * 0.01))
+    assert "n39" in {w for _, w in later}  # its upload (0.05 s) hides behind a 1 s job
+    assert set(weighed) <= {*nodes[:20], "n39"}, sorted(set(weighed) - {*nodes[:20], "n39"})
+
+
 def test_a_small_batch_is_not_queued_ahead_on_a_node_not_timed_yet() -> None:
     """9 jobs: once this PC takes its next, 5 are left, under two rounds for the 3 workers; none waits on a
     node that may turn out slow, where the others can end them all in two rounds."""
