@@ -8,8 +8,11 @@ first timings replace them (:meth:`farm.core.scheduler.Scheduler.recall`):
 
 - each worker's seconds per megapixel, per edit (:func:`edit_key`: the engine, its model and params, and
   the HD strategy; another edit is another figure);
-- each node's link rate, per address (the same PC on Wi-Fi, or moved, is another link);
-- this PC's seconds per input byte to cut a crop for a node and paste its result back.
+- each node's link rate, per address (the same PC on Wi-Fi, or moved, is another link).
+
+Not this PC's cost of cutting crops for nodes: timed on the clock, it says how busy this PC's cores were
+at the end of the last batch more than what a cut takes, and recalled at the start of the next one it
+sent whole photos over a 100 Mbit/s link that crops would have crossed sooner (the LAN lab, 2 cores).
 
 A figure older than ``MAX_AGE`` is forgotten; so is anything of a shape this version does not know.
 """
@@ -40,12 +43,10 @@ def edit_key(spec: EditSpec) -> str:
 
 @dataclass(slots=True)
 class Remembered:
-    """Worker id -> its figures: ``speeds`` by :func:`edit_key`, ``links`` by the node's host; ``cut``:
-    this PC's cut-and-paste seconds per byte."""
+    """Worker id -> its figures: ``speeds`` by :func:`edit_key`, ``links`` by the node's host."""
 
     speeds: dict[str, Figures] = field(default_factory=dict)
     links: dict[str, Figures] = field(default_factory=dict)
-    cut: tuple[float, float] | None = None
 
     def speed(self, worker_id: str, key: str, now: float) -> float | None:
         return _fresh(self.speeds.get(worker_id, {}).get(key), now)
@@ -53,18 +54,11 @@ class Remembered:
     def link(self, worker_id: str, host: str, now: float) -> float | None:
         return _fresh(self.links.get(worker_id, {}).get(host), now)
 
-    def cut_cost(self, now: float) -> float | None:
-        return _fresh(self.cut, now)
-
     def note_speed(self, worker_id: str, key: str, seconds_per_mp: float, now: float) -> None:
         _note(self.speeds.setdefault(worker_id, {}), key, seconds_per_mp, now)
 
     def note_link(self, worker_id: str, host: str, rate: float, now: float) -> None:
         _note(self.links.setdefault(worker_id, {}), host, rate, now)
-
-    def note_cut(self, seconds_per_byte: float, now: float) -> None:
-        if _usable(seconds_per_byte):
-            self.cut = (seconds_per_byte, now)
 
     def to_dict(self, now: float) -> dict[str, Any]:
         """JSON form, without the figures that are too old by ``now``."""
@@ -73,10 +67,7 @@ class Remembered:
             out = {w: {k: [v, t] for k, (v, t) in figs.items() if _fresh((v, t), now)} for w, figs in table.items()}
             return {w: figs for w, figs in out.items() if figs}
 
-        data: dict[str, Any] = {"version": VERSION, "speeds": live(self.speeds), "links": live(self.links)}
-        if self.cut_cost(now) is not None and self.cut is not None:
-            data["cut"] = list(self.cut)
-        return data
+        return {"version": VERSION, "speeds": live(self.speeds), "links": live(self.links)}
 
     @classmethod
     def from_dict(cls, data: object) -> Remembered:
@@ -84,10 +75,7 @@ class Remembered:
         these are hints, and a farm without them only starts slower)."""
         if not isinstance(data, dict) or data.get("version") != VERSION:
             return cls()
-        out = cls(speeds=_table(data.get("speeds")), links=_table(data.get("links")))
-        cut = _pair(data.get("cut"))
-        out.cut = cut
-        return out
+        return cls(speeds=_table(data.get("speeds")), links=_table(data.get("links")))
 
 
 def _usable(value: float) -> bool:

@@ -40,11 +40,6 @@ class CutCost:
         if not self.measured and seconds > 0 and nbytes > 0:
             self.seconds_per_byte = seconds / nbytes
 
-    def recall(self, seconds_per_byte: float) -> None:
-        """A figure an earlier batch measured: it stands until this batch cuts a crop."""
-        if self.seconds_per_byte is None and seconds_per_byte > 0:
-            self.seconds_per_byte = seconds_per_byte
-
     def add(self, seconds: float, nbytes: int) -> None:
         if seconds <= 0 or nbytes <= 0:
             return

@@ -210,7 +210,7 @@ class Dispatcher:
     def recall_from(self, remembered: Remembered) -> FarmMemory:
         """Start from what earlier batches measured (each figure stands until this run times its own), and
         keep what this run measures there (:meth:`FarmMemory.keep`)."""
-        self.memory = FarmMemory(self.scheduler, remembered, self._cut_cost)
+        self.memory = FarmMemory(self.scheduler, remembered)
         for worker in self.workers.values():
             self.memory.worker_added(worker.id, _host_of(worker))
         return self.memory

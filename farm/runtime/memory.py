@@ -9,25 +9,18 @@ from collections.abc import Callable, Iterable
 
 from farm.core.remembered import Remembered, edit_key
 from farm.core.scheduler import Scheduler
-from farm.core.shipping_choice import CutCost
 from farm.core.spec import EditSpec
 
 
 class FarmMemory:
-    """Recalls figures into ``scheduler`` (and this PC's ``cut_cost``) and notes the measured ones back."""
+    """Recalls figures into ``scheduler`` and notes the measured ones back."""
 
-    def __init__(
-        self, scheduler: Scheduler, remembered: Remembered, cut_cost: CutCost, wall: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, scheduler: Scheduler, remembered: Remembered, wall: Callable[[], float] = time.time) -> None:
         self.scheduler = scheduler
         self.remembered = remembered
-        self.cut_cost = cut_cost
         self.wall = wall
         self._keys: dict[str, str] = {}  # engine -> the edit key of the latest edit queued with it
         self._hosts: dict[str, str] = {}  # worker id -> its host ("" for this PC, which has no link)
-        cut = remembered.cut_cost(wall())
-        if cut is not None:
-            cut_cost.recall(cut)
 
     def worker_added(self, worker_id: str, host: str) -> None:
         """A worker joined: its link rate to this host, and its speed for the edits queued so far."""
@@ -61,8 +54,6 @@ class FarmMemory:
                     self.remembered.note_speed(worker_id, key, seconds_per_mp, now)
             if rate is not None and host:
                 self.remembered.note_link(worker_id, host, rate, now)
-        if self.cut_cost.measured and self.cut_cost.seconds_per_byte is not None:
-            self.remembered.note_cut(self.cut_cost.seconds_per_byte, now)
         return self.remembered
 
     def _recall_speed(self, worker_id: str, engine: str, key: str, now: float) -> None:

@@ -23,12 +23,10 @@ def test_figures_come_back_through_the_file_form() -> None:
     key = edit_key(EditSpec())
     mem.note_speed("n1", key, 0.8, 1000.0)
     mem.note_link("n1", "10.0.0.2", 12.5e6, 1000.0)
-    mem.note_cut(2e-7, 1000.0)
     back = Remembered.from_dict(json.loads(json.dumps(mem.to_dict(now=1000.0))))
     assert back.speed("n1", key, 1001.0) == 0.8
     assert back.link("n1", "10.0.0.2", 1001.0) == 12.5e6
     assert back.link("n1", "10.0.0.3", 1001.0) is None  # another address is another link
-    assert back.cut_cost(1001.0) == 2e-7
 
 
 def test_a_figure_older_than_a_month_is_neither_recalled_nor_written_again() -> None:
@@ -72,12 +70,11 @@ def test_only_the_newest_figures_of_a_worker_are_kept() -> None:
         {"version": 1, "speeds": {"n1": {"k": [1.0]}}},
         {"version": 1, "speeds": {"n1": ["k"]}},
         {"version": 1, "links": {"n1": {"h": [math.inf, 0.0]}}},
-        {"version": 1, "cut": "quick"},
     ],
 )
 def test_anything_of_an_unknown_shape_is_left_out(data: object) -> None:
     mem = Remembered.from_dict(data)
-    assert mem.speeds == {} and mem.links == {} and mem.cut is None
+    assert mem.speeds == {} and mem.links == {}
 
 
 def test_good_figures_beside_bad_ones_are_kept() -> None:
