@@ -10,6 +10,8 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication, QWidget
 
 from farm.core.job import JobState
+from farm.core.scheduler import LOCAL
+from farm.local.measurements import load_measurements, measurements_path
 from gui.app import LanFarmApp
 from gui.settings import SettingsStore
 from tests.gui.conftest import running, until, write_inputs
@@ -64,6 +66,9 @@ def test_dropped_files_run_to_done_with_before_after(qloop, store: SettingsStore
             assert len({r.job.output for r in rows}) == 4  # same names from two folders: no clobbering
             assert window.counts_label.text().startswith("0 running · 0 queued · 4 done")
             assert app.notifications and app.notifications[-1][2] is False  # "batch finished", no error
+            # what the batch measured is kept for the next one (farm.core.remembered)
+            await until(lambda: measurements_path().is_file(), what="measurements written")
+            assert load_measurements(measurements_path()).speeds[LOCAL]
 
             # thumbnails arrive from the pool thread
             await until(lambda: all(model.thumbnails.get(r.job.input) is not None for r in rows), what="thumbnails")

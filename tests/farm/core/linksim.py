@@ -47,6 +47,7 @@ class FarmModel:
         self.done: set[str] = set()
         self.calls = 0
         self.call_seconds = 0.0
+        self.last_done = 0.0  # when the last job finished (a cancelled copy may still run past it)
         for n in nodes:
             caps = WorkerCaps(n.id, slots=1, engines=frozenset({ENGINE}), local=n.rate == 0)
             self.apply(self.call(self.s.worker_up, caps, 0.0))
@@ -77,6 +78,7 @@ class FarmModel:
                 self.nodes[d.worker_id].cancelled.add(d.job_id)
             elif isinstance(d, Finished):
                 self.done.add(d.job_id)
+                self.last_done = self.now
 
     def seconds(self, node: Node, job: str) -> float:
         return self.moved[job] / node.rate
@@ -105,14 +107,16 @@ class FarmModel:
             self.at(self.now + node.seconds_per_job, "computed", job, node.id)
 
     def run(self, requests: list[JobRequest]) -> float:
+        """Run the batch to its end; the makespan: when its last job finished."""
         self.apply(self.call(self.s.add_jobs, requests, 0.0))
         next_tick = 0.25
         while self.events:
-            t, _, kind, job, nid = heapq.heappop(self.events)
-            while next_tick < t:
+            if next_tick < self.events[0][0]:  # a tick first (what it dispatches may come before the next event)
                 self.now = next_tick
                 self.apply(self.call(self.s.tick, self.now))
                 next_tick += 0.25
+                continue
+            t, _, kind, job, nid = heapq.heappop(self.events)
             self.now = t
             node = self.nodes[nid]
             if kind == "uploaded":
@@ -141,7 +145,7 @@ class FarmModel:
                 if job not in node.cancelled:
                     self.finish(job, nid)
                 self.pump_down(node)
-        return self.now
+        return self.last_done
 
     def finish(self, job: str, nid: str) -> None:
         won, decisions = self.call(self.s.succeeded, job, nid, self.now)
