@@ -2,9 +2,10 @@
 
 A node's engine speed and link rate are known only once a job has run there. A farm that starts from
 nothing sends a node's first input whole (its upload measures the link), queues no job ahead on a node
-until something is timed, and cannot weigh transfers yet: on a 100 Mbit/s link that costs every node
-about a second at the start of each batch. The figures of earlier batches stand in until this batch's
-first timings replace them (:meth:`farm.core.scheduler.Scheduler.recall`):
+until something is timed, and cannot weigh transfers yet. A small batch pays for it most: 3 photos beside
+two nodes 8x slower than this PC end 25 % later than this PC alone would, the nodes' jobs backed up once
+they are found slow (``bench/remembered_start.py``). The figures of earlier batches stand in until this
+batch's first timings replace them (:meth:`farm.core.scheduler.Scheduler.recall`):
 
 - each worker's seconds per megapixel, per edit (:func:`edit_key`: the engine, its model and params, and
   the HD strategy; another edit is another figure);
