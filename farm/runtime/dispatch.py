@@ -315,8 +315,7 @@ class Dispatcher:
             )
         )
         self._apply(self.scheduler.worker_up(worker.caps(), self.clock()))
-        if self.memory is not None:
-            self.memory.worker_added(worker.id, _host_of(worker))
+        if self.memory is not None and self.memory.worker_added(worker.id, _host_of(worker)):
             self._apply(self.scheduler.tick(self.clock()))  # a recalled figure may place queued jobs now
 
     # ----------------------------------------------------------------------- jobs

@@ -22,15 +22,16 @@ class FarmMemory:
         self._keys: dict[str, str] = {}  # engine -> the edit key of the latest edit queued with it
         self._hosts: dict[str, str] = {}  # worker id -> its host ("" for this PC, which has no link)
 
-    def worker_added(self, worker_id: str, host: str) -> None:
-        """A worker joined: its link rate to this host, and its speed for the edits queued so far."""
+    def worker_added(self, worker_id: str, host: str) -> bool:
+        """A worker joined: its link rate to this host, and its speed for the edits queued so far. True if
+        any figure was recalled (the queue may then be placed anew)."""
         self._hosts[worker_id] = host
         now = self.wall()
         rate = self.remembered.link(worker_id, host, now) if host else None
-        if rate is not None:
-            self.scheduler.recall_link(worker_id, rate)
+        recalled = rate is not None and self.scheduler.recall_link(worker_id, rate)
         for engine, key in self._keys.items():
-            self._recall_speed(worker_id, engine, key, now)
+            recalled = self._recall_speed(worker_id, engine, key, now) or recalled
+        return recalled
 
     def edits_queued(self, specs: Iterable[EditSpec]) -> None:
         """Jobs of these edits were queued: every worker's speed for a new edit, where it is remembered."""
@@ -56,7 +57,6 @@ class FarmMemory:
                 self.remembered.note_link(worker_id, host, rate, now)
         return self.remembered
 
-    def _recall_speed(self, worker_id: str, engine: str, key: str, now: float) -> None:
+    def _recall_speed(self, worker_id: str, engine: str, key: str, now: float) -> bool:
         seconds_per_mp = self.remembered.speed(worker_id, key, now)
-        if seconds_per_mp is not None:
-            self.scheduler.recall(worker_id, engine, seconds_per_mp)
+        return seconds_per_mp is not None and self.scheduler.recall(worker_id, engine, seconds_per_mp)

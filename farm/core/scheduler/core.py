@@ -322,24 +322,27 @@ class Scheduler:
             worker.link.add(nbytes, seconds)
             self._link_changed(worker)
 
-    def recall(self, worker_id: str, engine: str, seconds_per_mp: float) -> None:
+    def recall(self, worker_id: str, engine: str, seconds_per_mp: float) -> bool:
         """A worker's speed for ``engine`` as an earlier batch measured it (the farm remembers them): it
         stands until a job is timed there, which replaces it. A node known from before is then placed by
-        its time, and takes a job ahead, from the first job of a batch."""
+        its time, and takes a job ahead, from the first job of a batch. True if it was taken."""
         worker = self._workers.get(worker_id)
         if worker is None:
-            return
+            return False
         est = worker.speed.setdefault(engine, SpeedEstimate(alpha=self.policy.speed_alpha))
-        if est.seconds_per_mp is None:
-            est.recall(seconds_per_mp)
-            self._changed(worker)
+        if not est.recall(seconds_per_mp):
+            return False
+        self._changed(worker)
+        return True
 
-    def recall_link(self, worker_id: str, rate: float) -> None:
-        """A node's link rate as an earlier batch measured it: it stands until transfers there are timed."""
+    def recall_link(self, worker_id: str, rate: float) -> bool:
+        """A node's link rate as an earlier batch measured it: it stands until transfers there are timed.
+        True if it was taken."""
         worker = self._workers.get(worker_id)
-        if worker is not None and worker.link.rate is None and rate > 0:
-            worker.link.recall(rate)
-            self._link_changed(worker)
+        if worker is None or not worker.link.recall(rate):
+            return False
+        self._link_changed(worker)
+        return True
 
     def measured(self, worker_id: str) -> tuple[dict[str, float], float | None]:
         """What this run timed on a worker, to remember for the next: its seconds per megapixel per engine,
@@ -421,9 +424,8 @@ class Scheduler:
         self._changed(worker)
         if first and self._untimed_refused:  # a first timing: the nodes not timed yet weigh their uploads by it
             # (only those whose link is measured: without a rate, _ahead_untimed says no whatever the timings)
-            for worker_id in [
-                w for w in self._untimed_refused if (wk := self._workers.get(w)) and wk.link.rate is not None
-            ]:
+            ready = [w for w in self._untimed_refused if self._workers[w].link.rate is not None]
+            for worker_id in ready:
                 self._unpark(worker_id)
                 self._untimed_refused.discard(worker_id)
 
