@@ -24,7 +24,7 @@ from tests.node.helpers import TOKEN, node_env, start_node, stop_node
 
 MODEL = "compact-x4.safetensors"
 IMAGES = 12
-W, H = 96, 64  # x4 on the CPU: long enough that a second node is worth sending the model to
+W, H = 384, 256  # x4 on the CPU: 12 jobs take one node longer than the other needs to verify its push under load
 
 
 class Nodes:
