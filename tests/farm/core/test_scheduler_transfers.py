@@ -398,3 +398,31 @@ def test_at_the_tail_no_job_waits_ahead_on_a_node_where_another_ends_it_sooner()
         s.started(job, worker, now)
     more = s.add_jobs([JobRequest(f"k{i}", "cv2") for i in range(2)], now + 0.9)
     assert dispatched(more) == [("k0", "fast")]
+
+
+def _backups(decisions: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+    return [(d.job_id, d.worker_id) for d in decisions if isinstance(d, Dispatch) and d.backup]
+
+
+def test_a_job_waiting_behind_another_on_a_node_is_copied_to_a_worker_only_a_little_sooner() -> None:
+    """The lab's tail: the node (1 s a job) holds two jobs, the second queued behind the first; this PC
+    (1.2 s a job), free at 0.5 s, would end the second at 1.7 s, the node at 2 s. Nothing of it is done
+    there, so a copy pays at the tail margin (1.1x sooner), not only at the backup ratio (1.5x)."""
+    s, now = _node_and_this_pc(1.0, 1.2, 10, prefetch=1)
+    s.set_worker_paused(LOCAL, True, now)
+    out = s.add_jobs([JobRequest("first", "cv2"), JobRequest("second", "cv2")], now)
+    assert dispatched(out) == [("first", "node"), ("second", "node")]
+    s.started("first", "node", now)
+    decisions = s.set_worker_paused(LOCAL, False, now + 0.5) + s.tick(now + 0.5)
+    assert _backups(decisions) == [("second", LOCAL)]
+
+
+def test_a_started_job_is_copied_only_at_the_backup_ratio() -> None:
+    """The node (2 s a job) runs a job since 0 s; this PC (1.5 s a job), free at 0.3 s, would end it at
+    1.8 s against the node's 2 s: sooner, but not 1.5x sooner, and its engine there is half done."""
+    s, now = _node_and_this_pc(2.0, 1.5, 10, prefetch=1)
+    s.set_worker_paused(LOCAL, True, now)
+    assert dispatched(s.add_jobs([JobRequest("only", "cv2")], now)) == [("only", "node")]
+    s.started("only", "node", now)
+    assert _backups(s.set_worker_paused(LOCAL, False, now + 0.3) + s.tick(now + 0.3)) == []
+    assert _backups(s.tick(now + 1.0)) == []  # 1 s + 1.5 s x 1.5 > 2 s still
