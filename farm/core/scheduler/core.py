@@ -313,7 +313,31 @@ class Scheduler:
         job.computed.add(worker_id)
         self._measure(worker, job, now - start)
         self._touch(worker)
-        return self._fill(now)
+        out: list[Decision] = []
+        for rival_id in [w for w in job.computed if w != worker_id and job_id in self._workers[w].fetching]:
+            # another copy's result is downloading too: two downloads of one result only share the links
+            # (the lab's two 44 MB copies over one 100 Mbit/s link took 6.3 s where one took 3.7 s); the one
+            # that arrives later is dropped
+            rival = self._workers[rival_id]
+            legs = self._legs(worker, job.req)
+            mine = now + legs[1] if legs is not None else float("inf")
+            theirs = self._fetched_by(rival, job)
+            loser = worker if theirs is None or theirs <= mine else rival
+            out += self._drop_copy(job, loser, "another copy's result arrives sooner")
+            if loser is worker:
+                break
+        return out + self._fill(now)
+
+    def _drop_copy(self, job: _Job, worker: _Worker, reason: str) -> list[Decision]:
+        """Stop one copy of ``job`` (another goes on): the worker's room, line and fetch are freed."""
+        job.assigned.pop(worker.id, None)
+        job.computed.discard(worker.id)
+        worker.inflight.pop(job.req.id, None)
+        worker.started.discard(job.req.id)
+        worker.fetching.pop(job.req.id, None)
+        self._uplink.dropped((job.req.id, worker.id))
+        self._touch(worker)
+        return [Cancel(job.req.id, worker.id, reason)]
 
     def link_measured(self, worker_id: str, nbytes: int, seconds: float) -> None:
         """A transfer to or from a worker took ``seconds`` for ``nbytes``."""

@@ -7,6 +7,7 @@ import pytest
 
 from farm.core.scheduler import (
     LOCAL,
+    Cancel,
     Dispatch,
     FailureKind,
     JobRequest,
@@ -426,3 +427,54 @@ def test_a_started_job_is_copied_only_at_the_backup_ratio() -> None:
     s.started("only", "node", now)
     assert _backups(s.set_worker_paused(LOCAL, False, now + 0.3) + s.tick(now + 0.3)) == []
     assert _backups(s.tick(now + 1.0)) == []  # 1 s + 1.5 s x 1.5 > 2 s still
+
+
+def _copied_on_two_nodes(slow_mb_per_s: float) -> tuple[Scheduler, float]:
+    """A 20 MB job (10 MB up, 10 MB down) on "slow" (6 s engine, its link at ``slow_mb_per_s``) and a backup
+    copy on "fast" (1 s engine, 10 MB/s): "fast" computes its copy at 2 s (its result arrives at 3 s)."""
+    s = Scheduler()
+    now = 0.0
+    for node, seconds, rate in (("slow", 6.0, slow_mb_per_s), ("fast", 1.0, 10)):
+        s.worker_up(WorkerCaps(node, slots=1, engines=CV2), now)
+        now = warm(s, node, seconds, now)
+        s.link_measured(node, int(rate * 10 * MB), 10.0)
+    s.set_worker_paused("fast", True, now)
+    assert dispatched(s.add_jobs([JobRequest("photo", "cv2", transfer_bytes=20 * MB)], now)) == [("photo", "slow")]
+    s.started("photo", "slow", now)
+    decisions = s.set_worker_paused("fast", False, now + 0.5) + s.tick(now + 0.5)
+    assert _backups(decisions) == [("photo", "fast")]
+    s.started("photo", "fast", now + 1.0)
+    assert cancels(s.computed("photo", "fast", now + 2.0)) == []
+    return s, now
+
+
+def cancels(decisions: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+    return [(d.job_id, d.worker_id) for d in decisions if isinstance(d, Cancel)]
+
+
+def test_a_second_copy_computed_while_the_first_downloads_is_not_downloaded_too() -> None:
+    """Both links 10 MB/s: the first copy's 10 MB result arrives at 3 s; the second, computed at 2.5 s (its
+    engine quicker than timed), would arrive at 3.5 s and share the link meanwhile. It is dropped; the first
+    goes on, and the job still ends once."""
+    s, now = _copied_on_two_nodes(10)
+    assert cancels(s.computed("photo", "slow", now + 2.5)) == [("photo", "slow")]
+    assert status(s, "slow").fetching == () and status(s, "fast").fetching == ("photo",)
+    first, _ = s.succeeded("photo", "fast", now + 3.0)
+    assert first
+    assert s.succeeded("photo", "slow", now + 3.5)[0] is False  # a result that still came: dropped
+
+
+def test_the_copy_that_would_arrive_first_is_the_one_downloaded() -> None:
+    """The holder is on a 100 MB/s link: its result, computed at 2.5 s, arrives at 2.6 s, before the
+    backup's (3 s). The backup's download is the one dropped."""
+    s, now = _copied_on_two_nodes(100)
+    assert cancels(s.computed("photo", "slow", now + 2.5)) == [("photo", "fast")]
+    assert status(s, "fast").fetching == () and status(s, "slow").fetching == ("photo",)
+
+
+def test_the_job_runs_again_when_the_download_kept_fails() -> None:
+    """No job lost: the download kept breaks off; the job is queued again and dispatched."""
+    s, now = _copied_on_two_nodes(10)
+    s.computed("photo", "slow", now + 2.5)
+    again = s.failed("photo", "fast", FailureKind.LOST, "the download broke off", now + 2.7)
+    assert [job for job, _ in dispatched(again)] == ["photo"]
