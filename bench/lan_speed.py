@@ -12,7 +12,8 @@ the pixels). Rows, per link rate (1 Gbit/s, 100 Mbit/s) and format:
 - bytes on the wire per edit (the farm host's interface counters) against the encoded crop box (the crop
   and its mask up, the edited crop down; ``farm.imaging.shipping.cut`` on the same inputs);
 - ``sim``: the same batch with the SIMULATED GPU engine (``--simulate``: a sleep per megapixel, no
-  competition for the cores) against the ideal: the larger of the compute bound (jobs / the workers'
+  competition for the cores; JPEG photos, ``--sim-formats jpeg,png`` adds PNG ones), against this PC alone
+  with that engine and against the ideal: the larger of the compute bound (jobs / the workers'
   combined measured rates, each worker's from its seconds a job between its start there and its end there:
   the engine, and decoding and encoding where the job runs; no transfer) and the link bound (bytes / the
   link rate);
@@ -219,9 +220,9 @@ def best_possible(per_job: dict[str, float], jobs: int, first_transfer: float, c
     return sorted(ends)[jobs - 1]
 
 
-def sim_row(rate_name: str, args: argparse.Namespace, tmp: Path) -> None:
+def sim_row(rate_name: str, fmt: str, args: argparse.Namespace, tmp: Path) -> None:
     w, h = args.size
-    src = photos(tmp / f"sim-{rate_name}", args.photos, w, h, "jpeg")
+    src = photos(tmp / f"sim-{rate_name}-{fmt}", args.photos, w, h, fmt)
     crops, crop_mp = crop_bytes(src)
     seconds_per_mp = 1.0 / crop_mp  # the engine sees the crop: 1 s per edit (SIMULATED GPU)
     with Lab(3, rate=rate_name) as lab:
@@ -230,14 +231,16 @@ def sim_row(rate_name: str, args: argparse.Namespace, tmp: Path) -> None:
         for i, node in enumerate((n1, n2)):
             start_node(node, tmp / f"sim-{rate_name}-n{i}", "--simulate")
         extra = ["--engine", "sim", "--simulate", "--param", f"seconds_per_mp={seconds_per_mp}"]
+        alone = lanfarm_run(farm_host, src, tmp / f"simalone-{rate_name}", [], tmp, "--local-only", *extra)
         # the first batch starts from nothing measured; the next one (the same photos again, as a user's next
         # batch) from what the first measured: each node's speed and link rate (farm.core.remembered)
         for batch in ("first", "next"):
             nodes_before, farm_before = sum(cpu_seconds(n) for n in (n1, n2)), children_cpu()
             out = tmp / f"simout-{rate_name}-{batch}"
-            report = lanfarm_run(farm_host, src, out, [n1, n2], tmp, *extra, home=f"sim-{rate_name}")
+            report = lanfarm_run(farm_host, src, out, [n1, n2], tmp, *extra, home=f"sim-{rate_name}-{fmt}")
             nodes_cpu, farm_cpu = sum(cpu_seconds(n) for n in (n1, n2)) - nodes_before, children_cpu() - farm_before
-            sim_report(rate_name, f"sim (jpeg), {batch} batch", args, src, crops, report, farm_cpu, nodes_cpu)
+            label = f"sim ({fmt}), {batch} batch"
+            sim_report(rate_name, label, args, src, crops, report, farm_cpu, nodes_cpu, alone["elapsed"])
 
 
 def sim_report(
@@ -249,6 +252,7 @@ def sim_report(
     report: dict[str, Any],
     farm_cpu: float,
     nodes_cpu: float,
+    alone: float,
 ) -> None:
     # each worker's seconds a job from its start there to its end there (a node's transfers are the link bound's)
     per_job = {wk["name"]: wk["compute_seconds"] / wk["done"] for wk in report["workers"].values() if wk["done"]}
@@ -260,7 +264,8 @@ def sim_report(
     cpu = max(farm_cpu, nodes_cpu) if args.cores == "own" else (farm_cpu + nodes_cpu) / 2
     makespan = report["elapsed"]
     print(
-        f"| {rate_name} | {label} | makespan {makespan:.1f} s | ideal {ideal:.1f} s "
+        f"| {rate_name} | {label} | makespan {makespan:.1f} s (this PC alone {alone:.1f} s: "
+        f"{alone / makespan:.2f}x) | ideal {ideal:.1f} s "
         f"(compute {compute:.1f}, link {link:.1f}) | **{ideal / makespan:.2f} of ideal** "
         f"| best possible {bound:.1f} s: **{bound / makespan:.2f}** "
         f"| CPU: this PC {farm_cpu:.1f} s, the nodes {nodes_cpu:.1f} s; with it {max(ideal, cpu) / makespan:.2f} |",
@@ -274,6 +279,9 @@ def main() -> None:
     parser.add_argument("--rates", default="1gbit,100mbit")
     parser.add_argument("--formats", default="png,jpeg", help='"" for the sim rows only')
     parser.add_argument("--no-sim", action="store_true")
+    parser.add_argument(
+        "--sim-formats", default="jpeg", help="the sim rows' photos: jpeg, png (40 MB frames: a GPU PC on a slow link)"
+    )
     parser.add_argument(
         "--cores", choices=("own", "shared"), default="own", help="own: this PC on core 0, the nodes on core 1"
     )
@@ -292,7 +300,8 @@ def main() -> None:
         if not args.no_sim:
             print()
             for rate in rates:
-                sim_row(rate, args, Path(tmp) / f"sim-{rate}")
+                for fmt in filter(None, args.sim_formats.split(",")):
+                    sim_row(rate, fmt, args, Path(tmp) / f"sim-{rate}-{fmt}")
 
 
 if __name__ == "__main__":
