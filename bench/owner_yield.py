@@ -55,10 +55,9 @@ async def one(tmp: Path, on_pause: str, job_s: float) -> tuple[float, float]:
     try:
         items = _batch(tmp / f"{on_pause}-farm", 1)
         options = FarmOptions(use_local=False)
+        no_copies = Policy(backup_ratio=1e9, waiting_backup_ratio=1e9)
         async with (
-            Dispatcher(
-                default_registry(simulate=True), token=TOKEN, options=options, policy=Policy(backup_ratio=1e9)
-            ) as farm,
+            Dispatcher(default_registry(simulate=True), token=TOKEN, options=options, policy=no_copies) as farm,
             aiohttp.ClientSession() as http,
         ):
             owned_id = await farm.add_peer(owned)

@@ -1105,10 +1105,10 @@ class Scheduler:
 
     def _backups(self, now: float) -> list[Decision]:
         """With nothing queued, give an idle faster worker a copy of a straggler's job: one it would end
-        ``backup_ratio`` times sooner, or only ``tail_margin`` times sooner where the job still waits on its
-        timed holder (queued ahead there, its engine not begun: nothing of it is done there, and the estimate
-        of a job behind another errs late; the lab's last job waited 1.3 s behind one on a node while this PC and
-        the other node idled, and would have ended 0.4 s sooner on either)."""
+        ``backup_ratio`` times sooner, or only ``waiting_backup_ratio`` times sooner where the job still
+        waits on its timed holder (queued ahead there, its engine not begun: nothing of it is done there, and
+        the estimate of a job behind another errs late; the lab's last job waited 1.3 s behind one on a node
+        while this PC and the other node idled, and would have ended 0.4 s sooner on either)."""
         if self.paused or self._queued:
             return []
         idle = sorted((self._workers[w] for w in self._room if not self._workers[w].inflight), key=lambda w: w.order)
@@ -1130,7 +1130,7 @@ class Scheduler:
             if expected_end <= now:  # overdue, or no estimate yet: assume it needs as long again
                 expected_end = now + (now - start)
             waiting = end is not None and job.req.id not in holder.started and job.req.id not in holder.fetching
-            ratio = self.policy.tail_margin if waiting else self.policy.backup_ratio
+            ratio = self.policy.waiting_backup_ratio if waiting else self.policy.backup_ratio
             stragglers.append((expected_end, job.seq, job, ratio))
         stragglers.sort(key=lambda e: (-e[0], e[1]))  # latest first
         out: list[Decision] = []

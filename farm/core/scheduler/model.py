@@ -129,4 +129,5 @@ class Policy:
     speed_alpha: float = 0.3  # weight of the newest sample in the moving average
     tail_margin: float = 1.1  # wait for a faster worker only if it finishes this much sooner
     backup_ratio: float = 1.5  # back up a straggler when the idle worker would finish this much sooner
+    waiting_backup_ratio: float = 1.1  # ... or a job still waiting behind another on its node, this much sooner
     shared_uplink: bool = True  # uploads to nodes go one at a time over this PC's link (as the dispatcher sends them)

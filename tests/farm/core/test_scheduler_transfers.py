@@ -408,7 +408,7 @@ def _backups(decisions: list) -> list[tuple[str, str]]:  # type: ignore[type-arg
 def test_a_job_waiting_behind_another_on_a_node_is_copied_to_a_worker_only_a_little_sooner() -> None:
     """The lab's tail: the node (1 s a job) holds two jobs, the second queued behind the first; this PC
     (1.2 s a job), free at 0.5 s, would end the second at 1.7 s, the node at 2 s. Nothing of it is done
-    there, so a copy pays at the tail margin (1.1x sooner), not only at the backup ratio (1.5x)."""
+    there, so a copy pays at 1.1x sooner (``waiting_backup_ratio``), not only at the backup ratio (1.5x)."""
     s, now = _node_and_this_pc(1.0, 1.2, 10, prefetch=1)
     s.set_worker_paused(LOCAL, True, now)
     out = s.add_jobs([JobRequest("first", "cv2"), JobRequest("second", "cv2")], now)

@@ -66,7 +66,7 @@ def photo(folder: Path) -> list:  # type: ignore[type-arg]
 
 async def upscaled(folder: Path, registry, spec: EditSpec, tiles: int, urls: list[str]) -> tuple[Job, list[Job]]:  # type: ignore[no-untyped-def]
     # no backup copies: on this 2-core box this PC would win every race, and the point is tiles from other PCs
-    no_backups = Policy(backup_ratio=float("inf"))
+    no_backups = Policy(backup_ratio=float("inf"), waiting_backup_ratio=float("inf"))
     async with Dispatcher(registry, token=TOKEN, options=FarmOptions(tiles=tiles), policy=no_backups) as farm:
         for url in urls:
             await farm.add_peer(url)

@@ -28,7 +28,8 @@ from tests.node.helpers import TOKEN, node_env, start_node, stop_node
 from tests.node.xvfb import touch, xvfb
 
 LOCAL_OFF = FarmOptions(use_local=False)
-NO_BACKUPS = Policy(backup_ratio=1e9)  # no straggler copies: a job moves only when its node hands it back
+# no straggler copies: a job moves only when its node hands it back
+NO_BACKUPS = Policy(backup_ratio=1e9, waiting_backup_ratio=1e9)
 SIM = EditSpec(engine="sim", params={"seconds_per_mp": 2.0})  # ~40 ms per 160x120 image (SIMULATED GPU)
 
 
