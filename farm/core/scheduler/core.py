@@ -301,7 +301,8 @@ class Scheduler:
 
     def computed(self, job_id: str, worker_id: str, now: float) -> list[Decision]:
         """The worker's engine has ended the job; its result is being fetched. The job stops taking room
-        there (the next job's upload overlaps this download) and the engine time is measured now."""
+        there (the next job's upload overlaps this download) and the engine time is measured now. When
+        another copy's result is being fetched too, only the one expected to arrive first goes on."""
         job = self._jobs.get(job_id)
         worker = self._workers.get(worker_id)
         if job is None or worker is None or worker_id not in job.assigned or job_id not in worker.inflight:
@@ -329,15 +330,19 @@ class Scheduler:
         return out + self._fill(now)
 
     def _drop_copy(self, job: _Job, worker: _Worker, reason: str) -> list[Decision]:
-        """Stop one copy of ``job`` (another goes on): the worker's room, line and fetch are freed."""
+        """Stop one copy of ``job`` (another goes on)."""
         job.assigned.pop(worker.id, None)
         job.computed.discard(worker.id)
-        worker.inflight.pop(job.req.id, None)
-        worker.started.discard(job.req.id)
-        worker.fetching.pop(job.req.id, None)
-        self._uplink.dropped((job.req.id, worker.id))
-        self._touch(worker)
+        self._free(worker, job.req.id)
         return [Cancel(job.req.id, worker.id, reason)]
+
+    def _free(self, worker: _Worker, job_id: str) -> None:
+        """``job_id`` no longer holds ``worker``: its room, its place in the upload line and its fetch."""
+        worker.inflight.pop(job_id, None)
+        worker.started.discard(job_id)
+        worker.fetching.pop(job_id, None)
+        self._uplink.dropped((job_id, worker.id))
+        self._touch(worker)
 
     def link_measured(self, worker_id: str, nbytes: int, seconds: float) -> None:
         """A transfer to or from a worker took ``seconds`` for ``nbytes``."""
@@ -477,11 +482,7 @@ class Scheduler:
         job = self._jobs.get(job_id)
         worker = self._workers.get(worker_id)
         if worker is not None:
-            worker.inflight.pop(job_id, None)
-            worker.started.discard(job_id)
-            worker.fetching.pop(job_id, None)
-            self._uplink.dropped((job_id, worker_id))
-            self._touch(worker)
+            self._free(worker, job_id)
         if job is not None:
             job.computed.discard(worker_id)
         if job is None or job.assigned.pop(worker_id, None) is None or job.state != ACTIVE:
@@ -678,11 +679,7 @@ class Scheduler:
         for wid in list(job.assigned):
             worker = self._workers.get(wid)
             if worker is not None:
-                worker.inflight.pop(job.req.id, None)
-                worker.started.discard(job.req.id)
-                worker.fetching.pop(job.req.id, None)
-                self._uplink.dropped((job.req.id, wid))
-                self._touch(worker)
+                self._free(worker, job.req.id)
             out.append(Cancel(job.req.id, wid, reason))
         job.assigned.clear()
         job.computed.clear()
