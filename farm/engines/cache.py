@@ -38,6 +38,10 @@ class ModelCache:
         self._evict(0, keep=key)
         return engine
 
+    def devices(self, keys: Callable[[Hashable], bool]) -> set[str]:
+        """The devices the loaded engines whose key matches run on."""
+        return {d for key, engine in self._engines.items() if keys(key) for d in engine.descriptor.devices}
+
     def drop(self, keys: Callable[[Hashable], bool]) -> None:
         """Forget the engines whose key matches (their model file changed or went away)."""
         for key in [k for k in self._engines if keys(k)]:

@@ -139,6 +139,18 @@ class Registry:
             )
         return desc, desc.params.validate(spec.params)
 
+    def off_cpu(self, engine_id: str) -> bool:
+        """Whether this PC's edits with ``engine_id`` run off its CPU: on a GPU (as its loaded engines say;
+        none loaded yet: no) or on the simulated one. The CPU then mostly idles while an edit runs."""
+        entry = self._entries.get(engine_id)
+        if entry is None:
+            return False
+        if entry.descriptor.simulated:
+            return True
+        with self._lock:
+            devices = self._loaded.devices(lambda key: isinstance(key, tuple) and key[:1] == (engine_id,))
+        return bool(devices - {"cpu"})
+
     def engine(self, engine_id: str, model: str | None = None) -> Engine:
         """The loaded engine, building it on first use (model loading happens here, once)."""
         entry = self._entries.get(engine_id)

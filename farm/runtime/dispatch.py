@@ -579,7 +579,10 @@ class Dispatcher:
         mp = req.megapixels if req is not None else 0.0
         crop = self._cut_cost.crop_ratio or 0.0  # before any cut: the whole files count as all extra
         light = desc is not None and desc.light
-        return send_whole(nbytes, crop, link, self._cut_cost, local_seconds=here, megapixels=mp, light=light)
+        off_cpu = req is not None and self.registry.off_cpu(req.engine)
+        return send_whole(
+            nbytes, crop, link, self._cut_cost, local_seconds=here, megapixels=mp, light=light, off_cpu=off_cpu
+        )
 
     def shares_uplink(self, worker_id: str) -> bool:
         return self.scheduler.shares_uplink(worker_id)

@@ -49,6 +49,18 @@ def test_a_crop_that_saves_this_pc_little_sends_the_whole_image_whatever_the_lin
     assert send_whole(40 * MB, 0.03, 12.5 * MB, cut, local_seconds=2.2 / (1 - CROP_SAVES) - 0.01)
 
 
+def test_an_edit_on_a_gpu_here_sends_the_crop_where_the_whole_files_would_take_longer_than_the_edit() -> None:
+    """The same cut (2.2 s for 40 MB) beside a 2.4 s edit that runs on this PC's GPU: its CPU idles during
+    the edit, so at 100 Mbit/s (6.2 s more link for the whole files) the crop goes; at 1 Gbit/s (0.6 s) the
+    whole input still does, as it does for an edit on the CPU."""
+    cut = CutCost()
+    cut.add(2.2, 40 * MB)
+    assert not send_whole(40 * MB, 0.03, 12.5 * MB, cut, local_seconds=2.4, off_cpu=True)
+    assert send_whole(40 * MB, 0.03, 125 * MB, cut, local_seconds=2.4, off_cpu=True)
+    assert send_whole(40 * MB, 0.03, 12.5 * MB, cut, local_seconds=2.4, off_cpu=False)
+    assert send_whole(40 * MB, 0.03, None, cut, local_seconds=2.4, off_cpu=True)  # a link not measured yet
+
+
 def test_a_guessed_cut_cost_gives_way_to_the_first_measured_one() -> None:
     cost = CutCost()
     cost.guess(2.0, 1 * MB)

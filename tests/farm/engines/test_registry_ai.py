@@ -148,6 +148,26 @@ def test_registry_memory_cap_evicts() -> None:
     assert np.array_equal(reg.engine("q").run(np.zeros(1), None, {}, None, None), np.zeros(1))
 
 
+def test_registry_says_which_engines_run_off_this_pcs_cpu() -> None:
+    """As the engines loaded say: one loaded on a (FAKE) GPU runs off the CPU, one on the CPU or not loaded
+    yet does not; the simulated GPU engine always does; an unknown engine does not."""
+    ai = EngineDescriptor(id="ai", title="ai", operations=frozenset({"inpaint"}), devices=("cuda", "mps", "cpu"))
+    on_cpu = replace(ai, id="ai-cpu")
+    sim = EngineDescriptor(id="sim", title="sim", operations=frozenset({"inpaint"}), devices=("sim",), simulated=True)
+    reg = Registry(
+        [
+            EngineEntry(ai, lambda _m: FakeEngine(replace(ai, devices=("cuda",)))),  # FAKE GPU: none exists here
+            EngineEntry(on_cpu, lambda _m: FakeEngine(replace(on_cpu, devices=("cpu",)))),
+            EngineEntry(sim, lambda _m: FakeEngine(sim)),
+        ]
+    )
+    assert not reg.off_cpu("ai") and not reg.off_cpu("ai-cpu")  # nothing loaded yet
+    reg.engine("ai")
+    reg.engine("ai-cpu")
+    assert reg.off_cpu("ai") and not reg.off_cpu("ai-cpu")
+    assert reg.off_cpu("sim") and not reg.off_cpu("nothing")
+
+
 def test_the_command_line_parser_imports_neither_torch_nor_qt() -> None:
     """`lanfarm run` builds its parser from every subcommand module: none may pull in the heavy stacks."""
     code = (

@@ -15,7 +15,7 @@ from PIL import Image
 
 from farm import EditSpec, default_registry
 from farm.core.job import JobState
-from farm.core.scheduler import WorkerCaps
+from farm.core.scheduler import LOCAL, JobRequest, WorkerCaps
 from farm.core.spec import HdStrategy, OutputSpec
 from farm.imaging.shipping import cut
 from farm.runtime.dispatch import Dispatcher, FarmOptions
@@ -158,6 +158,30 @@ def test_whole_sends_do_not_make_a_crop_look_as_big_as_its_photo() -> None:
         farm.shipped(1.0, cut=False)
     assert farm.scheduler.ship_ratio > 0.9  # what travelled: mostly whole files
     assert not farm.prefer_whole("n", 40 * mb)  # a crop: 6.5 s less on the wire against 1 s of CPU here
+
+
+def test_an_edit_on_the_simulated_gpu_sends_its_crop_where_the_whole_files_take_longer_than_the_edit() -> None:
+    """This PC edits on the (SIMULATED) GPU in 2.4 s, cutting and pasting a 40 MB PNG costs it 2.2 s: over
+    half the edit, but its CPU idles during its edits, and the whole files would add 6.5 s of link at
+    100 Mbit/s, longer than the edit takes here. The crop goes (an edit on the CPU would send it whole)."""
+    mb = 1_000_000
+    farm = Dispatcher(default_registry(simulate=True), token=TOKEN, options=FarmOptions())
+    s = farm.scheduler
+    s.worker_up(WorkerCaps(LOCAL, engines=frozenset({"sim"}), local=True), 0.0)
+    now = 0.0
+    for i in range(3):  # this PC timed at 2.4 s a job
+        s.add_jobs([JobRequest(f"warm{i}", "sim")], now)
+        s.started(f"warm{i}", LOCAL, now)
+        now += 2.4
+        s.succeeded(f"warm{i}", LOCAL, now)
+        s.committed(f"warm{i}", now)
+    s.worker_up(WorkerCaps("n", engines=frozenset({"sim"})), now)
+    s.link_measured("n", 12 * mb, 1.0)
+    farm.cut_measured(2.2, 40 * mb)
+    farm.shipped(0.03)
+    s.add_jobs([JobRequest("photo", "sim")], now)
+    assert farm.registry.off_cpu("sim")
+    assert not farm.prefer_whole("n", 40 * mb, "photo")
 
 
 async def test_crops_for_nodes_are_cut_and_pasted_one_at_a_time(
