@@ -39,8 +39,10 @@ class ModelCache:
         return engine
 
     def devices(self, keys: Callable[[Hashable], bool]) -> set[str]:
-        """The devices the loaded engines whose key matches run on."""
-        return {d for key, engine in self._engines.items() if keys(key) for d in engine.descriptor.devices}
+        """The devices the loaded engines whose key matches run on (from a snapshot: safe without the
+        registry's lock, which a thread loading a model holds for seconds)."""
+        loaded = list(self._engines.items())  # one C-level copy under the GIL
+        return {d for key, engine in loaded if keys(key) for d in engine.descriptor.devices}
 
     def drop(self, keys: Callable[[Hashable], bool]) -> None:
         """Forget the engines whose key matches (their model file changed or went away)."""

@@ -147,8 +147,8 @@ class Registry:
             return False
         if entry.descriptor.simulated:
             return True
-        with self._lock:
-            devices = self._loaded.devices(lambda key: isinstance(key, tuple) and key[:1] == (engine_id,))
+        # no lock: the farm asks from its event loop, and a model may be loading under the lock for seconds
+        devices = self._loaded.devices(lambda key: isinstance(key, tuple) and key[:1] == (engine_id,))
         return bool(devices - {"cpu"})
 
     def engine(self, engine_id: str, model: str | None = None) -> Engine:

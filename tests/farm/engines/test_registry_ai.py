@@ -168,6 +168,34 @@ def test_registry_says_which_engines_run_off_this_pcs_cpu() -> None:
     assert reg.off_cpu("sim") and not reg.off_cpu("nothing")
 
 
+def test_asking_where_an_engine_runs_does_not_wait_for_a_model_loading() -> None:
+    """The farm asks from its event loop; a model loads under the registry's lock for seconds (here until
+    released): the answer must not wait for it."""
+    import threading
+
+    slow = EngineDescriptor(id="slow", title="slow", operations=frozenset({"inpaint"}))
+    release, loading = threading.Event(), threading.Event()
+
+    def load(_model: str | None) -> FakeEngine:
+        loading.set()
+        release.wait(30)
+        return FakeEngine(slow)
+
+    reg = Registry([EngineEntry(slow, load)])
+    loader = threading.Thread(target=reg.engine, args=("slow",))
+    loader.start()
+    try:
+        assert loading.wait(10)
+        answered: list[bool] = []
+        asker = threading.Thread(target=lambda: answered.append(reg.off_cpu("slow")))
+        asker.start()
+        asker.join(10)
+        assert answered == [False], "off_cpu waited for the model loading under the lock"
+    finally:
+        release.set()
+        loader.join(30)
+
+
 def test_the_command_line_parser_imports_neither_torch_nor_qt() -> None:
     """`lanfarm run` builds its parser from every subcommand module: none may pull in the heavy stacks."""
     code = (
