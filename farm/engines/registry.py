@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -80,6 +80,11 @@ def engine_id(name: str) -> str:
     return ENGINE_ALIASES.get(key, name.strip())
 
 
+def _of_engine(engine_id: str) -> Callable[[Hashable], bool]:
+    """Whether a loaded engine's key, (engine id, model), is one of ``engine_id``'s."""
+    return lambda key: isinstance(key, tuple) and key[:1] == (engine_id,)
+
+
 class Registry:
     """Engines by id. Duplicate ids raise; built engines are cached per (engine, model), optionally
     under a memory cap (``memory_cap_mb``: least recently used engines are dropped first)."""
@@ -104,7 +109,7 @@ class Registry:
         engine_id = entry.descriptor.id
         with self._lock:
             self._entries[engine_id] = entry
-            self._loaded.drop(lambda key: isinstance(key, tuple) and key[:1] == (engine_id,))
+            self._loaded.drop(_of_engine(engine_id))
 
     def ids(self) -> list[str]:
         return list(self._entries)
@@ -148,7 +153,7 @@ class Registry:
         if entry.descriptor.simulated:
             return True
         # no lock: the farm asks from its event loop, and a model may be loading under the lock for seconds
-        devices = self._loaded.devices(lambda key: isinstance(key, tuple) and key[:1] == (engine_id,))
+        devices = self._loaded.devices(_of_engine(engine_id))
         return bool(devices - {"cpu"})
 
     def engine(self, engine_id: str, model: str | None = None) -> Engine:

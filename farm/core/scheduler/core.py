@@ -315,26 +315,25 @@ class Scheduler:
         self._measure(worker, job, now - start)
         self._touch(worker)
         out: list[Decision] = []
-        for rival_id in [w for w in job.computed if w != worker_id and job_id in self._workers[w].fetching]:
-            # another copy's result is downloading too: two downloads of one result only share the links
-            # (the lab's two 44 MB copies over one 100 Mbit/s link took 6.3 s where one took 3.7 s); the one
-            # that arrives later is dropped
-            rival = self._workers[rival_id]
+        rival = next((w for w in job.computed if w != worker_id and job_id in self._workers[w].fetching), None)
+        if rival is not None:  # a job has one copy at most besides: its result is downloading too
+            # two downloads of one result only share the links (the lab's two 44 MB copies over one 100 Mbit/s
+            # link took 6.3 s where one took 3.7 s): the one that would arrive later is dropped
             legs = self._legs(worker, job.req)
             mine = now + legs[1] if legs is not None else float("inf")
-            theirs = self._fetched_by(rival, job)
-            loser = worker if theirs is None or theirs <= mine else rival
-            out += self._drop_copy(job, loser, "another copy's result arrives sooner")
-            if loser is worker:
-                break
+            theirs = self._fetched_by(self._workers[rival], job)
+            loser = worker_id if theirs is None or theirs <= mine else rival
+            out = self._drop_copy(job, loser, "another copy's result arrives sooner")
         return out + self._fill(now)
 
-    def _drop_copy(self, job: _Job, worker: _Worker, reason: str) -> list[Decision]:
-        """Stop one copy of ``job`` (another goes on)."""
-        job.assigned.pop(worker.id, None)
-        job.computed.discard(worker.id)
-        self._free(worker, job.req.id)
-        return [Cancel(job.req.id, worker.id, reason)]
+    def _drop_copy(self, job: _Job, worker_id: str, reason: str) -> list[Decision]:
+        """Stop one copy of ``job``: the worker is freed of it and told to cancel it."""
+        job.assigned.pop(worker_id, None)
+        job.computed.discard(worker_id)
+        worker = self._workers.get(worker_id)
+        if worker is not None:
+            self._free(worker, job.req.id)
+        return [Cancel(job.req.id, worker_id, reason)]
 
     def _free(self, worker: _Worker, job_id: str) -> None:
         """``job_id`` no longer holds ``worker``: its room, its place in the upload line and its fetch."""
@@ -677,11 +676,7 @@ class Scheduler:
     def _release_all(self, job: _Job, reason: str) -> list[Decision]:
         out: list[Decision] = []
         for wid in list(job.assigned):
-            worker = self._workers.get(wid)
-            if worker is not None:
-                self._free(worker, job.req.id)
-            out.append(Cancel(job.req.id, wid, reason))
-        job.assigned.clear()
+            out += self._drop_copy(job, wid, reason)
         job.computed.clear()
         return out
 
