@@ -19,11 +19,11 @@ from farm.core.spec import EditSpec
 from farm.engines.base import CancelToken
 from farm.engines.registry import Registry
 from farm.errors import FarmError, ImageError, JobCancelled, SpecError
-from farm.imaging.codec import DEFAULT_MAX_PIXELS
-from farm.imaging.pipeline import execute
+from farm.imaging import pipeline
+from farm.imaging.codec import DEFAULT_MAX_PIXELS, Picture, encode_image
 from farm.imaging.shipping import Shipment, cut, paste, shippable
 from farm.local.files import sha256_hex
-from farm.local.hardware import ram_total
+from farm.local.hardware import ram_total, usable_cpus
 from farm.runtime.client import (
     NodeClient,
     NodeError,
@@ -115,7 +115,19 @@ def failure_kind_of(exc: BaseException) -> FailureKind:
 
 
 class LocalWorker:
-    """This PC: the same engines in a thread pool of ``slots`` threads."""
+    """This PC: the same engines, in the node's three stages (``node.executor``): the inputs decoded in a
+    pool of codec threads, the engine in one of ``slots`` threads, the result encoded in the codec pool.
+
+    It takes one job more than its slots (``WorkerCaps.prefetch``), so the next input is decoded while an
+    engine runs and a result is encoded while the next one runs: a GPU edit does not wait on decoding and
+    encoding a 24 MP frame (0.2 s for a JPEG, 1 s for a PNG, against 1 s of engine). A job is ``started``
+    when its engine starts; decoding ahead is not running. The engines take the jobs as their inputs are
+    decoded (an engine does not wait on a slow decode while another input is ready).
+
+    Codec threads: as many as engine slots (2 at least), never more than the cores. On one core two codecs
+    at once only take turns: the lab's 24 MP JPEGs with OpenCV took 5 % longer with two, not one; on two
+    cores with two OpenCV slots one codec thread took 30 % longer than two.
+    """
 
     name = "this PC"
 
@@ -124,6 +136,8 @@ class LocalWorker:
         self.registry = registry
         self.slots = max(1, slots)
         self._pool = ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="lanfarm-local")
+        codecs = min(usable_cpus(), 8, max(2, self.slots))
+        self._codec = ThreadPoolExecutor(max_workers=codecs, thread_name_prefix="lanfarm-codec")
 
     def caps(self) -> WorkerCaps:
         descs = [d for d in self.registry.descriptors() if d.available]
@@ -135,6 +149,7 @@ class LocalWorker:
             models={d.id: frozenset(d.models) for d in descs if d.models},
             memory_mb=int(ram_mb),
             local=True,
+            prefetch=1,
         )
 
     async def run(self, task: Task, progress: ProgressCb, started: StartedCb, computed: StartedCb = _nothing) -> bytes:
@@ -144,22 +159,27 @@ class LocalWorker:
         def report(fraction: float) -> None:
             loop.call_soon_threadsafe(progress, fraction)
 
-        def work() -> bytes:
-            loop.call_soon_threadsafe(started)
-            return execute(
+        def decode() -> pipeline.Prepared:
+            return pipeline.prepare(
                 task.image,
                 task.mask,
                 task.spec,
                 self.registry,
-                progress=report,
-                cancel=token,
                 max_pixels=task.max_pixels,
                 resize_mask=task.resize_mask,
             )
 
-        future = loop.run_in_executor(self._pool, work)
+        def engine(prepared: pipeline.Prepared) -> Picture:
+            token.check()
+            loop.call_soon_threadsafe(started)
+            return pipeline.run(prepared, self.registry, progress=report, cancel=token)
+
         try:
-            return await future
+            prepared = await loop.run_in_executor(self._codec, decode)
+            running = loop.run_in_executor(self._pool, engine, prepared)
+            del prepared  # not held here while the result encodes
+            picture = await running
+            return await loop.run_in_executor(self._codec, encode_image, picture, task.spec.output)
         except asyncio.CancelledError:
             token.cancel()
             raise
@@ -172,8 +192,9 @@ class LocalWorker:
             raise WorkerFailure(FailureKind.ENGINE, f"{type(exc).__name__}: {exc}") from None
 
     async def close(self) -> None:
-        """Wait for the pool's threads to end (running engines were told to cancel by their attempts)."""
-        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+        """Wait for the pools' threads to end (running engines were told to cancel by their attempts)."""
+        for pool in (self._pool, self._codec):
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
 
 class RemoteWorker:
