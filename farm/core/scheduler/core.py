@@ -328,20 +328,23 @@ class Scheduler:
 
     def _drop_copy(self, job: _Job, worker_id: str, reason: str) -> list[Decision]:
         """Stop one copy of ``job``: the worker is freed of it and told to cancel it."""
-        job.assigned.pop(worker_id, None)
-        job.computed.discard(worker_id)
-        worker = self._workers.get(worker_id)
-        if worker is not None:
-            self._free(worker, job.req.id)
+        self._forget_copy(job.req.id, job, worker_id)
         return [Cancel(job.req.id, worker_id, reason)]
 
-    def _free(self, worker: _Worker, job_id: str) -> None:
-        """``job_id`` no longer holds ``worker``: its room, its place in the upload line and its fetch."""
-        worker.inflight.pop(job_id, None)
-        worker.started.discard(job_id)
-        worker.fetching.pop(job_id, None)
-        self._uplink.dropped((job_id, worker.id))
-        self._touch(worker)
+    def _forget_copy(self, job_id: str, job: _Job | None, worker_id: str) -> bool:
+        """``worker_id``'s copy of the job is gone (dropped, or failed there): the worker is freed of it, and
+        the job no longer counts it. Whether the job had that copy (a late report of one dropped has none)."""
+        worker = self._workers.get(worker_id)
+        if worker is not None:  # its room, its place in the upload line and its fetch
+            worker.inflight.pop(job_id, None)
+            worker.started.discard(job_id)
+            worker.fetching.pop(job_id, None)
+            self._uplink.dropped((job_id, worker_id))
+            self._touch(worker)
+        if job is None:
+            return False
+        job.computed.discard(worker_id)
+        return job.assigned.pop(worker_id, None) is not None
 
     def link_measured(self, worker_id: str, nbytes: int, seconds: float) -> None:
         """A transfer to or from a worker took ``seconds`` for ``nbytes``."""
@@ -480,11 +483,7 @@ class Scheduler:
         worker for that engine); LOST requeues it without blame."""
         job = self._jobs.get(job_id)
         worker = self._workers.get(worker_id)
-        if worker is not None:
-            self._free(worker, job_id)
-        if job is not None:
-            job.computed.discard(worker_id)
-        if job is None or job.assigned.pop(worker_id, None) is None or job.state != ACTIVE:
+        if not self._forget_copy(job_id, job, worker_id) or job is None or job.state != ACTIVE:
             return self._fill(now)
         p = self.policy
         engine = job.req.engine
